@@ -1,0 +1,212 @@
+//! The command line: `run` and `check`, their flags, and how they wire sources, channel and reactor.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::{self, ManifestSet};
+use crate::reactor::{Reactor, ReactorConfig};
+use crate::report::Reporter;
+use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
+use crate::sources::{dir_watch, podman_events, sweep_timer};
+
+/// Capacity of the one channel. Sources wait when it is full (backpressure),
+/// which only happens if the reactor falls far behind.
+pub const CHANNEL_CAPACITY: usize = 4096;
+
+#[derive(Debug, Parser)]
+#[command(name = "podkeeper", version, about = "Keeps podman apps in the state their manifests declare, driven by events.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format when not in --debug mode (RUST_LOG sets the level; default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Keep the apps in DIR running as declared, until SIGTERM or SIGINT.
+    Run(RunArgs),
+    /// Validate every manifest in DIR: one line per app, exit 1 on any error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Directory of app manifests (*.yaml, *.yml).
+    #[arg(long, value_name = "DIR")]
+    pub apps: PathBuf,
+    /// Podman API socket [default: $CONTAINER_HOST, else /run/podman/podman.sock
+    /// for root, else $XDG_RUNTIME_DIR/podman/podman.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// How often the full sweep runs (it also runs at start-up and after every reconnect).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// Print every event received and every reaction, one line each.
+    #[arg(long)]
+    pub debug: bool,
+    /// Remove containers labelled io.podkeeper.app that have no manifest.
+    #[arg(long)]
+    pub prune_orphans: bool,
+    /// How many apps may be reconciled at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Directory of app manifests (*.yaml, *.yml).
+    #[arg(long, value_name = "DIR")]
+    pub apps: PathBuf,
+}
+
+/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (allowed: a number with ms, s, m or h, e.g. 30s, 5m)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (allowed: ms, s, m, h)")),
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?} must be more than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `podkeeper check`: returns the process exit code.
+pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
+    let set = manifest::load_dir(&args.apps)?;
+    print!("{}", check_report(&set));
+    Ok(if set.errors.is_empty() { 0 } else { 1 })
+}
+
+/// One line per valid app, then one per error.
+pub fn check_report(set: &ManifestSet) -> String {
+    let mut out = String::new();
+    let width = set.apps.keys().map(|k| k.len()).max().unwrap_or(0).max(4);
+    for (id, app) in &set.apps {
+        let file = app.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let companions = match app.app.companions.len() {
+            0 => String::new(),
+            1 => ", 1 companion".into(),
+            n => format!(", {n} companions"),
+        };
+        out.push_str(&format!(
+            "ok     {id:<width$}  {file}  ({}{companions})\n",
+            app.app.container.image
+        ));
+    }
+    for e in &set.errors {
+        out.push_str(&format!("error  {e}\n"));
+    }
+    out.push_str(&format!("{} valid, {} invalid\n", set.apps.len(), set.errors.len()));
+    out
+}
+
+/// `podkeeper run`: until a signal. Returns the process exit code.
+pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let apps = manifest::load_dir(&args.apps)?;
+    let socket = args.socket.clone().unwrap_or_else(default_socket);
+    let runtime = Arc::new(PodmanRuntime::new(&socket, Timeouts::default()));
+    let mut report = Reporter::stdout(args.debug);
+    report.note(
+        "podkeeper",
+        &format!(
+            "{} starting: {} apps from {}, podman at {}, sweep every {}",
+            env!("CARGO_PKG_VERSION"),
+            apps.apps.len(),
+            args.apps.display(),
+            socket.display(),
+            crate::report::secs(args.sweep_interval),
+        ),
+        false,
+    );
+
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let cancel = CancellationToken::new();
+    tokio::spawn(podman_events::run(socket.clone(), tx.clone(), cancel.child_token()));
+    tokio::spawn(sweep_timer::run(args.sweep_interval, tx.clone(), cancel.child_token()));
+    dir_watch::spawn(vec![args.apps.clone()], dir_watch::Watched::AppsDir, tx.clone(), cancel.child_token())
+        .context("cannot watch the apps directory")?;
+    // The reactor ends when every sender is gone; the sources own theirs.
+    drop(tx);
+
+    tokio::spawn(watch_signals(cancel.clone()));
+    let cfg = ReactorConfig {
+        apps_dir: Some(args.apps.clone()),
+        prune_orphans: args.prune_orphans,
+        max_concurrent: args.max_concurrent,
+        ..ReactorConfig::default()
+    };
+    let reactor = Reactor::new(runtime, rx, apps, cfg, report);
+    let stats = reactor.run(cancel.clone()).await;
+    let mut report = Reporter::stdout(args.debug);
+    report.note(
+        "podkeeper",
+        &format!(
+            "stopped: {} triggers, {} reconciles, {} sweeps, {} failures",
+            stats.triggers, stats.reconciles, stats.sweeps, stats.failures
+        ),
+        false,
+    );
+    Ok(0)
+}
+
+/// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
+async fn watch_signals(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    for n in 0.. {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        if n == 0 {
+            tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
+            cancel.cancel();
+        } else {
+            eprintln!("podkeeper: second signal, exiting now");
+            std::process::exit(130);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_should_parse_with_units() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

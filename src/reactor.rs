@@ -1,0 +1,467 @@
+//! The reactor: the single task that owns all state, turns triggers into keys, and runs reconciles.
+//!
+//! Every source feeds one channel; the reactor reads it, decides which key a
+//! trigger concerns (an app, the sweep, the manifests), and leaves *when* to
+//! the [`Scheduler`]. Ready keys run as tasks, a few at once; their results
+//! come back here, so no state is ever shared or locked.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use crate::manifest::{self, ManifestSet};
+use crate::reconcile::app::reconcile_app;
+use crate::reconcile::sweep::{sweep, SweepFindings};
+use crate::reconcile::Reaction;
+use crate::report::{secs, Reporter};
+use crate::runtime::Runtime;
+use crate::scheduler::{Finished, Scheduled, Scheduler};
+use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent, StreamStatus, Trigger};
+use crate::APP_LABEL;
+
+/// Container event actions that can mean a container left its declared state.
+/// Everything else (create, init, start, attach, exec, …) is an effect, not a cause;
+/// `cleanup` and `kill` always travel with `died`.
+pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
+
+/// How long manifest-directory changes settle before the directory is re-read
+/// (an editor's save is several events).
+pub const MANIFEST_SETTLE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone)]
+pub struct ReactorConfig {
+    /// The apps directory to re-read when it changes (None: manifests are fixed).
+    pub apps_dir: Option<PathBuf>,
+    /// Remove labelled containers that have no manifest.
+    pub prune_orphans: bool,
+    /// How many keys may reconcile at once.
+    pub max_concurrent: usize,
+    /// How long in-flight reconciles may take to finish at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ReactorConfig {
+    fn default() -> Self {
+        ReactorConfig {
+            apps_dir: None,
+            prune_orphans: false,
+            max_concurrent: 4,
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a finished task hands back.
+enum Done {
+    App(Reaction),
+    Sweep(Reaction, SweepFindings),
+    Manifests(Reaction, Option<ManifestSet>),
+}
+
+impl Done {
+    fn reaction(&self) -> &Reaction {
+        match self {
+            Done::App(r) | Done::Sweep(r, _) | Done::Manifests(r, _) => r,
+        }
+    }
+}
+
+/// Counters, for tests and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub triggers: u64,
+    pub reconciles: u64,
+    pub sweeps: u64,
+    pub failures: u64,
+}
+
+/// See the module documentation.
+pub struct Reactor<R: Runtime> {
+    rt: Arc<R>,
+    rx: mpsc::Receiver<Trigger>,
+    cfg: ReactorConfig,
+    apps: Arc<ManifestSet>,
+    /// Apps that had a manifest at some point in this run: their containers
+    /// go when the manifest goes. Containers of others are orphans.
+    had_manifest: HashSet<String>,
+    reported_orphans: BTreeSet<String>,
+    reported_errors: Vec<String>,
+    sched: Scheduler<Key>,
+    inflight: JoinSet<Done>,
+    report: Reporter,
+    stats: Stats,
+}
+
+impl<R: Runtime> Reactor<R> {
+    pub fn new(
+        rt: Arc<R>,
+        rx: mpsc::Receiver<Trigger>,
+        apps: ManifestSet,
+        cfg: ReactorConfig,
+        report: Reporter,
+    ) -> Self {
+        let had_manifest = apps.apps.keys().cloned().collect();
+        let mut reactor = Reactor {
+            rt,
+            rx,
+            cfg,
+            apps: Arc::new(ManifestSet::default()),
+            had_manifest,
+            reported_orphans: BTreeSet::new(),
+            reported_errors: Vec::new(),
+            sched: Scheduler::default(),
+            inflight: JoinSet::new(),
+            report,
+            stats: Stats::default(),
+        };
+        reactor.report_manifest_errors(&apps);
+        reactor.apps = Arc::new(apps);
+        reactor
+    }
+
+    /// Run until the channel closes (every source has stopped) or `shutdown`
+    /// fires, then let in-flight reconciles finish within the drain timeout.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
+        loop {
+            self.dispatch();
+            let deadline = self.sched.next_deadline();
+            tokio::select! {
+                // Results first: they free slots and may queue follow-ups.
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = self.inflight.join_next() => match done {
+                    Ok(done) => self.finish(done),
+                    Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
+                },
+                msg = self.rx.recv() => match msg {
+                    Some(trigger) => self.on_trigger(trigger),
+                    None => break,
+                },
+                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
+            }
+        }
+        self.drain().await;
+        self.stats
+    }
+
+    /// Process triggers until nothing is queued or running (replay and tests).
+    pub async fn run_until_idle(&mut self) {
+        loop {
+            self.dispatch();
+            if self.sched.is_idle() && self.inflight.is_empty() {
+                return;
+            }
+            let deadline = self.sched.next_deadline();
+            tokio::select! {
+                biased;
+                Some(done) = self.inflight.join_next() => {
+                    if let Ok(done) = done { self.finish(done) }
+                }
+                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
+            }
+        }
+    }
+
+    /// Handle one trigger now (replay feeds triggers one by one).
+    pub fn handle(&mut self, trigger: Trigger) {
+        self.on_trigger(trigger);
+        self.dispatch();
+    }
+
+    /// Wait for the next finished reconcile or deadline, for at most `until`.
+    pub async fn step_until(&mut self, until: Instant) {
+        loop {
+            self.dispatch();
+            let deadline = self.sched.next_deadline().map_or(until, |d| d.min(until));
+            tokio::select! {
+                biased;
+                Some(done) = self.inflight.join_next() => {
+                    if let Ok(done) = done { self.finish(done) }
+                }
+                _ = sleep_until(deadline) => {
+                    if Instant::now() >= until { return; }
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn report_mut(&mut self) -> &mut Reporter {
+        &mut self.report
+    }
+
+    async fn drain(&mut self) {
+        if self.inflight.is_empty() {
+            return;
+        }
+        self.report.note(
+            "shutdown",
+            &format!("waiting for {} reconcile(s) in flight", self.inflight.len()),
+            false,
+        );
+        let deadline = Instant::now() + self.cfg.drain_timeout;
+        while !self.inflight.is_empty() {
+            tokio::select! {
+                Some(done) = self.inflight.join_next() => {
+                    if let Ok(done) = done {
+                        let r = done.reaction().clone();
+                        self.report.reaction(&r, None);
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    self.report.note("shutdown", "drain timeout: abandoning reconciles in flight", true);
+                    self.inflight.abort_all();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Start every ready key, up to the concurrency bound.
+    fn dispatch(&mut self) {
+        let now = Instant::now();
+        while self.inflight.len() < self.cfg.max_concurrent.max(1) {
+            let Some(key) = self.sched.pop_ready(now) else { break };
+            self.spawn(key);
+        }
+    }
+
+    fn spawn(&mut self, key: Key) {
+        let rt = self.rt.clone();
+        let apps = self.apps.clone();
+        match key {
+            Key::App(id) => {
+                self.stats.reconciles += 1;
+                let may_remove = self.cfg.prune_orphans || self.had_manifest.contains(&id);
+                self.inflight.spawn(async move {
+                    Done::App(reconcile_app(&*rt, &id, apps.apps.get(&id), may_remove).await)
+                });
+            }
+            Key::Sweep => {
+                self.stats.sweeps += 1;
+                let removable = self.had_manifest.clone();
+                let prune = self.cfg.prune_orphans;
+                self.inflight.spawn(async move {
+                    let (r, f) = sweep(&*rt, &apps, &removable, prune).await;
+                    Done::Sweep(r, f)
+                });
+            }
+            Key::Manifests => {
+                let dir = self.cfg.apps_dir.clone();
+                self.inflight.spawn(async move {
+                    let mut r = Reaction::new(Key::Manifests);
+                    r.action = "reload";
+                    let Some(dir) = dir else {
+                        return Done::Manifests(r, None);
+                    };
+                    let loaded = tokio::task::spawn_blocking(move || manifest::load_dir(&dir)).await;
+                    match loaded {
+                        Ok(Ok(set)) => {
+                            r.why = format!("{} apps, {} errors", set.apps.len(), set.errors.len());
+                            Done::Manifests(r, Some(set))
+                        }
+                        Ok(Err(e)) => {
+                            r.result = Err(e.to_string());
+                            Done::Manifests(r, None)
+                        }
+                        Err(e) => {
+                            r.result = Err(e.to_string());
+                            Done::Manifests(r, None)
+                        }
+                    }
+                });
+            }
+            Key::Companion(_) => {
+                // Companions are reconciled by their own reconciler (not wired yet).
+                let mut r = Reaction::new(key);
+                r.why = "companions are not reconciled by this build".into();
+                self.inflight.spawn(async move { Done::App(r) });
+            }
+        }
+    }
+
+    fn finish(&mut self, done: Done) {
+        let now = Instant::now();
+        let reaction = done.reaction().clone();
+        let finished = match &reaction.result {
+            Ok(()) => Finished::Ok {
+                restarted_after: reaction.restarted_after,
+            },
+            Err(_) => {
+                self.stats.failures += 1;
+                Finished::Failed
+            }
+        };
+        let next = self.sched.finish(&reaction.key, finished, now);
+        let retry_in = match finished {
+            Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
+            Finished::Ok { .. } => None,
+        };
+        self.report.reaction(&reaction, retry_in);
+        if let Some(after) = reaction.requeue_after {
+            self.sched.schedule(reaction.key.clone(), now + after);
+        }
+        match done {
+            Done::App(_) => {}
+            Done::Sweep(r, findings) => {
+                for (key, why) in r.queue {
+                    let verdict = self.schedule_verdict(key.clone(), now);
+                    self.report.event("sweep", &why, &key.to_string(), &verdict);
+                }
+                for orphan in findings.orphans {
+                    if self.reported_orphans.insert(orphan.clone()) {
+                        self.report.note(
+                            "orphan",
+                            &format!("{orphan}: labelled {APP_LABEL} but no manifest; left alone (--prune-orphans removes it)"),
+                            true,
+                        );
+                    }
+                }
+            }
+            Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
+            Done::Manifests(_, None) => {}
+        }
+    }
+
+    /// Take a freshly read apps directory: queue exactly the apps that changed.
+    fn apply_manifests(&mut self, set: ManifestSet, now: Instant) {
+        self.report_manifest_errors(&set);
+        let old = self.apps.clone();
+        let ids: BTreeSet<&String> = old.apps.keys().chain(set.apps.keys()).collect();
+        let mut changed = Vec::new();
+        for id in ids {
+            let why = match (old.apps.get(id), set.apps.get(id)) {
+                (None, Some(_)) => "manifest added",
+                (Some(_), None) => "manifest gone",
+                (Some(a), Some(b)) if a.app != b.app => "manifest changed",
+                _ => continue,
+            };
+            changed.push((id.clone(), why));
+        }
+        for id in set.apps.keys() {
+            self.had_manifest.insert(id.clone());
+        }
+        self.apps = Arc::new(set);
+        for (id, why) in changed {
+            let key = Key::App(id);
+            let verdict = self.schedule_verdict(key.clone(), now);
+            self.report.event("apps-dir", why, &key.to_string(), &verdict);
+        }
+    }
+
+    fn report_manifest_errors(&mut self, set: &ManifestSet) {
+        let errors: Vec<String> = set.errors.iter().map(|e| e.to_string()).collect();
+        for e in &errors {
+            if !self.reported_errors.contains(e) {
+                self.report.note("manifest error", e, true);
+            }
+        }
+        self.reported_errors = errors;
+    }
+
+    fn on_trigger(&mut self, trigger: Trigger) {
+        self.stats.triggers += 1;
+        let now = Instant::now();
+        match trigger {
+            Trigger::Podman(ev) => self.on_podman_event(&ev, now),
+            Trigger::Stream(StreamStatus::Connected { resumed }) => {
+                // A sweep on every (re)connect covers whatever happened while
+                // nobody was listening.
+                let what = if resumed {
+                    self.sched.reset_failures(now);
+                    "stream resumed after a gap"
+                } else {
+                    "stream connected"
+                };
+                let verdict = self.schedule_verdict(Key::Sweep, now);
+                self.report.event("podman", what, "", &verdict);
+            }
+            Trigger::Stream(StreamStatus::Lost { error }) => {
+                self.report.note("podman", &format!("events stream lost: {error}; reconnecting"), true);
+            }
+            Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
+            Trigger::UnitDir(change) => {
+                self.report.event(
+                    "unit-dir",
+                    &change.kind.to_string(),
+                    &change.path.display().to_string(),
+                    "ignored: no companion owns it",
+                );
+            }
+            Trigger::SweepTick => {
+                let verdict = self.schedule_verdict(Key::Sweep, now);
+                self.report.event("timer", "sweep due", "", &verdict);
+            }
+        }
+    }
+
+    fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
+        let what = format!("{} {}", ev.typ, ev.action);
+        let subject = ev.name().to_string();
+        let verdict = if ev.typ != "container" {
+            format!("ignored: {} events do not change an app", ev.typ)
+        } else {
+            match ev.label(APP_LABEL) {
+                None => "ignored: not managed (no io.podkeeper.app label)".to_string(),
+                Some(id) if !self.apps.apps.contains_key(id) && !self.had_manifest.contains(id) => {
+                    "ignored: orphan (no manifest)".to_string()
+                }
+                Some(_) if !REACT_TO.contains(&ev.action.as_str()) => {
+                    format!("ignored: {} does not leave the declared state", ev.action)
+                }
+                Some(id) => self.schedule_verdict(Key::App(id.to_string()), now),
+            }
+        };
+        let what = match ev.label("containerExitCode") {
+            Some(code) if ev.action == "died" => format!("{what} ({code})"),
+            _ => what,
+        };
+        self.report.event("podman", &what, &subject, &verdict);
+    }
+
+    fn on_apps_dir(&mut self, change: &FileChange, now: Instant) {
+        let relevant = change.kind == ChangeKind::Rescan
+            || change.path.as_os_str().is_empty()
+            || manifest::is_manifest_file(&change.path);
+        let verdict = if relevant {
+            self.schedule_verdict_at(Key::Manifests, now + MANIFEST_SETTLE)
+        } else {
+            "ignored: not a manifest (*.yaml, *.yml)".to_string()
+        };
+        self.report.event(
+            "apps-dir",
+            &change.kind.to_string(),
+            &change.path.display().to_string(),
+            &verdict,
+        );
+    }
+
+    fn schedule_verdict(&mut self, key: Key, now: Instant) -> String {
+        self.schedule_verdict_at(key, now)
+    }
+
+    /// Schedule `key` and say, for the debug line, what that did.
+    fn schedule_verdict_at(&mut self, key: Key, at: Instant) -> String {
+        let now = Instant::now();
+        match self.sched.schedule(key.clone(), at) {
+            Scheduled::Queued(t) if t <= now => format!("queue {key}"),
+            Scheduled::Queued(t) => format!("queue {key} in {}", secs(t - now)),
+            Scheduled::Merged(t) if t <= now => format!("{key} already queued"),
+            Scheduled::Merged(t) => format!("{key} already queued (runs in {})", secs(t - now)),
+            Scheduled::Dirty => format!("{key} running; runs once more after"),
+        }
+    }
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86400 * 365)
+}

@@ -1,0 +1,181 @@
+//! Reconcile one app: its container exists, carries our labels and spec hash, and runs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{CallLog, Reaction};
+use crate::manifest::LoadedApp;
+use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError};
+use crate::trigger::Key;
+use crate::{APP_LABEL, SPEC_HASH_LABEL};
+
+/// How a container differs from what its manifest wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// No container of that name.
+    Missing,
+    /// A container of that name exists but lacks our label: never touched.
+    NotOurs,
+    /// Created from another spec.
+    SpecChanged { found: String },
+    /// Exited, stopped or never started.
+    NotRunning { state: String, exit_code: Option<i32> },
+    Paused,
+    /// Stopping or being removed right now: look again shortly.
+    Transient { state: String },
+    /// Ours, but no manifest wants it.
+    Unwanted,
+}
+
+impl Drift {
+    pub fn describe(&self) -> String {
+        match self {
+            Drift::Missing => "container missing".into(),
+            Drift::NotOurs => format!("a container of that name exists without the {APP_LABEL} label; podkeeper never touches it (remove or rename it)"),
+            Drift::SpecChanged { found } => format!("spec changed (container has {found:?})"),
+            Drift::NotRunning { state, exit_code: Some(code) } => format!("{state} (code {code})"),
+            Drift::NotRunning { state, .. } => state.clone(),
+            Drift::Paused => "paused".into(),
+            Drift::Transient { state } => format!("{state}, looking again shortly"),
+            Drift::Unwanted => "manifest deleted".into(),
+        }
+    }
+}
+
+/// Compare one app's manifest with its container. `None` means all is as declared.
+/// The sweep (on list results) and the app reconciler (on inspect results) share it.
+pub fn drift(desired: Option<&LoadedApp>, actual: Option<&ContainerInfo>) -> Option<Drift> {
+    let Some(actual) = actual else {
+        return desired.map(|_| Drift::Missing);
+    };
+    let Some(desired) = desired else {
+        return actual.label(APP_LABEL).is_some().then_some(Drift::Unwanted);
+    };
+    if actual.label(APP_LABEL) != Some(desired.app.id.as_str()) {
+        return Some(Drift::NotOurs);
+    }
+    let found = actual.label(SPEC_HASH_LABEL).unwrap_or("");
+    if found != desired.spec_hash {
+        return Some(Drift::SpecChanged {
+            found: found.to_string(),
+        });
+    }
+    match &actual.state {
+        ContainerState::Running => None,
+        ContainerState::Paused => Some(Drift::Paused),
+        ContainerState::Stopping | ContainerState::Removing => Some(Drift::Transient {
+            state: actual.state.as_str().to_string(),
+        }),
+        other => Some(Drift::NotRunning {
+            state: other.as_str().to_string(),
+            exit_code: actual.exit_code.filter(|_| *other != ContainerState::Created),
+        }),
+    }
+}
+
+/// The labels a container of this app carries.
+pub fn labels_for(app: &LoadedApp) -> BTreeMap<String, String> {
+    let mut labels = app.app.container.labels.clone();
+    labels.insert(APP_LABEL.into(), app.app.id.clone());
+    labels.insert(SPEC_HASH_LABEL.into(), app.spec_hash.clone());
+    labels
+}
+
+/// Reconcile the app `id`. `desired` is its manifest (None: deleted).
+/// `may_remove` allows removing a labelled container that has no manifest
+/// (the manifest was deleted while we ran, or `--prune-orphans`).
+pub async fn reconcile_app<R: Runtime>(
+    rt: &R,
+    id: &str,
+    desired: Option<&LoadedApp>,
+    may_remove: bool,
+) -> Reaction {
+    let mut reaction = Reaction::new(Key::App(id.to_string()));
+    let mut log = CallLog::default();
+    let result = decide_and_act(rt, id, desired, may_remove, &mut log, &mut reaction).await;
+    reaction.calls = log.calls;
+    reaction.result = result.map_err(|e| e.to_string());
+    reaction
+}
+
+async fn decide_and_act<R: Runtime>(
+    rt: &R,
+    id: &str,
+    desired: Option<&LoadedApp>,
+    may_remove: bool,
+    log: &mut CallLog,
+    r: &mut Reaction,
+) -> Result<(), RuntimeError> {
+    let actual = log.time("inspect", rt.inspect_container(id)).await?;
+    let Some(drift) = drift(desired, actual.as_ref()) else {
+        r.why = "running as declared".into();
+        return Ok(());
+    };
+    r.why = drift.describe();
+    match (drift, desired) {
+        (Drift::NotOurs, _) => {
+            r.action = "conflict";
+            Err(RuntimeError::Failed(r.why.clone()))
+        }
+        (Drift::Unwanted, _) if !may_remove => {
+            r.why = "orphan: labelled but no manifest (left alone; --prune-orphans removes it)".into();
+            Ok(())
+        }
+        (Drift::Unwanted, _) => {
+            r.action = "remove";
+            log.time("remove", rt.remove_container(id)).await
+        }
+        (Drift::Missing, Some(app)) => {
+            r.action = "create";
+            create_and_start(rt, app, log).await
+        }
+        (Drift::SpecChanged { .. }, Some(app)) => {
+            r.action = "recreate";
+            log.time("remove", rt.remove_container(id)).await?;
+            create_and_start(rt, app, log).await
+        }
+        (Drift::NotRunning { .. }, Some(_)) => {
+            r.action = "start";
+            r.restarted_after = actual.as_ref().and_then(ContainerInfo::last_uptime);
+            log.time("start", rt.start_container(id)).await
+        }
+        (Drift::Paused, Some(_)) => {
+            r.action = "unpause";
+            log.time("unpause", rt.unpause_container(id)).await
+        }
+        (Drift::Transient { .. }, _) => {
+            r.action = "wait";
+            r.requeue_after = Some(Duration::from_millis(250));
+            Ok(())
+        }
+        // drift() only reports these with a manifest present.
+        (Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. } | Drift::Paused, None) => Ok(()),
+    }
+}
+
+/// Create the container (pulling the image if it is missing) and start it.
+async fn create_and_start<R: Runtime>(
+    rt: &R,
+    app: &LoadedApp,
+    log: &mut CallLog,
+) -> Result<(), RuntimeError> {
+    let req = CreateRequest {
+        name: app.app.id.clone(),
+        spec: app.app.container.clone(),
+        labels: labels_for(app),
+    };
+    // Try to create first: the image is nearly always there, so this saves a
+    // call; only a missing image costs a pull and a second create.
+    match log.time("create", rt.create_container(&req)).await {
+        Err(RuntimeError::NotFound(_)) => {
+            log.time("pull", rt.pull_image(&app.app.container.image))
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("pull {}: {e}", app.app.container.image)))?;
+            log.time("create", rt.create_container(&req)).await?;
+        }
+        other => {
+            other?;
+        }
+    }
+    log.time("start", rt.start_container(&app.app.id)).await
+}

@@ -1,0 +1,78 @@
+//! Reconcilers: for one key, read the real state, compare with the manifest, act.
+//!
+//! They hold no state between runs; the reactor gives them what they need and
+//! gets back a [`Reaction`] saying what was decided, why, and what it cost.
+
+pub mod app;
+pub mod sweep;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::trigger::Key;
+
+/// One runtime call as the reconciler made it: its name and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub name: &'static str,
+    pub took: Duration,
+}
+
+/// Collects the calls a reconcile made, timing each.
+#[derive(Debug, Default)]
+pub struct CallLog {
+    pub calls: Vec<Call>,
+}
+
+impl CallLog {
+    /// Run one runtime call, recording its duration.
+    pub async fn time<T>(&mut self, name: &'static str, fut: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let out = fut.await;
+        self.calls.push(Call {
+            name,
+            took: started.elapsed(),
+        });
+        out
+    }
+}
+
+/// What one reconcile decided and how it went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reaction {
+    pub key: Key,
+    /// `none`, `create`, `start`, `recreate`, `remove`, `unpause`, `wait`, …
+    pub action: &'static str,
+    /// Why, in words: "exited (code 137)", "spec changed", …
+    pub why: String,
+    pub calls: Vec<Call>,
+    pub result: Result<(), String>,
+    /// When this run started a container that had exited: how long it had run.
+    pub restarted_after: Option<Duration>,
+    /// Run again after this long (a transient state was seen).
+    pub requeue_after: Option<Duration>,
+    /// Apps to queue as a result (the sweep's findings), with the reason.
+    pub queue: Vec<(Key, String)>,
+}
+
+impl Reaction {
+    pub fn new(key: Key) -> Self {
+        Reaction {
+            key,
+            action: "none",
+            why: String::new(),
+            calls: Vec::new(),
+            result: Ok(()),
+            restarted_after: None,
+            requeue_after: None,
+            queue: Vec::new(),
+        }
+    }
+
+    /// Total time spent in runtime calls.
+    pub fn call_time(&self) -> Duration {
+        self.calls.iter().map(|c| c.took).sum()
+    }
+}

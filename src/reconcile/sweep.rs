@@ -1,0 +1,68 @@
+//! The full sweep: one list call, then queue only the apps that differ from their manifest.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::{CallLog, Reaction};
+use crate::manifest::ManifestSet;
+use crate::reconcile::app::{drift, Drift};
+use crate::runtime::{ContainerInfo, Runtime};
+use crate::trigger::Key;
+use crate::APP_LABEL;
+
+/// What a sweep found, besides the keys it queues.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SweepFindings {
+    /// Labelled containers with no manifest that we leave alone.
+    pub orphans: Vec<String>,
+}
+
+/// List every labelled container once and compare with `apps`.
+/// `removable` are app ids whose containers may go without a manifest
+/// (deleted during this run); `prune` extends that to every orphan.
+pub async fn sweep<R: Runtime>(
+    rt: &R,
+    apps: &ManifestSet,
+    removable: &HashSet<String>,
+    prune: bool,
+) -> (Reaction, SweepFindings) {
+    let mut reaction = Reaction::new(Key::Sweep);
+    let mut log = CallLog::default();
+    let mut findings = SweepFindings::default();
+    match log.time("list", rt.list_managed()).await {
+        Ok(list) => {
+            let by_app: BTreeMap<&str, &ContainerInfo> = list
+                .iter()
+                .filter_map(|c| c.label(APP_LABEL).map(|id| (id, c)))
+                .collect();
+            for (id, app) in &apps.apps {
+                if let Some(d) = drift(Some(app), by_app.get(id.as_str()).copied()) {
+                    reaction.queue.push((Key::App(id.clone()), d.describe()));
+                }
+            }
+            for (id, c) in &by_app {
+                if apps.apps.contains_key(*id) {
+                    continue;
+                }
+                if prune || removable.contains(*id) {
+                    reaction.queue.push((Key::App(id.to_string()), Drift::Unwanted.describe()));
+                } else {
+                    findings.orphans.push(format!("{id} ({})", c.name));
+                }
+            }
+            reaction.action = if reaction.queue.is_empty() { "none" } else { "queue" };
+            reaction.why = format!(
+                "{} containers listed, {} differ{}",
+                list.len(),
+                reaction.queue.len(),
+                if findings.orphans.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} orphans left alone", findings.orphans.len())
+                }
+            );
+        }
+        Err(e) => reaction.result = Err(e.to_string()),
+    }
+    reaction.calls = log.calls;
+    (reaction, findings)
+}

@@ -1,0 +1,135 @@
+//! What podkeeper tells people: one aligned line per event and per reaction in `--debug`, tracing otherwise.
+
+use std::io::Write;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::reconcile::Reaction;
+
+/// Where line timestamps come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Clock {
+    /// Local wall-clock time (`run`).
+    Wall,
+    /// Time since `start` on tokio's clock (`replay`: virtual, so deterministic).
+    SinceStart(Instant),
+}
+
+/// Prints the debug lines, or logs through `tracing` when not in debug mode.
+pub struct Reporter {
+    debug: bool,
+    clock: Clock,
+    out: Box<dyn Write + Send>,
+}
+
+impl Reporter {
+    pub fn new(debug: bool, clock: Clock, out: Box<dyn Write + Send>) -> Self {
+        Reporter { debug, clock, out }
+    }
+
+    /// A reporter that prints debug lines to standard output.
+    pub fn stdout(debug: bool) -> Self {
+        Self::new(debug, Clock::Wall, Box::new(std::io::stdout()))
+    }
+
+    fn stamp(&self) -> String {
+        match self.clock {
+            Clock::Wall => chrono::Local::now().format("%H:%M:%S%.3f").to_string(),
+            Clock::SinceStart(start) => {
+                let d = start.elapsed();
+                format!("+{:>5}.{:03}s", d.as_secs(), d.subsec_millis())
+            }
+        }
+    }
+
+    fn line(&mut self, kind: &str, text: &str) {
+        let line = format!("{}  {kind:<5}  {text}", self.stamp());
+        let _ = writeln!(self.out, "{}", line.trim_end());
+        let _ = self.out.flush();
+    }
+
+    /// An event received from a source, and what the reactor made of it.
+    pub fn event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
+        if self.debug {
+            self.line("event", &format!("{source:<8} {what:<24} {subject:<20} → {verdict}"));
+        } else {
+            tracing::debug!(source, what, subject, verdict, "event");
+        }
+    }
+
+    /// A finished reconcile. `retry_in` is set when it failed and will be retried.
+    pub fn reaction(&mut self, r: &Reaction, retry_in: Option<Duration>) {
+        let calls = r
+            .calls
+            .iter()
+            .map(|c| format!("{} {}", c.name, ms(c.took)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let result = match (&r.result, retry_in) {
+            (Ok(()), _) => "ok".to_string(),
+            (Err(e), Some(d)) => format!("FAILED: {e} (retry in {})", secs(d)),
+            (Err(e), None) => format!("FAILED: {e}"),
+        };
+        if self.debug {
+            let key = r.key.to_string();
+            self.line(
+                "react",
+                &format!("{key:<24} {:<9} {:<36} [{calls}] {result}", r.action, r.why),
+            );
+        } else if r.result.is_err() {
+            tracing::warn!(key = %r.key, action = r.action, why = %r.why, calls = %calls, "{result}");
+        } else if r.action != "none" {
+            tracing::info!(key = %r.key, action = r.action, why = %r.why, calls = %calls, "ok");
+        } else {
+            tracing::debug!(key = %r.key, why = %r.why, calls = %calls, "nothing to do");
+        }
+    }
+
+    /// Anything else worth a line: start-up, manifest errors, orphans, stream state.
+    pub fn note(&mut self, subject: &str, text: &str, warn: bool) {
+        if self.debug {
+            self.line(if warn { "WARN" } else { "note" }, &format!("{subject:<24} {text}"));
+        } else if warn {
+            tracing::warn!(subject, "{text}");
+        } else {
+            tracing::info!(subject, "{text}");
+        }
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+pub fn secs(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// A writer whose bytes can be read back (tests and replay).
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+}
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! The runtime the reconcilers act on: what they may ask of podman, as a trait.
+//!
+//! [`podman::PodmanRuntime`] is the real one (podman's REST API, every call under
+//! a timeout). A simulated one backs replay and scale tests.
+
+pub mod podman;
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::manifest::ContainerSpec;
+
+/// A container as the runtime reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub state: ContainerState,
+    pub labels: BTreeMap<String, String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+}
+
+impl ContainerInfo {
+    /// How long it ran before it exited, when it has exited after a start.
+    pub fn last_uptime(&self) -> Option<Duration> {
+        let (start, end) = (self.started_at?, self.finished_at?);
+        (end > start).then(|| (end - start).to_std().ok()).flatten()
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.labels.get(key).map(String::as_str)
+    }
+}
+
+/// podman's container states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    Configured,
+    Created,
+    Running,
+    Paused,
+    Stopping,
+    Stopped,
+    Exited,
+    Removing,
+    Other(String),
+}
+
+impl ContainerState {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "configured" => Self::Configured,
+            "created" => Self::Created,
+            "running" => Self::Running,
+            "paused" => Self::Paused,
+            "stopping" => Self::Stopping,
+            "stopped" => Self::Stopped,
+            "exited" => Self::Exited,
+            "removing" => Self::Removing,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Configured => "configured",
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Exited => "exited",
+            Self::Removing => "removing",
+            Self::Other(s) => s,
+        }
+    }
+}
+
+/// What the reconciler asks podman to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub spec: ContainerSpec,
+    /// The spec's labels plus podkeeper's own.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Why a runtime call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// The thing asked about does not exist (container, image).
+    NotFound(String),
+    /// The call did not answer in time.
+    Timeout { call: &'static str, after: Duration },
+    /// The runtime could not be reached (socket gone, service stopped).
+    Unreachable(String),
+    /// The runtime answered with an error.
+    Failed(String),
+}
+
+
+impl std::fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuntimeError::NotFound(what) => write!(f, "not found: {what}"),
+            RuntimeError::Timeout { call, after } => {
+                write!(f, "{call} did not answer within {}s", after.as_secs_f32())
+            }
+            RuntimeError::Unreachable(e) => write!(f, "podman unreachable: {e}"),
+            RuntimeError::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+pub type RuntimeResult<T> = Result<T, RuntimeError>;
+
+/// Everything the app reconciler and the sweep need from a container runtime.
+///
+/// Implementations must be cheap to share (`Arc`) and every call must end:
+/// the real one puts a timeout on each.
+pub trait Runtime: Send + Sync + 'static {
+    /// The container of that name, or `None` when there is none.
+    fn inspect_container(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = RuntimeResult<Option<ContainerInfo>>> + Send;
+
+    /// Every container carrying podkeeper's app label, in one call.
+    fn list_managed(&self) -> impl Future<Output = RuntimeResult<Vec<ContainerInfo>>> + Send;
+
+    /// Create (not start) a container. Fails with `NotFound` when the image is missing.
+    fn create_container(
+        &self,
+        req: &CreateRequest,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
+
+    fn start_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    fn unpause_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Stop (if running) and remove a container; never its named volumes.
+    fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    fn pull_image(&self, image: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+}
+
+impl std::error::Error for RuntimeError {}

@@ -1,0 +1,271 @@
+//! The real runtime: podman's REST API over its unix socket, every call under a timeout.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use podman_api::models::{ContainerMount, Namespace, NamedVolume, PortMapping};
+use podman_api::opts::{
+    ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
+};
+use podman_api::Podman;
+
+use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
+use crate::manifest::{parse_port, parse_volume};
+
+/// How long each kind of call may take before it counts as failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// inspect, list, create, start, unpause
+    pub quick: Duration,
+    /// remove of a running container: podman waits out the stop timeout (10 s)
+    pub stop: Duration,
+    pub pull: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            quick: Duration::from_secs(15),
+            stop: Duration::from_secs(30),
+            pull: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Where the podman socket is when `--socket` is not given: `$CONTAINER_HOST`
+/// (`unix://…`), else the rootful socket for root, else the user's.
+pub fn default_socket() -> PathBuf {
+    if let Ok(host) = std::env::var("CONTAINER_HOST") {
+        if let Some(path) = host.strip_prefix("unix://") {
+            return PathBuf::from(path);
+        }
+    }
+    // SAFETY-free check for root: the effective uid is what matters, and
+    // /proc/self is always ours.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        return PathBuf::from("/run/podman/podman.sock");
+    }
+    let runtime_dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/1000".into());
+    Path::new(&runtime_dir).join("podman/podman.sock")
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct PodmanRuntime {
+    api: Podman,
+    socket: PathBuf,
+    timeouts: Timeouts,
+}
+
+impl PodmanRuntime {
+    pub fn new(socket: &Path, timeouts: Timeouts) -> Self {
+        PodmanRuntime {
+            api: Podman::unix(socket),
+            socket: socket.to_path_buf(),
+            timeouts,
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// podman's version, to check the service answers.
+    pub async fn version(&self) -> RuntimeResult<String> {
+        let v = with_timeout("version", self.timeouts.quick, self.api.version()).await?;
+        Ok(v.version.unwrap_or_default())
+    }
+}
+
+async fn with_timeout<T>(
+    call: &'static str,
+    after: Duration,
+    fut: impl Future<Output = Result<T, podman_api::Error>>,
+) -> RuntimeResult<T> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(RuntimeError::Timeout { call, after }),
+    }
+}
+
+fn classify(e: podman_api::Error) -> RuntimeError {
+    match e {
+        podman_api::Error::Fault { code, message } if code.as_u16() == 404 => {
+            RuntimeError::NotFound(message.trim().to_string())
+        }
+        podman_api::Error::Fault { message, .. } => RuntimeError::Failed(message.trim().to_string()),
+        e @ podman_api::Error::IO(_) => RuntimeError::Unreachable(e.to_string()),
+        podman_api::Error::Error(containers_api_error) => {
+            // Transport-level: could not connect, connection reset, …
+            RuntimeError::Unreachable(containers_api_error.to_string())
+        }
+        other => {
+            let text = other.to_string();
+            // containers-api wraps connection errors in its own error type.
+            if text.contains("connect") || text.contains("No such file") || text.contains("refused") {
+                RuntimeError::Unreachable(text)
+            } else {
+                RuntimeError::Failed(text)
+            }
+        }
+    }
+}
+
+fn labels_of(map: Option<std::collections::HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+impl Runtime for PodmanRuntime {
+    async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
+        let c = self.api.containers().get(name);
+        match with_timeout("inspect", self.timeouts.quick, c.inspect()).await {
+            Ok(r) => {
+                let zero = |d: Option<chrono::DateTime<Utc>>| d.filter(|d| d.timestamp() > 0);
+                let state = r.state;
+                let status = state.as_ref().and_then(|s| s.status.as_deref()).unwrap_or("unknown");
+                Ok(Some(ContainerInfo {
+                    id: r.id.unwrap_or_default(),
+                    name: r.name.unwrap_or_default(),
+                    state: ContainerState::parse(status),
+                    labels: labels_of(r.config.and_then(|c| c.labels)),
+                    started_at: zero(state.as_ref().and_then(|s| s.started_at)),
+                    finished_at: zero(state.as_ref().and_then(|s| s.finished_at)),
+                    exit_code: state.as_ref().and_then(|s| s.exit_code),
+                }))
+            }
+            Err(RuntimeError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_managed(&self) -> RuntimeResult<Vec<ContainerInfo>> {
+        let opts = ContainerListOpts::builder()
+            .all(true)
+            .filter([ContainerListFilter::LabelKey(crate::APP_LABEL.to_string())])
+            .build();
+        let list = with_timeout("list", self.timeouts.quick, self.api.containers().list(&opts)).await?;
+        let ts = |secs: Option<i64>| {
+            secs.filter(|s| *s > 0)
+                .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        };
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),
+                state: ContainerState::parse(c.state.as_deref().unwrap_or("unknown")),
+                labels: labels_of(c.labels),
+                started_at: ts(c.started_at),
+                finished_at: ts(c.exited_at),
+                exit_code: c.exit_code,
+            })
+            .collect())
+    }
+
+    async fn create_container(&self, req: &CreateRequest) -> RuntimeResult<String> {
+        let spec = &req.spec;
+        let mut opts = ContainerCreateOpts::builder()
+            .name(&req.name)
+            .image(&spec.image)
+            .env(spec.env.iter())
+            .labels(req.labels.iter());
+        if let Some(cmd) = &spec.command {
+            opts = opts.command(cmd.iter());
+        }
+        if let Some(net) = &spec.network {
+            let known = ["none", "host", "bridge", "slirp4netns", "private", "pasta"];
+            let nsmode = if known.contains(&net.as_str()) { net.as_str() } else { "bridge" };
+            opts = opts.net_namespace(Namespace {
+                nsmode: Some(nsmode.to_string()),
+                value: None,
+            });
+        }
+        let ports: Vec<PortMapping> = spec
+            .ports
+            .iter()
+            .filter_map(|p| parse_port(p))
+            .map(|p| PortMapping {
+                container_port: Some(p.container_port),
+                host_ip: p.host_ip,
+                host_port: Some(p.host_port),
+                protocol: Some(p.protocol),
+                range: None,
+            })
+            .collect();
+        if !ports.is_empty() {
+            opts = opts.portmappings(ports);
+        }
+        let (binds, named): (Vec<_>, Vec<_>) = spec
+            .volumes
+            .iter()
+            .filter_map(|v| parse_volume(v))
+            .partition(|v| v.is_bind());
+        if !binds.is_empty() {
+            opts = opts.mounts(binds.into_iter().map(|v| ContainerMount {
+                destination: Some(v.dest),
+                options: Some(if v.options.is_empty() { vec!["rbind".into()] } else { v.options }),
+                source: Some(v.source),
+                _type: Some("bind".into()),
+                uid_mappings: None,
+                gid_mappings: None,
+            }));
+        }
+        if !named.is_empty() {
+            opts = opts.volumes(named.into_iter().map(|v| NamedVolume {
+                dest: Some(v.dest),
+                is_anonymous: None,
+                name: Some(v.source),
+                options: Some(v.options),
+            }));
+        }
+        let created = with_timeout(
+            "create",
+            self.timeouts.quick,
+            self.api.containers().create(&opts.build()),
+        )
+        .await?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, name: &str) -> RuntimeResult<()> {
+        let c = self.api.containers().get(name);
+        with_timeout("start", self.timeouts.quick, c.start(None)).await
+    }
+
+    async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
+        let c = self.api.containers().get(name);
+        with_timeout("unpause", self.timeouts.quick, c.unpause()).await
+    }
+
+    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
+        let c = self.api.containers().get(name);
+        let opts = ContainerDeleteOpts::builder().force(true).build();
+        match with_timeout("remove", self.timeouts.stop, c.delete(&opts)).await {
+            Err(RuntimeError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
+        use futures::StreamExt;
+        let opts = PullOpts::builder().reference(image).quiet(true).build();
+        let images = self.api.images();
+        let pull = async {
+            let mut stream = images.pull(&opts);
+            while let Some(report) = stream.next().await {
+                let report = report?;
+                if let Some(err) = report.error {
+                    return Err(podman_api::Error::InvalidResponse(err));
+                }
+            }
+            Ok(())
+        };
+        with_timeout("pull", self.timeouts.pull, pull).await
+    }
+}

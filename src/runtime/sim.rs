@@ -1,0 +1,323 @@
+//! A simulated podman: containers and images in memory, answering like podman and emitting podman's event sequences.
+//!
+//! It backs replay, the reactor's own tests and the scale benchmark. Calls take
+//! a fixed time on tokio's clock, so under paused time everything is
+//! deterministic. The event sequences follow what podman 4.3 emits (see
+//! `fixtures/`): start → `init`, `start`; crash → `died`, `cleanup`;
+//! `rm -f` of a running container → `kill`, `died`, `cleanup`, `remove`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
+use crate::trigger::{Actor, PodmanEvent};
+use crate::APP_LABEL;
+
+/// One simulated container.
+#[derive(Debug, Clone)]
+pub struct SimContainer {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: ContainerState,
+    pub labels: BTreeMap<String, String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    containers: BTreeMap<String, SimContainer>,
+    images: BTreeSet<String>,
+    next_id: u64,
+    /// Every call the reactor made, in order: `inspect web`, `start web`, …
+    calls: Vec<String>,
+    unreachable: bool,
+}
+
+/// See the module documentation.
+#[derive(Clone)]
+pub struct SimRuntime {
+    state: Arc<Mutex<SimState>>,
+    events: Option<mpsc::UnboundedSender<PodmanEvent>>,
+    /// How long each call takes (on tokio's clock).
+    pub latency: Duration,
+    /// The wall-clock origin of simulated timestamps.
+    epoch: DateTime<Utc>,
+    started: tokio::time::Instant,
+}
+
+impl SimRuntime {
+    /// A simulated podman that has the given images. Events it emits go to
+    /// `events` when given.
+    pub fn new(images: &[&str], events: Option<mpsc::UnboundedSender<PodmanEvent>>) -> Self {
+        let state = SimState {
+            images: images.iter().map(|s| s.to_string()).collect(),
+            ..SimState::default()
+        };
+        SimRuntime {
+            state: Arc::new(Mutex::new(state)),
+            events,
+            latency: Duration::from_millis(5),
+            epoch: DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.epoch + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+
+    /// Every call made so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    pub fn container(&self, name: &str) -> Option<SimContainer> {
+        self.lock().containers.get(name).cloned()
+    }
+
+    pub fn containers(&self) -> Vec<SimContainer> {
+        self.lock().containers.values().cloned().collect()
+    }
+
+    /// Make every call fail as if the service were stopped.
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.lock().unreachable = unreachable;
+    }
+
+    fn emit(&self, c: &SimContainer, action: &str, exit_code: Option<i32>) {
+        let Some(tx) = &self.events else { return };
+        let mut attributes = c.labels.clone();
+        attributes.insert("name".into(), c.name.clone());
+        attributes.insert("image".into(), c.image.clone());
+        // podman 4.3 puts an exit code on every container event.
+        attributes.insert(
+            "containerExitCode".into(),
+            exit_code.or(c.exit_code).unwrap_or(0).to_string(),
+        );
+        let now = self.now();
+        let mut rest = serde_json::Map::new();
+        rest.insert("status".into(), action.into());
+        rest.insert("id".into(), c.id.clone().into());
+        rest.insert("from".into(), c.image.clone().into());
+        rest.insert("scope".into(), "local".into());
+        rest.insert("time".into(), now.timestamp().into());
+        let _ = tx.send(PodmanEvent {
+            typ: "container".into(),
+            action: action.into(),
+            actor: Actor {
+                id: c.id.clone(),
+                attributes,
+            },
+            time_nano: now.timestamp_nanos_opt().unwrap_or_default(),
+            rest,
+        });
+    }
+
+    /// Start a call: record it, take the latency, fail if unreachable.
+    async fn call(&self, what: String) -> RuntimeResult<()> {
+        self.lock().calls.push(what);
+        tokio::time::sleep(self.latency).await;
+        if self.lock().unreachable {
+            return Err(RuntimeError::Unreachable("simulated: service stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Add a container as if created by podkeeper earlier (or by hand), running.
+    pub fn add_running(&self, name: &str, labels: BTreeMap<String, String>) {
+        let mut st = self.lock();
+        st.next_id += 1;
+        let c = SimContainer {
+            id: format!("{:064x}", st.next_id),
+            name: name.into(),
+            image: "localhost/bb:1".into(),
+            state: ContainerState::Running,
+            labels,
+            started_at: Some(self.now()),
+            finished_at: None,
+            exit_code: None,
+        };
+        st.containers.insert(name.into(), c);
+    }
+
+    /// The container's main process dies (`kill -9`): `died`, `cleanup`.
+    pub fn crash(&self, name: &str, code: i32) {
+        let now = self.now();
+        let c = {
+            let mut st = self.lock();
+            let Some(c) = st.containers.get_mut(name) else { return };
+            if c.state != ContainerState::Running {
+                return;
+            }
+            c.state = ContainerState::Exited;
+            c.exit_code = Some(code);
+            c.finished_at = Some(now);
+            c.clone()
+        };
+        self.emit(&c, "died", Some(code));
+        self.emit(&c, "cleanup", Some(code));
+    }
+
+    /// `podman stop` by hand: `kill`, `died`, `stop`, `cleanup`.
+    pub fn stop_by_hand(&self, name: &str) {
+        let now = self.now();
+        let c = {
+            let mut st = self.lock();
+            let Some(c) = st.containers.get_mut(name) else { return };
+            c.state = ContainerState::Exited;
+            c.exit_code = Some(0);
+            c.finished_at = Some(now);
+            c.clone()
+        };
+        self.emit(&c, "kill", Some(0));
+        self.emit(&c, "died", Some(0));
+        self.emit(&c, "stop", Some(0));
+        self.emit(&c, "cleanup", Some(0));
+    }
+
+    /// `podman rm -f` by hand.
+    pub fn remove_by_hand(&self, name: &str) {
+        let c = self.lock().containers.remove(name);
+        if let Some(c) = c {
+            self.emit_removal(&c);
+        }
+    }
+
+    fn emit_removal(&self, c: &SimContainer) {
+        if c.state == ContainerState::Running {
+            self.emit(c, "kill", Some(137));
+            self.emit(c, "died", Some(137));
+            self.emit(c, "cleanup", Some(137));
+        }
+        self.emit(c, "remove", None);
+    }
+}
+
+impl Runtime for SimRuntime {
+    async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
+        self.call(format!("inspect {name}")).await?;
+        Ok(self.lock().containers.get(name).map(info))
+    }
+
+    async fn list_managed(&self) -> RuntimeResult<Vec<ContainerInfo>> {
+        self.call("list".into()).await?;
+        Ok(self
+            .lock()
+            .containers
+            .values()
+            .filter(|c| c.labels.contains_key(APP_LABEL))
+            .map(info)
+            .collect())
+    }
+
+    async fn create_container(&self, req: &CreateRequest) -> RuntimeResult<String> {
+        self.call(format!("create {}", req.name)).await?;
+        let c = {
+            let mut st = self.lock();
+            if !st.images.contains(&req.spec.image) {
+                return Err(RuntimeError::NotFound(format!("{}: image not known", req.spec.image)));
+            }
+            if st.containers.contains_key(&req.name) {
+                return Err(RuntimeError::Failed(format!(
+                    "the container name {:?} is already in use",
+                    req.name
+                )));
+            }
+            st.next_id += 1;
+            let c = SimContainer {
+                id: format!("{:064x}", st.next_id),
+                name: req.name.clone(),
+                image: req.spec.image.clone(),
+                state: ContainerState::Created,
+                labels: req.labels.clone(),
+                started_at: None,
+                finished_at: None,
+                exit_code: None,
+            };
+            st.containers.insert(req.name.clone(), c.clone());
+            c
+        };
+        self.emit(&c, "create", None);
+        Ok(c.id)
+    }
+
+    async fn start_container(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("start {name}")).await?;
+        let now = self.now();
+        let c = {
+            let mut st = self.lock();
+            let c = st
+                .containers
+                .get_mut(name)
+                .ok_or_else(|| RuntimeError::NotFound(format!("no container with name or ID {name:?} found")))?;
+            if c.state == ContainerState::Running {
+                return Ok(());
+            }
+            c.state = ContainerState::Running;
+            c.started_at = Some(now);
+            c.exit_code = Some(0);
+            c.clone()
+        };
+        self.emit(&c, "init", None);
+        self.emit(&c, "start", None);
+        Ok(())
+    }
+
+    async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("unpause {name}")).await?;
+        let c = {
+            let mut st = self.lock();
+            let c = st
+                .containers
+                .get_mut(name)
+                .ok_or_else(|| RuntimeError::NotFound(name.to_string()))?;
+            c.state = ContainerState::Running;
+            c.clone()
+        };
+        self.emit(&c, "unpause", None);
+        Ok(())
+    }
+
+    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("remove {name}")).await?;
+        let c = self.lock().containers.remove(name);
+        if let Some(c) = c {
+            self.emit_removal(&c);
+        }
+        Ok(())
+    }
+
+    async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
+        self.call(format!("pull {image}")).await?;
+        Err(RuntimeError::Failed(format!(
+            "initializing source docker://{image}: no registry can be reached (simulated)"
+        )))
+    }
+}
+
+fn info(c: &SimContainer) -> ContainerInfo {
+    ContainerInfo {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        state: c.state.clone(),
+        labels: c.labels.clone(),
+        started_at: c.started_at,
+        finished_at: c.finished_at,
+        exit_code: c.exit_code,
+    }
+}

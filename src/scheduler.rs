@@ -1,0 +1,464 @@
+//! The keyed scheduler: per key idle / queued / running(+dirty), earliest deadline wins, per-key backoff.
+//!
+//! It decides *when* a key runs and never *what* running it means; the reactor
+//! owns one and asks it for ready keys. The rules (after kube-runtime's
+//! scheduler and client-go's workqueue):
+//!
+//! * A key is **idle**, **queued** (with a deadline) or **running**.
+//! * Scheduling a queued key keeps the earlier of the two deadlines, so any
+//!   number of triggers collapse into one run.
+//! * Scheduling a running key marks it **dirty**: it is never handed out twice at
+//!   once, and runs exactly once more after it finishes, however many triggers
+//!   arrived meanwhile.
+//! * A failure holds the key back for an exponentially growing delay, reset by a
+//!   success. Triggers that arrive meanwhile are folded into the retry: they can
+//!   neither shorten the delay (no hot loop) nor lengthen it (the failure count
+//!   only moves on real attempts).
+//! * A container that exited soon after being started counts as a crash loop:
+//!   its next restart waits 100 ms doubling (Docker's restart manager), reset once
+//!   a run lasts 10 s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::backoff::{Backoff, CRASH_LOOP_UPTIME};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    Queued { at: Instant, seq: u64 },
+    Running { follow_up: Option<Instant> },
+}
+
+#[derive(Debug, Clone)]
+struct KeyState {
+    phase: Phase,
+    failures: u32,
+    quick_exits: u32,
+    failure_until: Option<Instant>,
+    crash_until: Option<Instant>,
+}
+
+impl KeyState {
+    fn new() -> Self {
+        KeyState {
+            phase: Phase::Idle,
+            failures: 0,
+            quick_exits: 0,
+            failure_until: None,
+            crash_until: None,
+        }
+    }
+
+    /// The earliest moment the key may run again.
+    fn not_before(&self) -> Option<Instant> {
+        self.failure_until.max(self.crash_until)
+    }
+
+    fn is_forgettable(&self) -> bool {
+        self.phase == Phase::Idle && self.failures == 0 && self.quick_exits == 0
+    }
+}
+
+/// What scheduling a key did, for the debug output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheduled {
+    /// Newly queued to run at this instant.
+    Queued(Instant),
+    /// Already queued; it runs at this instant (the earlier deadline won).
+    Merged(Instant),
+    /// Running now: it runs once more when done.
+    Dirty,
+}
+
+/// How a run of a key ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// Done. `restarted_after` is the uptime of the container that had exited,
+    /// when this run started it again (feeds the crash-loop delay).
+    Ok { restarted_after: Option<Duration> },
+    /// Could not be done; retry after the failure backoff.
+    Failed,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Scheduler<K> {
+    keys: HashMap<K, KeyState>,
+    queue: BTreeMap<(Instant, u64), K>,
+    seq: u64,
+    running: usize,
+    failure: Backoff,
+    crash: Backoff,
+}
+
+impl<K: Clone + Eq + Hash> Default for Scheduler<K> {
+    fn default() -> Self {
+        Self::new(Backoff::FAILURE, Backoff::CRASH_LOOP)
+    }
+}
+
+impl<K: Clone + Eq + Hash> Scheduler<K> {
+    pub fn new(failure: Backoff, crash: Backoff) -> Self {
+        Scheduler {
+            keys: HashMap::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            running: 0,
+            failure,
+            crash,
+        }
+    }
+
+    /// Ask for `key` to run no earlier than `at` (and no earlier than its backoff allows).
+    pub fn schedule(&mut self, key: K, at: Instant) -> Scheduled {
+        let state = self.keys.entry(key.clone()).or_insert_with(KeyState::new);
+        let at = at.max(state.not_before().unwrap_or(at));
+        match state.phase {
+            Phase::Running { follow_up } => {
+                state.phase = Phase::Running {
+                    follow_up: Some(follow_up.map_or(at, |f| f.min(at))),
+                };
+                Scheduled::Dirty
+            }
+            Phase::Queued { at: queued, .. } if queued <= at => Scheduled::Merged(queued),
+            Phase::Queued { at: queued, seq } => {
+                self.queue.remove(&(queued, seq));
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
+                Scheduled::Merged(at)
+            }
+            Phase::Idle => {
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
+                Scheduled::Queued(at)
+            }
+        }
+    }
+
+    fn enqueue(
+        queue: &mut BTreeMap<(Instant, u64), K>,
+        seq: &mut u64,
+        state: &mut KeyState,
+        key: K,
+        at: Instant,
+    ) {
+        *seq += 1;
+        state.phase = Phase::Queued { at, seq: *seq };
+        queue.insert((at, *seq), key);
+    }
+
+    /// The next key whose deadline has come, now marked running.
+    pub fn pop_ready(&mut self, now: Instant) -> Option<K> {
+        let (&(at, seq), _) = self.queue.first_key_value()?;
+        if at > now {
+            return None;
+        }
+        let key = self.queue.remove(&(at, seq))?;
+        let state = self.keys.get_mut(&key)?;
+        state.phase = Phase::Running { follow_up: None };
+        self.running += 1;
+        Some(key)
+    }
+
+    /// When the earliest queued key becomes ready.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// Record how a run ended. Returns when the key runs next, if it does
+    /// (a retry after failure, or the follow-up of a dirty key).
+    pub fn finish(&mut self, key: &K, finished: Finished, now: Instant) -> Option<Instant> {
+        let state = self.keys.get_mut(key)?;
+        let Phase::Running { follow_up } = state.phase else {
+            return None;
+        };
+        self.running -= 1;
+        state.phase = Phase::Idle;
+        let mut next = follow_up;
+        match finished {
+            Finished::Ok { restarted_after } => {
+                state.failures = 0;
+                state.failure_until = None;
+                match restarted_after {
+                    Some(uptime) if uptime < CRASH_LOOP_UPTIME => {
+                        state.quick_exits += 1;
+                        state.crash_until = Some(now + self.crash.delay(state.quick_exits));
+                    }
+                    Some(_) => {
+                        state.quick_exits = 0;
+                        state.crash_until = None;
+                    }
+                    None => {}
+                }
+            }
+            Finished::Failed => {
+                state.failures += 1;
+                let until = now + self.failure.delay(state.failures);
+                state.failure_until = Some(until);
+                next = Some(next.map_or(until, |f| f.max(until)));
+            }
+        }
+        match next {
+            Some(at) => match self.schedule(key.clone(), at) {
+                Scheduled::Queued(at) | Scheduled::Merged(at) => Some(at),
+                Scheduled::Dirty => None,
+            },
+            None => {
+                if self.keys.get(key).is_some_and(KeyState::is_forgettable) {
+                    self.keys.remove(key);
+                }
+                None
+            }
+        }
+    }
+
+    /// Forget failure backoff on every key (the runtime came back: what failed
+    /// because it was away deserves a prompt retry). Crash-loop delays stay.
+    pub fn reset_failures(&mut self, now: Instant) {
+        let mut moved = Vec::new();
+        for (key, state) in self.keys.iter_mut() {
+            state.failures = 0;
+            if state.failure_until.take().is_some() {
+                if let Phase::Queued { at, seq } = state.phase {
+                    let earliest = state.crash_until.unwrap_or(now).max(now);
+                    if at > earliest {
+                        moved.push((key.clone(), at, seq, earliest));
+                    }
+                }
+            }
+        }
+        for (key, at, seq, earliest) in moved {
+            self.queue.remove(&(at, seq));
+            if let Some(state) = self.keys.get_mut(&key) {
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key, earliest);
+            }
+        }
+    }
+
+    /// Drop a key that is queued (not one that is running).
+    pub fn unqueue(&mut self, key: &K) {
+        if let Some(state) = self.keys.get_mut(key) {
+            if let Phase::Queued { at, seq } = state.phase {
+                self.queue.remove(&(at, seq));
+                state.phase = Phase::Idle;
+            }
+        }
+    }
+
+    pub fn is_running(&self, key: &K) -> bool {
+        matches!(
+            self.keys.get(key).map(|s| s.phase),
+            Some(Phase::Running { .. })
+        )
+    }
+
+    pub fn is_queued(&self, key: &K) -> bool {
+        matches!(
+            self.keys.get(key).map(|s| s.phase),
+            Some(Phase::Queued { .. })
+        )
+    }
+
+    /// Consecutive failures of the key so far.
+    pub fn failures(&self, key: &K) -> u32 {
+        self.keys.get(key).map_or(0, |s| s.failures)
+    }
+
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Nothing queued, nothing running.
+    pub fn is_idle(&self) -> bool {
+        self.running == 0 && self.queue.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::advance;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn sched() -> Scheduler<&'static str> {
+        Scheduler::default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_dedup_triggers_for_a_queued_key() {
+        let mut s = sched();
+        let now = Instant::now();
+        assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
+        for _ in 0..100 {
+            assert_eq!(s.schedule("web", now), Scheduled::Merged(now));
+        }
+        assert_eq!(s.queued(), 1);
+        assert_eq!(s.pop_ready(now), Some("web"));
+        assert_eq!(s.pop_ready(now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_let_the_earliest_deadline_win() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now + 300 * MS);
+        assert_eq!(s.schedule("web", now + 100 * MS), Scheduled::Merged(now + 100 * MS));
+        assert_eq!(s.schedule("web", now + 200 * MS), Scheduled::Merged(now + 100 * MS));
+        assert_eq!(s.next_deadline(), Some(now + 100 * MS));
+        assert_eq!(s.pop_ready(now), None, "not before its deadline");
+        advance(100 * MS).await;
+        assert_eq!(s.pop_ready(Instant::now()), Some("web"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_hand_out_keys_in_deadline_order() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("b", now + 2 * MS);
+        s.schedule("a", now + MS);
+        s.schedule("c", now + 3 * MS);
+        let later = now + 10 * MS;
+        let order: Vec<_> = std::iter::from_fn(|| s.pop_ready(later)).collect();
+        assert_eq!(order, ["a", "b", "c"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_hold_a_running_key_and_run_it_once_more_when_dirty() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        assert_eq!(s.pop_ready(now), Some("web"));
+        for _ in 0..50 {
+            assert_eq!(s.schedule("web", now), Scheduled::Dirty);
+        }
+        assert_eq!(s.pop_ready(now), None, "never twice at once");
+        let ok = Finished::Ok { restarted_after: None };
+        assert_eq!(s.finish(&"web", ok, now), Some(now));
+        assert_eq!(s.pop_ready(now), Some("web"), "exactly one follow-up");
+        assert_eq!(s.finish(&"web", ok, now), None);
+        assert_eq!(s.pop_ready(now), None);
+        assert!(s.is_idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_back_off_failures_exponentially_and_reset_on_success() {
+        let mut s = sched();
+        let mut delays = Vec::new();
+        s.schedule("web", Instant::now());
+        for _ in 0..5 {
+            let now = Instant::now();
+            assert_eq!(s.pop_ready(now), Some("web"));
+            let next = s.finish(&"web", Finished::Failed, now).unwrap();
+            delays.push((next - now).as_secs());
+            advance(next - now).await;
+        }
+        assert_eq!(delays, [1, 2, 4, 8, 16]);
+        let now = Instant::now();
+        assert_eq!(s.pop_ready(now), Some("web"));
+        assert_eq!(s.finish(&"web", Finished::Ok { restarted_after: None }, now), None);
+        assert_eq!(s.failures(&"web"), 0);
+        // After a success, a trigger runs at once again.
+        assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_not_shorten_backoff_when_triggers_arrive() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        s.pop_ready(now);
+        s.pop_ready(now);
+        let retry = s.finish(&"web", Finished::Failed, now).unwrap();
+        assert_eq!(retry, now + Duration::from_secs(1));
+        advance(100 * MS).await;
+        for _ in 0..10 {
+            assert_eq!(s.schedule("web", Instant::now()), Scheduled::Merged(retry));
+        }
+        assert_eq!(s.pop_ready(Instant::now()), None);
+        assert_eq!(s.next_deadline(), Some(retry));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_not_inflate_backoff_when_triggers_arrive() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        s.pop_ready(now);
+        s.finish(&"web", Finished::Failed, now);
+        // Triggers while waiting: the count must not move, only real attempts move it.
+        for _ in 0..10 {
+            s.schedule("web", Instant::now());
+        }
+        assert_eq!(s.failures(&"web"), 1);
+        advance(Duration::from_secs(1)).await;
+        let now = Instant::now();
+        assert_eq!(s.pop_ready(now), Some("web"));
+        let next = s.finish(&"web", Finished::Failed, now).unwrap();
+        assert_eq!(next - now, Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_fold_a_dirty_follow_up_into_the_failure_retry() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        s.pop_ready(now);
+        assert_eq!(s.schedule("web", now), Scheduled::Dirty);
+        let next = s.finish(&"web", Finished::Failed, now).unwrap();
+        assert_eq!(next, now + Duration::from_secs(1), "one run, after the backoff");
+        assert_eq!(s.queued(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_delay_restarts_of_a_crash_loop_and_reset_after_a_long_run() {
+        let mut s = sched();
+        let quick = Finished::Ok { restarted_after: Some(Duration::from_secs(1)) };
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            let now = Instant::now();
+            let at = match s.schedule("web", now) {
+                Scheduled::Queued(at) => at,
+                other => panic!("{other:?}"),
+            };
+            waits.push((at - now).as_millis());
+            advance(at - now).await;
+            assert_eq!(s.pop_ready(Instant::now()), Some("web"));
+            s.finish(&"web", quick, Instant::now());
+        }
+        assert_eq!(waits, [0, 100, 200, 400]);
+        // The container then ran for a minute: no delay any more.
+        advance(Duration::from_secs(60)).await;
+        let now = Instant::now();
+        s.schedule("web", now);
+        s.pop_ready(now);
+        s.finish(&"web", Finished::Ok { restarted_after: Some(Duration::from_secs(60)) }, now);
+        assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn scheduler_should_retry_promptly_after_reset_failures() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        for _ in 0..6 {
+            let now = Instant::now();
+            s.pop_ready(now);
+            let next = s.finish(&"web", Finished::Failed, now).unwrap();
+            advance(next - now).await;
+        }
+        let now = Instant::now();
+        s.pop_ready(now);
+        s.finish(&"web", Finished::Failed, now);
+        assert!(s.next_deadline().unwrap() > now + Duration::from_secs(60));
+        s.reset_failures(now);
+        assert_eq!(s.next_deadline(), Some(now));
+        assert_eq!(s.failures(&"web"), 0);
+    }
+}

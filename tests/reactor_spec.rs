@@ -1,0 +1,272 @@
+//! The reactor's scheduling semantics, against the simulated runtime under paused tokio time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
+use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
+use podkeeper::report::{Clock, Reporter, SharedBuf};
+use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::ContainerState;
+use podkeeper::trigger::{StreamStatus, Trigger};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep, Instant};
+use tokio_util::sync::CancellationToken;
+
+fn manifest(id: &str, image: &str) -> String {
+    format!("app:\n  id: {id}\n  container:\n    image: {image}\n    command: [\"/bin/sleep\", \"1000\"]\n    network: none\n")
+}
+
+fn apps(ids: &[&str]) -> ManifestSet {
+    let parsed = ids
+        .iter()
+        .map(|id| {
+            let file = format!("{id}.yaml");
+            let app = parse_manifest(Path::new(&file), &manifest(id, "localhost/bb:1")).unwrap();
+            (file.into(), app)
+        })
+        .collect();
+    assemble(parsed, vec![])
+}
+
+struct Harness {
+    sim: SimRuntime,
+    tx: mpsc::Sender<Trigger>,
+    out: SharedBuf,
+    cancel: CancellationToken,
+    task: JoinHandle<Stats>,
+}
+
+impl Harness {
+    fn start(set: ManifestSet, sim: SimRuntime, events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>) -> Self {
+        Self::start_with(set, sim, events, ReactorConfig::default())
+    }
+
+    fn start_with(
+        set: ManifestSet,
+        sim: SimRuntime,
+        mut events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+        cfg: ReactorConfig,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(1024);
+        let out = SharedBuf::default();
+        let report = Reporter::new(true, Clock::SinceStart(Instant::now()), Box::new(out.clone()));
+        let reactor = Reactor::new(Arc::new(sim.clone()), rx, set, cfg, report);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(reactor.run(cancel.clone()));
+        // What the simulated podman emits reaches the reactor like the real stream.
+        let fwd = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if fwd.send(Trigger::Podman(ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Harness { sim, tx, out, cancel, task }
+    }
+
+    async fn send(&self, t: Trigger) {
+        self.tx.send(t).await.unwrap();
+    }
+
+    async fn connect(&self) {
+        self.send(Trigger::Stream(StreamStatus::Connected { resumed: false })).await;
+    }
+
+    async fn stop(self) -> (Stats, String) {
+        self.cancel.cancel();
+        let stats = self.task.await.unwrap();
+        (stats, self.out.contents())
+    }
+
+    fn calls_for(&self, app: &str) -> Vec<String> {
+        self.sim.calls().into_iter().filter(|c| c.ends_with(&format!(" {app}"))).collect()
+    }
+}
+
+fn sim() -> (SimRuntime, mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>) {
+    let (etx, erx) = mpsc::unbounded_channel();
+    (SimRuntime::new(&["localhost/bb:1"], Some(etx)), erx)
+}
+
+fn labels_for(set: &ManifestSet, id: &str) -> std::collections::BTreeMap<String, String> {
+    podkeeper::reconcile::app::labels_for(&set.apps[id])
+}
+
+#[tokio::test(start_paused = true)]
+async fn startup_sweep_should_create_missing_apps_and_adopt_running_ones() {
+    let set = apps(&["a", "b", "c"]);
+    let (sim, erx) = sim();
+    sim.add_running("a", labels_for(&set, "a"));
+    let a_id = sim.container("a").unwrap().id;
+    let h = Harness::start(set, sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    for id in ["a", "b", "c"] {
+        assert_eq!(h.sim.container(id).unwrap().state, ContainerState::Running, "{id}");
+    }
+    assert_eq!(h.sim.container("a").unwrap().id, a_id, "adopted, not recreated");
+    assert!(h.calls_for("a").is_empty(), "a matched: no call beyond the list: {:?}", h.sim.calls());
+    assert_eq!(h.calls_for("b"), ["inspect b", "create b", "start b"]);
+    assert_eq!(h.sim.calls().iter().filter(|c| *c == "list").count(), 1);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reactor_should_restart_a_crashed_app_with_at_most_two_reconciles() {
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&["web", "other"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    h.sim.crash("web", 137);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.sim.container("web").unwrap().state, ContainerState::Running);
+    let inspects = h.calls_for("web").iter().filter(|c| c.starts_with("inspect")).count();
+    assert!((1..=2).contains(&inspects), "{:?}", h.sim.calls());
+    assert!(h.calls_for("other").is_empty(), "other apps see no call");
+    let (_, out) = h.stop().await;
+    assert!(out.contains("container died (137)"), "{out}");
+    assert!(out.contains("app/web                  start     exited (code 137)"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    for _ in 0..200 {
+        h.sim.stop_by_hand("web");
+    }
+    sleep(Duration::from_secs(2)).await;
+    let inspects = h.sim.calls().iter().filter(|c| c.starts_with("inspect")).count();
+    assert!((1..=2).contains(&inspects), "{inspects} reconciles: {:?}", h.sim.calls());
+    assert_eq!(h.sim.container("web").unwrap().state, ContainerState::Running);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_of_unmanaged_containers_should_cause_no_call() {
+    let (sim, erx) = sim();
+    sim.add_running("stranger", Default::default());
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    h.sim.crash("stranger", 137);
+    h.sim.remove_by_hand("stranger");
+    sleep(Duration::from_secs(1)).await;
+    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    let (_, out) = h.stop().await;
+    assert!(out.contains("ignored: not managed"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_it() {
+    let parsed = vec![(
+        "web.yaml".into(),
+        parse_manifest(Path::new("web.yaml"), &manifest("web", "localhost/missing:1")).unwrap(),
+    )];
+    let (sim, erx) = sim();
+    let h = Harness::start(assemble(parsed, vec![]), sim, erx);
+    h.connect().await;
+    let t0 = Instant::now();
+    // Sweep ticks every 300 ms try to hurry the retries; they must not.
+    for _ in 0..60 {
+        sleep(Duration::from_millis(300)).await;
+        h.send(Trigger::SweepTick).await;
+    }
+    // 18 s: attempts at ~0, 1, 3, 7, 15 s (1 s doubling).
+    let pulls = h.sim.calls().iter().filter(|c| c.starts_with("pull")).count();
+    assert_eq!(pulls, 5, "{:?}", h.sim.calls());
+    assert!(t0.elapsed() >= Duration::from_secs(18));
+    let (stats, out) = h.stop().await;
+    assert_eq!(stats.failures, 5);
+    assert!(out.contains("FAILED: pull localhost/missing:1"), "{out}");
+    assert!(out.contains("(retry in 8.0s)"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweep_should_queue_only_the_apps_that_differ() {
+    let (sim, erx) = sim();
+    // A runtime whose events never reach the reactor: only the sweep can notice.
+    drop(erx);
+    let (_etx, silent) = mpsc::unbounded_channel();
+    let h = Harness::start(apps(&["a", "b", "c", "d"]), sim, silent);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.crash("c", 1);
+    h.sim.clear_calls();
+    h.send(Trigger::SweepTick).await;
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.sim.calls(), ["list", "inspect c", "start c"]);
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_should_be_delayed_like_dockers_restart_manager() {
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    let mut restarts = Vec::new();
+    for _ in 0..5 {
+        let died = Instant::now();
+        h.sim.crash("web", 1);
+        while h.sim.container("web").unwrap().state != ContainerState::Running {
+            sleep(Duration::from_millis(1)).await;
+        }
+        restarts.push(died.elapsed().as_millis() / 10 * 10);
+    }
+    // The first restart at once (call latency only), then 100 ms doubling.
+    assert!(restarts[0] < 50, "{restarts:?}");
+    assert!(restarts[1] >= 100 && restarts[2] >= 200 && restarts[3] >= 400 && restarts[4] >= 800, "{restarts:?}");
+    h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_gap_should_queue_a_full_sweep() {
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    h.send(Trigger::Stream(StreamStatus::Lost { error: "gone".into() })).await;
+    h.send(Trigger::Stream(StreamStatus::Connected { resumed: true })).await;
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.sim.calls(), ["list"]);
+    let (_, out) = h.stop().await;
+    assert!(out.contains("stream resumed after a gap"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_manifest_should_remove_its_container_and_orphans_should_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("web.yaml"), manifest("web", "localhost/bb:1")).unwrap();
+    let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
+    let (sim, erx) = sim();
+    let orphan_labels = [(podkeeper::APP_LABEL.to_string(), "old".to_string())].into();
+    sim.add_running("old", orphan_labels);
+    let cfg = ReactorConfig { apps_dir: Some(dir.path().to_path_buf()), ..ReactorConfig::default() };
+    let h = Harness::start_with(set, sim, erx, cfg);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    assert!(h.sim.container("web").is_some());
+    std::fs::remove_file(dir.path().join("web.yaml")).unwrap();
+    h.send(Trigger::AppsDir(podkeeper::trigger::FileChange {
+        dir: dir.path().to_path_buf(),
+        path: "web.yaml".into(),
+        kind: podkeeper::trigger::ChangeKind::Remove,
+    }))
+    .await;
+    sleep(Duration::from_secs(1)).await;
+    assert!(h.sim.container("web").is_none(), "removed with its manifest");
+    assert!(h.sim.container("old").is_some(), "orphans are left alone");
+    let (_, out) = h.stop().await;
+    assert!(out.contains("old (old): labelled io.podkeeper.app but no manifest; left alone"), "{out}");
+}
