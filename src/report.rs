@@ -106,9 +106,15 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+/// A delay for people: `250ms`, `8.0s`, `5m`, `1h`.
 pub fn secs(d: Duration) -> String {
+    let s = d.as_secs();
     if d < Duration::from_secs(1) {
         format!("{}ms", d.as_millis())
+    } else if s >= 3600 && s % 3600 == 0 && d.subsec_nanos() == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 && d.subsec_nanos() == 0 {
+        format!("{}m", s / 60)
     } else {
         format!("{:.1}s", d.as_secs_f64())
     }
