@@ -13,14 +13,18 @@ use crate::manifest::{self, ManifestSet};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::report::Reporter;
 use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
-use crate::sources::{dir_watch, podman_events, sweep_timer};
+use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
 
 /// Capacity of the one channel. Sources wait when it is full (backpressure),
 /// which only happens if the reactor falls far behind.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
 #[derive(Debug, Parser)]
-#[command(name = "podkeeper", version, about = "Keeps podman apps in the state their manifests declare, driven by events.")]
+#[command(
+    name = "podkeeper",
+    version,
+    about = "Keeps podman apps in the state their manifests declare, driven by events."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -64,6 +68,14 @@ pub struct RunArgs {
     /// How many apps may be reconciled at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_concurrent: usize,
+    /// conmon's exit directory, watched to hear of a container's exit before
+    /// the events stream reports it [default: /run/libpod/exits for root,
+    /// else $XDG_RUNTIME_DIR/libpod/tmp/exits].
+    #[arg(long, value_name = "DIR")]
+    pub exit_dir: Option<PathBuf>,
+    /// Do not watch the exit directory: rely on the events stream alone.
+    #[arg(long)]
+    pub no_exit_watch: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,17 +88,23 @@ pub struct CheckArgs {
 /// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (allowed: a number with ms, s, m or h, e.g. 30s, 5m)"))?;
+    let n: f64 = num.parse().map_err(|_| {
+        format!("{s:?} is not a duration (allowed: a number with ms, s, m or h, e.g. 30s, 5m)")
+    })?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (allowed: ms, s, m, h)")),
+        _ => {
+            return Err(format!(
+                "{s:?}: unknown unit {unit:?} (allowed: ms, s, m, h)"
+            ))
+        }
     };
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?} must be more than zero"));
@@ -106,7 +124,11 @@ pub fn check_report(set: &ManifestSet) -> String {
     let mut out = String::new();
     let width = set.apps.keys().map(|k| k.len()).max().unwrap_or(0).max(4);
     for (id, app) in &set.apps {
-        let file = app.file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = app
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let companions = match app.app.companions.len() {
             0 => String::new(),
             1 => ", 1 companion".into(),
@@ -120,7 +142,11 @@ pub fn check_report(set: &ManifestSet) -> String {
     for e in &set.errors {
         out.push_str(&format!("error  {e}\n"));
     }
-    out.push_str(&format!("{} valid, {} invalid\n", set.apps.len(), set.errors.len()));
+    out.push_str(&format!(
+        "{} valid, {} invalid\n",
+        set.apps.len(),
+        set.errors.len()
+    ));
     out
 }
 
@@ -145,10 +171,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 
     let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
-    tokio::spawn(podman_events::run(socket.clone(), tx.clone(), cancel.child_token()));
-    tokio::spawn(sweep_timer::run(args.sweep_interval, tx.clone(), cancel.child_token()));
-    dir_watch::spawn(vec![args.apps.clone()], dir_watch::Watched::AppsDir, tx.clone(), cancel.child_token())
-        .context("cannot watch the apps directory")?;
+    tokio::spawn(podman_events::run(
+        socket.clone(),
+        tx.clone(),
+        cancel.child_token(),
+    ));
+    tokio::spawn(sweep_timer::run(
+        args.sweep_interval,
+        tx.clone(),
+        cancel.child_token(),
+    ));
+    dir_watch::spawn(
+        vec![args.apps.clone()],
+        dir_watch::Watched::AppsDir,
+        tx.clone(),
+        cancel.child_token(),
+    )
+    .context("cannot watch the apps directory")?;
+    if !args.no_exit_watch {
+        let dir = args
+            .exit_dir
+            .clone()
+            .unwrap_or_else(exit_watch::default_exit_dir);
+        if let Err(e) = exit_watch::spawn(dir.clone(), tx.clone(), cancel.child_token()) {
+            report.note(
+                "exit-dir",
+                &format!(
+                    "cannot watch {}: {e}; exits are seen through the events stream only",
+                    dir.display()
+                ),
+                true,
+            );
+        }
+    }
     // The reactor ends when every sender is gone; the sources own theirs.
     drop(tx);
 
@@ -176,7 +231,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
 /// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
 async fn watch_signals(cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -186,7 +244,9 @@ async fn watch_signals(cancel: CancellationToken) {
             _ = int.recv() => {}
         }
         if n == 0 {
-            tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
+            tracing::info!(
+                "signal received: finishing reconciles in flight (again to exit at once)"
+            );
             cancel.cancel();
         } else {
             eprintln!("podkeeper: second signal, exiting now");

@@ -179,9 +179,13 @@ pub struct ManifestSet {
 impl ManifestSet {
     /// The companion of that name and the app that owns it.
     pub fn companion(&self, name: &str) -> Option<(&LoadedApp, &Companion)> {
-        self.apps
-            .values()
-            .find_map(|a| a.app.companions.iter().find(|c| c.name == name).map(|c| (a, c)))
+        self.apps.values().find_map(|a| {
+            a.app
+                .companions
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| (a, c))
+        })
     }
 
     /// Every companion, with its owning app id.
@@ -502,16 +506,26 @@ mod tests {
         let e = parse("app:\n  id: web\n  container:\n    image: x\n    imagee: y\n").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("app.container"));
         assert!(e.message.contains("unknown field `imagee`"), "{e}");
-        assert!(e.to_string().starts_with("apps/x.yaml: app.container: "), "{e}");
+        assert!(
+            e.to_string().starts_with("apps/x.yaml: app.container: "),
+            "{e}"
+        );
     }
 
     #[test]
     fn manifest_should_refuse_bad_ids() {
         for id in ["Web", "-web", "", "a_b", &"a".repeat(64)] {
-            let e = parse(&format!("app:\n  id: \"{id}\"\n  container:\n    image: x\n")).unwrap_err();
+            let e = parse(&format!(
+                "app:\n  id: \"{id}\"\n  container:\n    image: x\n"
+            ))
+            .unwrap_err();
             assert_eq!(e.field.as_deref(), Some("app.id"), "{id}: {e}");
         }
-        assert!(parse(&format!("app:\n  id: {}\n  container:\n    image: x\n", "a".repeat(63))).is_ok());
+        assert!(parse(&format!(
+            "app:\n  id: {}\n  container:\n    image: x\n",
+            "a".repeat(63)
+        ))
+        .is_ok());
     }
 
     #[test]
@@ -565,7 +579,11 @@ mod tests {
 
     #[test]
     fn companion_service_names_should_follow_quadlet() {
-        let c = |kind| Companion { name: "x".into(), kind, unit: String::new() };
+        let c = |kind| Companion {
+            name: "x".into(),
+            kind,
+            unit: String::new(),
+        };
         assert_eq!(c(CompanionKind::Container).service_name(), "x.service");
         assert_eq!(c(CompanionKind::Volume).service_name(), "x-volume.service");
         assert_eq!(c(CompanionKind::Kube).service_name(), "x.service");

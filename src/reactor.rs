@@ -5,7 +5,7 @@
 //! the [`Scheduler`]. Ready keys run as tasks, a few at once; their results
 //! come back here, so no state is ever shared or locked.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,6 +92,9 @@ pub struct Reactor<R: Runtime> {
     had_manifest: HashSet<String>,
     reported_orphans: BTreeSet<String>,
     reported_errors: Vec<String>,
+    /// Container id → app id, learnt from events and sweeps, so an exit file
+    /// (named by container id only) can be mapped to its app.
+    container_apps: HashMap<String, String>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
@@ -115,6 +118,7 @@ impl<R: Runtime> Reactor<R> {
             had_manifest,
             reported_orphans: BTreeSet::new(),
             reported_errors: Vec::new(),
+            container_apps: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
@@ -230,7 +234,9 @@ impl<R: Runtime> Reactor<R> {
     fn dispatch(&mut self) {
         let now = Instant::now();
         while self.inflight.len() < self.cfg.max_concurrent.max(1) {
-            let Some(key) = self.sched.pop_ready(now) else { break };
+            let Some(key) = self.sched.pop_ready(now) else {
+                break;
+            };
             self.spawn(key);
         }
     }
@@ -263,7 +269,8 @@ impl<R: Runtime> Reactor<R> {
                     let Some(dir) = dir else {
                         return Done::Manifests(r, None);
                     };
-                    let loaded = tokio::task::spawn_blocking(move || manifest::load_dir(&dir)).await;
+                    let loaded =
+                        tokio::task::spawn_blocking(move || manifest::load_dir(&dir)).await;
                     match loaded {
                         Ok(Ok(set)) => {
                             r.why = format!("{} apps, {} errors", set.apps.len(), set.errors.len());
@@ -313,6 +320,9 @@ impl<R: Runtime> Reactor<R> {
         match done {
             Done::App(_) => {}
             Done::Sweep(r, findings) => {
+                if r.result.is_ok() {
+                    self.container_apps = findings.containers.into_iter().collect();
+                }
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
                     self.report.event("sweep", &why, &key.to_string(), &verdict);
@@ -354,7 +364,8 @@ impl<R: Runtime> Reactor<R> {
         for (id, why) in changed {
             let key = Key::App(id);
             let verdict = self.schedule_verdict(key.clone(), now);
-            self.report.event("apps-dir", why, &key.to_string(), &verdict);
+            self.report
+                .event("apps-dir", why, &key.to_string(), &verdict);
         }
     }
 
@@ -386,7 +397,11 @@ impl<R: Runtime> Reactor<R> {
                 self.report.event("podman", what, "", &verdict);
             }
             Trigger::Stream(StreamStatus::Lost { error }) => {
-                self.report.note("podman", &format!("events stream lost: {error}; reconnecting"), true);
+                self.report.note(
+                    "podman",
+                    &format!("events stream lost: {error}; reconnecting"),
+                    true,
+                );
             }
             Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
             Trigger::UnitDir(change) => {
@@ -397,6 +412,18 @@ impl<R: Runtime> Reactor<R> {
                     "ignored: no companion owns it",
                 );
             }
+            Trigger::ContainerExited { id } => {
+                let short = &id[..id.len().min(12)];
+                let verdict = match self.container_apps.get(&id) {
+                    Some(app)
+                        if self.apps.apps.contains_key(app) || self.had_manifest.contains(app) =>
+                    {
+                        self.schedule_verdict(Key::App(app.clone()), now)
+                    }
+                    _ => "ignored: not a container podkeeper manages".to_string(),
+                };
+                self.report.event("conmon", "exit file", short, &verdict);
+            }
             Trigger::SweepTick => {
                 let verdict = self.schedule_verdict(Key::Sweep, now);
                 self.report.event("timer", "sweep due", "", &verdict);
@@ -405,6 +432,20 @@ impl<R: Runtime> Reactor<R> {
     }
 
     fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
+        if ev.typ == "container" {
+            match (ev.label(APP_LABEL), ev.action.as_str()) {
+                (_, "remove") => {
+                    self.container_apps.remove(&ev.actor.id);
+                }
+                (Some(app), _) => {
+                    if !self.container_apps.contains_key(&ev.actor.id) {
+                        self.container_apps
+                            .insert(ev.actor.id.clone(), app.to_string());
+                    }
+                }
+                (None, _) => {}
+            }
+        }
         let what = format!("{} {}", ev.typ, ev.action);
         let subject = ev.name().to_string();
         let verdict = if ev.typ != "container" {

@@ -52,7 +52,10 @@ impl Reporter {
     /// An event received from a source, and what the reactor made of it.
     pub fn event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
         if self.debug {
-            self.line("event", &format!("{source:<8} {what:<24} {subject:<20} → {verdict}"));
+            self.line(
+                "event",
+                &format!("{source:<8} {what:<24} {subject:<20} → {verdict}"),
+            );
         } else {
             tracing::debug!(source, what, subject, verdict, "event");
         }
@@ -89,7 +92,10 @@ impl Reporter {
     /// Anything else worth a line: start-up, manifest errors, orphans, stream state.
     pub fn note(&mut self, subject: &str, text: &str, warn: bool) {
         if self.debug {
-            self.line(if warn { "WARN" } else { "note" }, &format!("{subject:<24} {text}"));
+            self.line(
+                if warn { "WARN" } else { "note" },
+                &format!("{subject:<24} {text}"),
+            );
         } else if warn {
             tracing::warn!(subject, "{text}");
         } else {
@@ -132,7 +138,10 @@ impl SharedBuf {
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -309,8 +309,14 @@ mod tests {
         let mut s = sched();
         let now = Instant::now();
         s.schedule("web", now + 300 * MS);
-        assert_eq!(s.schedule("web", now + 100 * MS), Scheduled::Merged(now + 100 * MS));
-        assert_eq!(s.schedule("web", now + 200 * MS), Scheduled::Merged(now + 100 * MS));
+        assert_eq!(
+            s.schedule("web", now + 100 * MS),
+            Scheduled::Merged(now + 100 * MS)
+        );
+        assert_eq!(
+            s.schedule("web", now + 200 * MS),
+            Scheduled::Merged(now + 100 * MS)
+        );
         assert_eq!(s.next_deadline(), Some(now + 100 * MS));
         assert_eq!(s.pop_ready(now), None, "not before its deadline");
         advance(100 * MS).await;
@@ -339,7 +345,9 @@ mod tests {
             assert_eq!(s.schedule("web", now), Scheduled::Dirty);
         }
         assert_eq!(s.pop_ready(now), None, "never twice at once");
-        let ok = Finished::Ok { restarted_after: None };
+        let ok = Finished::Ok {
+            restarted_after: None,
+        };
         assert_eq!(s.finish(&"web", ok, now), Some(now));
         assert_eq!(s.pop_ready(now), Some("web"), "exactly one follow-up");
         assert_eq!(s.finish(&"web", ok, now), None);
@@ -362,7 +370,16 @@ mod tests {
         assert_eq!(delays, [1, 2, 4, 8, 16]);
         let now = Instant::now();
         assert_eq!(s.pop_ready(now), Some("web"));
-        assert_eq!(s.finish(&"web", Finished::Ok { restarted_after: None }, now), None);
+        assert_eq!(
+            s.finish(
+                &"web",
+                Finished::Ok {
+                    restarted_after: None
+                },
+                now
+            ),
+            None
+        );
         assert_eq!(s.failures(&"web"), 0);
         // After a success, a trigger runs at once again.
         assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
@@ -412,14 +429,20 @@ mod tests {
         s.pop_ready(now);
         assert_eq!(s.schedule("web", now), Scheduled::Dirty);
         let next = s.finish(&"web", Finished::Failed, now).unwrap();
-        assert_eq!(next, now + Duration::from_secs(1), "one run, after the backoff");
+        assert_eq!(
+            next,
+            now + Duration::from_secs(1),
+            "one run, after the backoff"
+        );
         assert_eq!(s.queued(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn scheduler_should_delay_restarts_of_a_crash_loop_and_reset_after_a_long_run() {
         let mut s = sched();
-        let quick = Finished::Ok { restarted_after: Some(Duration::from_secs(1)) };
+        let quick = Finished::Ok {
+            restarted_after: Some(Duration::from_secs(1)),
+        };
         let mut waits = Vec::new();
         for _ in 0..4 {
             let now = Instant::now();
@@ -438,7 +461,13 @@ mod tests {
         let now = Instant::now();
         s.schedule("web", now);
         s.pop_ready(now);
-        s.finish(&"web", Finished::Ok { restarted_after: Some(Duration::from_secs(60)) }, now);
+        s.finish(
+            &"web",
+            Finished::Ok {
+                restarted_after: Some(Duration::from_secs(60)),
+            },
+            now,
+        );
         assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
     }
 

@@ -42,6 +42,9 @@ pub enum Trigger {
     UnitDir(FileChange),
     /// The periodic full sweep is due.
     SweepTick,
+    /// conmon wrote an exit file: the container's main process just ended
+    /// (the events stream says so too, later).
+    ContainerExited { id: String },
 }
 
 /// The podman events stream's state, as the events source sees it.
@@ -152,8 +155,10 @@ mod tests {
 
     #[test]
     fn podman_event_should_require_its_core_fields() {
-        let e = serde_json::from_str::<PodmanEvent>(r#"{"Type":"container","Actor":{"ID":"x"},"timeNano":1}"#)
-            .unwrap_err();
+        let e = serde_json::from_str::<PodmanEvent>(
+            r#"{"Type":"container","Actor":{"ID":"x"},"timeNano":1}"#,
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("Action"), "{e}");
     }
 

@@ -40,7 +40,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn start(set: ManifestSet, sim: SimRuntime, events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>) -> Self {
+    fn start(
+        set: ManifestSet,
+        sim: SimRuntime,
+        events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+    ) -> Self {
         Self::start_with(set, sim, events, ReactorConfig::default())
     }
 
@@ -52,7 +56,11 @@ impl Harness {
     ) -> Self {
         let (tx, rx) = mpsc::channel(1024);
         let out = SharedBuf::default();
-        let report = Reporter::new(true, Clock::SinceStart(Instant::now()), Box::new(out.clone()));
+        let report = Reporter::new(
+            true,
+            Clock::SinceStart(Instant::now()),
+            Box::new(out.clone()),
+        );
         let reactor = Reactor::new(Arc::new(sim.clone()), rx, set, cfg, report);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(reactor.run(cancel.clone()));
@@ -65,7 +73,13 @@ impl Harness {
                 }
             }
         });
-        Harness { sim, tx, out, cancel, task }
+        Harness {
+            sim,
+            tx,
+            out,
+            cancel,
+            task,
+        }
     }
 
     async fn send(&self, t: Trigger) {
@@ -73,7 +87,8 @@ impl Harness {
     }
 
     async fn connect(&self) {
-        self.send(Trigger::Stream(StreamStatus::Connected { resumed: false })).await;
+        self.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
+            .await;
     }
 
     async fn stop(self) -> (Stats, String) {
@@ -83,11 +98,18 @@ impl Harness {
     }
 
     fn calls_for(&self, app: &str) -> Vec<String> {
-        self.sim.calls().into_iter().filter(|c| c.ends_with(&format!(" {app}"))).collect()
+        self.sim
+            .calls()
+            .into_iter()
+            .filter(|c| c.ends_with(&format!(" {app}")))
+            .collect()
     }
 }
 
-fn sim() -> (SimRuntime, mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>) {
+fn sim() -> (
+    SimRuntime,
+    mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+) {
     let (etx, erx) = mpsc::unbounded_channel();
     (SimRuntime::new(&["localhost/bb:1"], Some(etx)), erx)
 }
@@ -106,10 +128,22 @@ async fn startup_sweep_should_create_missing_apps_and_adopt_running_ones() {
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     for id in ["a", "b", "c"] {
-        assert_eq!(h.sim.container(id).unwrap().state, ContainerState::Running, "{id}");
+        assert_eq!(
+            h.sim.container(id).unwrap().state,
+            ContainerState::Running,
+            "{id}"
+        );
     }
-    assert_eq!(h.sim.container("a").unwrap().id, a_id, "adopted, not recreated");
-    assert!(h.calls_for("a").is_empty(), "a matched: no call beyond the list: {:?}", h.sim.calls());
+    assert_eq!(
+        h.sim.container("a").unwrap().id,
+        a_id,
+        "adopted, not recreated"
+    );
+    assert!(
+        h.calls_for("a").is_empty(),
+        "a matched: no call beyond the list: {:?}",
+        h.sim.calls()
+    );
     assert_eq!(h.calls_for("b"), ["inspect b", "create b", "start b"]);
     assert_eq!(h.sim.calls().iter().filter(|c| *c == "list").count(), 1);
     h.stop().await;
@@ -124,13 +158,23 @@ async fn reactor_should_restart_a_crashed_app_with_at_most_two_reconciles() {
     h.sim.clear_calls();
     h.sim.crash("web", 137);
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.sim.container("web").unwrap().state, ContainerState::Running);
-    let inspects = h.calls_for("web").iter().filter(|c| c.starts_with("inspect")).count();
+    assert_eq!(
+        h.sim.container("web").unwrap().state,
+        ContainerState::Running
+    );
+    let inspects = h
+        .calls_for("web")
+        .iter()
+        .filter(|c| c.starts_with("inspect"))
+        .count();
     assert!((1..=2).contains(&inspects), "{:?}", h.sim.calls());
     assert!(h.calls_for("other").is_empty(), "other apps see no call");
     let (_, out) = h.stop().await;
     assert!(out.contains("container died (137)"), "{out}");
-    assert!(out.contains("app/web                  start     exited (code 137)"), "{out}");
+    assert!(
+        out.contains("app/web                  start     exited (code 137)"),
+        "{out}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -144,9 +188,21 @@ async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
         h.sim.stop_by_hand("web");
     }
     sleep(Duration::from_secs(2)).await;
-    let inspects = h.sim.calls().iter().filter(|c| c.starts_with("inspect")).count();
-    assert!((1..=2).contains(&inspects), "{inspects} reconciles: {:?}", h.sim.calls());
-    assert_eq!(h.sim.container("web").unwrap().state, ContainerState::Running);
+    let inspects = h
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("inspect"))
+        .count();
+    assert!(
+        (1..=2).contains(&inspects),
+        "{inspects} reconciles: {:?}",
+        h.sim.calls()
+    );
+    assert_eq!(
+        h.sim.container("web").unwrap().state,
+        ContainerState::Running
+    );
     h.stop().await;
 }
 
@@ -170,7 +226,11 @@ async fn events_of_unmanaged_containers_should_cause_no_call() {
 async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_it() {
     let parsed = vec![(
         "web.yaml".into(),
-        parse_manifest(Path::new("web.yaml"), &manifest("web", "localhost/missing:1")).unwrap(),
+        parse_manifest(
+            Path::new("web.yaml"),
+            &manifest("web", "localhost/missing:1"),
+        )
+        .unwrap(),
     )];
     let (sim, erx) = sim();
     let h = Harness::start(assemble(parsed, vec![]), sim, erx);
@@ -182,7 +242,12 @@ async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_
         h.send(Trigger::SweepTick).await;
     }
     // 18 s: attempts at ~0, 1, 3, 7, 15 s (1 s doubling).
-    let pulls = h.sim.calls().iter().filter(|c| c.starts_with("pull")).count();
+    let pulls = h
+        .sim
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("pull"))
+        .count();
     assert_eq!(pulls, 5, "{:?}", h.sim.calls());
     assert!(t0.elapsed() >= Duration::from_secs(18));
     let (stats, out) = h.stop().await;
@@ -225,7 +290,10 @@ async fn a_crash_loop_should_be_delayed_like_dockers_restart_manager() {
     }
     // The first restart at once (call latency only), then 100 ms doubling.
     assert!(restarts[0] < 50, "{restarts:?}");
-    assert!(restarts[1] >= 100 && restarts[2] >= 200 && restarts[3] >= 400 && restarts[4] >= 800, "{restarts:?}");
+    assert!(
+        restarts[1] >= 100 && restarts[2] >= 200 && restarts[3] >= 400 && restarts[4] >= 800,
+        "{restarts:?}"
+    );
     h.stop().await;
 }
 
@@ -236,8 +304,12 @@ async fn a_stream_gap_should_queue_a_full_sweep() {
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     h.sim.clear_calls();
-    h.send(Trigger::Stream(StreamStatus::Lost { error: "gone".into() })).await;
-    h.send(Trigger::Stream(StreamStatus::Connected { resumed: true })).await;
+    h.send(Trigger::Stream(StreamStatus::Lost {
+        error: "gone".into(),
+    }))
+    .await;
+    h.send(Trigger::Stream(StreamStatus::Connected { resumed: true }))
+        .await;
     sleep(Duration::from_secs(1)).await;
     assert_eq!(h.sim.calls(), ["list"]);
     let (_, out) = h.stop().await;
@@ -247,12 +319,19 @@ async fn a_stream_gap_should_queue_a_full_sweep() {
 #[tokio::test(start_paused = true)]
 async fn a_deleted_manifest_should_remove_its_container_and_orphans_should_stay() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("web.yaml"), manifest("web", "localhost/bb:1")).unwrap();
+    std::fs::write(
+        dir.path().join("web.yaml"),
+        manifest("web", "localhost/bb:1"),
+    )
+    .unwrap();
     let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
     let (sim, erx) = sim();
     let orphan_labels = [(podkeeper::APP_LABEL.to_string(), "old".to_string())].into();
     sim.add_running("old", orphan_labels);
-    let cfg = ReactorConfig { apps_dir: Some(dir.path().to_path_buf()), ..ReactorConfig::default() };
+    let cfg = ReactorConfig {
+        apps_dir: Some(dir.path().to_path_buf()),
+        ..ReactorConfig::default()
+    };
     let h = Harness::start_with(set, sim, erx, cfg);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
@@ -265,8 +344,14 @@ async fn a_deleted_manifest_should_remove_its_container_and_orphans_should_stay(
     }))
     .await;
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sim.container("web").is_none(), "removed with its manifest");
+    assert!(
+        h.sim.container("web").is_none(),
+        "removed with its manifest"
+    );
     assert!(h.sim.container("old").is_some(), "orphans are left alone");
     let (_, out) = h.stop().await;
-    assert!(out.contains("old (old): labelled io.podkeeper.app but no manifest; left alone"), "{out}");
+    assert!(
+        out.contains("old (old): labelled io.podkeeper.app but no manifest; left alone"),
+        "{out}"
+    );
 }

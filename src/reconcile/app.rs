@@ -17,12 +17,19 @@ pub enum Drift {
     /// A container of that name exists but lacks our label: never touched.
     NotOurs,
     /// Created from another spec.
-    SpecChanged { found: String },
+    SpecChanged {
+        found: String,
+    },
     /// Exited, stopped or never started.
-    NotRunning { state: String, exit_code: Option<i32> },
+    NotRunning {
+        state: String,
+        exit_code: Option<i32>,
+    },
     Paused,
     /// Stopping or being removed right now: look again shortly.
-    Transient { state: String },
+    Transient {
+        state: String,
+    },
     /// Ours, but no manifest wants it.
     Unwanted,
 }
@@ -68,7 +75,9 @@ pub fn drift(desired: Option<&LoadedApp>, actual: Option<&ContainerInfo>) -> Opt
         }),
         other => Some(Drift::NotRunning {
             state: other.as_str().to_string(),
-            exit_code: actual.exit_code.filter(|_| *other != ContainerState::Created),
+            exit_code: actual
+                .exit_code
+                .filter(|_| *other != ContainerState::Created),
         }),
     }
 }
@@ -118,7 +127,8 @@ async fn decide_and_act<R: Runtime>(
             Err(RuntimeError::Failed(r.why.clone()))
         }
         (Drift::Unwanted, _) if !may_remove => {
-            r.why = "orphan: labelled but no manifest (left alone; --prune-orphans removes it)".into();
+            r.why =
+                "orphan: labelled but no manifest (left alone; --prune-orphans removes it)".into();
             Ok(())
         }
         (Drift::Unwanted, _) => {
@@ -149,7 +159,10 @@ async fn decide_and_act<R: Runtime>(
             Ok(())
         }
         // drift() only reports these with a manifest present.
-        (Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. } | Drift::Paused, None) => Ok(()),
+        (
+            Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. } | Drift::Paused,
+            None,
+        ) => Ok(()),
     }
 }
 
@@ -170,7 +183,9 @@ async fn create_and_start<R: Runtime>(
         Err(RuntimeError::NotFound(_)) => {
             log.time("pull", rt.pull_image(&app.app.container.image))
                 .await
-                .map_err(|e| RuntimeError::Failed(format!("pull {}: {e}", app.app.container.image)))?;
+                .map_err(|e| {
+                    RuntimeError::Failed(format!("pull {}: {e}", app.app.container.image))
+                })?;
             log.time("create", rt.create_container(&req)).await?;
         }
         other => {

@@ -14,6 +14,8 @@ use crate::APP_LABEL;
 pub struct SweepFindings {
     /// Labelled containers with no manifest that we leave alone.
     pub orphans: Vec<String>,
+    /// Every labelled container: (container id, app id).
+    pub containers: Vec<(String, String)>,
 }
 
 /// List every labelled container once and compare with `apps`.
@@ -34,6 +36,10 @@ pub async fn sweep<R: Runtime>(
                 .iter()
                 .filter_map(|c| c.label(APP_LABEL).map(|id| (id, c)))
                 .collect();
+            findings.containers = by_app
+                .iter()
+                .map(|(app, c)| (c.id.clone(), app.to_string()))
+                .collect();
             for (id, app) in &apps.apps {
                 if let Some(d) = drift(Some(app), by_app.get(id.as_str()).copied()) {
                     reaction.queue.push((Key::App(id.clone()), d.describe()));
@@ -44,12 +50,18 @@ pub async fn sweep<R: Runtime>(
                     continue;
                 }
                 if prune || removable.contains(*id) {
-                    reaction.queue.push((Key::App(id.to_string()), Drift::Unwanted.describe()));
+                    reaction
+                        .queue
+                        .push((Key::App(id.to_string()), Drift::Unwanted.describe()));
                 } else {
                     findings.orphans.push(format!("{id} ({})", c.name));
                 }
             }
-            reaction.action = if reaction.queue.is_empty() { "none" } else { "queue" };
+            reaction.action = if reaction.queue.is_empty() {
+                "none"
+            } else {
+                "queue"
+            };
             reaction.why = format!(
                 "{} containers listed, {} differ{}",
                 list.len(),

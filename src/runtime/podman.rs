@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use podman_api::models::{ContainerMount, Namespace, NamedVolume, PortMapping};
+use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
 };
@@ -99,7 +99,9 @@ fn classify(e: podman_api::Error) -> RuntimeError {
         podman_api::Error::Fault { code, message } if code.as_u16() == 404 => {
             RuntimeError::NotFound(message.trim().to_string())
         }
-        podman_api::Error::Fault { message, .. } => RuntimeError::Failed(message.trim().to_string()),
+        podman_api::Error::Fault { message, .. } => {
+            RuntimeError::Failed(message.trim().to_string())
+        }
         e @ podman_api::Error::IO(_) => RuntimeError::Unreachable(e.to_string()),
         podman_api::Error::Error(containers_api_error) => {
             // Transport-level: could not connect, connection reset, …
@@ -108,7 +110,8 @@ fn classify(e: podman_api::Error) -> RuntimeError {
         other => {
             let text = other.to_string();
             // containers-api wraps connection errors in its own error type.
-            if text.contains("connect") || text.contains("No such file") || text.contains("refused") {
+            if text.contains("connect") || text.contains("No such file") || text.contains("refused")
+            {
                 RuntimeError::Unreachable(text)
             } else {
                 RuntimeError::Failed(text)
@@ -128,7 +131,10 @@ impl Runtime for PodmanRuntime {
             Ok(r) => {
                 let zero = |d: Option<chrono::DateTime<Utc>>| d.filter(|d| d.timestamp() > 0);
                 let state = r.state;
-                let status = state.as_ref().and_then(|s| s.status.as_deref()).unwrap_or("unknown");
+                let status = state
+                    .as_ref()
+                    .and_then(|s| s.status.as_deref())
+                    .unwrap_or("unknown");
                 Ok(Some(ContainerInfo {
                     id: r.id.unwrap_or_default(),
                     name: r.name.unwrap_or_default(),
@@ -149,7 +155,12 @@ impl Runtime for PodmanRuntime {
             .all(true)
             .filter([ContainerListFilter::LabelKey(crate::APP_LABEL.to_string())])
             .build();
-        let list = with_timeout("list", self.timeouts.quick, self.api.containers().list(&opts)).await?;
+        let list = with_timeout(
+            "list",
+            self.timeouts.quick,
+            self.api.containers().list(&opts),
+        )
+        .await?;
         let ts = |secs: Option<i64>| {
             secs.filter(|s| *s > 0)
                 .and_then(|s| Utc.timestamp_opt(s, 0).single())
@@ -158,7 +169,10 @@ impl Runtime for PodmanRuntime {
             .into_iter()
             .map(|c| ContainerInfo {
                 id: c.id.unwrap_or_default(),
-                name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default(),
+                name: c
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .unwrap_or_default(),
                 state: ContainerState::parse(c.state.as_deref().unwrap_or("unknown")),
                 labels: labels_of(c.labels),
                 started_at: ts(c.started_at),
@@ -180,7 +194,11 @@ impl Runtime for PodmanRuntime {
         }
         if let Some(net) = &spec.network {
             let known = ["none", "host", "bridge", "slirp4netns", "private", "pasta"];
-            let nsmode = if known.contains(&net.as_str()) { net.as_str() } else { "bridge" };
+            let nsmode = if known.contains(&net.as_str()) {
+                net.as_str()
+            } else {
+                "bridge"
+            };
             opts = opts.net_namespace(Namespace {
                 nsmode: Some(nsmode.to_string()),
                 value: None,
@@ -209,7 +227,11 @@ impl Runtime for PodmanRuntime {
         if !binds.is_empty() {
             opts = opts.mounts(binds.into_iter().map(|v| ContainerMount {
                 destination: Some(v.dest),
-                options: Some(if v.options.is_empty() { vec!["rbind".into()] } else { v.options }),
+                options: Some(if v.options.is_empty() {
+                    vec!["rbind".into()]
+                } else {
+                    v.options
+                }),
                 source: Some(v.source),
                 _type: Some("bind".into()),
                 uid_mappings: None,

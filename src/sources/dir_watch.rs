@@ -67,7 +67,11 @@ pub fn spawn(
                 Err(e) => {
                     tracing::warn!(error = %e, "file watcher error; rescanning");
                     for dir in &dirs {
-                        let change = FileChange { dir: dir.clone(), path: PathBuf::new(), kind: ChangeKind::Rescan };
+                        let change = FileChange {
+                            dir: dir.clone(),
+                            path: PathBuf::new(),
+                            kind: ChangeKind::Rescan,
+                        };
                         if tx.send(what.trigger(change)).await.is_err() {
                             return;
                         }
@@ -105,7 +109,11 @@ fn changes(dirs: &[PathBuf], event: &Event) -> Vec<FileChange> {
     let mut out = Vec::new();
     if event.need_rescan() {
         for dir in dirs {
-            out.push(FileChange { dir: dir.clone(), path: PathBuf::new(), kind: ChangeKind::Rescan });
+            out.push(FileChange {
+                dir: dir.clone(),
+                path: PathBuf::new(),
+                kind: ChangeKind::Rescan,
+            });
         }
         return out;
     }
@@ -127,10 +135,18 @@ fn changes(dirs: &[PathBuf], event: &Event) -> Vec<FileChange> {
                     ChangeKind::Create | ChangeKind::RenameTo => ChangeKind::Rescan,
                     other => other,
                 };
-                out.push(FileChange { dir: dir.clone(), path: PathBuf::new(), kind });
+                out.push(FileChange {
+                    dir: dir.clone(),
+                    path: PathBuf::new(),
+                    kind,
+                });
             } else if path.parent() == Some(dir.as_path()) {
                 if let Ok(rel) = path.strip_prefix(dir) {
-                    out.push(FileChange { dir: dir.clone(), path: rel.to_path_buf(), kind });
+                    out.push(FileChange {
+                        dir: dir.clone(),
+                        path: rel.to_path_buf(),
+                        kind,
+                    });
                 }
             }
         }
@@ -150,8 +166,18 @@ mod tests {
     #[test]
     fn changes_should_be_relative_to_the_watched_directory() {
         let dirs = vec![PathBuf::from("/u")];
-        let c = changes(&dirs, &ev(EventKind::Create(CreateKind::File), "/u/a.container"));
-        assert_eq!(c, vec![FileChange { dir: "/u".into(), path: "a.container".into(), kind: ChangeKind::Create }]);
+        let c = changes(
+            &dirs,
+            &ev(EventKind::Create(CreateKind::File), "/u/a.container"),
+        );
+        assert_eq!(
+            c,
+            vec![FileChange {
+                dir: "/u".into(),
+                path: "a.container".into(),
+                kind: ChangeKind::Create
+            }]
+        );
         // Siblings of the watched directory (seen through the parent watch) are not ours.
         assert!(changes(&dirs, &ev(EventKind::Create(CreateKind::File), "/other")).is_empty());
     }

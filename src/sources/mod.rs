@@ -4,6 +4,7 @@
 //! judge. Each runs until its cancellation token fires or the channel closes.
 
 pub mod dir_watch;
+pub mod exit_watch;
 pub mod podman_events;
 pub mod sweep_timer;
 

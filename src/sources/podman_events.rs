@@ -54,7 +54,11 @@ impl Seen {
     /// The `since` parameter for a resumed subscription.
     fn since(&self) -> Option<String> {
         let t = self.last_time_nano? - RESUME_OVERLAP.as_nanos() as i64;
-        Some(format!("{}.{:09}", t.div_euclid(1_000_000_000), t.rem_euclid(1_000_000_000)))
+        Some(format!(
+            "{}.{:09}",
+            t.div_euclid(1_000_000_000),
+            t.rem_euclid(1_000_000_000)
+        ))
     }
 }
 
@@ -71,7 +75,10 @@ pub async fn run(socket: PathBuf, tx: TriggerTx, cancel: CancellationToken) {
         };
         let error = match outcome {
             StreamEnd::ChannelClosed => return,
-            StreamEnd::Broken { error, was_connected } => {
+            StreamEnd::Broken {
+                error,
+                was_connected,
+            } => {
                 if was_connected {
                     connected_before = true;
                     failures = 0;
@@ -144,7 +151,9 @@ async fn stream_once(
                         return StreamEnd::ChannelClosed;
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, line, "podman sent an event podkeeper cannot read; skipped"),
+                Err(e) => {
+                    tracing::warn!(error = %e, line, "podman sent an event podkeeper cannot read; skipped")
+                }
             }
         }
     }
@@ -171,11 +180,19 @@ async fn open(socket: &Path, since: Option<&str>) -> Result<hyper::Body, String>
         .header("Host", "d")
         .body(hyper::Body::empty())
         .map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| format!("events request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("events request: {e}"))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        let body = hyper::body::to_bytes(resp.into_body()).await.unwrap_or_default();
-        return Err(format!("events: {status}: {}", String::from_utf8_lossy(&body).trim()));
+        let body = hyper::body::to_bytes(resp.into_body())
+            .await
+            .unwrap_or_default();
+        return Err(format!(
+            "events: {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
     }
     Ok(resp.into_body())
 }

@@ -40,8 +40,15 @@ pub fn require_podman() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "podman with the image localhost/bb:1 is required: run `bash scripts/setup-host` first");
-    assert!(socket().exists(), "the podman API service is not running at {}: run `scripts/podman-service start`", socket().display());
+    assert!(
+        ok,
+        "podman with the image localhost/bb:1 is required: run `bash scripts/setup-host` first"
+    );
+    assert!(
+        socket().exists(),
+        "the podman API service is not running at {}: run `scripts/podman-service start`",
+        socket().display()
+    );
 }
 
 /// Run the podman CLI (locally, not through the service), with a time limit.
@@ -57,7 +64,11 @@ pub fn podman(args: &[&str]) -> std::process::Output {
 
 pub fn podman_ok(args: &[&str]) -> String {
     let out = podman(args);
-    assert!(out.status.success(), "podman {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "podman {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -97,7 +108,10 @@ pub fn is_running(name: &str) -> bool {
 pub fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for: {what}");
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for: {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -131,7 +145,10 @@ pub struct Apps {
 impl Apps {
     pub fn new(prefix: &str) -> Self {
         remove_containers(prefix);
-        Apps { dir: tempfile::tempdir().expect("tempdir"), prefix: prefix.to_string() }
+        Apps {
+            dir: tempfile::tempdir().expect("tempdir"),
+            prefix: prefix.to_string(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -213,7 +230,11 @@ impl Daemon {
     pub fn wait_line(&self, mark: usize, parts: &[&str], limit: Duration) -> String {
         let mut found = String::new();
         wait_until(limit, &format!("a line with {parts:?}"), || {
-            match self.lines_since(mark).into_iter().find(|l| parts.iter().all(|p| l.contains(p))) {
+            match self
+                .lines_since(mark)
+                .into_iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
                 Some(l) => {
                     found = l;
                     true
@@ -230,7 +251,9 @@ impl Daemon {
     }
 
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").args([&format!("-{sig}"), &self.child.id().to_string()]).status();
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "kill -{sig}");
     }
 
@@ -243,7 +266,10 @@ impl Daemon {
                 std::thread::sleep(Duration::from_millis(100));
                 return status.code();
             }
-            assert!(start.elapsed() < limit, "podkeeper did not exit within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "podkeeper did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -1,0 +1,97 @@
+//! The exit accelerator: conmon's exit files, seen the instant a container's main process ends.
+//!
+//! conmon writes `<exit dir>/<container id>` as soon as the container's process
+//! exits, before podman's cleanup process has even started; podman deletes it
+//! again a few milliseconds later. The events stream reports the same exit
+//! 0–250 ms later (the file events logger is read four times a second), so
+//! this watcher only makes podkeeper hear sooner: it carries no state, and the
+//! events stream and the sweep stay the source of truth. An exit file for a
+//! container podkeeper does not manage is ignored by the reactor.
+
+use std::path::{Path, PathBuf};
+
+use notify::event::{ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::TriggerTx;
+use crate::trigger::Trigger;
+
+/// conmon's exit directory for podman's default configuration: rootful
+/// `/run/libpod/exits`, rootless `$XDG_RUNTIME_DIR/libpod/tmp/exits`.
+pub fn default_exit_dir() -> PathBuf {
+    let rootful = PathBuf::from("/run/libpod/exits");
+    match std::env::var("XDG_RUNTIME_DIR") {
+        Ok(dir) if !is_root() => Path::new(&dir).join("libpod/tmp/exits"),
+        _ => rootful,
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+/// Is this file name a full container id (64 hex digits)?
+fn container_id(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| name.to_string())
+}
+
+/// Watch `dir` until cancelled, sending [`Trigger::ContainerExited`] per new exit file.
+pub fn spawn(
+    dir: PathBuf,
+    tx: TriggerTx,
+    cancel: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<notify::Result<Event>>();
+    let mut watcher = RecommendedWatcher::new(
+        move |res| {
+            let _ = raw_tx.send(res);
+        },
+        notify::Config::default(),
+    )?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+    Ok(tokio::spawn(async move {
+        // The watcher lives as long as this task.
+        let _watcher = watcher;
+        loop {
+            let res = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = raw_rx.recv() => match r { Some(r) => r, None => return },
+            };
+            let Ok(event) = res else { continue };
+            // conmon writes a temporary file and renames it to the id. notify
+            // reports the rename as `To` and again as `Both`: take one.
+            if !matches!(
+                event.kind,
+                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To))
+            ) {
+                continue;
+            }
+            for id in event.paths.iter().filter_map(|p| container_id(p)) {
+                if tx.send(Trigger::ContainerExited { id }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_container_ids_should_count_as_exit_files() {
+        let id = "a".repeat(64);
+        assert_eq!(container_id(Path::new(&format!("/x/{id}"))), Some(id));
+        assert_eq!(container_id(Path::new("/x/abc")), None);
+        assert_eq!(
+            container_id(Path::new(&format!("/x/{}.tmp", "a".repeat(60)))),
+            None
+        );
+    }
+}
