@@ -90,6 +90,21 @@ pub fn labels_for(app: &LoadedApp) -> BTreeMap<String, String> {
     labels
 }
 
+/// How soon to look again at a container podman is still stopping or cleaning up.
+pub const CLEANUP_POLL: Duration = Duration::from_millis(20);
+
+/// How long podman's cleanup of an exit may take before we stop waiting for it
+/// (its process may have died) and start the container anyway.
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+
+/// podman reports `stopped` between a container's exit and its cleanup, and
+/// `exited` once cleaned up.
+fn cleanup_pending(c: &ContainerInfo) -> bool {
+    c.state == ContainerState::Stopped
+        && c.finished_at
+            .is_some_and(|t| (chrono::Utc::now() - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
+}
+
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
 /// `may_remove` allows removing a labelled container that has no manifest
 /// (the manifest was deleted while we ran, or `--prune-orphans`).
@@ -144,6 +159,16 @@ async fn decide_and_act<R: Runtime>(
             log.time("remove", rt.remove_container(id)).await?;
             create_and_start(rt, app, log).await
         }
+        (Drift::NotRunning { .. }, Some(_)) if actual.as_ref().is_some_and(cleanup_pending) => {
+            // podman's cleanup of this exit (conmon's exit command, or the
+            // `podman stop` that caused it) has not run yet. Starting now
+            // would make that cleanup fail ("refusing to clean up"): wait the
+            // few milliseconds it takes.
+            r.action = "wait";
+            r.why = format!("{}, podman still cleaning up", r.why);
+            r.requeue_after = Some(CLEANUP_POLL);
+            Ok(())
+        }
         (Drift::NotRunning { .. }, Some(_)) => {
             r.action = "start";
             r.restarted_after = actual.as_ref().and_then(ContainerInfo::last_uptime);
@@ -155,7 +180,7 @@ async fn decide_and_act<R: Runtime>(
         }
         (Drift::Transient { .. }, _) => {
             r.action = "wait";
-            r.requeue_after = Some(Duration::from_millis(250));
+            r.requeue_after = Some(CLEANUP_POLL);
             Ok(())
         }
         // drift() only reports these with a manifest present.
