@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use notify::event::{ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
@@ -39,14 +38,7 @@ pub fn spawn(
     tx: TriggerTx,
     cancel: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<notify::Result<Event>>();
-    // notify calls back on its own thread; hand events to the async side unblocked.
-    let mut watcher = RecommendedWatcher::new(
-        move |res| {
-            let _ = raw_tx.send(res);
-        },
-        notify::Config::default(),
-    )?;
+    let (mut watcher, mut raw_rx) = super::fs_watcher()?;
     let dirs: Vec<PathBuf> = dirs.into_iter().map(|d| absolute(&d)).collect();
     for dir in &dirs {
         watch_dir(&mut watcher, dir);

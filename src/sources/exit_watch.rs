@@ -11,8 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use notify::event::{ModifyKind, RenameMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
-use tokio::sync::mpsc;
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
@@ -46,13 +45,7 @@ pub fn spawn(
     tx: TriggerTx,
     cancel: CancellationToken,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<notify::Result<Event>>();
-    let mut watcher = RecommendedWatcher::new(
-        move |res| {
-            let _ = raw_tx.send(res);
-        },
-        notify::Config::default(),
-    )?;
+    let (mut watcher, mut raw_rx) = super::fs_watcher()?;
     watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     Ok(tokio::spawn(async move {
         // The watcher lives as long as this task.

@@ -14,3 +14,17 @@ use crate::trigger::Trigger;
 
 /// The sending half of the one channel.
 pub type TriggerTx = mpsc::Sender<Trigger>;
+
+/// What a `notify` watcher reports.
+pub type RawFsEvents = mpsc::UnboundedReceiver<notify::Result<notify::Event>>;
+
+/// A `notify` watcher whose events arrive on an async channel. notify calls
+/// back on its own thread; the unbounded send never blocks that thread, and
+/// the async side applies backpressure when it forwards into the one channel.
+pub fn fs_watcher() -> notify::Result<(notify::RecommendedWatcher, RawFsEvents)> {
+    let (raw_tx, raw_rx) = mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |res| {
+        let _ = raw_tx.send(res);
+    })?;
+    Ok((watcher, raw_rx))
+}
