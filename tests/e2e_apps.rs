@@ -492,3 +492,23 @@ fn a_start_issued_on_the_exit_file_should_never_race_podmans_cleanup() {
     );
     assert_eq!(d.stop(), Some(0));
 }
+
+#[test]
+fn a_second_signal_should_exit_at_once() {
+    let _g = serial();
+    let apps = Apps::new("e2e-twice-");
+    apps.write("e2e-twice-slow", r#"["/bin/sleep", "100000"]"#);
+    let mut d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("e2e-twice-slow"));
+    let mark = d.mark();
+    // A recreate that takes ~10 s (busybox sleep ignores SIGTERM).
+    apps.write("e2e-twice-slow", TRAP_CMD);
+    d.wait_line(mark, &["manifest changed", "queue app/e2e-twice-slow"], T);
+    std::thread::sleep(Duration::from_millis(500));
+    d.signal("TERM");
+    d.wait_line(mark, &["waiting for 1 reconcile(s) in flight"], T);
+    let t0 = std::time::Instant::now();
+    d.signal("INT");
+    assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(130));
+    assert!(t0.elapsed() < Duration::from_secs(3), "exited at once");
+}
