@@ -132,7 +132,10 @@ async fn decide_and_act<R: Runtime>(
 ) -> Result<(), RuntimeError> {
     let actual = log.time("inspect", rt.inspect_container(id)).await?;
     let Some(drift) = drift(desired, actual.as_ref()) else {
-        r.why = "running as declared".into();
+        r.why = match (desired, &actual) {
+            (None, None) => "no manifest, no container".into(),
+            _ => "running as declared".into(),
+        };
         return Ok(());
     };
     r.why = drift.describe();
