@@ -13,6 +13,7 @@ use crate::manifest::{self, ManifestSet};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::report::Reporter;
 use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
+use crate::runtime::systemd::{Scope, Systemctl, SystemdTimeouts};
 use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
 
 /// Capacity of the one channel. Sources wait when it is full (backpressure),
@@ -76,6 +77,19 @@ pub struct RunArgs {
     /// Do not watch the exit directory: rely on the events stream alone.
     #[arg(long)]
     pub no_exit_watch: bool,
+    /// Quadlet unit directory (repeatable): companions are written into the
+    /// first, all are watched [default: Quadlet's own: /etc/containers/systemd
+    /// with --system; $XDG_CONFIG_HOME/containers/systemd, else
+    /// ~/.config/containers/systemd, with --user].
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    pub unit_dirs: Vec<PathBuf>,
+    /// Companions run under your user's systemd manager (systemctl --user)
+    /// [default when not root].
+    #[arg(long, conflicts_with = "system")]
+    pub user: bool,
+    /// Companions run under the system manager [default for root].
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -204,6 +218,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             );
         }
     }
+    let (systemd, unit_dirs) = companion_setup(&args);
+    dir_watch::spawn(
+        unit_dirs.clone(),
+        dir_watch::Watched::UnitDir,
+        tx.clone(),
+        cancel.child_token(),
+    )
+    .context("cannot watch the unit directories")?;
+    report.note(
+        "companions",
+        &format!(
+            "{} declared; written to {}; watching {}; systemctl {}",
+            apps.companions().count(),
+            unit_dirs[0].display(),
+            unit_dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            systemd.scope(),
+        ),
+        false,
+    );
     // The reactor ends when every sender is gone; the sources own theirs.
     drop(tx);
 
@@ -214,7 +251,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         max_concurrent: args.max_concurrent,
         ..ReactorConfig::default()
     };
-    let reactor = Reactor::new(runtime, rx, apps, cfg, report);
+    let reactor =
+        Reactor::new(runtime, rx, apps, cfg, report).with_companions(Arc::new(systemd), unit_dirs);
     let stats = reactor.run(cancel.clone()).await;
     let mut report = Reporter::stdout(args.debug);
     report.note(
@@ -226,6 +264,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         false,
     );
     Ok(0)
+}
+
+/// The systemd manager companions run under, and the unit directories
+/// (absolute; the first is where companions are written).
+fn companion_setup(args: &RunArgs) -> (Systemctl, Vec<PathBuf>) {
+    let scope = match (args.user, args.system) {
+        (true, _) => Scope::User,
+        (_, true) => Scope::System,
+        _ => Scope::default_for_current_user(),
+    };
+    let mut dirs = args.unit_dirs.clone();
+    if dirs.is_empty() {
+        dirs.push(scope.default_unit_dir());
+    }
+    let dirs = dirs
+        .into_iter()
+        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .collect();
+    (Systemctl::new(scope, SystemdTimeouts::default()), dirs)
 }
 
 /// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.

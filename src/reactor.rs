@@ -5,6 +5,10 @@
 //! the [`Scheduler`]. Ready keys run as tasks, a few at once; their results
 //! come back here, so no state is ever shared or locked.
 
+mod companions;
+
+pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,12 +66,14 @@ enum Done {
     App(Reaction),
     Sweep(Reaction, SweepFindings),
     Manifests(Reaction, Option<ManifestSet>),
+    Companions(crate::reconcile::companion::BatchOutcome),
 }
 
 impl Done {
     fn reaction(&self) -> &Reaction {
         match self {
             Done::App(r) | Done::Sweep(r, _) | Done::Manifests(r, _) => r,
+            Done::Companions(b) => &b.summary,
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct Reactor<R: Runtime> {
     inflight: JoinSet<Done>,
     report: Reporter,
     stats: Stats,
+    /// Companion units (enabled by `with_companions`).
+    comp: companions::Companions,
 }
 
 impl<R: Runtime> Reactor<R> {
@@ -123,6 +131,7 @@ impl<R: Runtime> Reactor<R> {
             inflight: JoinSet::new(),
             report,
             stats: Stats::default(),
+            comp: companions::Companions::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -134,7 +143,7 @@ impl<R: Runtime> Reactor<R> {
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
         loop {
             self.dispatch();
-            let deadline = self.sched.next_deadline();
+            let deadline = self.next_deadline();
             tokio::select! {
                 // Results first: they free slots and may queue follow-ups.
                 biased;
@@ -161,7 +170,7 @@ impl<R: Runtime> Reactor<R> {
             if self.sched.is_idle() && self.inflight.is_empty() {
                 return;
             }
-            let deadline = self.sched.next_deadline();
+            let deadline = self.next_deadline();
             tokio::select! {
                 biased;
                 Some(done) = self.inflight.join_next() => {
@@ -182,7 +191,7 @@ impl<R: Runtime> Reactor<R> {
     pub async fn step_until(&mut self, until: Instant) {
         loop {
             self.dispatch();
-            let deadline = self.sched.next_deadline().map_or(until, |d| d.min(until));
+            let deadline = self.next_deadline().map_or(until, |d| d.min(until));
             tokio::select! {
                 biased;
                 Some(done) = self.inflight.join_next() => {
@@ -230,11 +239,24 @@ impl<R: Runtime> Reactor<R> {
         }
     }
 
+    /// When the next key the reactor would start becomes ready (companion
+    /// keys are held back while a companion batch runs).
+    fn next_deadline(&self) -> Option<Instant> {
+        let batch_running = self.comp.batch_running;
+        self.sched
+            .next_deadline_if(|k| !(batch_running && matches!(k, Key::Companion(_))))
+    }
+
     /// Start every ready key, up to the concurrency bound.
     fn dispatch(&mut self) {
         let now = Instant::now();
         while self.inflight.len() < self.cfg.max_concurrent.max(1) {
-            let Some(key) = self.sched.pop_ready(now) else {
+            // One companion batch at a time: companion keys wait for the next.
+            let batch_running = self.comp.batch_running;
+            let Some(key) = self
+                .sched
+                .pop_ready_if(now, |k| !(batch_running && matches!(k, Key::Companion(_))))
+            else {
                 break;
             };
             self.spawn(key);
@@ -287,16 +309,15 @@ impl<R: Runtime> Reactor<R> {
                     }
                 });
             }
-            Key::Companion(_) => {
-                // Companions are reconciled by their own reconciler (not wired yet).
-                let mut r = Reaction::new(key);
-                r.why = "companions are not reconciled by this build".into();
-                self.inflight.spawn(async move { Done::App(r) });
-            }
+            Key::Companion(name) => self.spawn_companions(name),
         }
     }
 
     fn finish(&mut self, done: Done) {
+        let done = match done {
+            Done::Companions(outcome) => return self.finish_companions(outcome),
+            other => other,
+        };
         let now = Instant::now();
         let reaction = done.reaction().clone();
         let finished = match &reaction.result {
@@ -338,7 +359,7 @@ impl<R: Runtime> Reactor<R> {
                 }
             }
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
-            Done::Manifests(_, None) => {}
+            Done::Manifests(_, None) | Done::Companions(_) => {}
         }
     }
 
@@ -361,6 +382,7 @@ impl<R: Runtime> Reactor<R> {
             self.had_manifest.insert(id.clone());
         }
         self.apps = Arc::new(set);
+        self.diff_companions(&old, now);
         for (id, why) in changed {
             let key = Key::App(id);
             let verdict = self.schedule_verdict(key.clone(), now);
@@ -404,14 +426,7 @@ impl<R: Runtime> Reactor<R> {
                 );
             }
             Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
-            Trigger::UnitDir(change) => {
-                self.report.event(
-                    "unit-dir",
-                    &change.kind.to_string(),
-                    &change.path.display().to_string(),
-                    "ignored: no companion owns it",
-                );
-            }
+            Trigger::UnitDir(change) => self.on_unit_dir(&change, now),
             Trigger::ContainerExited { id } => {
                 let short = &id[..id.len().min(12)];
                 let verdict = match self.container_apps.get(&id) {
@@ -427,6 +442,8 @@ impl<R: Runtime> Reactor<R> {
             Trigger::SweepTick => {
                 let verdict = self.schedule_verdict(Key::Sweep, now);
                 self.report.event("timer", "sweep due", "", &verdict);
+                // The sweep covers companions too: one batch, one `show` for all.
+                self.queue_all_companions("timer", "sweep due (companions)");
             }
         }
     }
@@ -452,7 +469,10 @@ impl<R: Runtime> Reactor<R> {
             format!("ignored: {} events do not change an app", ev.typ)
         } else {
             match ev.label(APP_LABEL) {
-                None => "ignored: not managed (no io.podkeeper.app label)".to_string(),
+                None => match ev.label(SYSTEMD_UNIT_LABEL) {
+                    Some(unit) => self.on_unit_container_event(ev, unit, now),
+                    None => "ignored: not managed (no io.podkeeper.app label)".to_string(),
+                },
                 Some(id) if !self.apps.apps.contains_key(id) && !self.had_manifest.contains(id) => {
                     "ignored: orphan (no manifest)".to_string()
                 }

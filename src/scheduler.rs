@@ -151,10 +151,19 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
 
     /// The next key whose deadline has come, now marked running.
     pub fn pop_ready(&mut self, now: Instant) -> Option<K> {
-        let (&(at, seq), _) = self.queue.first_key_value()?;
-        if at > now {
-            return None;
-        }
+        self.pop_ready_if(now, |_| true)
+    }
+
+    /// The earliest ready key that `accept`s, now marked running. Ready keys it
+    /// passes over keep their place (the reactor holds companion keys back while
+    /// a companion batch runs, and collects every ready one into the next).
+    pub fn pop_ready_if(&mut self, now: Instant, accept: impl Fn(&K) -> bool) -> Option<K> {
+        let (at, seq) = self
+            .queue
+            .range(..)
+            .take_while(|((at, _), _)| *at <= now)
+            .find(|(_, k)| accept(k))
+            .map(|(&pos, _)| pos)?;
         let key = self.queue.remove(&(at, seq))?;
         let state = self.keys.get_mut(&key)?;
         state.phase = Phase::Running { follow_up: None };
@@ -165,6 +174,15 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     /// When the earliest queued key becomes ready.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.queue.first_key_value().map(|(&(at, _), _)| at)
+    }
+
+    /// When the earliest queued key that `accept`s becomes ready (the reactor
+    /// must not wake up for keys it holds back).
+    pub fn next_deadline_if(&self, accept: impl Fn(&K) -> bool) -> Option<Instant> {
+        self.queue
+            .iter()
+            .find(|(_, k)| accept(k))
+            .map(|(&(at, _), _)| at)
     }
 
     /// Record how a run ended. Returns when the key runs next, if it does
@@ -469,6 +487,23 @@ mod tests {
             now,
         );
         assert_eq!(s.schedule("web", now), Scheduled::Queued(now));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pop_ready_if_should_pass_over_keys_it_declines_and_keep_their_place() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("c1", now);
+        s.schedule("app", now + MS);
+        s.schedule("c2", now + 2 * MS);
+        s.schedule("c3", now + 50 * MS);
+        let later = now + 10 * MS;
+        let is_c = |k: &&str| k.starts_with('c');
+        assert_eq!(s.pop_ready_if(later, |k| !is_c(k)), Some("app"));
+        assert_eq!(s.pop_ready_if(later, is_c), Some("c1"));
+        assert_eq!(s.pop_ready_if(later, is_c), Some("c2"));
+        assert_eq!(s.pop_ready_if(later, is_c), None, "c3 is not due yet");
+        assert_eq!(s.queued(), 1);
     }
 
     #[tokio::test(start_paused = true)]

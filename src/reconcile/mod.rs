@@ -4,6 +4,7 @@
 //! gets back a [`Reaction`] saying what was decided, why, and what it cost.
 
 pub mod app;
+pub mod companion;
 pub mod sweep;
 
 use std::future::Future;

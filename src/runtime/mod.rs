@@ -5,6 +5,8 @@
 
 pub mod podman;
 pub mod sim;
+pub mod sim_systemd;
+pub mod systemd;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -103,7 +105,6 @@ pub enum RuntimeError {
     /// The runtime answered with an error.
     Failed(String),
 }
-
 
 impl std::fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
