@@ -46,6 +46,10 @@ pub enum Command {
     Run(RunArgs),
     /// Validate every manifest in DIR: one line per app, exit 1 on any error.
     Check(CheckArgs),
+    /// Write everything `run` would react to into FILE.jsonl, acting on nothing.
+    Record(crate::record::RecordArgs),
+    /// Feed a recording to the reactor against a simulated podman, in virtual time.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, clap::Args)]

@@ -35,6 +35,8 @@ pub mod cli;
 pub mod manifest;
 pub mod reactor;
 pub mod reconcile;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;

@@ -16,6 +16,13 @@ fn main() {
     }
     let code = match cli.command {
         Command::Check(args) => cli::check(&args),
+        Command::Replay(args) => podkeeper::replay::main(args),
+        Command::Record(args) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(podkeeper::record::record(args))),
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -2,9 +2,17 @@
 //!
 //! It backs replay, the reactor's own tests and the scale benchmark. Calls take
 //! a fixed time on tokio's clock, so under paused time everything is
-//! deterministic. The event sequences follow what podman 4.3 emits (see
-//! `fixtures/`): start → `init`, `start`; crash → `died`, `cleanup`;
-//! `rm -f` of a running container → `kill`, `died`, `cleanup`, `remove`.
+//! deterministic. The event sequences follow what podman 4.3.1 emits on this
+//! stack (checked by `tests/sim_matches_podman.rs`): create → `create`;
+//! start → `init`, `start`; crash → `died`, `cleanup`; `podman stop` →
+//! `stop`, `died`, `cleanup`, `cleanup`; `rm -f` (or a forced REST remove) of a
+//! running container → `stop`, `died`, `remove`. podman itself sometimes leaves
+//! out the `stop` of the last two (a race with conmon's cleanup); the sim always
+//! emits it. Only `died` carries the exit code; every other event says "0".
+//!
+//! [`SimRuntime::observe`] applies an event recorded from the real podman to
+//! the simulated world (replay): a recorded `died` leaves the container exited,
+//! a recorded `remove` removes it, and so on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -104,11 +112,15 @@ impl SimRuntime {
         let mut attributes = c.labels.clone();
         attributes.insert("name".into(), c.name.clone());
         attributes.insert("image".into(), c.image.clone());
-        // podman 4.3 puts an exit code on every container event.
-        attributes.insert(
-            "containerExitCode".into(),
-            exit_code.or(c.exit_code).unwrap_or(0).to_string(),
-        );
+        // podman 4.3 puts `containerExitCode` on every container event, but
+        // only `died` carries the real code: the others say "0".
+        let code = if action == "died" {
+            exit_code.or(c.exit_code).unwrap_or(0)
+        } else {
+            0
+        };
+        attributes.insert("containerExitCode".into(), code.to_string());
+        attributes.insert("podId".into(), String::new());
         let now = self.now();
         let mut rest = serde_json::Map::new();
         rest.insert("status".into(), action.into());
@@ -133,7 +145,9 @@ impl SimRuntime {
         self.lock().calls.push(what);
         tokio::time::sleep(self.latency).await;
         if self.lock().unreachable {
-            return Err(RuntimeError::Unreachable("simulated: service stopped".into()));
+            return Err(RuntimeError::Unreachable(
+                "simulated: service stopped".into(),
+            ));
         }
         Ok(())
     }
@@ -160,7 +174,9 @@ impl SimRuntime {
         let now = self.now();
         let c = {
             let mut st = self.lock();
-            let Some(c) = st.containers.get_mut(name) else { return };
+            let Some(c) = st.containers.get_mut(name) else {
+                return;
+            };
             if c.state != ContainerState::Running {
                 return;
             }
@@ -173,20 +189,24 @@ impl SimRuntime {
         self.emit(&c, "cleanup", Some(code));
     }
 
-    /// `podman stop` by hand: `kill`, `died`, `stop`, `cleanup`.
+    /// `podman stop` by hand of a container that exits on SIGTERM:
+    /// `stop`, `died`, `cleanup`, `cleanup` (the stop command and conmon's
+    /// exit command each run a cleanup).
     pub fn stop_by_hand(&self, name: &str) {
         let now = self.now();
         let c = {
             let mut st = self.lock();
-            let Some(c) = st.containers.get_mut(name) else { return };
+            let Some(c) = st.containers.get_mut(name) else {
+                return;
+            };
             c.state = ContainerState::Exited;
             c.exit_code = Some(0);
             c.finished_at = Some(now);
             c.clone()
         };
-        self.emit(&c, "kill", Some(0));
-        self.emit(&c, "died", Some(0));
         self.emit(&c, "stop", Some(0));
+        self.emit(&c, "died", Some(0));
+        self.emit(&c, "cleanup", Some(0));
         self.emit(&c, "cleanup", Some(0));
     }
 
@@ -198,11 +218,12 @@ impl SimRuntime {
         }
     }
 
+    /// A forced remove: a running container is stopped first (SIGTERM, which
+    /// the test apps obey, so it exits 0) and removed without a cleanup event.
     fn emit_removal(&self, c: &SimContainer) {
         if c.state == ContainerState::Running {
-            self.emit(c, "kill", Some(137));
-            self.emit(c, "died", Some(137));
-            self.emit(c, "cleanup", Some(137));
+            self.emit(c, "stop", Some(0));
+            self.emit(c, "died", Some(0));
         }
         self.emit(c, "remove", None);
     }
@@ -230,7 +251,10 @@ impl Runtime for SimRuntime {
         let c = {
             let mut st = self.lock();
             if !st.images.contains(&req.spec.image) {
-                return Err(RuntimeError::NotFound(format!("{}: image not known", req.spec.image)));
+                return Err(RuntimeError::NotFound(format!(
+                    "{}: image not known",
+                    req.spec.image
+                )));
             }
             if st.containers.contains_key(&req.name) {
                 return Err(RuntimeError::Failed(format!(
@@ -261,10 +285,9 @@ impl Runtime for SimRuntime {
         let now = self.now();
         let c = {
             let mut st = self.lock();
-            let c = st
-                .containers
-                .get_mut(name)
-                .ok_or_else(|| RuntimeError::NotFound(format!("no container with name or ID {name:?} found")))?;
+            let c = st.containers.get_mut(name).ok_or_else(|| {
+                RuntimeError::NotFound(format!("no container with name or ID {name:?} found"))
+            })?;
             if c.state == ContainerState::Running {
                 return Ok(());
             }
@@ -321,3 +344,95 @@ fn info(c: &SimContainer) -> ContainerInfo {
         exit_code: c.exit_code,
     }
 }
+
+/// Replay: mirroring the recorded world in the simulation.
+impl SimRuntime {
+    /// The simulation's wall clock (its epoch plus tokio's elapsed time).
+    pub fn now_utc(&self) -> DateTime<Utc> {
+        self.now()
+    }
+
+    /// Put a container in the simulated world as it is (no event): the
+    /// containers that existed when a recording started.
+    pub fn insert(&self, c: SimContainer) {
+        self.lock().containers.insert(c.name.clone(), c);
+    }
+
+    /// Make an image known, as if pulled or imported earlier.
+    pub fn add_image(&self, image: &str) {
+        self.lock().images.insert(image.to_string());
+    }
+
+    /// Apply an event recorded from the real podman to the simulated world,
+    /// without emitting anything (the recorded event *is* podman's event).
+    /// A container the simulation does not know yet (made before the
+    /// recording, or by hand) is added from the event's attributes.
+    pub fn observe(&self, ev: &PodmanEvent) {
+        if ev.typ != "container" || ev.name().is_empty() {
+            return;
+        }
+        let now = self.now();
+        let mut st = self.lock();
+        if ev.action == "remove" {
+            st.containers.remove(ev.name());
+            return;
+        }
+        let c = st
+            .containers
+            .entry(ev.name().to_string())
+            .or_insert_with(|| SimContainer {
+                id: ev.actor.id.clone(),
+                name: ev.name().to_string(),
+                image: ev.label("image").unwrap_or_default().to_string(),
+                state: ContainerState::Created,
+                labels: ev
+                    .actor
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| !EVENT_ONLY_ATTRIBUTES.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                started_at: None,
+                finished_at: None,
+                exit_code: None,
+            });
+        match ev.action.as_str() {
+            "create" => {
+                // A new container under a known name: the old one is gone.
+                c.id = ev.actor.id.clone();
+                c.state = ContainerState::Created;
+                c.started_at = None;
+                c.finished_at = None;
+                c.exit_code = None;
+                c.labels = ev
+                    .actor
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| !EVENT_ONLY_ATTRIBUTES.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+            }
+            "start" | "restart" => {
+                c.state = ContainerState::Running;
+                c.started_at = Some(now);
+                c.exit_code = Some(0);
+            }
+            "died" => {
+                c.state = ContainerState::Exited;
+                c.finished_at = Some(now);
+                c.exit_code = ev.label("containerExitCode").and_then(|s| s.parse().ok());
+            }
+            "stop" if c.state == ContainerState::Running => {
+                c.state = ContainerState::Exited;
+                c.finished_at = Some(now);
+            }
+            "pause" => c.state = ContainerState::Paused,
+            "unpause" => c.state = ContainerState::Running,
+            // init, cleanup, kill, exec, attach, … change nothing podkeeper reads.
+            _ => {}
+        }
+    }
+}
+
+/// Attributes podman adds to a container event that are not labels.
+const EVENT_ONLY_ATTRIBUTES: &[&str] = &["name", "image", "containerExitCode", "podId"];

@@ -1,0 +1,361 @@
+//! `podkeeper record`: subscribe to everything `run` listens to, act on nothing, write it all down as JSON lines.
+//!
+//! The file starts with a header (format version, podman's version, the
+//! parameters, the images and the labelled containers that existed), then has
+//! one line per thing received:
+//!
+//! ```text
+//! {"t":1.234567,"source":"podman","event":{…the event as podman sent it…}}
+//! {"t":1.300000,"source":"apps-dir","event":{"path":"web.yaml","kind":"rename-to","content":"app: …"}}
+//! {"t":2.000000,"source":"unit-dir","event":{"dir":0,"path":"a.container","kind":"remove"}}
+//! {"t":5.000000,"source":"stream","event":{"status":"lost","error":"events stream closed by podman"}}
+//! ```
+//!
+//! `t` is seconds since the recording started, as the recorder received it
+//! (so podman's delivery lag is in the file, as podkeeper would see it).
+//! Manifest files carry their new contents, so a replay can reproduce an edit.
+//! [`crate::replay`] reads these files back.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::podman::default_socket;
+use crate::sources::{dir_watch, podman_events};
+use crate::trigger::{ChangeKind, FileChange, StreamStatus, Trigger};
+
+/// The version of the file format, in the header's `podkeeper_record` field.
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Unit files bigger than this are recorded without their contents.
+const MAX_CONTENT: u64 = 1 << 20;
+
+/// Each REST call the recorder makes (version, images, containers) must answer within this.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RecordArgs {
+    /// Where to write the recording (JSON lines).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: PathBuf,
+    /// The apps directory to watch (as `run --apps`).
+    #[arg(long, value_name = "DIR")]
+    pub apps: Option<PathBuf>,
+    /// A Quadlet unit directory to watch (repeatable).
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    pub unit_dirs: Vec<PathBuf>,
+    /// Podman API socket [default: as for `run`].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    pub duration: Option<Duration>,
+    /// Keep only containers whose name starts with PREFIX (events and the
+    /// header's container list): on a podman shared with others, their
+    /// containers would otherwise end up in the recording.
+    #[arg(long, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+}
+
+/// `podkeeper record`: returns the process exit code.
+pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
+    let socket = args.socket.clone().unwrap_or_else(default_socket);
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let header = header(&args, &socket).await?;
+    writeln!(out, "{header}")?;
+    out.flush()?;
+    let started = Instant::now();
+
+    let (tx, mut rx) = mpsc::channel(crate::cli::CHANNEL_CAPACITY);
+    let cancel = CancellationToken::new();
+    tokio::spawn(podman_events::run(
+        socket.clone(),
+        tx.clone(),
+        cancel.child_token(),
+    ));
+    let apps_dir = args.apps.as_deref().map(absolute);
+    if let Some(dir) = &apps_dir {
+        dir_watch::spawn(
+            vec![dir.clone()],
+            dir_watch::Watched::AppsDir,
+            tx.clone(),
+            cancel.child_token(),
+        )
+        .context("cannot watch the apps directory")?;
+    }
+    let unit_dirs: Vec<PathBuf> = args.unit_dirs.iter().map(|d| absolute(d)).collect();
+    if !unit_dirs.is_empty() {
+        dir_watch::spawn(
+            unit_dirs.clone(),
+            dir_watch::Watched::UnitDir,
+            tx.clone(),
+            cancel.child_token(),
+        )
+        .context("cannot watch the unit directories")?;
+    }
+    drop(tx);
+    eprintln!(
+        "podkeeper: recording to {} ({}); Ctrl-C ends it",
+        args.out.display(),
+        args.duration
+            .map_or("until a signal".to_string(), |d| format!(
+                "for {}",
+                crate::report::secs(d)
+            ))
+    );
+
+    let stop = stop_signal(args.duration);
+    tokio::pin!(stop);
+    let mut lines = 0u64;
+    loop {
+        let trigger = tokio::select! {
+            _ = &mut stop => break,
+            t = rx.recv() => match t { Some(t) => t, None => break },
+        };
+        let t = started.elapsed();
+        let Some((source, event)) = encode(&trigger, &args, &unit_dirs) else {
+            continue;
+        };
+        // One line per trigger, flushed at once: a killed recorder loses nothing.
+        writeln!(
+            out,
+            "{{\"t\":{},\"source\":{},\"event\":{}}}",
+            seconds(t),
+            Value::from(source),
+            event
+        )?;
+        out.flush()?;
+        lines += 1;
+    }
+    cancel.cancel();
+    out.flush()?;
+    eprintln!(
+        "podkeeper: recorded {lines} lines in {} to {}",
+        crate::report::secs(started.elapsed()),
+        args.out.display()
+    );
+    Ok(0)
+}
+
+/// `t` as seconds with microseconds: exact in JSON, and the same on every read.
+fn seconds(d: Duration) -> String {
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+/// Ends at the first SIGINT/SIGTERM or after `duration`.
+async fn stop_signal(duration: Option<Duration>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = timer => {}
+    }
+}
+
+/// The line for one trigger, or `None` when it is filtered out.
+fn encode(
+    trigger: &Trigger,
+    args: &RecordArgs,
+    unit_dirs: &[PathBuf],
+) -> Option<(&'static str, Value)> {
+    match trigger {
+        Trigger::Podman(ev) => {
+            if let Some(prefix) = &args.name_prefix {
+                if !ev.name().starts_with(prefix.as_str()) {
+                    return None;
+                }
+            }
+            Some(("podman", serde_json::to_value(ev).ok()?))
+        }
+        Trigger::Stream(StreamStatus::Connected { resumed }) => {
+            Some(("stream", json!({"status": "connected", "resumed": resumed})))
+        }
+        Trigger::Stream(StreamStatus::Lost { error }) => {
+            Some(("stream", json!({"status": "lost", "error": error})))
+        }
+        Trigger::AppsDir(change) => Some(("apps-dir", file_event(change, None))),
+        Trigger::UnitDir(change) => {
+            let index = unit_dirs.iter().position(|d| *d == change.dir).unwrap_or(0);
+            Some(("unit-dir", file_event(change, Some(index))))
+        }
+        // Not sources `record` subscribes to.
+        Trigger::SweepTick | Trigger::ContainerExited { .. } => None,
+    }
+}
+
+/// A file change: path relative to the watched directory, the kind, and the
+/// file's contents now (manifests, unit files) so a replay can write them.
+/// A rescan carries the contents of every file in the directory.
+fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
+    let mut ev = serde_json::Map::new();
+    if let Some(i) = unit_dir {
+        ev.insert("dir".into(), i.into());
+    }
+    ev.insert(
+        "path".into(),
+        change.path.to_string_lossy().into_owned().into(),
+    );
+    ev.insert("kind".into(), change.kind.to_string().into());
+    let wanted = |p: &Path| unit_dir.is_some() || crate::manifest::is_manifest_file(p);
+    match change.kind {
+        ChangeKind::Create | ChangeKind::Modify | ChangeKind::RenameTo
+            if !change.path.as_os_str().is_empty() && wanted(&change.path) =>
+        {
+            if let Some(text) = read_small(&change.dir.join(&change.path)) {
+                ev.insert("content".into(), text.into());
+            }
+        }
+        ChangeKind::Rescan => {
+            let mut files = BTreeMap::new();
+            if let Ok(entries) = std::fs::read_dir(&change.dir) {
+                for entry in entries.flatten() {
+                    let name = PathBuf::from(entry.file_name());
+                    if !wanted(&name) {
+                        continue;
+                    }
+                    if let Some(text) = read_small(&entry.path()) {
+                        files.insert(name.to_string_lossy().into_owned(), text);
+                    }
+                }
+            }
+            ev.insert("files".into(), json!(files));
+        }
+        _ => {}
+    }
+    Value::Object(ev)
+}
+
+fn read_small(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_CONTENT {
+        return None;
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The first line: what was recorded, where, and the world at the start.
+async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
+    let version = get_json(socket, "/v4.0.0/libpod/version")
+        .await
+        .context("cannot ask podman for its version")?;
+    let images = get_json(socket, "/v4.0.0/libpod/images/json").await?;
+    let filters = urlencode(&json!({ "label": [crate::APP_LABEL] }).to_string());
+    let containers = get_json(
+        socket,
+        &format!("/v4.0.0/libpod/containers/json?all=true&filters={filters}"),
+    )
+    .await?;
+    let image_names: Vec<&str> = images
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|i| i["RepoTags"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    let containers: Vec<Value> = containers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| match &args.name_prefix {
+            Some(prefix) => c["Names"][0]
+                .as_str()
+                .is_some_and(|n| n.starts_with(prefix.as_str())),
+            None => true,
+        })
+        .map(|c| {
+            // What the simulation needs of each, in podman's own field names.
+            json!({
+                "Id": c["Id"], "Names": c["Names"], "Image": c["Image"], "State": c["State"],
+                "Labels": c["Labels"], "StartedAt": c["StartedAt"], "ExitedAt": c["ExitedAt"],
+                "ExitCode": c["ExitCode"],
+            })
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    Ok(json!({
+        "podkeeper_record": FORMAT_VERSION,
+        "podkeeper_version": env!("CARGO_PKG_VERSION"),
+        "podman": {
+            "version": version["Version"],
+            "api_version": version["APIVersion"],
+        },
+        "started": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "started_unix": now.timestamp(),
+        "params": {
+            "socket": socket.display().to_string(),
+            "apps": args.apps.as_ref().map(|p| p.display().to_string()),
+            "unit_dirs": args.unit_dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "duration_s": args.duration.map(|d| d.as_secs_f64()),
+            "name_prefix": args.name_prefix,
+        },
+        "images": image_names,
+        "containers": containers,
+    }))
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET path` on podman's socket, parsed as JSON, within [`CALL_TIMEOUT`].
+async fn get_json(socket: &Path, path: &str) -> anyhow::Result<Value> {
+    let call = async {
+        let io = UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("connect {}", socket.display()))?;
+        let (mut sender, conn) = hyper::client::conn::handshake(io).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = hyper::Request::get(path)
+            .header("Host", "d")
+            .body(hyper::Body::empty())?;
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let body = hyper::body::to_bytes(resp.into_body()).await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "GET {path}: {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+        Ok::<_, anyhow::Error>(serde_json::from_slice(&body)?)
+    };
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| anyhow::anyhow!("GET {path}: no answer within {CALL_TIMEOUT:?}"))?
+}

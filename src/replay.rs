@@ -1,0 +1,841 @@
+//! `podkeeper replay`: drive the real reactor with a recording, against the simulated podman, in virtual time.
+//!
+//! The recording (see [`crate::record`]) is read whole first, so a bad line
+//! stops the replay before anything runs, naming the line and what is wrong.
+//! Then, on a paused tokio clock, each recorded line is handed to the same
+//! [`Reactor`] that `run` uses at its recorded offset, and the reactor acts on
+//! a [`SimRuntime`] set up as the real podman was when the recording started
+//! (its images and labelled containers, from the header).
+//!
+//! Two worlds meet here, and the driver keeps them apart:
+//!
+//! * **The recorded world.** A recorded podman event is applied to the
+//!   simulation ([`SimRuntime::observe`]: a `died` leaves the container exited,
+//!   a `remove` removes it) and handed to the reactor, as the real stream would.
+//!   A lost stream makes the simulation unreachable until it is back.
+//! * **The reactor's own doing.** What the reactor asks of the simulation
+//!   emits podman's events back to it, every [`STEP`] of virtual time. If a
+//!   podkeeper ran while recording, the recording also holds *its* actions'
+//!   events (`create`, `init`, `start` of a repair, the `stop`, `died`,
+//!   `remove` of a recreate). Those are echoes, not news: a recorded event that
+//!   matches one the simulation emitted in the last [`LEDGER_WINDOW`] is
+//!   dropped, and a recorded `create`/`init`/`start`/`unpause` of a labelled
+//!   container is held back for up to [`ECHO_WINDOW`] in case the reactor is
+//!   about to do the same (it is dropped if so; applied late otherwise).
+//!
+//! Everything runs on one thread with tokio's clock paused, so two replays of
+//! one file print the same bytes; the debug lines are stamped with the virtual
+//! time since the start of the replay.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::manifest;
+use crate::reactor::{Reactor, ReactorConfig, Stats};
+use crate::record::FORMAT_VERSION;
+use crate::report::{Clock, Reporter, SharedBuf};
+use crate::runtime::sim::{SimContainer, SimRuntime};
+use crate::runtime::ContainerState;
+use crate::trigger::{ChangeKind, FileChange, PodmanEvent, StreamStatus, Trigger};
+use crate::APP_LABEL;
+
+/// How often the simulation's own events reach the reactor (podman delivers
+/// them late too: 0–250 ms with the file events logger).
+pub const STEP: Duration = Duration::from_millis(10);
+/// How long a recorded `create`/`init`/`start`/`unpause` of a labelled
+/// container waits for the reactor to do the same before it is applied.
+pub const ECHO_WINDOW: Duration = Duration::from_secs(2);
+/// How long an event the simulation emitted waits for its recorded echo.
+/// Long enough for a remove that waits out podman's 10 s stop timeout.
+pub const LEDGER_WINDOW: Duration = Duration::from_secs(15);
+/// After the last line, the reactor gets this much virtual time to settle.
+pub const TAIL: Duration = Duration::from_secs(600);
+
+/// Container actions podkeeper itself causes when it creates or starts.
+const CONSTRUCTIVE: &[&str] = &["create", "init", "start", "unpause"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Speed {
+    /// As fast as possible (virtual time only).
+    Max,
+    /// In real time, as recorded.
+    #[value(name = "1x")]
+    RealTime,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReplayArgs {
+    /// A recording made by `podkeeper record`.
+    #[arg(value_name = "FILE.jsonl")]
+    pub file: PathBuf,
+    /// The apps directory as it was when the recording started.
+    #[arg(long, value_name = "DIR")]
+    pub apps: PathBuf,
+    /// Unit directories as they were when the recording started (repeatable,
+    /// in the order given to `record`).
+    #[arg(long = "unit-dir", value_name = "DIR")]
+    pub unit_dirs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Speed::Max)]
+    pub speed: Speed,
+}
+
+/// A recording file, read and checked.
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub header: Header,
+    pub records: Vec<Record>,
+}
+
+/// The header line.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub podman_version: String,
+    /// Wall-clock second the recording started (container start times are relative to it).
+    pub started_unix: i64,
+    pub images: Vec<String>,
+    pub containers: Vec<SimContainer>,
+    /// Container start times as seconds before the recording started, by name.
+    pub ages: BTreeMap<String, (Option<i64>, Option<i64>)>,
+}
+
+/// One recorded line.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Its line number in the file (1 is the header).
+    pub line: usize,
+    /// Since the recording started.
+    pub t: Duration,
+    pub what: Recorded,
+}
+
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Podman(PodmanEvent),
+    Stream(StreamStatus),
+    AppsDir(FileRecord),
+    UnitDir(usize, FileRecord),
+}
+
+/// A recorded file change, with the file's contents when they were recorded.
+#[derive(Debug, Clone)]
+pub struct FileRecord {
+    pub path: PathBuf,
+    pub kind: ChangeKind,
+    pub content: Option<String>,
+    /// For a rescan: every file of the directory.
+    pub files: Option<BTreeMap<String, String>>,
+}
+
+/// What is wrong with a recording, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureError {
+    pub line: usize,
+    pub what: String,
+}
+
+impl std::fmt::Display for FixtureError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.what)
+    }
+}
+
+impl std::error::Error for FixtureError {}
+
+impl Fixture {
+    pub fn load(path: &Path) -> anyhow::Result<Fixture> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Fixture::parse(&text).with_context(|| format!("bad recording {}", path.display()))
+    }
+
+    /// Read a whole recording; the first bad line is an error.
+    pub fn parse(text: &str) -> Result<Fixture, FixtureError> {
+        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l));
+        let (_, first) = lines.next().ok_or(FixtureError {
+            line: 1,
+            what: "empty file: no header".into(),
+        })?;
+        let header = parse_header(first).map_err(|what| FixtureError { line: 1, what })?;
+        let mut records = Vec::new();
+        let mut last = Duration::ZERO;
+        for (line, text) in lines {
+            if text.trim().is_empty() {
+                continue;
+            }
+            let record = parse_record(text, header.unit_dir_count)
+                .map_err(|what| FixtureError { line, what })?;
+            let (t, what) = record;
+            if t < last {
+                return Err(FixtureError {
+                    line,
+                    what: format!(
+                        "t {} is earlier than the line before ({}): lines must be in time order",
+                        t.as_secs_f64(),
+                        last.as_secs_f64()
+                    ),
+                });
+            }
+            last = t;
+            records.push(Record { line, t, what });
+        }
+        Ok(Fixture {
+            header: header.header,
+            records,
+        })
+    }
+
+    /// The offset of the last line.
+    pub fn duration(&self) -> Duration {
+        self.records.last().map_or(Duration::ZERO, |r| r.t)
+    }
+}
+
+struct ParsedHeader {
+    header: Header,
+    unit_dir_count: usize,
+}
+
+fn parse_header(text: &str) -> Result<ParsedHeader, String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("header is not JSON: {e}"))?;
+    match v.get("podkeeper_record").and_then(Value::as_u64) {
+        Some(FORMAT_VERSION) => {}
+        Some(n) => {
+            return Err(format!(
+                "recording format {n}; this podkeeper reads format {FORMAT_VERSION}"
+            ))
+        }
+        None => {
+            return Err(
+                "not a podkeeper recording: the header has no \"podkeeper_record\" version".into(),
+            )
+        }
+    }
+    let started_unix = v["started_unix"]
+        .as_i64()
+        .ok_or("header: \"started_unix\" missing or not an integer")?;
+    let images = v["images"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect();
+    let unit_dir_count = v["params"]["unit_dirs"].as_array().map_or(0, Vec::len);
+    let mut containers = Vec::new();
+    let mut ages = BTreeMap::new();
+    for (i, c) in v["containers"].as_array().into_iter().flatten().enumerate() {
+        let field = |name: &str| format!("header: containers[{i}]: \"{name}\" missing");
+        let name = c["Names"][0].as_str().ok_or_else(|| field("Names"))?;
+        let id = c["Id"].as_str().ok_or_else(|| field("Id"))?;
+        let state = c["State"].as_str().ok_or_else(|| field("State"))?;
+        let labels = match &c["Labels"] {
+            Value::Null => BTreeMap::new(),
+            l => serde_json::from_value(l.clone())
+                .map_err(|e| format!("header: containers[{i}]: Labels: {e}"))?,
+        };
+        // podman says 0 (or a negative year-one value) for "never".
+        let when = |f: &str| c[f].as_i64().filter(|s| *s > 0).map(|s| started_unix - s);
+        ages.insert(name.to_string(), (when("StartedAt"), when("ExitedAt")));
+        containers.push(SimContainer {
+            id: id.to_string(),
+            name: name.to_string(),
+            image: c["Image"].as_str().unwrap_or_default().to_string(),
+            state: ContainerState::parse(state),
+            labels,
+            started_at: None,
+            finished_at: None,
+            exit_code: c["ExitCode"].as_i64().map(|n| n as i32),
+        });
+    }
+    Ok(ParsedHeader {
+        header: Header {
+            podman_version: v["podman"]["version"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string(),
+            started_unix,
+            images,
+            containers,
+            ages,
+        },
+        unit_dir_count,
+    })
+}
+
+fn parse_record(text: &str, unit_dirs: usize) -> Result<(Duration, Recorded), String> {
+    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let t = v["t"]
+        .as_f64()
+        .filter(|t| *t >= 0.0 && t.is_finite())
+        .ok_or("\"t\" missing or not a number of seconds >= 0")?;
+    let t = Duration::from_secs_f64(t);
+    let source = v["source"].as_str().ok_or("\"source\" missing")?;
+    let event = v.get("event").ok_or("\"event\" missing")?;
+    let what = match source {
+        "podman" => Recorded::Podman(
+            serde_json::from_value(event.clone()).map_err(|e| format!("podman event: {e}"))?,
+        ),
+        "stream" => Recorded::Stream(match event["status"].as_str() {
+            Some("connected") => StreamStatus::Connected {
+                resumed: event["resumed"].as_bool().unwrap_or(false),
+            },
+            Some("lost") => StreamStatus::Lost {
+                error: event["error"].as_str().unwrap_or("").to_string(),
+            },
+            other => {
+                return Err(format!(
+                    "stream event: status {other:?} is neither \"connected\" nor \"lost\""
+                ))
+            }
+        }),
+        "apps-dir" => Recorded::AppsDir(parse_file(event)?),
+        "unit-dir" => {
+            let dir = event["dir"].as_u64().unwrap_or(0) as usize;
+            if dir >= unit_dirs.max(1) {
+                return Err(format!(
+                    "unit-dir event: dir {dir}, but the header lists {unit_dirs} unit directories"
+                ));
+            }
+            Recorded::UnitDir(dir, parse_file(event)?)
+        }
+        other => {
+            return Err(format!(
+                "unknown source {other:?} (known: podman, stream, apps-dir, unit-dir)"
+            ))
+        }
+    };
+    Ok((t, what))
+}
+
+fn parse_file(event: &Value) -> Result<FileRecord, String> {
+    let path = PathBuf::from(
+        event["path"]
+            .as_str()
+            .ok_or("file event: \"path\" missing")?,
+    );
+    // A recording must not make the replay write outside its copy of the directory.
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+        || path.components().count() > 1
+    {
+        return Err(format!(
+            "file event: path {path:?} is not a file name inside the watched directory"
+        ));
+    }
+    let kind: ChangeKind = serde_json::from_value(event["kind"].clone())
+        .map_err(|e| format!("file event: kind: {e}"))?;
+    let files = match event.get("files") {
+        None | Some(Value::Null) => None,
+        Some(f) => {
+            let files: BTreeMap<String, String> =
+                serde_json::from_value(f.clone()).map_err(|e| format!("file event: files: {e}"))?;
+            if let Some(bad) = files.keys().find(|k| k.contains('/') || k.starts_with('.')) {
+                return Err(format!(
+                    "file event: files: {bad:?} is not a plain file name"
+                ));
+            }
+            Some(files)
+        }
+    };
+    Ok(FileRecord {
+        path,
+        kind,
+        content: event["content"].as_str().map(String::from),
+        files,
+    })
+}
+
+/// What a replay did: the debug output, every call the reactor made, its counters.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub output: String,
+    pub calls: Vec<String>,
+    pub stats: Stats,
+}
+
+impl Outcome {
+    /// The reactions, in order: (key, action), e.g. `("app/web", "start")`.
+    pub fn reactions(&self) -> Vec<(String, String)> {
+        self.output
+            .lines()
+            .filter_map(|l| {
+                let rest = l.split_once("  react  ")?.1;
+                let mut words = rest.split_whitespace();
+                Some((words.next()?.to_string(), words.next()?.to_string()))
+            })
+            .collect()
+    }
+}
+
+/// `podkeeper replay`: print the reactions to standard output.
+pub fn main(args: ReplayArgs) -> anyhow::Result<i32> {
+    let fixture = Fixture::load(&args.file)?;
+    let out = Box::new(std::io::stdout());
+    paused_runtime()?.block_on(replay(
+        &fixture,
+        &args.apps,
+        &args.unit_dirs,
+        args.speed,
+        out,
+    ))?;
+    Ok(0)
+}
+
+/// Replay as fast as possible and capture everything (tests).
+pub fn replay_to_outcome(
+    fixture: &Fixture,
+    apps: &Path,
+    unit_dirs: &[PathBuf],
+) -> anyhow::Result<Outcome> {
+    let buf = SharedBuf::default();
+    let (stats, calls) = paused_runtime()?.block_on(replay(
+        fixture,
+        apps,
+        unit_dirs,
+        Speed::Max,
+        Box::new(buf.clone()),
+    ))?;
+    Ok(Outcome {
+        output: buf.contents(),
+        calls,
+        stats,
+    })
+}
+
+/// One thread, tokio's clock paused: virtual time jumps to the next timer
+/// whenever everything waits, and the order of events is always the same.
+fn paused_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()?)
+}
+
+/// Drive a reactor with `fixture`. Must run on a paused clock (see [`main`]).
+pub async fn replay(
+    fixture: &Fixture,
+    apps: &Path,
+    unit_dirs: &[PathBuf],
+    speed: Speed,
+    out: Box<dyn Write + Send>,
+) -> anyhow::Result<(Stats, Vec<String>)> {
+    let work = Workspace::copy(apps, unit_dirs)?;
+    // Debug lines name manifest files: show the user's directory, not our copy.
+    let out = Box::new(Rewrite {
+        from: work.apps.display().to_string(),
+        to: apps.display().to_string(),
+        pending: Vec::new(),
+        out,
+    });
+    let start = Instant::now();
+    let (etx, erx) = mpsc::unbounded_channel();
+    let sim = SimRuntime::new(&[], Some(etx));
+    for image in &fixture.header.images {
+        sim.add_image(image);
+    }
+    let now = sim.now_utc();
+    for c in &fixture.header.containers {
+        let mut c = c.clone();
+        if let Some((started, exited)) = fixture.header.ages.get(&c.name) {
+            let ago = |s: i64| now - chrono::Duration::seconds(s);
+            c.started_at = started.map(ago);
+            c.finished_at = exited.map(ago);
+        }
+        sim.insert(c);
+    }
+    let manifests = manifest::load_dir(&work.apps)?;
+    // The reactor reads no channel here: the driver hands it triggers itself.
+    let (_tx, rx) = mpsc::channel(1);
+    let mut report = Reporter::new(true, Clock::SinceStart(start), out);
+    report.note(
+        "replay",
+        &format!(
+            "{} lines over {} recorded with podman {}; {} apps, {} containers at the start",
+            fixture.records.len(),
+            crate::report::secs(fixture.duration()),
+            fixture.header.podman_version,
+            manifests.apps.len(),
+            fixture.header.containers.len(),
+        ),
+        false,
+    );
+    let cfg = ReactorConfig {
+        apps_dir: Some(work.apps.clone()),
+        ..ReactorConfig::default()
+    };
+    let reactor = Reactor::new(Arc::new(sim.clone()), rx, manifests, cfg, report);
+    let mut driver = Driver {
+        reactor,
+        sim: sim.clone(),
+        sim_events: erx,
+        ledger: VecDeque::new(),
+        held: VecDeque::new(),
+        work,
+        real_start: std::time::Instant::now(),
+        speed,
+        start,
+    };
+    driver.run(&fixture.records).await;
+    let Driver { mut reactor, .. } = driver;
+    let stats = reactor.stats().clone();
+    reactor.report_mut().note(
+        "replay",
+        &format!(
+            "done: {} triggers, {} reconciles, {} sweeps, {} failures",
+            stats.triggers, stats.reconciles, stats.sweeps, stats.failures
+        ),
+        false,
+    );
+    Ok((stats, sim.calls()))
+}
+
+struct Driver {
+    reactor: Reactor<SimRuntime>,
+    sim: SimRuntime,
+    sim_events: mpsc::UnboundedReceiver<PodmanEvent>,
+    /// Events the simulation emitted, awaiting their recorded echo: (name, action, until).
+    ledger: VecDeque<(String, String, Instant)>,
+    /// Recorded constructive events awaiting the simulation's own: (event, until).
+    held: VecDeque<(PodmanEvent, Instant)>,
+    work: Workspace,
+    real_start: std::time::Instant,
+    speed: Speed,
+    start: Instant,
+}
+
+impl Driver {
+    async fn run(&mut self, records: &[Record]) {
+        let mut next_record = 0;
+        let tail_end = self.start + records.last().map_or(Duration::ZERO, |r| r.t) + TAIL;
+        loop {
+            let now = Instant::now();
+            self.deliver_sim_events(now);
+            self.release_held(now);
+            while let Some(r) = records.get(next_record) {
+                if self.start + r.t > now {
+                    break;
+                }
+                self.apply(r, now);
+                next_record += 1;
+            }
+            let mut next = now + STEP;
+            if let Some(r) = records.get(next_record) {
+                next = next.min(self.start + r.t);
+            }
+            if let Some((_, until)) = self.held.front() {
+                next = next.min(*until);
+            }
+            self.pace(next);
+            if next_record < records.len() {
+                self.reactor.step_until(next).await;
+                continue;
+            }
+            // Every line is in: let the reactor settle, still passing it the
+            // simulation's events every STEP.
+            if now >= tail_end {
+                self.reactor.report_mut().note(
+                    "replay",
+                    &format!(
+                        "still busy {} after the last line; stopping",
+                        crate::report::secs(TAIL)
+                    ),
+                    true,
+                );
+                return;
+            }
+            let idle = tokio::time::timeout_at(next, self.reactor.run_until_idle())
+                .await
+                .is_ok();
+            if idle && self.sim_events.is_empty() {
+                if self.held.is_empty() {
+                    return;
+                }
+                tokio::time::sleep_until(next).await;
+            }
+        }
+    }
+
+    /// `--speed 1x`: do not get ahead of the wall clock.
+    fn pace(&self, next: Instant) {
+        if self.speed == Speed::RealTime {
+            let virtual_elapsed = next - self.start;
+            if let Some(wait) = virtual_elapsed.checked_sub(self.real_start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Hand the simulation's own events to the reactor; each cancels a held
+    /// recorded echo or waits in the ledger for one.
+    fn deliver_sim_events(&mut self, now: Instant) {
+        self.ledger.retain(|(_, _, until)| *until > now);
+        while let Ok(ev) = self.sim_events.try_recv() {
+            let same = |h: &PodmanEvent| h.name() == ev.name() && h.action == ev.action;
+            if let Some(i) = self.held.iter().position(|(h, _)| same(h)) {
+                self.held.remove(i);
+            } else {
+                self.ledger.push_back((
+                    ev.name().to_string(),
+                    ev.action.clone(),
+                    now + LEDGER_WINDOW,
+                ));
+            }
+            self.reactor.handle(Trigger::Podman(ev));
+        }
+    }
+
+    /// Recorded events held for an echo that did not come: they were news.
+    fn release_held(&mut self, now: Instant) {
+        while self.held.front().is_some_and(|(_, until)| *until <= now) {
+            if let Some((ev, _)) = self.held.pop_front() {
+                self.sim.observe(&ev);
+                self.reactor.handle(Trigger::Podman(ev));
+            }
+        }
+    }
+
+    fn apply(&mut self, record: &Record, now: Instant) {
+        match &record.what {
+            Recorded::Podman(ev) => self.recorded_event(ev.clone(), now),
+            Recorded::Stream(status) => {
+                // A lost stream means podman is away until it is back.
+                self.sim
+                    .set_unreachable(matches!(status, StreamStatus::Lost { .. }));
+                self.reactor.handle(Trigger::Stream(status.clone()));
+            }
+            Recorded::AppsDir(f) => {
+                let dir = self.work.apps.clone();
+                self.write(&dir, f, true);
+                self.reactor.handle(Trigger::AppsDir(FileChange {
+                    dir,
+                    path: f.path.clone(),
+                    kind: f.kind,
+                }));
+            }
+            Recorded::UnitDir(i, f) => {
+                let Some(dir) = self.work.unit_dirs.get(*i).cloned() else {
+                    return;
+                };
+                self.write(&dir, f, false);
+                self.reactor.handle(Trigger::UnitDir(FileChange {
+                    dir,
+                    path: f.path.clone(),
+                    kind: f.kind,
+                }));
+            }
+        }
+    }
+
+    fn recorded_event(&mut self, ev: PodmanEvent, now: Instant) {
+        if ev.typ == "container" {
+            let same = |(n, a, _): &(String, String, Instant)| n == ev.name() && *a == ev.action;
+            if let Some(i) = self.ledger.iter().position(same) {
+                // The echo of something the reactor already did in the simulation.
+                self.ledger.remove(i);
+                return;
+            }
+            if CONSTRUCTIVE.contains(&ev.action.as_str()) && ev.label(APP_LABEL).is_some() {
+                self.held.push_back((ev, now + ECHO_WINDOW));
+                return;
+            }
+        }
+        self.sim.observe(&ev);
+        self.reactor.handle(Trigger::Podman(ev));
+    }
+
+    /// Make our copy of a watched directory look as it did after the change.
+    fn write(&self, dir: &Path, f: &FileRecord, manifests_only: bool) {
+        let wanted = |p: &Path| !manifests_only || manifest::is_manifest_file(p);
+        let result = match (&f.kind, &f.content, &f.files) {
+            (ChangeKind::Rescan, _, Some(files)) => sync_dir(dir, files, &wanted),
+            (_, Some(text), _) if wanted(&f.path) => std::fs::write(dir.join(&f.path), text),
+            (ChangeKind::Remove | ChangeKind::RenameFrom, _, _)
+                if !f.path.as_os_str().is_empty() =>
+            {
+                match std::fs::remove_file(dir.join(&f.path)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, path = %f.path.display(), "replay: cannot update the directory copy");
+        }
+    }
+}
+
+/// Make `dir`'s wanted files exactly `files`.
+fn sync_dir(
+    dir: &Path,
+    files: &BTreeMap<String, String>,
+    wanted: &dyn Fn(&Path) -> bool,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if wanted(Path::new(&name)) && !files.contains_key(&name) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
+}
+
+/// Private copies of the apps and unit directories, which the replay edits as
+/// the recording says; removed when dropped.
+struct Workspace {
+    root: PathBuf,
+    apps: PathBuf,
+    unit_dirs: Vec<PathBuf>,
+}
+
+impl Workspace {
+    fn copy(apps: &Path, unit_dirs: &[PathBuf]) -> anyhow::Result<Workspace> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let root = std::env::temp_dir().join(format!(
+            "podkeeper-replay-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let ws = Workspace {
+            apps: root.join("apps"),
+            unit_dirs: (0..unit_dirs.len())
+                .map(|i| root.join(format!("units-{i}")))
+                .collect(),
+            root,
+        };
+        copy_dir(apps, &ws.apps)
+            .with_context(|| format!("cannot copy the apps directory {}", apps.display()))?;
+        for (from, to) in unit_dirs.iter().zip(&ws.unit_dirs) {
+            copy_dir(from, to)
+                .with_context(|| format!("cannot copy the unit directory {}", from.display()))?;
+        }
+        Ok(ws)
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Copy the regular files of `from` (not recursively) into a new `to`.
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)?.flatten() {
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// A writer that replaces `from` by `to` in every line it passes on.
+struct Rewrite {
+    from: String,
+    to: String,
+    pending: Vec<u8>,
+    out: Box<dyn Write + Send>,
+}
+
+impl Write for Rewrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(nl) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=nl).collect();
+            let line = String::from_utf8_lossy(&line).replace(&self.from, &self.to);
+            self.out.write_all(line.as_bytes())?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = r#"{"podkeeper_record":1,"started_unix":100,"podman":{"version":"4.3.1"},"params":{"unit_dirs":[]},"images":["localhost/bb:1"],"containers":[]}"#;
+
+    fn parse(lines: &[&str]) -> Result<Fixture, FixtureError> {
+        let mut text = String::from(HEADER);
+        for l in lines {
+            text.push('\n');
+            text.push_str(l);
+        }
+        Fixture::parse(&text)
+    }
+
+    #[test]
+    fn a_line_that_is_not_json_should_be_named_with_its_number() {
+        let e = parse(&[
+            r#"{"t":0,"source":"stream","event":{"status":"connected"}}"#,
+            "{oops",
+        ])
+        .unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.what.starts_with("not JSON"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_source_should_be_an_error() {
+        let e = parse(&[r#"{"t":0,"source":"kernel","event":{}}"#]).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.what.contains("unknown source \"kernel\""), "{e}");
+    }
+
+    #[test]
+    fn a_podman_event_without_its_action_should_be_an_error() {
+        let e = parse(&[
+            r#"{"t":0.5,"source":"podman","event":{"Type":"container","Actor":{"ID":"x"},"timeNano":1}}"#,
+        ])
+        .unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(
+            e.what.contains("podman event") && e.what.contains("Action"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn lines_out_of_time_order_should_be_an_error() {
+        let e = parse(&[
+            r#"{"t":2,"source":"stream","event":{"status":"connected"}}"#,
+            r#"{"t":1,"source":"stream","event":{"status":"connected"}}"#,
+        ])
+        .unwrap_err();
+        assert_eq!(e.line, 3);
+    }
+
+    #[test]
+    fn a_file_event_should_not_escape_the_directory() {
+        let e = parse(&[
+            r#"{"t":0,"source":"apps-dir","event":{"path":"../x.yaml","kind":"create","content":"x"}}"#,
+        ])
+        .unwrap_err();
+        assert!(e.what.contains("not a file name"), "{e}");
+    }
+
+    #[test]
+    fn a_file_without_a_header_should_be_refused() {
+        let e = Fixture::parse(r#"{"t":0,"source":"podman","event":{}}"#).unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.what.contains("not a podkeeper recording"), "{e}");
+    }
+}

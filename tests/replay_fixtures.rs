@@ -1,0 +1,272 @@
+//! The recorded fixtures in `fixtures/`, replayed against the simulated podman: the exact reactions each pins.
+//!
+//! No podman needed: everything runs on a paused tokio clock (see `src/replay.rs`).
+//! Re-record the fixtures with `scripts/record-fixtures`; if the reactions then
+//! differ, read the replay output (`podkeeper replay fixtures/NAME/events.jsonl
+//! --apps fixtures/NAME/apps`) before changing what is pinned here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use podkeeper::replay::{replay_to_outcome, Fixture, Outcome};
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn fixture(name: &str) -> Fixture {
+    Fixture::load(&dir(name).join("events.jsonl")).expect("fixture reads")
+}
+
+/// Replay a fixture, checking it takes well under a second.
+fn replay(name: &str) -> Outcome {
+    let f = fixture(name);
+    let units: Vec<PathBuf> = [dir(name).join("units")]
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    let started = Instant::now();
+    let out = replay_to_outcome(&f, &dir(name).join("apps"), &units).expect("replay runs");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{name}: replay took {:?}",
+        started.elapsed()
+    );
+    out
+}
+
+fn reactions(out: &Outcome) -> Vec<(String, String)> {
+    out.reactions()
+}
+
+fn r(key: &str, action: &str) -> (String, String) {
+    (key.to_string(), action.to_string())
+}
+
+/// The virtual time of a debug line, in ms (`+    1.234s  …`).
+fn at_ms(line: &str) -> u64 {
+    let stamp = line.trim_start_matches('+').trim_start();
+    let secs = stamp.split('s').next().unwrap_or("");
+    let (s, ms) = secs.split_once('.').unwrap();
+    s.parse::<u64>().unwrap() * 1000 + ms.parse::<u64>().unwrap()
+}
+
+fn lines_with<'a>(out: &'a Outcome, needles: &[&str]) -> Vec<&'a str> {
+    out.output
+        .lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .collect()
+}
+
+#[test]
+fn replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strangers() {
+    let out = replay("crash-repair");
+    let a = "app/rec-crash-repair-a";
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r(a, "start"),
+            r(a, "start"),
+            r(a, "start"),
+            r(a, "start")
+        ],
+        "{}",
+        out.output
+    );
+    // Each restart follows its died event by the simulated call time only.
+    let died = lines_with(&out, &["died (137)", "rec-crash-repair-a "]);
+    let starts = lines_with(&out, &["react", a, "start"]);
+    for (d, s) in died.iter().zip(&starts) {
+        assert_eq!(at_ms(s) - at_ms(d), 10, "{d}\n{s}");
+    }
+    // The other app and the unlabelled container see no call at all.
+    assert!(
+        out.calls.iter().all(|c| c == "list" || c.ends_with("-a")),
+        "{:?}",
+        out.calls
+    );
+    assert_eq!(
+        lines_with(&out, &["rec-crash-repair-stranger", "ignored: not managed"]).len(),
+        2,
+        "died and cleanup of the stranger are ignored"
+    );
+}
+
+#[test]
+fn replay_should_delay_a_crash_loop_by_100ms_doubling() {
+    let out = replay("crash-loop");
+    let a = "app/rec-crash-loop-a";
+    let mut expected = vec![r("sweep", "queue"), r(a, "create")];
+    expected.extend(std::iter::repeat(r(a, "start")).take(7));
+    assert_eq!(reactions(&out), expected, "{}", out.output);
+    let starts: Vec<u64> = lines_with(&out, &["react", a])
+        .iter()
+        .map(|l| at_ms(l))
+        .collect();
+    let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Once the delay outgrows the 0.3 s the app lives, restarts are spaced by
+    // the crash-loop delay (800 ms, 1.6 s, 3.2 s) plus the 10 ms of the start itself.
+    assert_eq!(&gaps[gaps.len() - 3..], [810, 1610, 3210], "{}", out.output);
+    let delayed = lines_with(&out, &["died (3)", "→ queue app/rec-crash-loop-a in "]);
+    assert_eq!(delayed.len(), 3, "{}", out.output);
+}
+
+#[test]
+fn replay_should_repair_a_stop_and_an_rm_by_hand_with_at_most_two_reconciles_each() {
+    let out = replay("stop-rm");
+    let a = "app/rec-stop-rm-a";
+    // The second run of each pair is the dirty follow-up: more events for the
+    // app arrived while it ran, and it finds everything as declared.
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r(a, "start"),
+            r(a, "none"),
+            r(a, "create"),
+            r(a, "none")
+        ],
+        "{}",
+        out.output
+    );
+    assert!(out
+        .output
+        .contains("container stop           rec-stop-rm-a        → queue app/rec-stop-rm-a"));
+    assert!(out.output.contains("container remove         rec-stop-rm-a        → app/rec-stop-rm-a running; runs once more after"));
+}
+
+#[test]
+fn replay_should_recreate_only_the_edited_app() {
+    let out = replay("manifest-edit");
+    let a = "app/rec-manifest-edit-a";
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r("manifests", "reload"),
+            r(a, "recreate"),
+            r(a, "none")
+        ],
+        "{}",
+        out.output
+    );
+    assert!(out
+        .output
+        .contains("manifest changed         app/rec-manifest-edit-a → queue"));
+    assert!(
+        !out.calls.iter().any(|c| c.contains("rec-manifest-edit-b")),
+        "the other app sees no call: {:?}",
+        out.calls
+    );
+    assert_eq!(
+        out.calls,
+        [
+            "list",
+            "inspect rec-manifest-edit-a",
+            "remove rec-manifest-edit-a",
+            "create rec-manifest-edit-a",
+            "start rec-manifest-edit-a",
+            "inspect rec-manifest-edit-a"
+        ]
+    );
+}
+
+#[test]
+fn replay_should_sweep_after_a_stream_gap_and_repair_what_died_during_it() {
+    let out = replay("stream-gap");
+    let a = "app/rec-stream-gap-a";
+    assert_eq!(
+        reactions(&out),
+        [r("sweep", "none"), r("sweep", "none"), r(a, "start")],
+        "{}",
+        out.output
+    );
+    let lost = lines_with(&out, &["events stream lost"]);
+    let resumed = lines_with(&out, &["stream resumed after a gap", "→ queue sweep"]);
+    assert_eq!((lost.len(), resumed.len()), (1, 1), "{}", out.output);
+    assert!(at_ms(resumed[0]) > at_ms(lost[0]));
+    assert_eq!(out.stats.sweeps, 2);
+}
+
+#[test]
+fn replay_should_reconcile_each_app_at_most_twice_per_crash_in_a_burst() {
+    let f = fixture("burst");
+    assert!(f.records.len() >= 1000, "{} lines", f.records.len());
+    let out = replay("burst");
+    let mut per_app: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (key, action) in reactions(&out) {
+        if key.starts_with("app/") {
+            per_app.entry(key).or_default().push(action);
+        }
+    }
+    assert_eq!(per_app.len(), 50);
+    for (app, actions) in &per_app {
+        // Four rounds of kill/died/cleanup: one start each, and at most one
+        // follow-up per round.
+        assert_eq!(
+            actions.iter().filter(|a| *a == "start").count(),
+            4,
+            "{app}: {actions:?}"
+        );
+        assert!(actions.len() <= 8, "{app}: {actions:?}");
+    }
+    assert_eq!(out.stats.failures, 0);
+}
+
+#[test]
+fn replay_should_leave_an_unmanaged_unit_file_alone_through_an_editor_save() {
+    let out = replay("unit-editor-save");
+    assert_eq!(reactions(&out), [r("sweep", "none")], "{}", out.output);
+    assert_eq!(out.calls, ["list"]);
+    let unit_lines = lines_with(&out, &["event  unit-dir"]);
+    assert_eq!(unit_lines.len(), 9, "{}", out.output);
+    assert!(unit_lines.iter().all(|l| l.contains("→ ignored")));
+}
+
+#[test]
+fn replay_should_reread_the_manifests_after_an_inotify_overflow() {
+    let out = replay("overflow");
+    let apps: Vec<_> = reactions(&out)
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("app/"))
+        .collect();
+    // The manifest added during the overflow is found by a rescan; the app
+    // that was there all along is not touched.
+    assert_eq!(apps, [r("app/rec-overflow-b", "create")], "{}", out.output);
+    assert!(!lines_with(&out, &["apps-dir rescan", "→ queue manifests"]).is_empty());
+    assert!(out
+        .output
+        .contains("manifest added           app/rec-overflow-b"));
+}
+
+#[test]
+fn two_replays_of_a_fixture_should_print_the_same_bytes() {
+    for name in [
+        "crash-repair",
+        "crash-loop",
+        "stop-rm",
+        "manifest-edit",
+        "stream-gap",
+        "burst",
+        "unit-editor-save",
+        "overflow",
+    ] {
+        let (a, b) = (replay(name), replay(name));
+        assert_eq!(a.output, b.output, "{name}");
+        assert_eq!(a.calls, b.calls, "{name}");
+    }
+}
+
+#[test]
+fn a_damaged_fixture_should_stop_the_replay_at_its_line() {
+    let text = std::fs::read_to_string(dir("crash-repair").join("events.jsonl")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[3] = lines[3].replacen("\"Action\":", "\"Act\":", 1);
+    let err = Fixture::parse(&lines.join("\n")).unwrap_err();
+    assert_eq!(err.line, 4);
+    assert!(err.to_string().contains("missing field `Action`"), "{err}");
+}

@@ -1,0 +1,227 @@
+//! The simulated podman emits what the real one does: one scripted scenario, run against both, same events.
+//!
+//! Needs the real podman (scripts/setup-host): a missing podman is a failure,
+//! never a skip. Compared per step: type, action, container name, podkeeper's
+//! labels and the exit code of `died`; not ids or times. When a container is
+//! stopped (`podman stop`, `rm -f`, a forced REST remove), podman 4.3's stop
+//! path races conmon's cleanup process: seen here were `stop, died, cleanup,
+//! cleanup`, `died, cleanup, cleanup`, `stop, died, remove` and
+//! `died, cleanup, remove`. For those steps, `stop` and `cleanup` are left out
+//! of both sides before comparing; everything else must match exactly.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use podkeeper::manifest::{assemble, parse_manifest};
+use podkeeper::reconcile::app::labels_for;
+use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
+use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::{CreateRequest, Runtime};
+use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// One step of the scenario and the action of the event that ends it.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Create,
+    Start,
+    /// `kill -9` of the container's main process.
+    Crash,
+    /// `podman stop` (the container exits on SIGTERM).
+    StopByHand,
+    /// `podman rm -f` of the running container.
+    RemoveByHand,
+    /// podkeeper's own forced remove (REST), of the running container.
+    Remove,
+}
+
+const SCENARIO: &[Step] = &[
+    Step::Create,
+    Step::Start,
+    Step::Crash,
+    Step::Start,
+    Step::StopByHand,
+    Step::Start,
+    Step::RemoveByHand,
+    Step::Create,
+    Step::Start,
+    Step::Remove,
+];
+
+/// What is compared of an event.
+type Seen = (
+    String,
+    String,
+    String,
+    Vec<(String, String)>,
+    Option<String>,
+);
+
+fn seen(ev: &PodmanEvent) -> Seen {
+    let labels = ev
+        .actor
+        .attributes
+        .iter()
+        .filter(|(k, _)| k.starts_with("io.podkeeper."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let code =
+        (ev.action == "died").then(|| ev.label("containerExitCode").unwrap_or("").to_string());
+    (
+        ev.typ.clone(),
+        ev.action.clone(),
+        ev.name().to_string(),
+        labels,
+        code,
+    )
+}
+
+fn request(name: &str) -> CreateRequest {
+    let text = format!(
+        "app:\n  id: {name}\n  container:\n    image: localhost/bb:1\n    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; sleep 100000 & wait\"]\n    network: none\n"
+    );
+    let file = Path::new("t.yaml");
+    let app = parse_manifest(file, &text).expect("manifest");
+    let set = assemble(vec![(file.into(), app)], vec![]);
+    let loaded = &set.apps[name];
+    CreateRequest {
+        name: name.to_string(),
+        spec: loaded.app.container.clone(),
+        labels: labels_for(loaded),
+    }
+}
+
+async fn act<R: Runtime>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn Fn(Step)) {
+    let name = req.name.as_str();
+    let r = match step {
+        Step::Create => rt.create_container(req).await.map(|_| ()),
+        Step::Start => rt.start_container(name).await,
+        Step::Remove => rt.remove_container(name).await,
+        other => {
+            by_hand(other);
+            Ok(())
+        }
+    };
+    r.unwrap_or_else(|e| panic!("{step:?}: {e}"));
+}
+
+/// Collect the events of `name` until none came for `quiet` (podman's file
+/// logger delivers up to 250 ms late).
+async fn collect(
+    rx: &mut mpsc::Receiver<Trigger>,
+    name: &str,
+    quiet: Duration,
+    first_within: Duration,
+) -> Vec<Seen> {
+    let mut out = Vec::new();
+    let mut wait = first_within;
+    while let Ok(Some(t)) = tokio::time::timeout(wait, rx.recv()).await {
+        if let Trigger::Podman(ev) = t {
+            if ev.typ == "container" && ev.name() == name {
+                out.push(seen(&ev));
+                wait = quiet;
+            }
+        }
+    }
+    out
+}
+
+/// The events of a stop without the two whose presence is a race in podman.
+fn without_racy(seq: &[Seen]) -> Vec<Seen> {
+    seq.iter()
+        .filter(|s| s.1 != "stop" && s.1 != "cleanup")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_should_emit_the_events_real_podman_emits() {
+    common::require_podman();
+    let name = format!("rec-simcheck-{}", std::process::id());
+    let req = request(&name);
+    let _ = common::podman(&["rm", "-f", "-t", "0", &name]);
+
+    // The real podman, through podkeeper's own events source and REST runtime.
+    let socket = common::socket();
+    let (tx, mut rx) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    tokio::spawn(podkeeper::sources::podman_events::run(
+        socket.clone(),
+        tx,
+        cancel.clone(),
+    ));
+    match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await {
+        Ok(Some(Trigger::Stream(StreamStatus::Connected { .. }))) => {}
+        other => panic!("the events stream did not connect: {other:?}"),
+    }
+    let real = PodmanRuntime::new(&socket, Timeouts::default());
+    let hand = |step: Step| {
+        let name = name.as_str();
+        match step {
+            Step::Crash => {
+                let pid = common::podman_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
+                let ok = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "kill -9 {pid}");
+            }
+            Step::StopByHand => {
+                common::podman_ok(&["stop", name]);
+            }
+            Step::RemoveByHand => {
+                common::podman_ok(&["rm", "-f", name]);
+            }
+            _ => {}
+        }
+    };
+    let mut real_steps = Vec::new();
+    for &step in SCENARIO {
+        act(&real, step, &req, &hand).await;
+        let events = collect(
+            &mut rx,
+            &name,
+            Duration::from_millis(700),
+            Duration::from_secs(5),
+        )
+        .await;
+        real_steps.push(events);
+    }
+    cancel.cancel();
+    let _ = common::podman(&["rm", "-f", "-t", "0", &name]);
+
+    // The simulation, through the same calls.
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let sim = Arc::new(SimRuntime::new(&["localhost/bb:1"], Some(etx)));
+    let sim_hand = |step: Step| match step {
+        Step::Crash => sim.crash(&name, 137),
+        Step::StopByHand => sim.stop_by_hand(&name),
+        Step::RemoveByHand => sim.remove_by_hand(&name),
+        _ => {}
+    };
+    let mut sim_steps = Vec::new();
+    for &step in SCENARIO {
+        act(&*sim, step, &req, &sim_hand).await;
+        let mut events = Vec::new();
+        while let Ok(ev) = erx.try_recv() {
+            events.push(seen(&ev));
+        }
+        sim_steps.push(events);
+    }
+
+    for ((step, real), sim) in SCENARIO.iter().zip(&real_steps).zip(&sim_steps) {
+        let racy_stop = matches!(step, Step::StopByHand | Step::RemoveByHand | Step::Remove);
+        let same = real == sim || (racy_stop && without_racy(real) == without_racy(sim));
+        assert!(
+            same,
+            "{step:?}: podman emitted\n  {:?}\nthe simulation\n  {:?}",
+            real.iter().map(|s| &s.1).collect::<Vec<_>>(),
+            sim.iter().map(|s| &s.1).collect::<Vec<_>>(),
+        );
+    }
+}
