@@ -7,24 +7,29 @@
 //!
 //! ```text
 //!  sources ──► one mpsc channel ──► reactor ──► reconcilers ──► runtime
-//!  (podman events,  (Trigger)        (owns all     (one app,       (podman API,
-//!   apps-dir watcher,                 state, keyed  one sweep)      systemd)
-//!   sweep timer)                      scheduler)
+//!  (podman events,  (Trigger)        (owns all     (one app, one   (podman API,
+//!   exit files,                       state, keyed  companion batch, systemctl)
+//!   apps/unit-dir watchers,           scheduler)    one sweep)
+//!   sweep timer)
 //! ```
 //!
 //! * [`sources`]: tasks that turn the outside world into [`trigger::Trigger`]s and
 //!   push them into the single channel. They decide nothing.
 //! * [`reactor`]: the single task that owns every piece of mutable state. It maps
 //!   triggers to keys, hands keys to the [`scheduler`], and runs reconciles of
-//!   ready keys (a few at once, never the same key twice at once).
+//!   ready keys (a few at once, never the same key twice at once; companions
+//!   in one batch at a time, so a burst costs one `daemon-reload`).
 //! * [`scheduler`]: the keyed work queue: idle / queued / running(+dirty) per key,
 //!   earliest deadline wins, per-key failure backoff and crash-loop delay.
-//! * [`reconcile`]: what "reconcile one app" and "sweep everything" mean: read the
-//!   real state from the runtime, compare with the manifest, act.
-//! * [`runtime`]: the [`runtime::Runtime`] trait and its podman implementation;
-//!   every call carries a timeout.
+//! * [`reconcile`]: what "reconcile one app", "reconcile these companions" and
+//!   "sweep everything" mean: read the real state, compare with the manifest, act.
+//! * [`runtime`]: the [`runtime::Runtime`] (podman) and
+//!   [`runtime::systemd::Systemd`] traits, their real implementations (every
+//!   call under a timeout) and their simulations.
 //! * [`manifest`]: the app manifest format, its validation and the desired state.
 //! * [`report`]: the human-readable `--debug` lines for every event and reaction.
+//! * [`record`] and [`replay`]: event streams written down as fixtures, and fed
+//!   back to the same reactor against the simulations in virtual time.
 //!
 //! Shutdown follows mini-redis: a [`tokio_util::sync::CancellationToken`] tells
 //! sources to stop; when their senders drop, the channel closes and the reactor
