@@ -48,11 +48,7 @@ fn kill_9_should_be_repaired_and_debug_output_should_show_cause_and_effect() {
     wait_until(T, "running", || is_running("e2e-kill-web"));
     let before = inspect("e2e-kill-web").unwrap();
     let mark = d.mark();
-    let killed = Command::new("kill")
-        .args(["-9", &before.pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill9(before.pid);
     wait_until(T, "restarted", || {
         inspect("e2e-kill-web")
             .is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
@@ -218,10 +214,7 @@ fn a_container_without_the_label_should_never_be_touched() {
     wait_until(T, "app running", || is_running("e2e-foreign-app"));
     let x = inspect("e2e-foreign-x").unwrap();
     let mark = d.mark();
-    Command::new("kill")
-        .args(["-9", &x.pid.to_string()])
-        .status()
-        .unwrap();
+    kill9(x.pid);
     d.wait_line(
         mark,
         &[
@@ -271,10 +264,7 @@ fn a_container_killed_while_the_podman_service_is_down_should_be_repaired_when_i
     };
     svc("stop");
     d.wait_line(mark, &["events stream lost"], T);
-    Command::new("kill")
-        .args(["-9", &before.pid.to_string()])
-        .status()
-        .unwrap();
+    kill9(before.pid);
     wait_until(T, "exited", || {
         inspect("e2e-outage-web").is_some_and(|c| c.status == "exited")
     });
@@ -434,10 +424,7 @@ fn a_start_issued_on_the_exit_file_should_never_race_podmans_cleanup() {
     let mut previous = first.clone();
     for round in 0..2 {
         for c in &previous {
-            Command::new("kill")
-                .args(["-9", &c.pid.to_string()])
-                .status()
-                .unwrap();
+            kill9(c.pid);
         }
         wait_until(T, &format!("round {round}: all running again"), || {
             ids.iter().zip(&previous).all(|(id, old)| {

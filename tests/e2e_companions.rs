@@ -322,11 +322,7 @@ fn a_killed_companion_container_should_come_back_with_a_new_container() {
     });
     let before = inspect("systemd-e2e-cs3-tunnel").unwrap();
     let mark = d.mark();
-    let killed = Command::new("kill")
-        .args(["-9", &before.pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    kill9(before.pid);
     wait_until(T, "a new container runs", || {
         container_id("systemd-e2e-cs3-tunnel").is_some_and(|id| id != before.id)
     });

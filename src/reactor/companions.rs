@@ -68,18 +68,22 @@ impl<R: Runtime> Reactor<R> {
         self.comp.systemd.is_some() && !self.comp.unit_dirs.is_empty()
     }
 
+    /// Every companion podkeeper knows of: declared, or retired and still to be removed.
+    fn all_companion_names(&self) -> BTreeSet<String> {
+        self.comp
+            .known
+            .keys()
+            .chain(self.comp.retired.keys())
+            .cloned()
+            .collect()
+    }
+
     /// Queue every companion (known or to be removed) with one debug line.
     pub(super) fn queue_all_companions(&mut self, source: &str, what: &str) {
         if !self.companions_enabled() {
             return;
         }
-        let names: BTreeSet<String> = self
-            .comp
-            .known
-            .keys()
-            .chain(self.comp.retired.keys())
-            .cloned()
-            .collect();
+        let names = self.all_companion_names();
         if names.is_empty() {
             return;
         }
@@ -102,13 +106,7 @@ impl<R: Runtime> Reactor<R> {
             "ignored: companions are not enabled".to_string()
         } else if change.kind == ChangeKind::Rescan || change.path.as_os_str().is_empty() {
             // Overflow, or the directory itself went or came back: anything may have changed.
-            let names: BTreeSet<String> = self
-                .comp
-                .known
-                .keys()
-                .chain(self.comp.retired.keys())
-                .cloned()
-                .collect();
+            let names = self.all_companion_names();
             for n in &names {
                 self.sched
                     .schedule(Key::Companion(n.clone()), now + UNIT_DIR_SETTLE);

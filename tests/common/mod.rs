@@ -100,6 +100,12 @@ pub fn inspect(name: &str) -> Option<Ctr> {
     })
 }
 
+/// `kill -9` of a process (a container's main process).
+pub fn kill9(pid: i64) {
+    let status = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -9 {pid}");
+}
+
 pub fn is_running(name: &str) -> bool {
     inspect(name).is_some_and(|c| c.status == "running")
 }
