@@ -242,6 +242,12 @@ impl<R: Runtime> Reactor<R> {
     /// When the next key the reactor would start becomes ready (companion
     /// keys are held back while a companion batch runs).
     fn next_deadline(&self) -> Option<Instant> {
+        // Every slot taken: a ready key cannot start before a reconcile
+        // finishes, which wakes the loop anyway. Waiting for a deadline that
+        // has passed would spin (and freeze paused time in tests).
+        if self.inflight.len() >= self.cfg.max_concurrent.max(1) {
+            return None;
+        }
         let batch_running = self.comp.batch_running;
         self.sched
             .next_deadline_if(|k| !(batch_running && matches!(k, Key::Companion(_))))

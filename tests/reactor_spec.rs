@@ -355,3 +355,24 @@ async fn a_deleted_manifest_should_remove_its_container_and_orphans_should_stay(
         "{out}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn more_ready_apps_than_slots_should_wait_for_a_slot_not_spin() {
+    // Ten apps missing, four slots: the six that wait must not make the
+    // reactor spin on their passed deadline (under paused time a spinning
+    // reactor never lets the clock advance, so this test would hang).
+    let ids: Vec<String> = (0..10).map(|i| format!("app{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&refs), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(2)).await;
+    for id in &ids {
+        assert_eq!(
+            h.sim.container(id).unwrap().state,
+            ContainerState::Running,
+            "{id}"
+        );
+    }
+    h.stop().await;
+}
