@@ -1,8 +1,8 @@
 //! `podkeeper record`: subscribe to everything `run` listens to, act on nothing, write it all down as JSON lines.
 //!
 //! The file starts with a header (format version, podman's version, the
-//! parameters, the images and the labelled containers that existed), then has
-//! one line per thing received:
+//! parameters, the images, and the containers that existed: podkeeper's and
+//! those of systemd units), then has one line per thing received:
 //!
 //! ```text
 //! {"t":1.234567,"source":"podman","event":{…the event as podman sent it…}}
@@ -260,18 +260,31 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// The first line: what was recorded, where, and the world at the start.
+/// The first line: what was recorded, where, and the world at the start
+/// (podkeeper's containers and those of systemd units).
 async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
     let version = get_json(socket, "/v4.0.0/libpod/version")
         .await
         .context("cannot ask podman for its version")?;
     let images = get_json(socket, "/v4.0.0/libpod/images/json").await?;
-    let filters = urlencode(&json!({ "label": [crate::APP_LABEL] }).to_string());
-    let containers = get_json(
-        socket,
-        &format!("/v4.0.0/libpod/containers/json?all=true&filters={filters}"),
-    )
-    .await?;
+    // Labelled containers, and the containers of systemd units (Quadlet's
+    // companions): a replay starts their services as running. Two queries,
+    // since podman ANDs or ORs several label filters depending on its version.
+    let mut containers = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for label in [crate::APP_LABEL, crate::reactor::SYSTEMD_UNIT_LABEL] {
+        let filters = urlencode(&json!({ "label": [label] }).to_string());
+        let found = get_json(
+            socket,
+            &format!("/v4.0.0/libpod/containers/json?all=true&filters={filters}"),
+        )
+        .await?;
+        for c in found.as_array().into_iter().flatten() {
+            if seen.insert(c["Id"].as_str().unwrap_or_default().to_string()) {
+                containers.push(c.clone());
+            }
+        }
+    }
     let image_names: Vec<&str> = images
         .as_array()
         .into_iter()
@@ -280,9 +293,7 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
         .filter_map(Value::as_str)
         .collect();
     let containers: Vec<Value> = containers
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .filter(|c| match &args.name_prefix {
             Some(prefix) => c["Names"][0]
                 .as_str()

@@ -23,11 +23,22 @@
 //!   container is held back for up to [`ECHO_WINDOW`] in case the reactor is
 //!   about to do the same (it is dropped if so; applied late otherwise).
 //!
+//! With unit directories (`--unit-dir`), companions are reconciled too,
+//! against a [`SimSystemd`] whose simulated Quadlet reads the replay's copies
+//! of those directories. It starts as systemd was when the recording started:
+//! every unit file loaded, and the service of every Quadlet container then
+//! running (the header lists them, label `PODMAN_SYSTEMD_UNIT`) active. A
+//! recorded `died` of the container a service runs makes its main process
+//! exit (the unit fails, or systemd's `Restart=` takes over and the next
+//! recorded `start` of its container completes that restart). A `died` of a
+//! container from an earlier run (one the replayed reactor already restarted
+//! or stopped) is an echo and changes nothing.
+//!
 //! Everything runs on one thread with tokio's clock paused, so two replays of
 //! one file print the same bytes; the debug lines are stamped with the virtual
 //! time since the start of the replay.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,10 +51,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::manifest;
-use crate::reactor::{Reactor, ReactorConfig, Stats};
+use crate::reactor::{Reactor, ReactorConfig, Stats, SYSTEMD_UNIT_LABEL};
 use crate::record::FORMAT_VERSION;
 use crate::report::{Clock, Reporter, SharedBuf};
 use crate::runtime::sim::{SimContainer, SimRuntime};
+use crate::runtime::sim_systemd::SimSystemd;
 use crate::runtime::ContainerState;
 use crate::trigger::{ChangeKind, FileChange, PodmanEvent, StreamStatus, Trigger};
 use crate::APP_LABEL;
@@ -359,8 +371,19 @@ fn parse_file(event: &Value) -> Result<FileRecord, String> {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub output: String,
+    /// Calls to the simulated podman.
     pub calls: Vec<String>,
+    /// Calls to the simulated systemd (none without unit directories).
+    pub systemd_calls: Vec<String>,
     pub stats: Stats,
+}
+
+/// What [`replay`] hands back besides its output.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub stats: Stats,
+    pub calls: Vec<String>,
+    pub systemd_calls: Vec<String>,
 }
 
 impl Outcome {
@@ -398,7 +421,7 @@ pub fn replay_to_outcome(
     unit_dirs: &[PathBuf],
 ) -> anyhow::Result<Outcome> {
     let buf = SharedBuf::default();
-    let (stats, calls) = paused_runtime()?.block_on(replay(
+    let ended = paused_runtime()?.block_on(replay(
         fixture,
         apps,
         unit_dirs,
@@ -407,8 +430,9 @@ pub fn replay_to_outcome(
     ))?;
     Ok(Outcome {
         output: buf.contents(),
-        calls,
-        stats,
+        calls: ended.calls,
+        systemd_calls: ended.systemd_calls,
+        stats: ended.stats,
     })
 }
 
@@ -428,12 +452,23 @@ pub async fn replay(
     unit_dirs: &[PathBuf],
     speed: Speed,
     out: Box<dyn Write + Send>,
-) -> anyhow::Result<(Stats, Vec<String>)> {
+) -> anyhow::Result<Ended> {
     let work = Workspace::copy(apps, unit_dirs)?;
-    // Debug lines name manifest files: show the user's directory, not our copy.
+    // Debug lines name manifest and unit files: show the user's directories,
+    // not our copies (whose names change from one replay to the next).
+    let mut renames: Vec<(String, String)> = std::iter::once((&work.apps, apps))
+        .chain(
+            work.unit_dirs
+                .iter()
+                .zip(unit_dirs.iter().map(PathBuf::as_path)),
+        )
+        .map(|(copy, user)| (copy.display().to_string(), user.display().to_string()))
+        .collect();
+    // Longest first, so units-1 does not eat into units-10.
+    renames.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+    renames.push((work.root.display().to_string(), "<replay>".into()));
     let out = Box::new(Rewrite {
-        from: work.apps.display().to_string(),
-        to: apps.display().to_string(),
+        renames,
         pending: Vec::new(),
         out,
     });
@@ -454,6 +489,21 @@ pub async fn replay(
         sim.insert(c);
     }
     let manifests = manifest::load_dir(&work.apps)?;
+    // Companions: systemd as it was when the recording started (see the module doc).
+    let systemd = (!work.unit_dirs.is_empty())
+        .then(|| SimSystemd::new(&work.unit_dirs, &work.root.join("generator")));
+    let mut unit_runs = HashMap::new();
+    if let Some(sd) = &systemd {
+        sd.assume_loaded();
+        for c in &fixture.header.containers {
+            let Some(unit) = c.labels.get(SYSTEMD_UNIT_LABEL) else {
+                continue;
+            };
+            if c.state == ContainerState::Running && sd.assume_running(unit) {
+                unit_runs.insert(c.id.clone(), sd.unit(unit).invocation_id);
+            }
+        }
+    }
     // The reactor reads no channel here: the driver hands it triggers itself.
     let (_tx, rx) = mpsc::channel(1);
     let mut report = Reporter::new(true, Clock::SinceStart(start), out);
@@ -473,10 +523,15 @@ pub async fn replay(
         apps_dir: Some(work.apps.clone()),
         ..ReactorConfig::default()
     };
-    let reactor = Reactor::new(Arc::new(sim.clone()), rx, manifests, cfg, report);
+    let mut reactor = Reactor::new(Arc::new(sim.clone()), rx, manifests, cfg, report);
+    if let Some(sd) = &systemd {
+        reactor = reactor.with_companions(Arc::new(sd.clone()), work.unit_dirs.clone());
+    }
     let mut driver = Driver {
         reactor,
         sim: sim.clone(),
+        systemd: systemd.clone(),
+        unit_runs,
         sim_events: erx,
         ledger: VecDeque::new(),
         held: VecDeque::new(),
@@ -496,12 +551,20 @@ pub async fn replay(
         ),
         false,
     );
-    Ok((stats, sim.calls()))
+    Ok(Ended {
+        stats,
+        calls: sim.calls(),
+        systemd_calls: systemd.map(|sd| sd.calls()).unwrap_or_default(),
+    })
 }
 
 struct Driver {
     reactor: Reactor<SimRuntime>,
     sim: SimRuntime,
+    /// The simulated systemd, when companions are replayed.
+    systemd: Option<SimSystemd>,
+    /// Quadlet container id → the invocation of its service it was started in.
+    unit_runs: HashMap<String, String>,
     sim_events: mpsc::UnboundedReceiver<PodmanEvent>,
     /// Events the simulation emitted, awaiting their recorded echo: (name, action, until).
     ledger: VecDeque<(String, String, Instant)>,
@@ -649,8 +712,41 @@ impl Driver {
                 return;
             }
         }
+        self.unit_container_event(&ev);
         self.sim.observe(&ev);
         self.reactor.handle(Trigger::Podman(ev));
+    }
+
+    /// What a recorded event of a systemd unit's container means for that
+    /// unit: its container started (the run it belongs to; systemd's own
+    /// restart done), or the container of its current run died.
+    fn unit_container_event(&mut self, ev: &PodmanEvent) {
+        let (Some(sd), Some(unit)) = (&self.systemd, ev.label(SYSTEMD_UNIT_LABEL)) else {
+            return;
+        };
+        if ev.typ != "container" {
+            return;
+        }
+        match ev.action.as_str() {
+            "start" => {
+                sd.auto_restart_done(unit);
+                let run = sd.unit(unit).invocation_id;
+                self.unit_runs.insert(ev.actor.id.clone(), run);
+            }
+            "died" => {
+                // Only the container of the run systemd has now: the others
+                // belong to runs the replayed reactor already replaced.
+                let current = sd.unit(unit).invocation_id;
+                if self.unit_runs.get(&ev.actor.id) == Some(&current) {
+                    let code = ev
+                        .label("containerExitCode")
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(1);
+                    sd.main_exited(unit, code);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Make our copy of a watched directory look as it did after the change.
@@ -743,10 +839,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A writer that replaces `from` by `to` in every line it passes on.
+/// A writer that makes each (from, to) replacement, in order, in every line it passes on.
 struct Rewrite {
-    from: String,
-    to: String,
+    renames: Vec<(String, String)>,
     pending: Vec<u8>,
     out: Box<dyn Write + Send>,
 }
@@ -756,7 +851,10 @@ impl Write for Rewrite {
         self.pending.extend_from_slice(buf);
         while let Some(nl) = self.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line).replace(&self.from, &self.to);
+            let mut line = String::from_utf8_lossy(&line).into_owned();
+            for (from, to) in &self.renames {
+                line = line.replace(from, to);
+            }
             self.out.write_all(line.as_bytes())?;
         }
         Ok(buf.len())
@@ -837,5 +935,61 @@ mod tests {
         let e = Fixture::parse(r#"{"t":0,"source":"podman","event":{}}"#).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.what.contains("not a podkeeper recording"), "{e}");
+    }
+
+    /// A podman event of the Quadlet container `id` of `t.service`.
+    fn unit_event(t: f64, action: &str, id: &str, code: u32) -> String {
+        format!(
+            r#"{{"t":{t},"source":"podman","event":{{"Type":"container","Action":"{action}","Actor":{{"ID":"{id}","Attributes":{{"name":"t","PODMAN_SYSTEMD_UNIT":"t.service","containerExitCode":"{code}"}}}},"timeNano":1}}}}"#
+        )
+    }
+
+    #[test]
+    fn a_companion_that_systemd_restarts_should_be_left_to_systemd_and_old_runs_ignored() {
+        let unit = "[Container]\nImage=localhost/bb:1\n[Service]\nRestart=always\n";
+        let tmp = tempfile::tempdir().unwrap();
+        let (apps, units) = (tmp.path().join("apps"), tmp.path().join("units"));
+        std::fs::create_dir_all(&apps).unwrap();
+        std::fs::create_dir_all(&units).unwrap();
+        let indented: String = unit.lines().map(|l| format!("        {l}\n")).collect();
+        std::fs::write(
+            apps.join("a.yaml"),
+            format!("app:\n  id: a\n  container:\n    image: localhost/bb:1\n  companions:\n    - name: t\n      unit: |\n{indented}"),
+        )
+        .unwrap();
+        std::fs::write(units.join("t.container"), unit).unwrap();
+        let header = r#"{"podkeeper_record":1,"started_unix":100,"params":{"unit_dirs":["u"]},"images":["localhost/bb:1"],"containers":[{"Id":"c1","Names":["t"],"State":"running","Labels":{"PODMAN_SYSTEMD_UNIT":"t.service"}}]}"#;
+        let text = [
+            header.to_string(),
+            // The container of the running service dies: systemd's Restart= takes over.
+            unit_event(1.0, "died", "c1", 137),
+            // systemd's restart is up.
+            unit_event(1.5, "start", "c2", 0),
+            // A late died of the first run's container: that run is over.
+            unit_event(3.0, "died", "c1", 137),
+        ]
+        .join("\n");
+        let fixture = Fixture::parse(&text).unwrap();
+        let out = replay_to_outcome(&fixture, &apps, &[units]).unwrap();
+        assert!(
+            out.output.contains("left to systemd until it gives up"),
+            "{}",
+            out.output
+        );
+        // podkeeper never starts what systemd is restarting, and the echo of
+        // the old run finds the service as declared.
+        assert!(
+            out.systemd_calls
+                .iter()
+                .all(|c| c.starts_with("show ") || c == "daemon-reload"),
+            "{:?}",
+            out.systemd_calls
+        );
+        let last = out
+            .output
+            .lines()
+            .rfind(|l| l.contains("react  companion/"))
+            .unwrap_or_default();
+        assert!(last.contains("as declared: t"), "{}", out.output);
     }
 }

@@ -222,9 +222,94 @@ fn replay_should_leave_an_unmanaged_unit_file_alone_through_an_editor_save() {
     let out = replay("unit-editor-save");
     assert_eq!(reactions(&out), [r("sweep", "none")], "{}", out.output);
     assert_eq!(out.calls, ["list"]);
+    // Companions are replayed (the fixture has a unit directory), but no
+    // manifest owns the file: not one systemd call.
+    assert!(out.systemd_calls.is_empty(), "{:?}", out.systemd_calls);
     let unit_lines = lines_with(&out, &["event  unit-dir"]);
     assert_eq!(unit_lines.len(), 9, "{}", out.output);
-    assert!(unit_lines.iter().all(|l| l.contains("→ ignored")));
+    assert!(unit_lines
+        .iter()
+        .all(|l| l.contains("→ ignored: no companion owns it")));
+}
+
+#[test]
+fn replay_should_restore_a_deleted_companion_file_with_one_reload_and_no_restart() {
+    let out = replay("companion-restore");
+    let c = "companion/rec-comp-tunnel";
+    let batch = r("companion/*", "batch");
+    assert_eq!(
+        reactions(&out),
+        [
+            // Start-up: the service runs the file's definition; nothing to do.
+            batch.clone(),
+            r("sweep", "none"),
+            // The file deleted: written back, one reload, the service kept.
+            batch.clone(),
+            r(c, "write"),
+            // The echo of the recorded podkeeper's own rename: finds it as declared.
+            batch.clone(),
+            // The container killed: the service failed; reset and started.
+            batch.clone(),
+            r(c, "start"),
+            // podman's remove (--rm) of the dead container: as declared.
+            batch,
+        ],
+        "{}",
+        out.output
+    );
+    let write = lines_with(&out, &["react", c, "write"]);
+    assert!(
+        write[0].contains("file missing: written; running the declared definition: not restarted"),
+        "{}",
+        write[0]
+    );
+    let start = lines_with(&out, &["react", c, " start "]);
+    assert!(
+        start[0].contains("failed (exit-code): reset-failed + start"),
+        "{}",
+        start[0]
+    );
+    let svc = "rec-comp-tunnel.service";
+    let show = format!("show {svc}");
+    assert_eq!(
+        out.systemd_calls,
+        [
+            show.clone(), // start-up
+            show.clone(), // the deleted file: before writing it
+            "daemon-reload".into(),
+            show.clone(), // after the reload: still running, same definition
+            show.clone(), // the echo
+            show.clone(), // died
+            format!("reset-failed {svc}"),
+            format!("start {svc}"),
+            show.clone(), // which definition the new run was started from
+            show,         // remove
+        ],
+        "{}",
+        out.output
+    );
+    assert!(
+        !out.systemd_calls.iter().any(|c| c.starts_with("restart")),
+        "a restored file needs no restart"
+    );
+    // Delete → written back: the 30 ms unit-dir settle, show, reload (50 ms), show.
+    let removed = lines_with(&out, &["unit-dir remove", "rec-comp-tunnel.container"]);
+    assert_eq!(at_ms(write[0]) - at_ms(removed[0]), 90, "{}", out.output);
+    // Died → started: show, reset-failed, start, show (5 ms each), no settle.
+    let died = lines_with(&out, &["container died (137)", "rec-comp-tunnel "]);
+    assert!(died[0].contains("→ queue companion/rec-comp-tunnel"));
+    assert_eq!(at_ms(start[0]) - at_ms(died[0]), 20, "{}", out.output);
+    // podkeeper's own temporary file is no trigger; the app itself sees no call.
+    assert_eq!(
+        lines_with(
+            &out,
+            &[".podkeeper-tmp", "ignored: podkeeper's own temporary file"]
+        )
+        .len(),
+        4
+    );
+    assert_eq!(out.calls, ["list"]);
+    assert_eq!(out.stats.failures, 0);
 }
 
 #[test]
@@ -254,6 +339,7 @@ fn two_replays_of_a_fixture_should_print_the_same_bytes() {
         "burst",
         "unit-editor-save",
         "overflow",
+        "companion-restore",
     ] {
         let (a, b) = (replay(name), replay(name));
         assert_eq!(a.output, b.output, "{name}");

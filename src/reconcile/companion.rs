@@ -652,7 +652,9 @@ fn file_step(dir: &Path, jobs: Vec<FileJob>) -> Vec<FileResult> {
             let keep = keep.map(|(file, content)| match &dir_ok {
                 Err(e) => FileOutcome::Failed(e.clone()),
                 Ok(()) => {
-                    let started = std::time::Instant::now();
+                    // tokio's clock: wall time in `run`, virtual (so the
+                    // same bytes every time) in a replay.
+                    let started = tokio::time::Instant::now();
                     let out = ensure_file(dir, &file, content.as_bytes());
                     if matches!(out, FileOutcome::Written(_) | FileOutcome::Failed(_)) {
                         calls.push(Call {

@@ -158,6 +158,59 @@ impl SimSystemd {
         }
     }
 
+    /// Load the unit directories as a `daemon-reload` would, without it
+    /// counting as a call: the state a replay starts from.
+    pub fn assume_loaded(&self) {
+        self.reload_now();
+    }
+
+    /// Start a loaded unit without it counting as a call: a service that ran
+    /// when a recording started, from its current definition. False if the
+    /// unit is not loaded.
+    pub fn assume_running(&self, unit: &str) -> bool {
+        self.activate(unit, false).is_ok()
+    }
+
+    /// The service's main process (its container) exited with `code`. With a
+    /// `Restart=` that applies, systemd is now bringing it back (see
+    /// [`SimSystemd::auto_restart_done`]); otherwise the unit fails, or goes
+    /// inactive on a clean exit. False if the unit was not running.
+    pub fn main_exited(&self, unit: &str, code: i32) -> bool {
+        let now = self.now_us();
+        let mut st = self.lock();
+        let Some(u) = st.units.get_mut(unit).filter(|u| u.active == "active") else {
+            return false;
+        };
+        u.exit_us = now;
+        let restarts = match u.restart.as_str() {
+            "always" => true,
+            "on-success" => code == 0,
+            "on-failure" | "on-abnormal" | "on-abort" => code != 0,
+            _ => false,
+        };
+        (u.active, u.sub, u.result) = match (restarts, code) {
+            (true, 0) => ("activating", "auto-restart", "success"),
+            (true, _) => ("activating", "auto-restart", "exit-code"),
+            (false, 0) => ("inactive", "dead", "success"),
+            (false, _) => ("failed", "failed", "exit-code"),
+        };
+        true
+    }
+
+    /// systemd's own restart of a unit in `auto-restart` came up. False if the
+    /// unit was not auto-restarting.
+    pub fn auto_restart_done(&self, unit: &str) -> bool {
+        {
+            let mut st = self.lock();
+            let Some(u) = st.units.get_mut(unit).filter(|u| u.sub == "auto-restart") else {
+                return false;
+            };
+            u.n_restarts += 1;
+            u.active = "inactive";
+        }
+        self.activate(unit, false).is_ok()
+    }
+
     async fn call(&self, what: String, latency: Duration) -> SystemdResult<()> {
         self.lock().calls.push(what);
         tokio::time::sleep(latency).await;
