@@ -1,0 +1,323 @@
+//! The real stack as the benchmark sees it: podman (CLI and REST), systemd's user manager, podkeeper as a process.
+//!
+//! Everything the benchmark creates is named `bench-…` and removed by [`cleanup`];
+//! the podman API service itself is never stopped (others test against it).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use chrono::{DateTime, Utc};
+use tokio::process::{Child, Command};
+
+/// Every name the benchmark creates starts with this.
+pub const PREFIX: &str = "bench-";
+pub const IMAGE: &str = "localhost/bb:1";
+/// A command that exits on SIGTERM (busybox sleep as PID 1 ignores it).
+pub const TRAP: &str = "trap \"exit 0\" TERM; sleep 100000 & wait";
+
+pub fn socket() -> PathBuf {
+    match std::env::var("CONTAINER_HOST") {
+        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+        _ => PathBuf::from("/run/podman/podman.sock"),
+    }
+}
+
+/// Where Quadlet reads root's user units (`--user`).
+pub fn user_unit_dir() -> PathBuf {
+    let base = std::env::var("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("/root/.config"));
+    base.join("containers/systemd")
+}
+
+/// The local podman CLI (not a remote client of the service), with a time limit.
+pub async fn podman(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("podman")
+        .args(args)
+        .env_remove("CONTAINER_HOST")
+        .output()
+        .await
+        .context("run podman")?;
+    if !out.status.success() {
+        bail!(
+            "podman {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub async fn systemctl(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("systemctl")
+        .arg("--user")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/run/user/0")
+        .output()
+        .await
+        .context("run systemctl")?;
+    if !out.status.success() {
+        bail!(
+            "systemctl --user {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// `systemctl --user show UNIT -p …` as (key, value) pairs.
+pub async fn unit_props(unit: &str, props: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let out = systemctl(&["show", unit, "-p", props]).await?;
+    Ok(out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+pub fn prop<'a>(props: &'a [(String, String)], key: &str) -> &'a str {
+    props
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// What the benchmark reads of a container, over the REST API (cheaper than the CLI).
+#[derive(Debug, Clone)]
+pub struct Ctr {
+    /// Quadlet recreates its container: a new id, where a restart keeps it.
+    #[allow(dead_code)]
+    pub id: String,
+    pub pid: i32,
+    pub running: bool,
+    pub started_at: DateTime<Utc>,
+}
+
+pub struct Api(podman_api::Podman);
+
+impl Api {
+    pub fn new() -> Self {
+        Api(podman_api::Podman::unix(socket()))
+    }
+
+    pub async fn inspect(&self, name: &str) -> Option<Ctr> {
+        let r = self.0.containers().get(name).inspect().await.ok()?;
+        let st = r.state?;
+        Some(Ctr {
+            id: r.id?,
+            pid: st.pid.unwrap_or(0) as i32,
+            running: st.status.as_deref() == Some("running"),
+            started_at: st.started_at?,
+        })
+    }
+
+    /// Wait until `name` runs with a StartedAt after `after`.
+    pub async fn wait_started(
+        &self,
+        name: &str,
+        after: DateTime<Utc>,
+        limit: Duration,
+    ) -> anyhow::Result<Ctr> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(c) = self.inspect(name).await {
+                if c.running && c.pid > 0 && c.started_at > after {
+                    return Ok(c);
+                }
+            }
+            if tokio::time::Instant::now() > until {
+                bail!("{name} did not run again within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// SIGKILL with a direct syscall; the wall-clock time right before it.
+pub fn kill9(pid: i32) -> anyhow::Result<DateTime<Utc>> {
+    anyhow::ensure!(pid > 1, "no pid to kill ({pid})");
+    let t0 = Utc::now();
+    // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    anyhow::ensure!(rc == 0, "kill {pid}: {}", std::io::Error::last_os_error());
+    Ok(t0)
+}
+
+/// CLOCK_MONOTONIC in microseconds (systemd's `…TimestampMonotonic` clock).
+pub fn monotonic_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+pub fn ms_between(t0: DateTime<Utc>, t1: DateTime<Utc>) -> f64 {
+    (t1 - t0).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
+}
+
+/// Wait until the container has run at least `min` (podkeeper's crash-loop rule).
+pub async fn wait_uptime(api: &Api, name: &str, min: Duration) -> anyhow::Result<Ctr> {
+    let c = api
+        .wait_started(name, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+        .await?;
+    let up = (Utc::now() - c.started_at).to_std().unwrap_or_default();
+    if up < min {
+        tokio::time::sleep(min - up).await;
+    }
+    api.wait_started(name, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+        .await
+}
+
+/// `podman run -d` of a test container.
+pub async fn run_container(name: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["run", "-d", "--name", name, "--network=none"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[IMAGE, "/bin/sh", "-c", TRAP]);
+    podman(&args).await.map(drop)
+}
+
+/// A podman app manifest (optionally with companions, YAML already indented).
+pub fn manifest(id: &str, companions: &str) -> String {
+    let trap = TRAP.replace('"', "\\\"");
+    format!(
+        "app:\n  id: {id}\n  name: bench {id}\n  version: 1.0.0\n  container:\n    image: {IMAGE}\n    command: [\"/bin/sh\", \"-c\", \"{trap}\"]\n    network: none\n{companions}"
+    )
+}
+
+/// A Quadlet `.container` unit running the test command (`restart`: add `Restart=always`).
+pub fn quadlet_unit(container_name: &str, restart: bool) -> String {
+    let mut u = format!(
+        "[Container]\nImage={IMAGE}\nContainerName={container_name}\nNetwork=none\nExec=/bin/sh -c '{TRAP}'\n"
+    );
+    if restart {
+        u.push_str("\n[Service]\nRestart=always\n");
+    }
+    u
+}
+
+/// A podkeeper process with its `--debug` output going to a log file.
+pub struct Podkeeper {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Podkeeper {
+    pub async fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(log)?;
+        let child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+            .arg("run")
+            .arg("--debug")
+            .args(args)
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file))
+            .kill_on_drop(true)
+            .spawn()
+            .context("start podkeeper")?;
+        Ok(Podkeeper {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().map(|p| p as i32).unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then wait (podkeeper drains in-flight reconciles).
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(40), self.child.wait()).await;
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Does this podkeeper build know companions (issue 3)?
+pub async fn podkeeper_has_companions() -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        .args(["run", "--help"])
+        .output()
+        .await;
+    out.map(|o| String::from_utf8_lossy(&o.stdout).contains("--unit-dir"))
+        .unwrap_or(false)
+}
+
+/// CPU seconds of a process and its waited-for children, and its RSS / peak RSS in MB.
+pub fn proc_usage(pid: i32) -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) start at ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
+    let ticks: f64 = (11..=14)
+        .map(|i| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        .sum();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Some((ticks / hz, kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0))
+}
+
+/// Remove everything named `bench-…`: containers, user units, their files.
+pub async fn cleanup() {
+    if let Ok(names) = podman(&["ps", "-a", "--format", "{{.Names}}"]).await {
+        let ours: Vec<&str> = names.lines().filter(|n| n.starts_with(PREFIX)).collect();
+        if !ours.is_empty() {
+            let mut args = vec!["rm", "-f", "-t", "0"];
+            args.extend(ours.iter().copied());
+            let _ = podman(&args).await;
+        }
+    }
+    let dir = user_unit_dir();
+    let mut units = Vec::new();
+    for d in [dir.clone(), dir.join("bench")] {
+        if let Ok(rd) = std::fs::read_dir(&d) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with(PREFIX) && name.ends_with(".container") {
+                    units.push(format!("{}.service", name.trim_end_matches(".container")));
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir.join("bench"));
+    if !units.is_empty() {
+        let mut args = vec!["stop"];
+        args.extend(units.iter().map(String::as_str));
+        let _ = systemctl(&args).await;
+        let _ = systemctl(&["daemon-reload"]).await;
+        let mut args = vec!["reset-failed"];
+        args.extend(units.iter().map(String::as_str));
+        let _ = systemctl(&args).await;
+        // Quadlet containers are --rm, but a failed stop may leave one.
+        if let Ok(names) = podman(&["ps", "-a", "--format", "{{.Names}}"]).await {
+            for n in names.lines().filter(|n| n.starts_with(PREFIX)) {
+                let _ = podman(&["rm", "-f", "-t", "0", n]).await;
+            }
+        }
+    }
+}

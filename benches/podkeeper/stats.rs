@@ -1,0 +1,296 @@
+//! Samples, their summaries, the one table, the targets, the CSV and BENCHMARKS.md.
+//!
+//! A sample belongs to a case (recovery, idle, …), a metric within it and a
+//! subject (podkeeper or a peer). The table shows one row per (case, metric,
+//! subject) and podkeeper's ratio to every peer of the same case and metric:
+//! this machine is noisy, so only ratios within one run mean anything.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub case: String,
+    pub metric: String,
+    pub subject: String,
+    pub trial: usize,
+    pub value: f64,
+    pub unit: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub n: usize,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+pub fn summarize(values: &[f64]) -> Option<Summary> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    // Nearest rank: the smallest value with at least 90 % of samples at or below it.
+    let p90 = v[((0.9 * n as f64).ceil() as usize).clamp(1, n) - 1];
+    Some(Summary {
+        n,
+        median,
+        p90,
+        max: v[n - 1],
+        mean: v.iter().sum::<f64>() / n as f64,
+    })
+}
+
+/// One target of the issue and whether this run met it.
+#[derive(Debug, Clone)]
+struct Target {
+    what: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+#[derive(Debug, Default)]
+pub struct Results {
+    samples: Vec<Sample>,
+    notes: Vec<String>,
+    analysis: Vec<String>,
+    targets: Vec<Target>,
+}
+
+/// The subject every peer is compared with.
+pub const PODKEEPER: &str = "podkeeper";
+
+impl Results {
+    pub fn add(&mut self, case: &str, metric: &str, subject: &str, unit: &str, values: &[f64]) {
+        for (trial, value) in values.iter().enumerate() {
+            self.samples.push(Sample {
+                case: case.into(),
+                metric: metric.into(),
+                subject: subject.into(),
+                trial,
+                value: *value,
+                unit: unit.into(),
+            });
+        }
+    }
+
+    pub fn values(&self, case: &str, metric: &str, subject: &str) -> Vec<f64> {
+        self.samples
+            .iter()
+            .filter(|s| s.case == case && s.metric == metric && s.subject == subject)
+            .map(|s| s.value)
+            .collect()
+    }
+
+    pub fn summary(&self, case: &str, metric: &str, subject: &str) -> Option<Summary> {
+        summarize(&self.values(case, metric, subject))
+    }
+
+    pub fn note(&mut self, text: String) {
+        self.notes.push(text);
+    }
+
+    /// A paragraph (markdown) for the analysis section.
+    pub fn analysis_text(&mut self, text: String) {
+        self.analysis.push(text);
+    }
+
+    pub fn target(&mut self, what: &str, measured: String, met: Option<bool>) {
+        self.targets.push(Target {
+            what: what.into(),
+            measured,
+            met,
+        });
+    }
+
+    /// (case, metric, subject) groups in the order they were first added.
+    fn groups(&self) -> Vec<(String, String, String, String)> {
+        let mut out: Vec<(String, String, String, String)> = Vec::new();
+        for s in &self.samples {
+            let g = (
+                s.case.clone(),
+                s.metric.clone(),
+                s.subject.clone(),
+                s.unit.clone(),
+            );
+            if !out.iter().any(|o| o.0 == g.0 && o.1 == g.1 && o.2 == g.2) {
+                out.push(g);
+            }
+        }
+        out
+    }
+
+    pub fn table(&self) -> String {
+        let mut t = String::from(
+            "| case | metric | subject | n | median | p90 | max | unit | podkeeper ÷ subject (median, p90) |\n|---|---|---|---:|---:|---:|---:|---|---|\n",
+        );
+        for (case, metric, subject, unit) in self.groups() {
+            let Some(s) = self.summary(&case, &metric, &subject) else {
+                continue;
+            };
+            let ratio = if subject == PODKEEPER {
+                "—".to_string()
+            } else {
+                match self.summary(&case, &metric, PODKEEPER) {
+                    Some(pk) if s.median > 0.0 && s.p90 > 0.0 => {
+                        format!(
+                            "{} , {}",
+                            ratio(pk.median / s.median),
+                            ratio(pk.p90 / s.p90)
+                        )
+                    }
+                    Some(_) => "(peer is 0)".into(),
+                    None => "—".into(),
+                }
+            };
+            let (p90, max) = if s.n > 1 {
+                (num(s.p90), num(s.max))
+            } else {
+                ("—".into(), "—".into())
+            };
+            let _ = writeln!(
+                t,
+                "| {case} | {metric} | {subject} | {} | {} | {p90} | {max} | {unit} | {ratio} |",
+                s.n,
+                num(s.median)
+            );
+        }
+        t
+    }
+
+    pub fn targets(&self) -> String {
+        let mut t = String::from("| target | measured | met |\n|---|---|---|\n");
+        for g in &self.targets {
+            let met = match g.met {
+                Some(true) => "yes",
+                Some(false) => "**no**",
+                None => "not measured",
+            };
+            let _ = writeln!(t, "| {} | {} | {met} |", g.what, g.measured);
+        }
+        for n in &self.notes {
+            let _ = writeln!(t, "\nNote: {n}");
+        }
+        t
+    }
+
+    pub fn analysis(&self) -> String {
+        self.analysis.join("\n\n")
+    }
+
+    pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        let mut s = String::from("case,metric,subject,trial,value,unit\n");
+        for x in &self.samples {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{},{}",
+                csv(&x.case),
+                csv(&x.metric),
+                csv(&x.subject),
+                x.trial,
+                x.value,
+                csv(&x.unit)
+            );
+        }
+        std::fs::write(path, s)
+    }
+
+    pub fn benchmarks_md(&self, out: &Path) -> String {
+        let when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z");
+        let out = out.display();
+        format!(
+            "# Benchmarks\n\n\
+             podkeeper against podman's own `--restart=always`, systemd's `Restart=always` \
+             (through Quadlet), and polling, all measured in one run on the same machine \
+             (issue 5). This machine is a noisy 2-vCPU VM: compare only the ratios within \
+             one run, never absolute numbers across runs.\n\n\
+             ```sh\nbash scripts/bench            # everything, about 15 minutes (10 of them idle)\n\
+             BENCH_IDLE_SECS=60 bash scripts/bench   # a quicker idle case\n\
+             BENCH_CASES=scale,burst bash scripts/bench   # only the simulated cases\n```\n\n\
+             Raw samples: `{out}/latest.csv`; the podkeeper logs of the run: `{out}/*.log`.\n\n\
+             Latest run: {when}.\n\n\
+             ![latency distributions]({out}/latest.png)\n\n\
+             ## Results\n\n{}\n\
+             ## Targets\n\n{}\n\
+             ## Analysis\n\n{}\n\n\
+             ## How each case is measured\n\n{}",
+            self.table(),
+            self.targets(),
+            self.analysis(),
+            METHOD
+        )
+    }
+}
+
+fn ratio(r: f64) -> String {
+    if r < 0.01 {
+        format!("{r:.4}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
+fn num(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1000.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn csv(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+const METHOD: &str = "\
+1. **Recovery of a crashed app.** Identical containers (`localhost/bb:1`, `--network=none`, \
+`sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'`) under podkeeper (release build, `--debug`, \
+sweep every hour), under podman's `--restart=always`, and as Quadlet units with `Restart=always`. \
+A trial reads the container's main PID, takes t0 from the wall clock and sends SIGKILL with a \
+direct `kill(2)`; the latency is the new container's `State.StartedAt` − t0 (podman sets StartedAt \
+when the OCI start returned). The subjects take turns trial by trial (the order rotates), so the \
+machine's noise hits all alike; each subject rotates over several containers so that every \
+container has run at least 10.5 s before it is killed again (podkeeper treats an exit within 10 s \
+of a start as a crash loop and delays the restart; systemd limits a unit to 5 starts in 10 s). \
+The 30 s polling loop is a model: the kill lands uniformly in the interval, then one `podman \
+inspect` and one `podman start` (both measured, as CLI commands, in the real 2 s loop). A real \
+polling loop at a 2 s interval, killed at random phases, checks the model.\n\
+2. **Companion recovery.** A Quadlet `.container` companion owned by a podkeeper app \
+(`--unit-dir`, `--user`): (a) its unit file deleted → the file restored, systemd reloaded and the \
+service active (end = the later of systemd's last `UnitsLoadFinishTimestamp` and the service's \
+`ActiveEnterTimestamp`); (b) its container's main process killed → the service active again \
+(`ActiveEnterTimestampMonotonic` − t0 on the monotonic clock). Peer for (b): the same unit plus \
+`[Service] Restart=always`, not managed by podkeeper.\n\
+3. **Idle cost.** 50 apps and 20 companions under podkeeper, which talks to podman through a \
+counting proxy socket (every HTTP request line is counted); the sweep interval is longer than the \
+idle window. After start-up settles, the window (`BENCH_IDLE_SECS`, default 600 s) counts API \
+requests, podkeeper's CPU time (utime+stime+cutime+cstime from `/proc/<pid>/stat`) and its RSS. \
+Peer: a shell loop polling the same containers and units every 30 s with one batched `podman \
+inspect` and one batched `systemctl --user is-active` (the kindest polling there is), its CPU \
+measured the same way (its children included).\n\
+4. **Scale** (simulated podman, `SimRuntime`, 5 ms per call). For 1,000 and 10,000 apps, each \
+size in a fresh process: podman calls caused by one `kill -9` (its `died` and `cleanup` events); \
+calls of one full sweep with 1 % of the apps stopped behind podkeeper's back; reactor throughput: \
+1,000,000 `died` events round-robin over the apps through the channel (capacity 4096) into a \
+running reactor, timed until the channel is drained; the process's peak RSS (VmHWM; it includes \
+the simulated podman's own state, so it is an upper bound).\n\
+5. **Burst** (simulated, paused tokio time): 10,000 `died` events for 100 crashed apps spread \
+over one second; reconciles per app (count of `inspect` calls) and the time from the last event \
+until the reactor is idle.\n";
