@@ -105,6 +105,24 @@ fn cleanup_pending(c: &ContainerInfo) -> bool {
             .is_some_and(|t| (chrono::Utc::now() - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
 }
 
+/// How long after a stop-like exit (code 0, or 143 from SIGTERM) podkeeper
+/// holds off restarting. `podman stop` cleans up in two steps (the stop, then
+/// its own cleanup call) and conmon's exit command may clean up in between:
+/// a start in that gap makes the user's `podman stop` fail ("refusing to
+/// clean up") although the container ends up running. Crashes (137 from
+/// SIGKILL, 139, other codes) are restarted without this grace.
+pub const STOP_GRACE: Duration = Duration::from_millis(150);
+
+/// How much of the stop grace is left for this container, if it exited like
+/// a stopped container does and only just now.
+fn stop_grace_left(c: &ContainerInfo) -> Option<Duration> {
+    if !matches!(c.exit_code, Some(0 | 143)) {
+        return None;
+    }
+    let since = (chrono::Utc::now() - c.finished_at?).to_std().ok()?;
+    STOP_GRACE.checked_sub(since).filter(|d| !d.is_zero())
+}
+
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
 /// `may_remove` allows removing a labelled container that has no manifest
 /// (the manifest was deleted while we ran, or `--prune-orphans`).
@@ -165,11 +183,19 @@ async fn decide_and_act<R: Runtime>(
         (Drift::NotRunning { .. }, Some(_)) if actual.as_ref().is_some_and(cleanup_pending) => {
             // podman's cleanup of this exit (conmon's exit command, or the
             // `podman stop` that caused it) has not run yet. Starting now
-            // would make that cleanup fail ("refusing to clean up"): wait the
-            // few milliseconds it takes.
+            // would make that cleanup fail ("refusing to clean up"): look
+            // again shortly (the exit file's deletion usually wakes us first).
             r.action = "wait";
             r.why = format!("{}, podman still cleaning up", r.why);
             r.requeue_after = Some(CLEANUP_POLL);
+            Ok(())
+        }
+        (Drift::NotRunning { .. }, Some(_))
+            if actual.as_ref().and_then(stop_grace_left).is_some() =>
+        {
+            r.action = "wait";
+            r.why = format!("{}, letting a podman stop finish", r.why);
+            r.requeue_after = actual.as_ref().and_then(stop_grace_left);
             Ok(())
         }
         (Drift::NotRunning { .. }, Some(_)) => {

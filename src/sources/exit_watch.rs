@@ -1,16 +1,24 @@
-//! The exit accelerator: conmon's exit files, seen the instant a container's main process ends.
+//! The exit accelerator: conmon's exit files, watched so podkeeper hears of an exit as soon as podman has dealt with it.
 //!
-//! conmon writes `<exit dir>/<container id>` as soon as the container's process
-//! exits, before podman's cleanup process has even started; podman deletes it
-//! again a few milliseconds later. The events stream reports the same exit
-//! 0–250 ms later (the file events logger is read four times a second), so
-//! this watcher only makes podkeeper hear sooner: it carries no state, and the
-//! events stream and the sweep stay the source of truth. An exit file for a
+//! conmon renames `<exit dir>/<container id>` into place the instant a
+//! container's process exits; podman's cleanup process (conmon's exit
+//! command, or the `podman stop` that caused the exit) reads it, deletes it,
+//! and finishes cleaning up under the container's lock. The events stream
+//! reports the same exit 0–250 ms later (the file events logger is read four
+//! times a second).
+//!
+//! The signal used is the file's *deletion*: by then podman has taken the exit
+//! in hand, and an inspect waits for the rest of its cleanup, so a start that
+//! follows never races it (starting before cleanup makes podman's cleanup, or
+//! a user's `podman stop`, fail with "refusing to clean up"). Reacting to the
+//! file's creation would only add a look at a container that podman is still
+//! stopping, and that look takes the container's lock away from the cleanup.
+//! This watcher only makes podkeeper hear sooner: it carries no state, and the
+//! events stream and the sweep stay the source of truth. An exit of a
 //! container podkeeper does not manage is ignored by the reactor.
 
 use std::path::{Path, PathBuf};
 
-use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
@@ -39,7 +47,7 @@ fn container_id(path: &Path) -> Option<String> {
     (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| name.to_string())
 }
 
-/// Watch `dir` until cancelled, sending [`Trigger::ContainerExited`] per new exit file.
+/// Watch `dir` until cancelled, sending [`Trigger::ContainerExited`] per exit file podman collected.
 pub fn spawn(
     dir: PathBuf,
     tx: TriggerTx,
@@ -56,12 +64,8 @@ pub fn spawn(
                 r = raw_rx.recv() => match r { Some(r) => r, None => return },
             };
             let Ok(event) = res else { continue };
-            // conmon writes a temporary file and renames it to the id. notify
-            // reports the rename as `To` and again as `Both`: take one.
-            if !matches!(
-                event.kind,
-                EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To))
-            ) {
+            // The deletion: podman has collected the exit (see above).
+            if !matches!(event.kind, EventKind::Remove(_)) {
                 continue;
             }
             for id in event.paths.iter().filter_map(|p| container_id(p)) {
