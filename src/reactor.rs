@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
@@ -37,6 +38,16 @@ pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 /// How long manifest-directory changes settle before the directory is re-read
 /// (an editor's save is several events).
 pub const MANIFEST_SETTLE: Duration = Duration::from_millis(50);
+
+/// How many waiting triggers the reactor handles before it looks at finished
+/// reconciles, timers and shutdown again (a few microseconds' worth).
+const BATCH: usize = 64;
+
+/// How long before a check of an app began an event must have happened for
+/// that check to have seen it. podman writes an event (`died`: while it
+/// handles the exit) a moment before it saves the state the event reports,
+/// so an inspect in that moment may still show the state from before.
+pub const CHECK_MARGIN: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct ReactorConfig {
@@ -63,7 +74,7 @@ impl Default for ReactorConfig {
 
 /// What a finished task hands back.
 enum Done {
-    App(Reaction),
+    App(Reaction, Check),
     Sweep(Reaction, SweepFindings),
     Manifests(Reaction, Option<ManifestSet>),
     Companions(crate::reconcile::companion::BatchOutcome),
@@ -72,8 +83,26 @@ enum Done {
 impl Done {
     fn reaction(&self) -> &Reaction {
         match self {
-            Done::App(r) | Done::Sweep(r, _) | Done::Manifests(r, _) => r,
+            Done::App(r, _) | Done::Sweep(r, _) | Done::Manifests(r, _) => r,
             Done::Companions(b) => &b.summary,
+        }
+    }
+}
+
+/// When a reconcile of an app began (before its inspect): on the runtime's
+/// clock, which stamps podman's events, and on ours, to notice that clock
+/// being stepped.
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    began: DateTime<Utc>,
+    mono: Instant,
+}
+
+impl Check {
+    fn now(rt: &impl Runtime) -> Self {
+        Check {
+            began: rt.now(),
+            mono: Instant::now(),
         }
     }
 }
@@ -101,6 +130,9 @@ pub struct Reactor<R: Runtime> {
     /// Container id → app id, learnt from events and sweeps, so an exit file
     /// (named by container id only) can be mapped to its app.
     container_apps: HashMap<String, String>,
+    /// App id → when its last successful reconcile began. An event from well
+    /// before that is no news: that reconcile's inspect saw its effect.
+    checks: HashMap<String, Check>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
@@ -127,6 +159,7 @@ impl<R: Runtime> Reactor<R> {
             reported_orphans: BTreeSet::new(),
             reported_errors: Vec::new(),
             container_apps: HashMap::new(),
+            checks: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
@@ -153,7 +186,18 @@ impl<R: Runtime> Reactor<R> {
                     Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
                 },
                 msg = self.rx.recv() => match msg {
-                    Some(trigger) => self.on_trigger(trigger),
+                    Some(trigger) => {
+                        self.on_trigger(trigger);
+                        // Take what else is waiting before going round again:
+                        // one select (cancellation, results, timer) per batch,
+                        // not per trigger, when events pour in.
+                        for _ in 1..BATCH {
+                            match self.rx.try_recv() {
+                                Ok(trigger) => self.on_trigger(trigger),
+                                Err(_) => break,
+                            }
+                        }
+                    }
                     None => break,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
@@ -277,7 +321,10 @@ impl<R: Runtime> Reactor<R> {
                 self.stats.reconciles += 1;
                 let may_remove = self.cfg.prune_orphans || self.had_manifest.contains(&id);
                 self.inflight.spawn(async move {
-                    Done::App(reconcile_app(&*rt, &id, apps.apps.get(&id), may_remove).await)
+                    // Taken right before the reconcile's first call, its inspect.
+                    let check = Check::now(&*rt);
+                    let r = reconcile_app(&*rt, &id, apps.apps.get(&id), may_remove).await;
+                    Done::App(r, check)
                 });
             }
             Key::Sweep => {
@@ -345,7 +392,16 @@ impl<R: Runtime> Reactor<R> {
             self.sched.schedule(reaction.key.clone(), now + after);
         }
         match done {
-            Done::App(_) => {}
+            Done::App(r, check) => {
+                if let (Key::App(id), Ok(())) = (&r.key, &r.result) {
+                    match self.checks.get_mut(id) {
+                        Some(last) => *last = check,
+                        None => {
+                            self.checks.insert(id.clone(), check);
+                        }
+                    }
+                }
+            }
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
                     self.container_apps = findings.containers.into_iter().collect();
@@ -454,9 +510,18 @@ impl<R: Runtime> Reactor<R> {
         }
     }
 
+    /// The hot path: every podman event comes through here. It decides with
+    /// at most one allocation (the key it schedules) and puts the decision
+    /// into words only when the reporter shows them.
     fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
-        if ev.typ == "container" {
-            match (ev.label(APP_LABEL), ev.action.as_str()) {
+        let is_container = ev.typ == "container";
+        let app = if is_container {
+            ev.label(APP_LABEL)
+        } else {
+            None
+        };
+        if is_container {
+            match (app, ev.action.as_str()) {
                 (_, "remove") => {
                     self.container_apps.remove(&ev.actor.id);
                 }
@@ -469,30 +534,70 @@ impl<R: Runtime> Reactor<R> {
                 (None, _) => {}
             }
         }
-        let what = format!("{} {}", ev.typ, ev.action);
-        let subject = ev.name().to_string();
-        let verdict = if ev.typ != "container" {
-            format!("ignored: {} events do not change an app", ev.typ)
+        let verdict = if !is_container {
+            EventVerdict::NotAContainer
         } else {
-            match ev.label(APP_LABEL) {
+            match app {
                 None => match ev.label(SYSTEMD_UNIT_LABEL) {
-                    Some(unit) => self.on_unit_container_event(ev, unit, now),
-                    None => "ignored: not managed (no io.podkeeper.app label)".to_string(),
+                    Some(unit) => EventVerdict::Unit(self.on_unit_container_event(ev, unit, now)),
+                    None => EventVerdict::Unmanaged,
                 },
-                Some(id) if !self.apps.apps.contains_key(id) && !self.had_manifest.contains(id) => {
-                    "ignored: orphan (no manifest)".to_string()
+                // had_manifest holds every id of `apps` too: its hash lookup
+                // first, not a walk down the manifests' tree on every event.
+                Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
+                    EventVerdict::Orphan
                 }
-                Some(_) if !REACT_TO.contains(&ev.action.as_str()) => {
-                    format!("ignored: {} does not leave the declared state", ev.action)
+                Some(_) if !REACT_TO.contains(&ev.action.as_str()) => EventVerdict::NoChange,
+                Some(id) if self.seen_by_last_check(id, ev) => EventVerdict::SeenByCheck(id),
+                Some(id) => {
+                    EventVerdict::Scheduled(id, self.sched.schedule(Key::App(id.to_string()), now))
                 }
-                Some(id) => self.schedule_verdict(Key::App(id.to_string()), now),
             }
         };
-        let what = match ev.label("containerExitCode") {
-            Some(code) if ev.action == "died" => format!("{what} ({code})"),
-            _ => what,
+        if !self.report.wants_events() {
+            return;
+        }
+        let mut what = format!("{} {}", ev.typ, ev.action);
+        if let Some(code) = ev
+            .label("containerExitCode")
+            .filter(|_| ev.action == "died")
+        {
+            what = format!("{what} ({code})");
+        }
+        let verdict = verdict.describe(ev);
+        self.report.event("podman", &what, ev.name(), &verdict);
+    }
+
+    /// Whether the last successful reconcile of app `id` already saw what
+    /// `ev` reports: the event happened more than [`CHECK_MARGIN`] before
+    /// that reconcile's inspect. A later exit (one after a restart we made,
+    /// or after an inspect that found the app running) is stamped after that
+    /// inspect, so it is never taken for one. Exit files carry no time and
+    /// never come here.
+    fn seen_by_last_check(&self, id: &str, ev: &PodmanEvent) -> bool {
+        // An event without a time (0) is news.
+        if ev.time_nano <= 0 {
+            return false;
+        }
+        let Some(check) = self.checks.get(id) else {
+            return false;
         };
-        self.report.event("podman", &what, &subject, &verdict);
+        let Some(began) = check.began.timestamp_nanos_opt() else {
+            return false;
+        };
+        let margin = CHECK_MARGIN.as_nanos() as i64;
+        if ev.time_nano >= began.saturating_sub(margin) {
+            return false;
+        }
+        // Trust the comparison only while the runtime's clock has kept pace
+        // with the monotonic one since the check: a wall clock stepped back
+        // (NTP at boot) would stamp a new exit with a time before the check.
+        let Some(now) = self.rt.now().timestamp_nanos_opt() else {
+            return false;
+        };
+        let on_runtime = now.saturating_sub(began);
+        let on_ours = i64::try_from(check.mono.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        on_runtime.abs_diff(on_ours) < margin as u64
     }
 
     fn on_apps_dir(&mut self, change: &FileChange, now: Instant) {
@@ -518,13 +623,54 @@ impl<R: Runtime> Reactor<R> {
 
     /// Schedule `key` and say, for the debug line, what that did.
     fn schedule_verdict_at(&mut self, key: Key, at: Instant) -> String {
-        let now = Instant::now();
-        match self.sched.schedule(key.clone(), at) {
-            Scheduled::Queued(t) if t <= now => format!("queue {key}"),
-            Scheduled::Queued(t) => format!("queue {key} in {}", secs(t - now)),
-            Scheduled::Merged(t) if t <= now => format!("{key} already queued"),
-            Scheduled::Merged(t) => format!("{key} already queued (runs in {})", secs(t - now)),
-            Scheduled::Dirty => format!("{key} running; runs once more after"),
+        let scheduled = self.sched.schedule(key.clone(), at);
+        describe_scheduled(&key, scheduled)
+    }
+}
+
+/// What scheduling `key` did, in the words of the debug line.
+fn describe_scheduled(key: &Key, scheduled: Scheduled) -> String {
+    let now = Instant::now();
+    match scheduled {
+        Scheduled::Queued(t) if t <= now => format!("queue {key}"),
+        Scheduled::Queued(t) => format!("queue {key} in {}", secs(t - now)),
+        Scheduled::Merged(t) if t <= now => format!("{key} already queued"),
+        Scheduled::Merged(t) => format!("{key} already queued (runs in {})", secs(t - now)),
+        Scheduled::Dirty => format!("{key} running; runs once more after"),
+    }
+}
+
+/// What the reactor made of a podman event, kept in this form until someone
+/// reads it (see [`Reactor::on_podman_event`]).
+enum EventVerdict<'e> {
+    NotAContainer,
+    Unmanaged,
+    Orphan,
+    /// The action cannot take a container out of its declared state.
+    NoChange,
+    /// The app's last successful reconcile already saw it.
+    SeenByCheck(&'e str),
+    Scheduled(&'e str, Scheduled),
+    /// A systemd unit's container: the companions' verdict.
+    Unit(String),
+}
+
+impl EventVerdict<'_> {
+    fn describe(self, ev: &PodmanEvent) -> String {
+        match self {
+            EventVerdict::NotAContainer => {
+                format!("ignored: {} events do not change an app", ev.typ)
+            }
+            EventVerdict::Unmanaged => "ignored: not managed (no io.podkeeper.app label)".into(),
+            EventVerdict::Orphan => "ignored: orphan (no manifest)".into(),
+            EventVerdict::NoChange => {
+                format!("ignored: {} does not leave the declared state", ev.action)
+            }
+            EventVerdict::SeenByCheck(id) => {
+                format!("ignored: older than the last check of app/{id}")
+            }
+            EventVerdict::Scheduled(id, s) => describe_scheduled(&Key::App(id.to_string()), s),
+            EventVerdict::Unit(verdict) => verdict,
         }
     }
 }

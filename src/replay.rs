@@ -113,6 +113,10 @@ pub struct Header {
     pub podman_version: String,
     /// Wall-clock second the recording started (container start times are relative to it).
     pub started_unix: i64,
+    /// The moment the recording started, to the millisecond when the header
+    /// says (`started`), else `started_unix`: the simulated podman's clock
+    /// starts there, so recorded event times compare with it.
+    pub started: chrono::DateTime<chrono::Utc>,
     pub images: Vec<String>,
     pub containers: Vec<SimContainer>,
     /// Container start times as seconds before the recording started, by name.
@@ -275,6 +279,12 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
                 .unwrap_or("unknown")
                 .to_string(),
             started_unix,
+            started: v["started"]
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .or_else(|| chrono::DateTime::from_timestamp(started_unix, 0))
+                .unwrap_or_default(),
             images,
             containers,
             ages,
@@ -474,7 +484,7 @@ pub async fn replay(
     });
     let start = Instant::now();
     let (etx, erx) = mpsc::unbounded_channel();
-    let sim = SimRuntime::new(&[], Some(etx));
+    let sim = SimRuntime::new(&[], Some(etx)).with_epoch(fixture.header.started);
     for image in &fixture.header.images {
         sim.add_image(image);
     }

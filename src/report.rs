@@ -49,6 +49,14 @@ impl Reporter {
         let _ = self.out.flush();
     }
 
+    /// Whether [`Reporter::event`] shows anything: `--debug`, or tracing's
+    /// debug level enabled for this module. The reactor words an event (a
+    /// handful of allocations) only then: at hundreds of thousands of events a
+    /// second, words nobody reads are most of the cost.
+    pub fn wants_events(&self) -> bool {
+        self.debug || tracing::enabled!(tracing::Level::DEBUG)
+    }
+
     /// An event received from a source, and what the reactor made of it.
     pub fn event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
         if self.debug {

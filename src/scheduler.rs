@@ -115,7 +115,14 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
 
     /// Ask for `key` to run no earlier than `at` (and no earlier than its backoff allows).
     pub fn schedule(&mut self, key: K, at: Instant) -> Scheduled {
-        let state = self.keys.entry(key.clone()).or_insert_with(KeyState::new);
+        // Look up before inserting: most triggers find their key known, and
+        // cloning it for `entry` would cost an allocation per trigger.
+        if !self.keys.contains_key(&key) {
+            self.keys.insert(key.clone(), KeyState::new());
+        }
+        let Some(state) = self.keys.get_mut(&key) else {
+            unreachable!("inserted above");
+        };
         let at = at.max(state.not_before().unwrap_or(at));
         match state.phase {
             Phase::Running { follow_up } => {

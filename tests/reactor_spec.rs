@@ -188,22 +188,32 @@ async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
         h.sim.stop_by_hand("web");
     }
     sleep(Duration::from_secs(2)).await;
-    let inspects = h
-        .sim
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("inspect"))
-        .count();
-    assert!(
-        (1..=2).contains(&inspects),
-        "{inspects} reconciles: {:?}",
-        h.sim.calls()
-    );
     assert_eq!(
         h.sim.container("web").unwrap().state,
         ContainerState::Running
     );
-    h.stop().await;
+    // One reconcile (it waits out the stop grace and looks again before it
+    // starts: two inspects) and at most one follow-up for what came meanwhile.
+    let calls = h.sim.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("start")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert!(
+        calls.iter().filter(|c| c.starts_with("inspect")).count() <= 3,
+        "{calls:?}"
+    );
+    let (_, out) = h.stop().await;
+    let reconciles = out
+        .lines()
+        .filter(|l| l.contains("react  app/web") && !l.contains("container missing"))
+        .count();
+    assert!(
+        (1..=2).contains(&reconciles),
+        "{reconciles} reconciles:\n{out}"
+    );
+    assert!(out.contains("after a podman stop's grace"), "{out}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -375,4 +385,68 @@ async fn more_ready_apps_than_slots_should_wait_for_a_slot_not_spin() {
         );
     }
     h.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_died_event_older_than_the_last_successful_reconcile_should_be_ignored() {
+    // The simulated stream is in the spec's hands: it delivers late.
+    let (sim, mut stream) = sim();
+    let (_etx, silent) = mpsc::unbounded_channel();
+    let h = Harness::start(apps(&["web"]), sim, silent);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    h.sim.crash("web", 137);
+    // Half a second later a sweep finds web exited and restarts it; only
+    // then does the stream deliver the crash's died, and deliver it again.
+    sleep(Duration::from_millis(500)).await;
+    h.send(Trigger::SweepTick).await;
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.calls_for("web"), ["inspect web", "start web"]);
+    h.sim.clear_calls();
+    let mut late = Vec::new();
+    while let Ok(ev) = stream.try_recv() {
+        if ev.action == "died" {
+            late.push(ev);
+        }
+    }
+    let died = late.first().expect("the crash's died").clone();
+    for _ in 0..3 {
+        h.send(Trigger::Podman(died.clone())).await;
+    }
+    sleep(Duration::from_secs(1)).await;
+    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    let (_, out) = h.stop().await;
+    let ignored = out
+        .lines()
+        .filter(|l| l.contains("died (137)"))
+        .filter(|l| l.ends_with("→ ignored: older than the last check of app/web"))
+        .count();
+    assert_eq!(ignored, 3, "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_crash_right_after_a_restart_should_still_be_acted_on() {
+    let (sim, erx) = sim();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.crash("web", 137);
+    // Crash again the moment podkeeper's restart is done: the new died is
+    // stamped after the inspect that preceded that restart, however soon.
+    while h.sim.container("web").unwrap().state != ContainerState::Running {
+        sleep(Duration::from_millis(1)).await;
+    }
+    h.sim.clear_calls();
+    h.sim.crash("web", 1);
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.sim.container("web").unwrap().state,
+        ContainerState::Running
+    );
+    assert_eq!(h.calls_for("web")[..2], ["inspect web", "start web"]);
+    let (_, out) = h.stop().await;
+    let died: Vec<&str> = out.lines().filter(|l| l.contains("died (1)")).collect();
+    assert_eq!(died.len(), 1, "{out}");
+    assert!(died[0].contains("→ queue app/web"), "{out}");
 }

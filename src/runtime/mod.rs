@@ -126,6 +126,11 @@ pub type RuntimeResult<T> = Result<T, RuntimeError>;
 /// Implementations must be cheap to share (`Arc`) and every call must end:
 /// the real one puts a timeout on each.
 pub trait Runtime: Send + Sync + 'static {
+    /// The runtime's own clock: the one podman stamps its events with. The
+    /// reactor compares event times with it (never with its own clock), so a
+    /// simulated runtime on virtual time is judged on that time.
+    fn now(&self) -> DateTime<Utc>;
+
     /// The container of that name, or `None` when there is none.
     fn inspect_container(
         &self,

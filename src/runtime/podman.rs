@@ -5,7 +5,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
@@ -125,6 +125,11 @@ fn labels_of(map: Option<std::collections::HashMap<String, String>>) -> BTreeMap
 }
 
 impl Runtime for PodmanRuntime {
+    /// podman runs on this host: its events carry this host's wall clock.
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
         let c = self.api.containers().get(name);
         match with_timeout("inspect", self.timeouts.quick, c.inspect()).await {

@@ -77,6 +77,15 @@ impl SimRuntime {
         }
     }
 
+    /// Let the simulated clock read `epoch` now (and run on from there on
+    /// tokio's clock). Replay sets it to the moment the recording started, so
+    /// that recorded events' times and the simulation's clock agree.
+    pub fn with_epoch(mut self, epoch: DateTime<Utc>) -> Self {
+        self.epoch = epoch;
+        self.started = tokio::time::Instant::now();
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -230,6 +239,10 @@ impl SimRuntime {
 }
 
 impl Runtime for SimRuntime {
+    fn now(&self) -> DateTime<Utc> {
+        self.now_utc()
+    }
+
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
         self.call(format!("inspect {name}")).await?;
         Ok(self.lock().containers.get(name).map(info))
