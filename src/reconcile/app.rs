@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use super::{CallLog, Reaction};
 use crate::manifest::LoadedApp;
 use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError};
@@ -99,10 +101,10 @@ pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
 
 /// podman reports `stopped` between a container's exit and its cleanup, and
 /// `exited` once cleaned up.
-fn cleanup_pending(c: &ContainerInfo) -> bool {
+fn cleanup_pending(c: &ContainerInfo, now: DateTime<Utc>) -> bool {
     c.state == ContainerState::Stopped
         && c.finished_at
-            .is_some_and(|t| (chrono::Utc::now() - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
+            .is_some_and(|t| (now - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
 }
 
 /// How long after a stop-like exit (code 0, or 143 from SIGTERM) podkeeper
@@ -115,11 +117,11 @@ pub const STOP_GRACE: Duration = Duration::from_millis(150);
 
 /// How much of the stop grace is left for this container, if it exited like
 /// a stopped container does and only just now.
-fn stop_grace_left(c: &ContainerInfo) -> Option<Duration> {
+fn stop_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
     if !matches!(c.exit_code, Some(0 | 143)) {
         return None;
     }
-    let since = (chrono::Utc::now() - c.finished_at?).to_std().ok()?;
+    let since = (now - c.finished_at?).to_std().ok()?;
     STOP_GRACE.checked_sub(since).filter(|d| !d.is_zero())
 }
 
@@ -148,7 +150,21 @@ async fn decide_and_act<R: Runtime>(
     log: &mut CallLog,
     r: &mut Reaction,
 ) -> Result<(), RuntimeError> {
-    let actual = log.time("inspect", rt.inspect_container(id)).await?;
+    let mut actual = log.time("inspect", rt.inspect_container(id)).await?;
+    let mut graced = false;
+    if let Some(left) = actual
+        .as_ref()
+        .filter(|c| desired.is_some() && c.state != ContainerState::Running)
+        .and_then(|c| stop_grace_left(c, rt.now()))
+    {
+        // Most likely a `podman stop` that has yet to run its own cleanup:
+        // give it the rest of the grace, then look again, within this one
+        // reconcile (the key stays held, so triggers meanwhile fold into at
+        // most one follow-up).
+        log.time("grace", tokio::time::sleep(left)).await;
+        actual = log.time("inspect", rt.inspect_container(id)).await?;
+        graced = true;
+    }
     let Some(drift) = drift(desired, actual.as_ref()) else {
         r.why = match (desired, &actual) {
             (None, None) => "no manifest, no container".into(),
@@ -157,6 +173,9 @@ async fn decide_and_act<R: Runtime>(
         return Ok(());
     };
     r.why = drift.describe();
+    if graced {
+        r.why = format!("{}, after a podman stop's grace", r.why);
+    }
     match (drift, desired) {
         (Drift::NotOurs, _) => {
             r.action = "conflict";
@@ -180,7 +199,11 @@ async fn decide_and_act<R: Runtime>(
             log.time("remove", rt.remove_container(id)).await?;
             create_and_start(rt, app, log).await
         }
-        (Drift::NotRunning { .. }, Some(_)) if actual.as_ref().is_some_and(cleanup_pending) => {
+        (Drift::NotRunning { .. }, Some(_))
+            if actual
+                .as_ref()
+                .is_some_and(|c| cleanup_pending(c, rt.now())) =>
+        {
             // podman's cleanup of this exit (conmon's exit command, or the
             // `podman stop` that caused it) has not run yet. Starting now
             // would make that cleanup fail ("refusing to clean up"): look
@@ -188,14 +211,6 @@ async fn decide_and_act<R: Runtime>(
             r.action = "wait";
             r.why = format!("{}, podman still cleaning up", r.why);
             r.requeue_after = Some(CLEANUP_POLL);
-            Ok(())
-        }
-        (Drift::NotRunning { .. }, Some(_))
-            if actual.as_ref().and_then(stop_grace_left).is_some() =>
-        {
-            r.action = "wait";
-            r.why = format!("{}, letting a podman stop finish", r.why);
-            r.requeue_after = actual.as_ref().and_then(stop_grace_left);
             Ok(())
         }
         (Drift::NotRunning { .. }, Some(_)) => {
