@@ -289,31 +289,45 @@ fn companion_setup(args: &RunArgs) -> (Systemctl, Vec<PathBuf>) {
     (Systemctl::new(scope, SystemdTimeouts::default()), dirs)
 }
 
-/// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
-async fn watch_signals(cancel: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
-    for n in 0.. {
+/// SIGTERM and SIGINT, as one stream of requests to stop (`run` and `record`).
+pub struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    pub fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// The next SIGTERM or SIGINT.
+    pub async fn recv(&mut self) {
         tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        if n == 0 {
-            tracing::info!(
-                "signal received: finishing reconciles in flight (again to exit at once)"
-            );
-            cancel.cancel();
-        } else {
-            eprintln!("podkeeper: second signal, exiting now");
-            std::process::exit(130);
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
         }
     }
+}
+
+/// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
+async fn watch_signals(cancel: CancellationToken) {
+    let mut signals = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return;
+        }
+    };
+    signals.recv().await;
+    tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
+    cancel.cancel();
+    signals.recv().await;
+    eprintln!("podkeeper: second signal, exiting now");
+    std::process::exit(130);
 }
 
 #[cfg(test)]

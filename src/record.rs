@@ -154,24 +154,22 @@ fn seconds(d: Duration) -> String {
 
 /// Ends at the first SIGINT/SIGTERM or after `duration`.
 async fn stop_signal(duration: Option<Duration>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return;
-    };
     let timer = async {
         match duration {
             Some(d) => tokio::time::sleep(d).await,
             None => std::future::pending().await,
         }
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = timer => {}
+    match crate::cli::StopSignals::install() {
+        Ok(mut signals) => tokio::select! {
+            _ = signals.recv() => {}
+            _ = timer => {}
+        },
+        Err(e) => {
+            // Without handlers only --duration (or a kill) can end it.
+            tracing::error!(error = %e, "cannot install signal handlers");
+            timer.await;
+        }
     }
 }
 

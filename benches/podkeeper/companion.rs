@@ -55,18 +55,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
         std::fs::write(apps.join(format!("{id}.yaml")), stack::manifest(&id, &comp))?;
     }
     // The peer: the same unit plus Restart=always, not podkeeper's.
-    let top = stack::user_unit_dir();
-    for i in 0..rot {
-        let name = format!("bench-sd-{i}");
-        std::fs::write(
-            top.join(format!("{name}.container")),
-            stack::quadlet_unit(&name, true),
-        )?;
-    }
-    stack::systemctl(&["daemon-reload"]).await?;
-    for i in 0..rot {
-        stack::systemctl(&["start", &format!("bench-sd-{i}.service")]).await?;
-    }
+    stack::start_quadlet_peers(&stack::user_unit_dir(), "bench-sd-", rot).await?;
     let sock = stack::socket();
     let pk = Podkeeper::start(
         &[

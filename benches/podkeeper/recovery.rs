@@ -60,18 +60,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
         stack::run_container(&format!("bench-pr-{i}"), &["--restart=always"]).await?;
     }
     let unit_dir = stack::user_unit_dir();
-    std::fs::create_dir_all(&unit_dir)?;
-    for i in 0..rot {
-        let name = format!("bench-q-{i}");
-        std::fs::write(
-            unit_dir.join(format!("{name}.container")),
-            stack::quadlet_unit(&name, true),
-        )?;
-    }
-    stack::systemctl(&["daemon-reload"]).await?;
-    for i in 0..rot {
-        stack::systemctl(&["start", &format!("bench-q-{i}.service")]).await?;
-    }
+    stack::start_quadlet_peers(&unit_dir, "bench-q-", rot).await?;
 
     let subjects = [
         (PODKEEPER, "bench-pk-"),

@@ -194,6 +194,28 @@ pub fn manifest(id: &str, companions: &str) -> String {
 }
 
 /// A Quadlet `.container` unit running the test command (`restart`: add `Restart=always`).
+/// Write `rot` Quadlet units `<prefix><i>.container` with `Restart=always`
+/// into `dir`, reload, and start their services: systemd's own peer.
+pub async fn start_quadlet_peers(
+    dir: &std::path::Path,
+    prefix: &str,
+    rot: usize,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for i in 0..rot {
+        let name = format!("{prefix}{i}");
+        std::fs::write(
+            dir.join(format!("{name}.container")),
+            quadlet_unit(&name, true),
+        )?;
+    }
+    systemctl(&["daemon-reload"]).await?;
+    for i in 0..rot {
+        systemctl(&["start", &format!("{prefix}{i}.service")]).await?;
+    }
+    Ok(())
+}
+
 pub fn quadlet_unit(container_name: &str, restart: bool) -> String {
     let mut u = format!(
         "[Container]\nImage={IMAGE}\nContainerName={container_name}\nNetwork=none\nExec=/bin/sh -c '{TRAP}'\n"
