@@ -605,7 +605,7 @@ impl<R: Runtime> Reactor<R> {
             || change.path.as_os_str().is_empty()
             || manifest::is_manifest_file(&change.path);
         let verdict = if relevant {
-            self.schedule_verdict_at(Key::Manifests, now + MANIFEST_SETTLE)
+            self.schedule_verdict(Key::Manifests, now + MANIFEST_SETTLE)
         } else {
             "ignored: not a manifest (*.yaml, *.yml)".to_string()
         };
@@ -617,12 +617,8 @@ impl<R: Runtime> Reactor<R> {
         );
     }
 
-    fn schedule_verdict(&mut self, key: Key, now: Instant) -> String {
-        self.schedule_verdict_at(key, now)
-    }
-
     /// Schedule `key` and say, for the debug line, what that did.
-    fn schedule_verdict_at(&mut self, key: Key, at: Instant) -> String {
+    fn schedule_verdict(&mut self, key: Key, at: Instant) -> String {
         let scheduled = self.sched.schedule(key.clone(), at);
         describe_scheduled(&key, scheduled)
     }

@@ -117,7 +117,7 @@ impl<R: Runtime> Reactor<R> {
         } else {
             match self.companion_of_file(&name) {
                 Some(companion) => {
-                    self.schedule_verdict_at(Key::Companion(companion), now + UNIT_DIR_SETTLE)
+                    self.schedule_verdict(Key::Companion(companion), now + UNIT_DIR_SETTLE)
                 }
                 None => "ignored: no companion owns it".to_string(),
             }
