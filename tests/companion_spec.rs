@@ -1,5 +1,7 @@
 //! The reactor's companion semantics, against the simulated systemd (and podman) under paused tokio time.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,20 +20,8 @@ const UNIT: &str = "[Container]\nImage=localhost/bb:1\nExec=/bin/sh -c 'trap \"e
 
 /// An app manifest with companions `(name, kind, unit)`.
 fn manifest(id: &str, companions: &[(&str, &str, &str)]) -> String {
-    let mut m =
-        format!("app:\n  id: {id}\n  container:\n    image: localhost/bb:1\n    network: none\n");
-    if !companions.is_empty() {
-        m.push_str("  companions:\n");
-        for (name, kind, unit) in companions {
-            m.push_str(&format!(
-                "    - name: {name}\n      kind: {kind}\n      unit: |\n"
-            ));
-            for line in unit.lines() {
-                m.push_str(&format!("        {line}\n"));
-            }
-        }
-    }
-    m
+    format!("app:\n  id: {id}\n  container:\n    image: localhost/bb:1\n    network: none\n")
+        + &common::companions_yaml(companions)
 }
 
 struct Harness {

@@ -123,17 +123,7 @@ impl Drop for UnitDir {
 
 /// An app manifest with `.container` (or other) companions.
 fn app_with(id: &str, companions: &[(&str, &str, &str)]) -> String {
-    let mut m = manifest(id, TRAP_CMD);
-    m.push_str("  companions:\n");
-    for (name, kind, unit) in companions {
-        m.push_str(&format!(
-            "    - name: {name}\n      kind: {kind}\n      unit: |\n"
-        ));
-        for line in unit.lines() {
-            m.push_str(&format!("        {line}\n"));
-        }
-    }
-    m
+    manifest(id, TRAP_CMD) + &companions_yaml(companions)
 }
 
 fn start(apps: &Apps, units: &UnitDir) -> Daemon {

@@ -142,6 +142,24 @@ pub fn manifest(id: &str, command: &str) -> String {
     )
 }
 
+/// The `companions:` block of a manifest: (name, kind, unit file contents)
+/// each; nothing when there are none.
+pub fn companions_yaml(companions: &[(&str, &str, &str)]) -> String {
+    let mut m = String::new();
+    if !companions.is_empty() {
+        m.push_str("  companions:\n");
+        for (name, kind, unit) in companions {
+            m.push_str(&format!(
+                "    - name: {name}\n      kind: {kind}\n      unit: |\n"
+            ));
+            for line in unit.lines() {
+                m.push_str(&format!("        {line}\n"));
+            }
+        }
+    }
+    m
+}
+
 /// A temporary apps directory that cleans its containers up.
 pub struct Apps {
     pub dir: tempfile::TempDir,
