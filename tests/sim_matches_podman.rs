@@ -140,7 +140,7 @@ fn without_racy(seq: &[Seen]) -> Vec<Seen> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_should_emit_the_events_real_podman_emits() {
-    common::require_podman();
+    let _g = common::serial();
     let name = format!("rec-simcheck-{}", std::process::id());
     let req = request(&name);
     let _ = common::podman(&["rm", "-f", "-t", "0", &name]);

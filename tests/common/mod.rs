@@ -24,12 +24,34 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Tests in one binary share podman (and one stops its service): run them one at a time.
-pub fn serial() -> MutexGuard<'static, ()> {
+/// Held while a test uses the shared stack; see [`serial`].
+pub struct Serial {
+    _guard: MutexGuard<'static, ()>,
+    _host: std::fs::File,
+}
+
+/// Tests share podman, the systemd user manager and Quadlet's unit
+/// directory (and one stops the podman service): run them one at a time,
+/// within this binary (a mutex) and across every process on the host (an
+/// flock on a file in /tmp), so two checkouts testing at once, or a bench
+/// and a test, never see each other's containers come and go.
+pub fn serial() -> Serial {
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let host = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/tmp/podkeeper-e2e.lock")
+        .expect("open /tmp/podkeeper-e2e.lock");
+    // SAFETY: flock on a file descriptor we own; it is released when the file closes.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&host), libc::LOCK_EX) };
+    assert_eq!(rc, 0, "flock /tmp/podkeeper-e2e.lock");
     require_podman();
-    guard
+    Serial {
+        _guard: guard,
+        _host: host,
+    }
 }
 
 /// Fail loudly, never skip, when the stack is missing.
