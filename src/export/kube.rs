@@ -1,0 +1,414 @@
+//! A [`Workload`] as Kubernetes objects (k8s-openapi's types, never text): a Pod or a one-replica Deployment, and a claim per named volume.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, HostPathVolumeSource, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
+    Volume, VolumeMount as KubeVolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::names;
+use super::notes::Notes;
+use super::workload::Workload;
+
+/// What each workload becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Kind {
+    /// A bare Pod: what `podman kube play` runs as it is.
+    #[default]
+    Pod,
+    /// A Deployment with one replica (strategy Recreate): a cluster
+    /// reschedules it when its node goes.
+    Deployment,
+}
+
+/// Manifests carry no size; a claim must ask for one.
+pub const CLAIM_SIZE: &str = "1Gi";
+/// The cluster refuses an object whose annotations add up to more.
+const ANNOTATIONS_MAX: usize = 256 * 1024;
+
+/// One object of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Pod(Box<Pod>),
+    Deployment(Box<Deployment>),
+    Claim(Box<PersistentVolumeClaim>),
+}
+
+/// An object with the `#` lines written above it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub comments: Vec<String>,
+    pub object: Object,
+}
+
+impl Object {
+    /// `Pod web`, `PersistentVolumeClaim data`.
+    pub fn describe(&self) -> String {
+        let (kind, meta) = match self {
+            Object::Pod(o) => ("Pod", &o.metadata),
+            Object::Deployment(o) => ("Deployment", &o.metadata),
+            Object::Claim(o) => ("PersistentVolumeClaim", &o.metadata),
+        };
+        format!("{kind} {}", meta.name.as_deref().unwrap_or(""))
+    }
+
+    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+        match self {
+            Object::Pod(o) => serde_yaml::to_string(o),
+            Object::Deployment(o) => serde_yaml::to_string(o),
+            Object::Claim(o) => serde_yaml::to_string(o),
+        }
+    }
+}
+
+/// Builds the documents of one export. It remembers the claims already
+/// written, so a volume two apps mount is claimed once.
+#[derive(Debug, Default)]
+pub struct Exporter {
+    pub kind: Kind,
+    /// claim name → the podman volume it stands for.
+    claims: BTreeMap<String, String>,
+}
+
+impl Exporter {
+    pub fn new(kind: Kind) -> Self {
+        Exporter {
+            kind,
+            claims: BTreeMap::new(),
+        }
+    }
+
+    /// The workload's new claims, then its Pod or Deployment.
+    pub fn documents(&mut self, w: &Workload, notes: &mut Notes) -> Vec<Document> {
+        let (volumes, mounts, claims) = self.volumes(w, notes);
+        let meta = metadata(w, notes);
+        let spec = PodSpec {
+            containers: vec![container(w, mounts, notes)],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            host_network: host_network(w, notes).then_some(true),
+            restart_policy: Some("Always".into()),
+            ..PodSpec::default()
+        };
+        let mut docs: Vec<Document> = claims
+            .into_iter()
+            .map(|c| Document {
+                comments: Vec::new(),
+                object: Object::Claim(Box::new(c)),
+            })
+            .collect();
+        let object = match self.kind {
+            Kind::Pod => Object::Pod(Box::new(Pod {
+                metadata: meta,
+                spec: Some(spec),
+                status: None,
+            })),
+            Kind::Deployment => Object::Deployment(Box::new(deployment(w, meta, spec))),
+        };
+        docs.push(Document {
+            comments: w.comments.clone(),
+            object,
+        });
+        docs
+    }
+
+    /// Bind mounts as `hostPath` volumes, named volumes as claims (new
+    /// ones returned), each with its mount.
+    fn volumes(
+        &mut self,
+        w: &Workload,
+        notes: &mut Notes,
+    ) -> (
+        Vec<Volume>,
+        Vec<KubeVolumeMount>,
+        Vec<PersistentVolumeClaim>,
+    ) {
+        let (mut volumes, mut mounts, mut claims) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, v) in w.volumes.iter().enumerate() {
+            let field = format!("volume {}:{}", v.source, v.dest);
+            let mut read_only = false;
+            for o in &v.options {
+                match o.as_str() {
+                    "ro" => read_only = true,
+                    // Kubernetes mounts read-write and recursively by default.
+                    "rw" => {}
+                    "rbind" if v.is_bind() => {}
+                    other => notes.not_exported(
+                        &w.subject,
+                        format!("{field} option {other}"),
+                        "no volumeMount equivalent (only ro and rw map); the volume is exported without it",
+                    ),
+                }
+            }
+            let name;
+            if v.is_bind() {
+                name = format!("host-{i}");
+                volumes.push(Volume {
+                    name: name.clone(),
+                    host_path: Some(HostPathVolumeSource {
+                        path: v.source.clone(),
+                        type_: None,
+                    }),
+                    ..Volume::default()
+                });
+            } else {
+                let Some(claim) = names::to_dns1123_subdomain(&v.source) else {
+                    notes.not_exported(&w.subject, field, "the volume name has nothing of a Kubernetes claim name (a-z, 0-9, '-', '.')");
+                    continue;
+                };
+                match self.claims.get(&claim) {
+                    Some(source) if *source != v.source => {
+                        notes.not_exported(
+                            &w.subject,
+                            field,
+                            format!("its claim name {claim:?} is already volume {source:?}'s"),
+                        );
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        if claim != v.source {
+                            notes.changed(&w.subject, &field, format!("claim {claim:?}: {:?} is not a Kubernetes name; podman kube play uses a volume {claim:?}, not {:?} (copy the data with podman volume export/import)", v.source, v.source));
+                        }
+                        notes.note(&w.subject, &field, format!("claim {claim:?} asks for {CLAIM_SIZE} ReadWriteOnce (manifests carry no size; podman ignores it, a cluster does not)"));
+                        self.claims.insert(claim.clone(), v.source.clone());
+                        claims.push(persistent_volume_claim(&claim));
+                    }
+                }
+                name = format!("claim-{i}");
+                volumes.push(Volume {
+                    name: name.clone(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: claim,
+                        read_only: None,
+                    }),
+                    ..Volume::default()
+                });
+            }
+            mounts.push(KubeVolumeMount {
+                name,
+                mount_path: v.dest.clone(),
+                read_only: read_only.then_some(true),
+                ..KubeVolumeMount::default()
+            });
+        }
+        (volumes, mounts, claims)
+    }
+}
+
+/// A claim podman turns into a named volume of the same name.
+fn persistent_volume_claim(name: &str) -> PersistentVolumeClaim {
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_string(),
+                    Quantity(CLAIM_SIZE.into()),
+                )])),
+                limits: None,
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Name, labels (the identity label always), annotations. A label
+/// Kubernetes would refuse becomes an annotation; a key that cannot be one
+/// either is left out; both are noted.
+fn metadata(w: &Workload, notes: &mut Notes) -> ObjectMeta {
+    let mut labels = BTreeMap::from([w.identity.clone()]);
+    let mut annotations = BTreeMap::new();
+    for (k, v) in &w.annotations {
+        if names::is_label_key(k) {
+            annotations.insert(k.clone(), v.clone());
+        } else {
+            notes.not_exported(
+                &w.subject,
+                format!("annotation {k}"),
+                "the key is not a valid Kubernetes annotation key",
+            );
+        }
+    }
+    for (k, v) in &w.labels {
+        if *k == w.identity.0 {
+            notes.not_exported(
+                &w.subject,
+                format!("label {k}"),
+                format!("the export sets it to {:?}", w.identity.1),
+            );
+            continue;
+        }
+        match names::label_problem(k, v) {
+            None => {
+                labels.insert(k.clone(), v.clone());
+            }
+            Some(why) if names::is_label_key(k) && !annotations.contains_key(k) => {
+                notes.changed(
+                    &w.subject,
+                    format!("label {k}"),
+                    format!("{why}: written as an annotation"),
+                );
+                annotations.insert(k.clone(), v.clone());
+            }
+            Some(why) => notes.not_exported(&w.subject, format!("label {k}"), why),
+        }
+    }
+    let size: usize = annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > ANNOTATIONS_MAX {
+        notes.note(
+            &w.subject,
+            "annotations",
+            format!("{size} bytes in all: a cluster refuses more than {ANNOTATIONS_MAX}"),
+        );
+    }
+    ObjectMeta {
+        name: Some(w.name.clone()),
+        labels: Some(labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The one container: image, entrypoint and CMD, env, working directory, ports, mounts.
+///
+/// A podkeeper `command` replaces the image's CMD and keeps its
+/// ENTRYPOINT, as Kubernetes' `args` does (`command` would replace the
+/// ENTRYPOINT): `podman kube play` gives the same Config.Cmd.
+fn container(w: &Workload, mounts: Vec<KubeVolumeMount>, notes: &mut Notes) -> Container {
+    let expands = |field: &str, s: &str, notes: &mut Notes| {
+        if s.contains("$(") {
+            notes.note(&w.subject, field, "contains $(: a cluster expands $(VAR) here and podman does not; write $$( for a literal $( on a cluster");
+        }
+    };
+    for (field, list) in [("command", &w.args), ("entrypoint", &w.entrypoint)] {
+        for s in list.iter().flatten() {
+            expands(field, s, notes);
+        }
+    }
+    let mut env = Vec::new();
+    for (k, v) in &w.env {
+        if !names::is_env_name(k) {
+            notes.not_exported(
+                &w.subject,
+                format!("env {k}"),
+                "Kubernetes takes only printable ASCII without '=' as an environment variable name",
+            );
+            continue;
+        }
+        if !names::is_strict_env_name(k) {
+            notes.note(
+                &w.subject,
+                format!("env {k}"),
+                "clusters older than 1.32 refuse this name (they want [-._a-zA-Z][-._a-zA-Z0-9]*)",
+            );
+        }
+        expands(&format!("env {k}"), v, notes);
+        env.push(EnvVar {
+            name: k.clone(),
+            value: Some(v.clone()),
+            value_from: None,
+        });
+    }
+    let ports: Vec<ContainerPort> = w
+        .ports
+        .iter()
+        .map(|p| ContainerPort {
+            container_port: i32::from(p.container_port),
+            host_port: Some(i32::from(p.host_port)),
+            host_ip: p.host_ip.clone(),
+            protocol: Some(p.protocol.to_ascii_uppercase()),
+            name: None,
+        })
+        .collect();
+    Container {
+        name: w.name.clone(),
+        image: Some(w.image.clone()),
+        // podkeeper pulls an image only when it is missing; so does this.
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: w.entrypoint.clone(),
+        args: w.args.clone(),
+        env: (!env.is_empty()).then_some(env),
+        working_dir: w.working_dir.clone(),
+        ports: (!ports.is_empty()).then_some(ports),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        ..Container::default()
+    }
+}
+
+/// `host` maps to `hostNetwork`; the bridge is the pod network; every other
+/// mode has no Kubernetes equivalent and is noted with what to pass to
+/// `podman kube play` instead.
+fn host_network(w: &Workload, notes: &mut Notes) -> bool {
+    let Some(net) = w.network.as_deref() else {
+        return false;
+    };
+    let field = format!("network: {net}");
+    match net {
+        "bridge" | "private" | "default" => false,
+        "host" => {
+            for p in w.ports.iter().filter(|p| p.host_port != p.container_port) {
+                notes.note(
+                    &w.subject,
+                    format!("port {}:{}", p.host_port, p.container_port),
+                    "with hostNetwork a cluster wants hostPort = containerPort",
+                );
+            }
+            true
+        }
+        "none" => {
+            notes.not_exported(&w.subject, field, "every Kubernetes pod has a network; play it with `podman kube play --network none`");
+            false
+        }
+        "slirp4netns" | "pasta" => {
+            notes.not_exported(&w.subject, field, format!("user-mode networking is podman's own; play it with `podman kube play --network {net}`"));
+            false
+        }
+        _ if net.contains(':') => {
+            notes.not_exported(
+                &w.subject,
+                field,
+                "pods share a network only inside one pod; the pod network is used",
+            );
+            false
+        }
+        _ => {
+            notes.not_exported(&w.subject, field, format!("a cluster has one pod network, not named ones; play it with `podman kube play --network {net}`"));
+            false
+        }
+    }
+}
+
+/// One replica, replaced by stopping the old pod first (as podkeeper
+/// recreates: a host port or a ReadWriteOnce claim cannot be held twice).
+fn deployment(w: &Workload, meta: ObjectMeta, spec: PodSpec) -> Deployment {
+    Deployment {
+        metadata: meta.clone(),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([w.identity.clone()])),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                rolling_update: None,
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { name: None, ..meta }),
+                spec: Some(spec),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
