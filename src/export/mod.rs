@@ -246,3 +246,153 @@ fn write_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
     crate::reconcile::companion::write_atomic(dir, file, content)
         .with_context(|| format!("cannot write {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+    use kube::Object;
+
+    const WEB: &str = "app:\n  id: web\n  container:\n    image: localhost/bb:1\n    command: [/bin/sleep, '100']\n    env: {A: b}\n    labels: {tier: front, note: hello world}\n    ports: ['8080:80']\n  companions:\n    - name: web-tunnel\n      unit: |\n        [Container]\n        Image=localhost/bb:1\n        Exec=/bin/sleep 5\n    - name: web-net\n      kind: network\n      unit: \"[Network]\\n\"\n";
+    const DB: &str = "app:\n  id: db\n  container:\n    image: localhost/bb:1\n    volumes: ['/srv/db:/conf:ro', 'db-data:/data']\n";
+
+    fn dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        d
+    }
+
+    fn load(files: &[(&str, &str)]) -> ManifestSet {
+        manifest::load_dir(dir(files).path()).unwrap()
+    }
+
+    /// Every document of a stream, read back into k8s-openapi's types by its kind.
+    fn read_back(text: &str) -> Vec<Object> {
+        use serde::Deserialize;
+        serde_yaml::Deserializer::from_str(text)
+            .map(|doc| {
+                let value = serde_yaml::Value::deserialize(doc).expect("a YAML document");
+                let kind = value["kind"].as_str().expect("a kind").to_string();
+                match kind.as_str() {
+                    "Pod" => Object::Pod(Box::new(serde_yaml::from_value::<Pod>(value).unwrap())),
+                    "Deployment" => Object::Deployment(Box::new(
+                        serde_yaml::from_value::<Deployment>(value).unwrap(),
+                    )),
+                    "PersistentVolumeClaim" => Object::Claim(Box::new(
+                        serde_yaml::from_value::<PersistentVolumeClaim>(value).unwrap(),
+                    )),
+                    other => panic!("unexpected kind {other}"),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_stream_should_read_back_into_the_kubernetes_types_it_was_built_from() {
+        let set = load(&[("web.yaml", WEB), ("db.yaml", DB)]);
+        for kind in [Kind::Pod, Kind::Deployment] {
+            let export = build(&set, &[], kind);
+            assert!(export.errors.is_empty(), "{:?}", export.errors);
+            let text = render(&export.documents).unwrap();
+            assert_eq!(text.matches("\n---\n").count() + 1, export.documents.len());
+            let back = read_back(&text);
+            let built: Vec<Object> = export.documents.iter().map(|d| d.object.clone()).collect();
+            assert_eq!(back, built, "{text}");
+            let described: Vec<String> = built.iter().map(Object::describe).collect();
+            let workload = if kind == Kind::Pod { "Pod" } else { "Deployment" };
+            assert_eq!(
+                described,
+                vec![
+                    "PersistentVolumeClaim db-data".to_string(),
+                    format!("{workload} db"),
+                    format!("{workload} web"),
+                    format!("{workload} web-tunnel"),
+                ]
+            );
+            assert_eq!((export.apps, export.companions), (2, 1));
+            assert!(text.starts_with("---\napiVersion: v1\nkind: PersistentVolumeClaim\n"), "{text}");
+            assert!(text.contains("---\n# app db, from "), "{text}");
+            assert!(text.contains("---\n# companion web-tunnel.container of app web\n"), "{text}");
+        }
+    }
+
+    #[test]
+    fn other_companion_kinds_and_unmapped_fields_should_be_noted() {
+        let set = load(&[("web.yaml", WEB)]);
+        let export = build(&set, &[], Kind::Pod);
+        let text = export.notes.to_string();
+        assert!(text.contains("companion/web-net  web-net.network"), "{text}");
+        assert!(text.contains("label note"), "{text}");
+    }
+
+    #[test]
+    fn app_should_select_and_an_unknown_app_should_export_nothing() {
+        let set = load(&[("web.yaml", WEB), ("db.yaml", DB), ("bad.yaml", "app:\n  id: bad\n  container:\n    imag: x\n")]);
+        let export = build(&set, &["db".into(), "db".into()], Kind::Pod);
+        assert!(export.errors.is_empty(), "an invalid manifest not asked for does not matter");
+        assert_eq!(export.apps, 1);
+        assert_eq!(export.documents.len(), 2);
+        let export = build(&set, &["db".into(), "nope".into()], Kind::Pod);
+        assert_eq!(export.errors.len(), 2, "{:?}", export.errors);
+        assert_eq!(export.errors[0], "app \"nope\": no valid manifest declares it (invalid manifests follow)");
+        assert!(export.errors[1].ends_with("bad.yaml: app.container: unknown field `imag`, expected one of `image`, `command`, `env`, `network`, `ports`, `volumes`, `labels` at line 4 column 5"), "{}", export.errors[1]);
+        // Without --app every manifest is asked for.
+        let export = build(&set, &[], Kind::Pod);
+        assert_eq!(export.errors.len(), 1);
+        // Worded as `check` words it.
+        assert_eq!(
+            crate::cli::check_report(&set).lines().find(|l| l.starts_with("error")).unwrap(),
+            format!("error  {}", export.errors[0])
+        );
+    }
+
+    #[test]
+    fn a_name_kubernetes_refuses_should_be_an_error() {
+        let set = load(&[("w.yaml", "app:\n  id: web-\n  container:\n    image: x\n")]);
+        let export = build(&set, &[], Kind::Pod);
+        assert_eq!(export.errors.len(), 1);
+        assert!(export.errors[0].contains("\"web-\" is not a Kubernetes name"), "{:?}", export.errors);
+    }
+
+    #[test]
+    fn a_comment_should_stay_on_its_line() {
+        let set = load(&[("web.yaml", "app:\n  id: web\n  name: \"two\\nlines\"\n  container:\n    image: x\n")]);
+        let text = render(&build(&set, &[], Kind::Pod).documents).unwrap();
+        assert!(text.contains("# app web (two lines), from "), "{text}");
+        assert_eq!(read_back(&text).len(), 1);
+    }
+
+    #[test]
+    fn out_should_be_written_atomically_and_never_through_a_symlink() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("apps.yaml");
+        write_file(&out, b"one").unwrap();
+        write_file(&out, b"two").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        let link = d.path().join("link.yaml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = write_file(&link, b"evil").unwrap_err().to_string();
+        assert!(e.contains("is a symlink"), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+
+        let fifo = d.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let e = write_file(&fifo, b"x").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = write_file(d.path(), b"x").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = write_file(&d.path().join("missing/x.yaml"), b"x").unwrap_err();
+        assert!(format!("{e:#}").contains("missing/x.yaml"), "{e:#}");
+    }
+}
