@@ -494,7 +494,10 @@ mod tests {
             .collect();
         assert_eq!(pairs, vec![("1X", "x"), ("A", "1 $(B)"), ("B", "2")]);
         let text = notes.to_string();
-        assert!(text.contains("env 1X") && text.contains("older than 1.32"), "{text}");
+        assert!(
+            text.contains("env 1X") && text.contains("older than 1.32"),
+            "{text}"
+        );
         assert!(text.contains("env A") && text.contains("$$("), "{text}");
         assert!(text.contains("not exported  app/web  env BAD"), "{text}");
         assert_eq!(notes.list.len(), 3);
@@ -522,7 +525,10 @@ mod tests {
         );
         assert_eq!(ports[1].host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(ports[1].protocol.as_deref(), Some("UDP"));
-        assert_eq!((ports[1].container_port, ports[1].host_port), (53, Some(5353)));
+        assert_eq!(
+            (ports[1].container_port, ports[1].host_port),
+            (53, Some(5353))
+        );
     }
 
     #[test]
@@ -576,8 +582,14 @@ mod tests {
         };
         let v = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
         assert_eq!(v.name, "claim-0");
-        assert_eq!(v.persistent_volume_claim.as_ref().unwrap().claim_name, "data");
-        assert_eq!(only_container(pod).volume_mounts.as_ref().unwrap()[0].read_only, Some(true));
+        assert_eq!(
+            v.persistent_volume_claim.as_ref().unwrap().claim_name,
+            "data"
+        );
+        assert_eq!(
+            only_container(pod).volume_mounts.as_ref().unwrap()[0].read_only,
+            Some(true)
+        );
         assert_eq!(notes.list.len(), 1, "the size note, once: {notes}");
         assert!(notes.list[0].why.contains("1Gi"));
     }
@@ -593,9 +605,18 @@ mod tests {
         assert_eq!(claims.len(), 1);
         assert_eq!(claims[0].metadata.name.as_deref(), Some("my-data"));
         let text = notes.to_string();
-        assert!(text.contains("changed") && text.contains("\"My_Data\" is not a Kubernetes name"), "{text}");
-        assert!(text.contains("not exported") && text.contains("already volume \"My_Data\"'s"), "{text}");
-        assert_eq!(only_container(&pod).volume_mounts.as_ref().unwrap().len(), 1);
+        assert!(
+            text.contains("changed") && text.contains("\"My_Data\" is not a Kubernetes name"),
+            "{text}"
+        );
+        assert!(
+            text.contains("not exported") && text.contains("already volume \"My_Data\"'s"),
+            "{text}"
+        );
+        assert_eq!(
+            only_container(&pod).volume_mounts.as_ref().unwrap().len(),
+            1
+        );
     }
 
     #[test]
@@ -622,7 +643,10 @@ mod tests {
         let text = notes.to_string();
         assert!(text.contains("changed       app/web  label note     the value is not a valid Kubernetes label value"), "{text}");
         assert!(text.contains("written as an annotation"), "{text}");
-        assert!(text.contains("not exported  app/web  label bad key  the key is not a valid"), "{text}");
+        assert!(
+            text.contains("not exported  app/web  label bad key  the key is not a valid"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -652,7 +676,10 @@ mod tests {
                 None => assert!(notes.list.is_empty(), "{net}: {notes}"),
                 Some(n) => {
                     assert_eq!(notes.list.len(), 1, "{net}");
-                    assert_eq!(notes.list[0].verdict, super::super::notes::Verdict::NotExported);
+                    assert_eq!(
+                        notes.list[0].verdict,
+                        super::super::notes::Verdict::NotExported
+                    );
                     assert!(notes.list[0].why.contains(n), "{net}: {notes}");
                 }
             }
@@ -661,7 +688,10 @@ mod tests {
         w.network = Some("host".into());
         w.ports = vec![parse_port("8080:80").unwrap()];
         let (_, _, notes) = pod_of(&w);
-        assert!(notes.to_string().contains("hostPort = containerPort"), "{notes}");
+        assert!(
+            notes.to_string().contains("hostPort = containerPort"),
+            "{notes}"
+        );
     }
 
     #[test]
@@ -678,10 +708,16 @@ mod tests {
         assert_eq!(d.metadata.name.as_deref(), Some("web"));
         let spec = d.spec.as_ref().unwrap();
         assert_eq!(spec.replicas, Some(1));
-        assert_eq!(spec.strategy.as_ref().unwrap().type_.as_deref(), Some("Recreate"));
+        assert_eq!(
+            spec.strategy.as_ref().unwrap().type_.as_deref(),
+            Some("Recreate")
+        );
         assert_eq!(
             spec.selector.match_labels,
-            Some(BTreeMap::from([(crate::APP_LABEL.to_string(), "web".to_string())]))
+            Some(BTreeMap::from([(
+                crate::APP_LABEL.to_string(),
+                "web".to_string()
+            )]))
         );
         let meta = spec.template.metadata.as_ref().unwrap();
         assert_eq!(meta.name, None);

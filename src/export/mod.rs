@@ -302,7 +302,11 @@ mod tests {
             let built: Vec<Object> = export.documents.iter().map(|d| d.object.clone()).collect();
             assert_eq!(back, built, "{text}");
             let described: Vec<String> = built.iter().map(Object::describe).collect();
-            let workload = if kind == Kind::Pod { "Pod" } else { "Deployment" };
+            let workload = if kind == Kind::Pod {
+                "Pod"
+            } else {
+                "Deployment"
+            };
             assert_eq!(
                 described,
                 vec![
@@ -313,9 +317,15 @@ mod tests {
                 ]
             );
             assert_eq!((export.apps, export.companions), (2, 1));
-            assert!(text.starts_with("---\napiVersion: v1\nkind: PersistentVolumeClaim\n"), "{text}");
+            assert!(
+                text.starts_with("---\napiVersion: v1\nkind: PersistentVolumeClaim\n"),
+                "{text}"
+            );
             assert!(text.contains("---\n# app db, from "), "{text}");
-            assert!(text.contains("---\n# companion web-tunnel.container of app web\n"), "{text}");
+            assert!(
+                text.contains("---\n# companion web-tunnel.container of app web\n"),
+                "{text}"
+            );
         }
     }
 
@@ -324,27 +334,43 @@ mod tests {
         let set = load(&[("web.yaml", WEB)]);
         let export = build(&set, &[], Kind::Pod);
         let text = export.notes.to_string();
-        assert!(text.contains("companion/web-net  web-net.network"), "{text}");
+        assert!(
+            text.contains("companion/web-net  web-net.network"),
+            "{text}"
+        );
         assert!(text.contains("label note"), "{text}");
     }
 
     #[test]
     fn app_should_select_and_an_unknown_app_should_export_nothing() {
-        let set = load(&[("web.yaml", WEB), ("db.yaml", DB), ("bad.yaml", "app:\n  id: bad\n  container:\n    imag: x\n")]);
+        let set = load(&[
+            ("web.yaml", WEB),
+            ("db.yaml", DB),
+            ("bad.yaml", "app:\n  id: bad\n  container:\n    imag: x\n"),
+        ]);
         let export = build(&set, &["db".into(), "db".into()], Kind::Pod);
-        assert!(export.errors.is_empty(), "an invalid manifest not asked for does not matter");
+        assert!(
+            export.errors.is_empty(),
+            "an invalid manifest not asked for does not matter"
+        );
         assert_eq!(export.apps, 1);
         assert_eq!(export.documents.len(), 2);
         let export = build(&set, &["db".into(), "nope".into()], Kind::Pod);
         assert_eq!(export.errors.len(), 2, "{:?}", export.errors);
-        assert_eq!(export.errors[0], "app \"nope\": no valid manifest declares it (invalid manifests follow)");
+        assert_eq!(
+            export.errors[0],
+            "app \"nope\": no valid manifest declares it (invalid manifests follow)"
+        );
         assert!(export.errors[1].ends_with("bad.yaml: app.container: unknown field `imag`, expected one of `image`, `command`, `env`, `network`, `ports`, `volumes`, `labels` at line 4 column 5"), "{}", export.errors[1]);
         // Without --app every manifest is asked for.
         let export = build(&set, &[], Kind::Pod);
         assert_eq!(export.errors.len(), 1);
         // Worded as `check` words it.
         assert_eq!(
-            crate::cli::check_report(&set).lines().find(|l| l.starts_with("error")).unwrap(),
+            crate::cli::check_report(&set)
+                .lines()
+                .find(|l| l.starts_with("error"))
+                .unwrap(),
             format!("error  {}", export.errors[0])
         );
     }
@@ -354,12 +380,19 @@ mod tests {
         let set = load(&[("w.yaml", "app:\n  id: web-\n  container:\n    image: x\n")]);
         let export = build(&set, &[], Kind::Pod);
         assert_eq!(export.errors.len(), 1);
-        assert!(export.errors[0].contains("\"web-\" is not a Kubernetes name"), "{:?}", export.errors);
+        assert!(
+            export.errors[0].contains("\"web-\" is not a Kubernetes name"),
+            "{:?}",
+            export.errors
+        );
     }
 
     #[test]
     fn a_comment_should_stay_on_its_line() {
-        let set = load(&[("web.yaml", "app:\n  id: web\n  name: \"two\\nlines\"\n  container:\n    image: x\n")]);
+        let set = load(&[(
+            "web.yaml",
+            "app:\n  id: web\n  name: \"two\\nlines\"\n  container:\n    image: x\n",
+        )]);
         let text = render(&build(&set, &[], Kind::Pod).documents).unwrap();
         assert!(text.contains("# app web (two lines), from "), "{text}");
         assert_eq!(read_back(&text).len(), 1);
@@ -372,7 +405,10 @@ mod tests {
         write_file(&out, b"one").unwrap();
         write_file(&out, b"two").unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), b"two");
-        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
 
         let victim = d.path().join("victim");
@@ -382,7 +418,10 @@ mod tests {
         let e = write_file(&link, b"evil").unwrap_err().to_string();
         assert!(e.contains("is a symlink"), "{e}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
-        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
 
         let fifo = d.path().join("fifo");
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

@@ -86,9 +86,10 @@ fn sibling_value(owner: &App, file: &str, section: &str, key: &str) -> Option<St
     entries(&c.unit)
         .0
         .into_iter()
-        .filter(|e| e.section == section && e.key == key && !e.value.is_empty())
-        .last()
+        .rev()
+        .find(|e| e.section == section && e.key == key)
         .map(|e| e.value)
+        .filter(|v| !v.is_empty())
 }
 
 /// Why a Quadlet `[Container]` key has no place in the export.
