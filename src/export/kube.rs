@@ -110,9 +110,11 @@ impl Exporter {
             Kind::Deployment => Object::Deployment(Box::new(deployment(w, meta, spec))),
         };
         docs.push(Document {
-            comments: w.comments.clone(),
+            comments: Vec::new(),
             object,
         });
+        // The workload's comments head its first document.
+        docs[0].comments = w.comments.clone();
         docs
     }
 

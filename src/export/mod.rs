@@ -317,11 +317,12 @@ mod tests {
                 ]
             );
             assert_eq!((export.apps, export.companions), (2, 1));
+            // The app's comment heads its first document, the claim.
+            assert!(text.starts_with("---\n# app db, from "), "{text}");
             assert!(
-                text.starts_with("---\napiVersion: v1\nkind: PersistentVolumeClaim\n"),
+                text.contains("/db.yaml\napiVersion: v1\nkind: PersistentVolumeClaim\n"),
                 "{text}"
             );
-            assert!(text.contains("---\n# app db, from "), "{text}");
             assert!(
                 text.contains("---\n# companion web-tunnel.container of app web\n"),
                 "{text}"

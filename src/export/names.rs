@@ -46,9 +46,9 @@ pub fn is_label_value(s: &str) -> bool {
 /// Why a label cannot be a Kubernetes label, or `None` when it can.
 pub fn label_problem(key: &str, value: &str) -> Option<&'static str> {
     if !is_label_key(key) {
-        Some("the key is not a valid Kubernetes label key")
+        Some("the key is not a valid Kubernetes label key ([prefix/]name)")
     } else if !is_label_value(value) {
-        Some("the value is not a valid Kubernetes label value (at most 63 of A-Z, a-z, 0-9, '-', '_', '.', starting and ending with a letter or digit)")
+        Some("the value is not a valid Kubernetes label value (at most 63 letters, digits, '-', '_', '.')")
     } else {
         None
     }
