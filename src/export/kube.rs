@@ -4,15 +4,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, HostPathVolumeSource, PersistentVolumeClaim,
-    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
-    Volume, VolumeMount as KubeVolumeMount, VolumeResourceRequirements,
+    Container, ContainerPort, EnvVar, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
+    VolumeMount as KubeVolumeMount,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::names;
 use super::notes::Notes;
+use super::volumes::Claims;
 use super::workload::Workload;
 
 /// What each workload becomes.
@@ -26,8 +25,6 @@ pub enum Kind {
     Deployment,
 }
 
-/// Manifests carry no size; a claim must ask for one.
-pub const CLAIM_SIZE: &str = "1Gi";
 /// The cluster refuses an object whose annotations add up to more.
 const ANNOTATIONS_MAX: usize = 256 * 1024;
 
@@ -71,21 +68,20 @@ impl Object {
 #[derive(Debug, Default)]
 pub struct Exporter {
     pub kind: Kind,
-    /// claim name → the podman volume it stands for.
-    claims: BTreeMap<String, String>,
+    claims: Claims,
 }
 
 impl Exporter {
     pub fn new(kind: Kind) -> Self {
         Exporter {
             kind,
-            claims: BTreeMap::new(),
+            claims: Claims::default(),
         }
     }
 
     /// The workload's new claims, then its Pod or Deployment.
     pub fn documents(&mut self, w: &Workload, notes: &mut Notes) -> Vec<Document> {
-        let (volumes, mounts, claims) = self.volumes(w, notes);
+        let (volumes, mounts, claims) = self.claims.volumes(w, notes);
         let meta = metadata(w, notes);
         let spec = PodSpec {
             containers: vec![container(w, mounts, notes)],
@@ -116,111 +112,6 @@ impl Exporter {
         // The workload's comments head its first document.
         docs[0].comments = w.comments.clone();
         docs
-    }
-
-    /// Bind mounts as `hostPath` volumes, named volumes as claims (new
-    /// ones returned), each with its mount.
-    fn volumes(
-        &mut self,
-        w: &Workload,
-        notes: &mut Notes,
-    ) -> (
-        Vec<Volume>,
-        Vec<KubeVolumeMount>,
-        Vec<PersistentVolumeClaim>,
-    ) {
-        let (mut volumes, mut mounts, mut claims) = (Vec::new(), Vec::new(), Vec::new());
-        for (i, v) in w.volumes.iter().enumerate() {
-            let field = format!("volume {}:{}", v.source, v.dest);
-            let mut read_only = false;
-            for o in &v.options {
-                match o.as_str() {
-                    "ro" => read_only = true,
-                    // Kubernetes mounts read-write and recursively by default.
-                    "rw" => {}
-                    "rbind" if v.is_bind() => {}
-                    other => notes.not_exported(
-                        &w.subject,
-                        format!("{field} option {other}"),
-                        "no volumeMount equivalent (only ro and rw map); the volume is exported without it",
-                    ),
-                }
-            }
-            let name;
-            if v.is_bind() {
-                name = format!("host-{i}");
-                volumes.push(Volume {
-                    name: name.clone(),
-                    host_path: Some(HostPathVolumeSource {
-                        path: v.source.clone(),
-                        type_: None,
-                    }),
-                    ..Volume::default()
-                });
-            } else {
-                let Some(claim) = names::to_dns1123_subdomain(&v.source) else {
-                    notes.not_exported(&w.subject, field, "the volume name has nothing of a Kubernetes claim name (a-z, 0-9, '-', '.')");
-                    continue;
-                };
-                match self.claims.get(&claim) {
-                    Some(source) if *source != v.source => {
-                        notes.not_exported(
-                            &w.subject,
-                            field,
-                            format!("its claim name {claim:?} is already volume {source:?}'s"),
-                        );
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => {
-                        if claim != v.source {
-                            notes.changed(&w.subject, &field, format!("claim {claim:?}: {:?} is not a Kubernetes name; podman kube play uses a volume {claim:?}, not {:?} (copy the data with podman volume export/import)", v.source, v.source));
-                        }
-                        notes.note(&w.subject, &field, format!("claim {claim:?} asks for {CLAIM_SIZE} ReadWriteOnce (manifests carry no size; podman ignores it, a cluster does not)"));
-                        self.claims.insert(claim.clone(), v.source.clone());
-                        claims.push(persistent_volume_claim(&claim));
-                    }
-                }
-                name = format!("claim-{i}");
-                volumes.push(Volume {
-                    name: name.clone(),
-                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                        claim_name: claim,
-                        read_only: None,
-                    }),
-                    ..Volume::default()
-                });
-            }
-            mounts.push(KubeVolumeMount {
-                name,
-                mount_path: v.dest.clone(),
-                read_only: read_only.then_some(true),
-                ..KubeVolumeMount::default()
-            });
-        }
-        (volumes, mounts, claims)
-    }
-}
-
-/// A claim podman turns into a named volume of the same name.
-fn persistent_volume_claim(name: &str) -> PersistentVolumeClaim {
-    PersistentVolumeClaim {
-        metadata: ObjectMeta {
-            name: Some(name.to_string()),
-            ..ObjectMeta::default()
-        },
-        spec: Some(PersistentVolumeClaimSpec {
-            access_modes: Some(vec!["ReadWriteOnce".into()]),
-            resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".to_string(),
-                    Quantity(CLAIM_SIZE.into()),
-                )])),
-                limits: None,
-            }),
-            ..PersistentVolumeClaimSpec::default()
-        }),
-        status: None,
     }
 }
 
@@ -417,8 +308,10 @@ fn deployment(w: &Workload, meta: ObjectMeta, spec: PodSpec) -> Deployment {
 
 #[cfg(test)]
 mod tests {
+    use super::super::volumes::CLAIM_SIZE;
     use super::*;
     use crate::manifest::{parse_port, parse_volume};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn workload() -> Workload {
         Workload {
