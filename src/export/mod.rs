@@ -4,8 +4,9 @@
 //! so an invalid manifest is reported as `check` reports it. Each app, and
 //! each companion, becomes a [`workload::Workload`] ([`workload`] for apps,
 //! [`quadlet`] for units), which [`kube`] maps field by field onto
-//! k8s-openapi's types ([`volumes`] its mounts and claims); the documents are written with serde_yaml as one
-//! stream. Whatever does not map goes to stderr as a [`notes::Note`].
+//! k8s-openapi's types ([`volumes`]: its mounts and claims); the documents
+//! are written with serde_yaml as one stream. Whatever does not map goes to
+//! stderr as a [`notes::Note`].
 
 pub mod kube;
 pub mod names;
