@@ -1,4 +1,4 @@
-//! The command line: `run` and `check`, their flags, and how they wire sources, channel and reactor.
+//! The command line: `run`, `check`, `record`, `replay`, `export`, their flags, and how they wire sources, channel and reactor.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,8 @@ pub enum Command {
     Record(crate::record::RecordArgs),
     /// Feed a recording to the reactor against a simulated podman, in virtual time.
     Replay(crate::replay::ReplayArgs),
+    /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]

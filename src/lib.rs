@@ -28,6 +28,8 @@
 //!   call under a timeout) and their simulations.
 //! * [`manifest`]: the app manifest format, its validation and the desired state.
 //! * [`report`]: the human-readable `--debug` lines for every event and reaction.
+//! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
+//!   or a cluster; it only reads manifests.
 //! * [`record`] and [`replay`]: event streams written down as fixtures, and fed
 //!   back to the same reactor against the simulations in virtual time.
 //!
@@ -37,6 +39,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod export;
 pub mod manifest;
 pub mod reactor;
 pub mod reconcile;
