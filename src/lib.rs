@@ -26,7 +26,9 @@
 //! * [`runtime`]: the [`runtime::Runtime`] (podman) and
 //!   [`runtime::systemd::Systemd`] traits, their real implementations (every
 //!   call under a timeout) and their simulations.
-//! * [`manifest`]: the app manifest format, its validation and the desired state.
+//! * [`manifest`]: the app manifest format, its bounds and validation, and the
+//!   apps directory as last read (the last valid declaration of a file stands).
+//! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines for every event and reaction.
 //! * [`record`] and [`replay`]: event streams written down as fixtures, and fed
 //!   back to the same reactor against the simulations in virtual time.
@@ -47,6 +49,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod sources;
 pub mod trigger;
+pub mod trust;
 
 /// The label that marks a container as managed by podkeeper; its value is the app id.
 pub const APP_LABEL: &str = "io.podkeeper.app";
