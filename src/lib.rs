@@ -20,7 +20,8 @@
 //!   ready keys (a few at once, never the same key twice at once; companions
 //!   in one batch at a time, so a burst costs one `daemon-reload`).
 //! * [`scheduler`]: the keyed work queue: idle / queued / running(+dirty) per key,
-//!   earliest deadline wins, per-key failure backoff and crash-loop delay.
+//!   earliest deadline wins (or, debounced, the latest, capped), per-key
+//!   failure backoff and crash-loop delay.
 //! * [`reconcile`]: what "reconcile one app", "reconcile these companions" and
 //!   "sweep everything" mean: read the real state, compare with the manifest, act.
 //! * [`runtime`]: the [`runtime::Runtime`] (podman) and
