@@ -345,7 +345,9 @@ fn invalid_manifests_should_be_named_by_check_and_not_stop_run() {
     ] {
         d.wait_line(0, &["WARN", "manifest error", f], T);
     }
-    // A bad edit later is reported too, and the daemon goes on.
+    // A bad edit later is reported too; the app keeps its last valid
+    // declaration (its container untouched) and the daemon goes on.
+    let before = inspect("e2e-bad-good").unwrap();
     let mark = d.mark();
     apps.write_raw(
         "e2e-bad-good.yaml",
@@ -353,11 +355,18 @@ fn invalid_manifests_should_be_named_by_check_and_not_stop_run() {
     );
     d.wait_line(
         mark,
-        &["WARN", "manifest error", "e2e-bad-good.yaml", "bogus"],
+        &[
+            "WARN",
+            "manifest error",
+            "e2e-bad-good.yaml",
+            "bogus",
+            "keeps its last valid declaration",
+        ],
         T,
     );
     apps.write("e2e-bad-good", TRAP_CMD);
-    d.wait_line(mark, &["apps-dir", "manifest added", "app/e2e-bad-good"], T);
+    d.wait_line(mark, &["e2e-bad-good.yaml: valid again"], T);
+    assert_eq!(inspect("e2e-bad-good").unwrap().id, before.id);
     assert!(is_running("e2e-bad-good"));
     assert_eq!(d.stop(), Some(0));
 }

@@ -405,7 +405,8 @@ mod tests {
             ("image", "pulls"),
             ("build", "registry"),
         ] {
-            let (w, notes) = export(&[("x", kind, "[X]\n")]);
+            let section = format!("[{}{}]\n", kind[..1].to_uppercase(), &kind[1..]);
+            let (w, notes) = export(&[("x", kind, &section)]);
             assert!(w.is_none());
             assert_eq!(notes.list.len(), 1);
             assert_eq!(notes.list[0].field, format!("x.{kind}"));
