@@ -271,7 +271,10 @@ fn a_deleted_edited_or_renamed_over_unit_file_should_be_restored_without_a_resta
             "unit-dir",
             "rename-to",
             file,
-            "queue companion/e2e-cs2-tunnel",
+            // Queued, merged into a queued run, or one more run after the
+            // one in flight (the edit's follow-up may still be running):
+            // every verdict but "ignored" names the key.
+            "companion/e2e-cs2-tunnel",
         ],
         T,
     );
