@@ -62,7 +62,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// How often the full sweep runs (it also runs at start-up and after every reconnect).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    /// From 1s to 7 days.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_sweep_interval)]
     pub sweep_interval: Duration,
     /// Print every event received and every reaction, one line each.
     #[arg(long)]
@@ -103,8 +104,27 @@ pub struct CheckArgs {
     pub apps: PathBuf,
 }
 
-/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+/// The longest duration any flag takes: beyond it, deadlines computed from
+/// now would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds), from 1ms to 365 days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(1), MAX_DURATION)
+}
+
+/// The bounds of `--sweep-interval`: a sweep lists every container, so more
+/// often than every second is a poll, and less often than weekly no safety net.
+pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_secs(1);
+pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(7 * 86400);
+
+/// `--sweep-interval`: a duration from 1s to 7 days.
+pub fn parse_sweep_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)
+}
+
+/// A duration between `min` and `max` (inclusive); never panics.
+pub fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -124,16 +144,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
+    let allowed = || {
+        format!(
+            "allowed: {} to {}",
+            crate::report::secs(min),
+            crate::report::secs(max)
+        )
+    };
     if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?} must be more than zero"));
+        return Err(format!("{s:?} must be more than zero ({})", allowed()));
     }
-    Ok(Duration::from_secs_f64(secs))
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d < min => Err(format!("{s:?} is too short ({})", allowed())),
+        Ok(d) if d > max => Err(format!("{s:?} is too long ({})", allowed())),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!("{s:?} is too long ({})", allowed())),
+    }
 }
 
 /// `podkeeper check`: returns the process exit code.
 pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let set = manifest::load_dir(&args.apps)?;
-    print!("{}", check_report(&set));
+    crate::report::print_text(&check_report(&set));
     Ok(if set.errors.is_empty() { 0 } else { 1 })
 }
 
@@ -170,6 +202,9 @@ pub fn check_report(set: &ManifestSet) -> String {
 
 /// `podkeeper run`: until a signal. Returns the process exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    // Before anything else: until they are installed, SIGHUP would end the
+    // process and SIGTERM would skip the drain.
+    let signals = DaemonSignals::install().context("cannot install signal handlers")?;
     let apps = manifest::load_dir(&args.apps)?;
     let socket = args.socket.clone().unwrap_or_else(default_socket);
     let runtime = Arc::new(PodmanRuntime::new(&socket, Timeouts::default()));
@@ -245,10 +280,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         ),
         false,
     );
-    // The reactor ends when every sender is gone; the sources own theirs.
-    drop(tx);
-
-    tokio::spawn(watch_signals(cancel.clone()));
+    // The signal task sends SIGHUP's reload; it holds its sender until the
+    // shutdown begins. The reactor stops on the cancellation.
+    tokio::spawn(signals.watch(cancel.clone(), tx));
     let cfg = ReactorConfig {
         apps_dir: Some(args.apps.clone()),
         prune_orphans: args.prune_orphans,
@@ -313,21 +347,52 @@ impl StopSignals {
     }
 }
 
-/// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
-async fn watch_signals(cancel: CancellationToken) {
-    let mut signals = match StopSignals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return;
+/// The signals `run` answers: SIGTERM/SIGINT stop it, SIGHUP reloads.
+struct DaemonSignals {
+    stop: StopSignals,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl DaemonSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(DaemonSignals {
+            stop: StopSignals::install()?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at
+    /// once. SIGHUP, any number of times and never fatal: re-read the
+    /// manifests and the unit directories ([`crate::trigger::Trigger::Reload`]).
+    /// Nothing here may panic: a panicking signal task would leave a daemon
+    /// that no SIGTERM stops.
+    async fn watch(mut self, cancel: CancellationToken, tx: crate::sources::TriggerTx) {
+        loop {
+            tokio::select! {
+                _ = self.stop.recv() => break,
+                _ = self.hup.recv() => {
+                    // Never wait here: a full channel means the reactor is
+                    // busy with plenty already, and a stop must stay possible.
+                    if tx.try_send(crate::trigger::Trigger::Reload).is_err() {
+                        tracing::warn!("SIGHUP: the reactor is too busy to take a reload; send it again later");
+                    }
+                }
+            }
         }
-    };
-    signals.recv().await;
-    tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
-    cancel.cancel();
-    signals.recv().await;
-    eprintln!("podkeeper: second signal, exiting now");
-    std::process::exit(130);
+        drop(tx);
+        tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
+        cancel.cancel();
+        loop {
+            tokio::select! {
+                _ = self.stop.recv() => break,
+                // A reload during the drain is moot.
+                _ = self.hup.recv() => {}
+            }
+        }
+        crate::report::eprint_line("podkeeper: second signal, exiting now");
+        std::process::exit(130);
+    }
 }
 
 #[cfg(test)]
@@ -343,5 +408,17 @@ mod tests {
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn no_duration_should_panic_and_the_sweep_interval_should_be_bounded() {
+        for bad in ["99999999999999999999h", "1e308", "0.0000000001s", "0.5s", "8d", "169h"] {
+            let e = parse_sweep_interval(bad).unwrap_err();
+            assert!(e.contains("allowed: 1.0s to 168h") || e.contains("unknown unit"), "{bad}: {e}");
+        }
+        assert_eq!(parse_sweep_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_sweep_interval("168h"), Ok(Duration::from_secs(7 * 86400)));
+        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
+        assert!(parse_duration("0.0000000001s").unwrap_err().contains("too short"));
     }
 }

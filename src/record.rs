@@ -104,7 +104,7 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
         .context("cannot watch the unit directories")?;
     }
     drop(tx);
-    eprintln!(
+    crate::report::eprint_line(&format!(
         "podkeeper: recording to {} ({}); Ctrl-C ends it",
         args.out.display(),
         args.duration
@@ -112,7 +112,7 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
                 "for {}",
                 crate::report::secs(d)
             ))
-    );
+    ));
 
     let stop = stop_signal(args.duration);
     tokio::pin!(stop);
@@ -139,11 +139,11 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     }
     cancel.cancel();
     out.flush()?;
-    eprintln!(
+    crate::report::eprint_line(&format!(
         "podkeeper: recorded {lines} lines in {} to {}",
         crate::report::secs(started.elapsed()),
         args.out.display()
-    );
+    ));
     Ok(0)
 }
 
@@ -200,7 +200,7 @@ fn encode(
             Some(("unit-dir", file_event(change, Some(index))))
         }
         // Not sources `record` subscribes to.
-        Trigger::SweepTick | Trigger::ContainerExited { .. } => None,
+        Trigger::SweepTick | Trigger::ContainerExited { .. } | Trigger::Reload => None,
     }
 }
 
