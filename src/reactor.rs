@@ -6,6 +6,7 @@
 //! come back here, so no state is ever shared or locked.
 
 mod companions;
+mod duplicates;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
 
@@ -139,6 +140,8 @@ pub struct Reactor<R: Runtime> {
     stats: Stats,
     /// Companion units (enabled by `with_companions`).
     comp: companions::Companions,
+    /// Containers carrying an app's label under another name.
+    dups: duplicates::Duplicates,
 }
 
 impl<R: Runtime> Reactor<R> {
@@ -165,6 +168,7 @@ impl<R: Runtime> Reactor<R> {
             report,
             stats: Stats::default(),
             comp: companions::Companions::default(),
+            dups: duplicates::Duplicates::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -319,7 +323,7 @@ impl<R: Runtime> Reactor<R> {
         match key {
             Key::App(id) => {
                 self.stats.reconciles += 1;
-                let may_remove = self.cfg.prune_orphans || self.had_manifest.contains(&id);
+                let may_remove = self.may_remove(&id);
                 self.inflight.spawn(async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
@@ -406,6 +410,9 @@ impl<R: Runtime> Reactor<R> {
                 if r.result.is_ok() {
                     self.container_apps = findings.containers.into_iter().collect();
                 }
+                if r.result.is_ok() {
+                    self.learn_duplicates(findings.duplicates);
+                }
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
                     self.report.event("sweep", &why, &key.to_string(), &verdict);
@@ -447,9 +454,16 @@ impl<R: Runtime> Reactor<R> {
         self.diff_companions(&old, now);
         for (id, why) in changed {
             let key = Key::App(id);
+            // A change of declaration is news: no backoff holds it back.
+            self.sched.reset_backoff(&key, now);
             let verdict = self.schedule_verdict(key.clone(), now);
             self.report
                 .event("apps-dir", why, &key.to_string(), &verdict);
+            if why == "manifest gone" {
+                if let Key::App(id) = &key {
+                    self.queue_duplicates_of(id, now);
+                }
+            }
         }
     }
 
@@ -507,6 +521,7 @@ impl<R: Runtime> Reactor<R> {
                 // The sweep covers companions too: one batch, one `show` for all.
                 self.queue_all_companions("timer", "sweep due (companions)");
             }
+            Trigger::Reload => self.on_reload(now),
         }
     }
 
@@ -524,6 +539,12 @@ impl<R: Runtime> Reactor<R> {
             match (app, ev.action.as_str()) {
                 (_, "remove") => {
                     self.container_apps.remove(&ev.actor.id);
+                    self.forget_duplicate(ev.name());
+                }
+                (Some(app), "rename") => {
+                    self.container_apps
+                        .insert(ev.actor.id.clone(), app.to_string());
+                    self.on_rename(app, ev.name(), now);
                 }
                 (Some(app), _) => {
                     if !self.container_apps.contains_key(&ev.actor.id) {
@@ -614,6 +635,19 @@ impl<R: Runtime> Reactor<R> {
             &change.kind.to_string(),
             &change.path.display().to_string(),
             &verdict,
+        );
+    }
+
+    /// SIGHUP: re-read the manifests, look at every companion's file and
+    /// service, and sweep; one line says so.
+    fn on_reload(&mut self, now: Instant) {
+        self.sched.schedule(Key::Manifests, now);
+        let companions = self.queue_every_companion(now);
+        self.sched.schedule(Key::Sweep, now);
+        self.report.note(
+            "signal",
+            &format!("SIGHUP: re-reading the manifests, {companions} companion(s) and sweeping"),
+            false,
         );
     }
 

@@ -188,16 +188,27 @@ async fn decide_and_act<R: Runtime>(
         }
         (Drift::Unwanted, _) => {
             r.action = "remove";
+            if let Some(app) = actual
+                .as_ref()
+                .and_then(|c| c.label(APP_LABEL))
+                .filter(|app| *app != id)
+            {
+                r.why = format!("duplicate of app/{app}, not wanted");
+            }
             log.time("remove", rt.remove_container(id)).await
         }
         (Drift::Missing, Some(app)) => {
             r.action = "create";
-            create_and_start(rt, app, log).await
+            let created = create_and_start(rt, app, log).await?;
+            look_again_unless(created, r);
+            Ok(())
         }
         (Drift::SpecChanged { .. }, Some(app)) => {
             r.action = "recreate";
             log.time("remove", rt.remove_container(id)).await?;
-            create_and_start(rt, app, log).await
+            let created = create_and_start(rt, app, log).await?;
+            look_again_unless(created, r);
+            Ok(())
         }
         (Drift::NotRunning { .. }, Some(_))
             if actual
@@ -216,7 +227,18 @@ async fn decide_and_act<R: Runtime>(
         (Drift::NotRunning { .. }, Some(_)) => {
             r.action = "start";
             r.restarted_after = actual.as_ref().and_then(ContainerInfo::last_uptime);
-            log.time("start", rt.start_container(id)).await
+            match log.time("start", rt.start_container(id)).await {
+                // Removed under our hands (`podman rm -f` right after the
+                // exit): it is missing now, which the next look repairs.
+                Err(RuntimeError::NotFound(_)) => {
+                    r.action = "wait";
+                    r.why = format!("{}; removed meanwhile, looking again", r.why);
+                    r.restarted_after = None;
+                    r.requeue_after = Some(CLEANUP_POLL);
+                    Ok(())
+                }
+                other => other,
+            }
         }
         (Drift::Paused, Some(_)) => {
             r.action = "unpause";
@@ -235,31 +257,96 @@ async fn decide_and_act<R: Runtime>(
     }
 }
 
+/// How long a name podman is still freeing (a `podman rm` by hand that is
+/// removing the container's storage) may keep a create waiting before it
+/// counts as a failure (a name held for good, by leftover storage).
+pub const NAME_IN_USE_GRACE: Duration = Duration::from_secs(5);
+/// How often the create is tried again meanwhile.
+pub const NAME_IN_USE_POLL: Duration = Duration::from_millis(50);
+
+/// After a create that found the name taken by a container that exists
+/// after all: nothing was created; look again at once.
+fn look_again_unless(created: bool, r: &mut Reaction) {
+    if !created {
+        r.action = "wait";
+        r.why = format!("{}; a container of that name appeared, looking again", r.why);
+        r.requeue_after = Some(CLEANUP_POLL);
+    }
+}
+
 /// Create the container (pulling the image if it is missing) and start it.
+/// `Ok(false)`: a container of that name turned up meanwhile (nothing was
+/// created; the caller looks again).
 async fn create_and_start<R: Runtime>(
     rt: &R,
     app: &LoadedApp,
     log: &mut CallLog,
-) -> Result<(), RuntimeError> {
+) -> Result<bool, RuntimeError> {
     let req = CreateRequest {
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
         labels: labels_for(app),
     };
+    let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.
-    match log.time("create", rt.create_container(&req)).await {
-        Err(RuntimeError::NotFound(_)) => {
-            log.time("pull", rt.pull_image(&app.app.container.image))
+    let created = match create_when_free(rt, &req, log).await {
+        Err(e) if image_missing(rt, &e, image, log).await => {
+            log.time("pull", rt.pull_image(image))
                 .await
-                .map_err(|e| {
-                    RuntimeError::Failed(format!("pull {}: {e}", app.app.container.image))
-                })?;
-            log.time("create", rt.create_container(&req)).await?;
+                .map_err(|e| RuntimeError::Failed(format!("pull {image}: {e}")))?;
+            create_when_free(rt, &req, log).await?
         }
-        other => {
-            other?;
+        other => other?,
+    };
+    if !created {
+        return Ok(false);
+    }
+    log.time("start", rt.start_container(&app.app.id)).await?;
+    Ok(true)
+}
+
+/// Whether a create failed because the image is not in local storage. The
+/// status code alone does not tell (podman 4.3 answers 500 "image not known"),
+/// so a failure the runtime could not classify is settled by asking.
+async fn image_missing<R: Runtime>(
+    rt: &R,
+    e: &RuntimeError,
+    image: &str,
+    log: &mut CallLog,
+) -> bool {
+    match e {
+        RuntimeError::NotFound(_) => true,
+        RuntimeError::Failed(_) => matches!(log.time("exists", rt.image_exists(image)).await, Ok(false)),
+        _ => false,
+    }
+}
+
+/// Create, waiting while podman frees the name (a container it is removing
+/// right now); `Ok(false)` when a container of that name exists after all.
+async fn create_when_free<R: Runtime>(
+    rt: &R,
+    req: &CreateRequest,
+    log: &mut CallLog,
+) -> Result<bool, RuntimeError> {
+    let deadline = tokio::time::Instant::now() + NAME_IN_USE_GRACE;
+    loop {
+        match log.time("create", rt.create_container(req)).await {
+            Ok(_) => return Ok(true),
+            Err(RuntimeError::NameInUse(e)) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(RuntimeError::Failed(format!(
+                        "the name {:?} is still in use after {}s: {e}",
+                        req.name,
+                        NAME_IN_USE_GRACE.as_secs()
+                    )));
+                }
+                log.time("wait", tokio::time::sleep(NAME_IN_USE_POLL)).await;
+                if log.time("inspect", rt.inspect_container(&req.name)).await?.is_some() {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
-    log.time("start", rt.start_container(&app.app.id)).await
 }

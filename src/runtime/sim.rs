@@ -10,9 +10,12 @@
 //! out the `stop` of the last two (a race with conmon's cleanup); the sim always
 //! emits it. Only `died` carries the exit code; every other event says "0".
 //!
+//! `podman rename` → `rename`, naming the container by its new name only.
+//!
 //! [`SimRuntime::observe`] applies an event recorded from the real podman to
 //! the simulated world (replay): a recorded `died` leaves the container exited,
-//! a recorded `remove` removes it, and so on.
+//! a recorded `remove` removes it, a `rename` moves it (found by id) to its
+//! new name, and so on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -227,6 +230,24 @@ impl SimRuntime {
         }
     }
 
+    /// `podman rename old new` by hand: one `rename` event, which names the
+    /// container by its new name (podman 4.3 says nothing of the old one).
+    pub fn rename_by_hand(&self, old: &str, new: &str) {
+        let c = {
+            let mut st = self.lock();
+            if st.containers.contains_key(new) {
+                return;
+            }
+            let Some(mut c) = st.containers.remove(old) else {
+                return;
+            };
+            c.name = new.to_string();
+            st.containers.insert(new.to_string(), c.clone());
+            c
+        };
+        self.emit(&c, "rename", None);
+    }
+
     /// A forced remove: a running container is stopped first (SIGTERM, which
     /// the test apps obey, so it exits 0) and removed without a cleanup event.
     fn emit_removal(&self, c: &SimContainer) {
@@ -270,7 +291,7 @@ impl Runtime for SimRuntime {
                 )));
             }
             if st.containers.contains_key(&req.name) {
-                return Err(RuntimeError::Failed(format!(
+                return Err(RuntimeError::NameInUse(format!(
                     "the container name {:?} is already in use",
                     req.name
                 )));
@@ -344,6 +365,11 @@ impl Runtime for SimRuntime {
             "initializing source docker://{image}: no registry can be reached (simulated)"
         )))
     }
+
+    async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
+        self.call(format!("exists {image}")).await?;
+        Ok(self.lock().images.contains(image))
+    }
 }
 
 fn info(c: &SimContainer) -> ContainerInfo {
@@ -389,6 +415,20 @@ impl SimRuntime {
         if ev.action == "remove" {
             st.containers.remove(ev.name());
             return;
+        }
+        if ev.action == "rename" {
+            // The event names the container by its new name; find the old
+            // one by id (a container not known yet is added below).
+            let old = st
+                .containers
+                .iter()
+                .find(|(_, c)| c.id == ev.actor.id)
+                .map(|(name, _)| name.clone());
+            if let Some(mut c) = old.and_then(|n| st.containers.remove(&n)) {
+                c.name = ev.name().to_string();
+                st.containers.insert(c.name.clone(), c);
+                return;
+            }
         }
         let c = st
             .containers
