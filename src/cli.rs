@@ -20,6 +20,11 @@ use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
 /// which only happens if the reactor falls far behind.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
+/// The start-up sweep runs this soon even if the events stream has not
+/// connected (a podman that accepts and never answers); a connect merges
+/// into it.
+pub const STARTUP_SWEEP_WITHIN: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "podkeeper",
@@ -234,13 +239,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         tx.clone(),
         cancel.child_token(),
     ));
-    dir_watch::spawn(
+    let apps_watch = dir_watch::spawn(
         vec![args.apps.clone()],
         dir_watch::Watched::AppsDir,
         tx.clone(),
         cancel.child_token(),
-    )
-    .context("cannot watch the apps directory")?;
+    );
+    if !apps_watch.all_watched() {
+        report.note("apps-dir", &apps_watch.describe(), true);
+    }
     if !args.no_exit_watch {
         let dir = args
             .exit_dir
@@ -258,27 +265,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     let (systemd, unit_dirs) = companion_setup(&args);
-    dir_watch::spawn(
+    let unit_watch = dir_watch::spawn(
         unit_dirs.clone(),
         dir_watch::Watched::UnitDir,
         tx.clone(),
         cancel.child_token(),
-    )
-    .context("cannot watch the unit directories")?;
+    );
     report.note(
         "companions",
         &format!(
-            "{} declared; written to {}; watching {}; systemctl {}",
+            "{} declared; written to {}; {}; systemctl {}",
             apps.companions().count(),
             unit_dirs[0].display(),
-            unit_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            unit_watch.describe(),
             systemd.scope(),
         ),
-        false,
+        !unit_watch.all_watched(),
     );
     // The signal task sends SIGHUP's reload; it holds its sender until the
     // shutdown begins. The reactor stops on the cancellation.
@@ -289,8 +291,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         max_concurrent: args.max_concurrent,
         ..ReactorConfig::default()
     };
-    let reactor =
-        Reactor::new(runtime, rx, apps, cfg, report).with_companions(Arc::new(systemd), unit_dirs);
+    let reactor = Reactor::new(runtime, rx, apps, cfg, report)
+        .with_companions(Arc::new(systemd), unit_dirs)
+        .with_startup_sweep(STARTUP_SWEEP_WITHIN);
     let stats = reactor.run(cancel.clone()).await;
     let mut report = Reporter::stdout(args.debug);
     report.note(

@@ -7,6 +7,7 @@
 
 mod companions;
 mod duplicates;
+mod outage;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
 
@@ -142,6 +143,8 @@ pub struct Reactor<R: Runtime> {
     comp: companions::Companions,
     /// Containers carrying an app's label under another name.
     dups: duplicates::Duplicates,
+    /// Whether podman is known to be away.
+    outage: outage::Outage,
 }
 
 impl<R: Runtime> Reactor<R> {
@@ -169,6 +172,7 @@ impl<R: Runtime> Reactor<R> {
             stats: Stats::default(),
             comp: companions::Companions::default(),
             dups: duplicates::Duplicates::default(),
+            outage: outage::Outage::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -250,6 +254,16 @@ impl<R: Runtime> Reactor<R> {
                 }
             }
         }
+    }
+
+    /// When the reactor next has something to do by itself: now while a
+    /// reconcile runs, else its earliest queued deadline (None: nothing at
+    /// all). Replay jumps virtual time to it over quiet stretches.
+    pub fn next_wake(&self) -> Option<Instant> {
+        if !self.inflight.is_empty() {
+            return Some(Instant::now());
+        }
+        self.next_deadline()
     }
 
     pub fn stats(&self) -> &Stats {
@@ -413,6 +427,7 @@ impl<R: Runtime> Reactor<R> {
                 if r.result.is_ok() {
                     self.learn_duplicates(findings.duplicates);
                 }
+                self.on_sweep_reach(findings.unreachable, now);
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
                     self.report.event("sweep", &why, &key.to_string(), &verdict);
@@ -485,6 +500,7 @@ impl<R: Runtime> Reactor<R> {
             Trigger::Stream(StreamStatus::Connected { resumed }) => {
                 // A sweep on every (re)connect covers whatever happened while
                 // nobody was listening.
+                self.on_stream_connected(now);
                 let what = if resumed {
                     self.sched.reset_failures(now);
                     "stream resumed after a gap"

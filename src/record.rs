@@ -85,23 +85,27 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     ));
     let apps_dir = args.apps.as_deref().map(absolute);
     if let Some(dir) = &apps_dir {
-        dir_watch::spawn(
+        let w = dir_watch::spawn(
             vec![dir.clone()],
             dir_watch::Watched::AppsDir,
             tx.clone(),
             cancel.child_token(),
-        )
-        .context("cannot watch the apps directory")?;
+        );
+        if !w.all_watched() {
+            crate::report::eprint_line(&format!("podkeeper: {}", w.describe()));
+        }
     }
     let unit_dirs: Vec<PathBuf> = args.unit_dirs.iter().map(|d| absolute(d)).collect();
     if !unit_dirs.is_empty() {
-        dir_watch::spawn(
+        let w = dir_watch::spawn(
             unit_dirs.clone(),
             dir_watch::Watched::UnitDir,
             tx.clone(),
             cancel.child_token(),
-        )
-        .context("cannot watch the unit directories")?;
+        );
+        if !w.all_watched() {
+            crate::report::eprint_line(&format!("podkeeper: {}", w.describe()));
+        }
     }
     drop(tx);
     crate::report::eprint_line(&format!(

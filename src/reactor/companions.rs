@@ -290,6 +290,7 @@ impl<R: Runtime> Reactor<R> {
             .collect();
         let batch = Batch {
             unit_dir: self.comp.unit_dirs[0].clone(),
+            scan_dirs: self.comp.unit_dirs.clone(),
             items,
             known_services,
             started_from: std::mem::take(&mut self.comp.started_from),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{CallLog, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
-use crate::runtime::{ContainerInfo, Runtime};
+use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
 use crate::trigger::Key;
 use crate::APP_LABEL;
 
@@ -20,6 +20,9 @@ pub struct SweepFindings {
     /// web-old` leaves one, and podkeeper creates a new `web`): (container
     /// name, app id), whether the sweep queued them for removal or not.
     pub duplicates: Vec<(String, String)>,
+    /// Why podman could not be listed, when it did not answer at all
+    /// (unreachable or no answer in time), as opposed to answering an error.
+    pub unreachable: Option<String>,
 }
 
 /// List every labelled container once and compare with `apps`.
@@ -103,7 +106,12 @@ pub async fn sweep<R: Runtime>(
                 }
             );
         }
-        Err(e) => reaction.result = Err(e.to_string()),
+        Err(e) => {
+            if matches!(e, RuntimeError::Unreachable(_) | RuntimeError::Timeout { .. }) {
+                findings.unreachable = Some(e.to_string());
+            }
+            reaction.result = Err(e.to_string());
+        }
     }
     reaction.calls = log.calls;
     (reaction, findings)
