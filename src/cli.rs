@@ -415,13 +415,30 @@ mod tests {
 
     #[test]
     fn no_duration_should_panic_and_the_sweep_interval_should_be_bounded() {
-        for bad in ["99999999999999999999h", "1e308", "0.0000000001s", "0.5s", "8d", "169h"] {
+        for bad in [
+            "99999999999999999999h",
+            "1e308",
+            "0.0000000001s",
+            "0.5s",
+            "8d",
+            "169h",
+        ] {
             let e = parse_sweep_interval(bad).unwrap_err();
-            assert!(e.contains("allowed: 1.0s to 168h") || e.contains("unknown unit"), "{bad}: {e}");
+            assert!(
+                e.contains("allowed: 1.0s to 168h") || e.contains("unknown unit"),
+                "{bad}: {e}"
+            );
         }
         assert_eq!(parse_sweep_interval("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(parse_sweep_interval("168h"), Ok(Duration::from_secs(7 * 86400)));
-        assert!(parse_duration("99999999999999999999h").unwrap_err().contains("too long"));
-        assert!(parse_duration("0.0000000001s").unwrap_err().contains("too short"));
+        assert_eq!(
+            parse_sweep_interval("168h"),
+            Ok(Duration::from_secs(7 * 86400))
+        );
+        assert!(parse_duration("99999999999999999999h")
+            .unwrap_err()
+            .contains("too long"));
+        assert!(parse_duration("0.0000000001s")
+            .unwrap_err()
+            .contains("too short"));
     }
 }

@@ -176,7 +176,8 @@ impl Fixture {
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let text = utf8_lines(&bytes).with_context(|| format!("bad recording {}", path.display()))?;
+        let text =
+            utf8_lines(&bytes).with_context(|| format!("bad recording {}", path.display()))?;
         Fixture::parse(text).with_context(|| format!("bad recording {}", path.display()))
     }
 
@@ -998,7 +999,10 @@ mod tests {
             let line = format!(r#"{{"t":{t},"source":"stream","event":{{"status":"connected"}}}}"#);
             let e = parse(&[&line]).unwrap_err();
             assert_eq!(e.line, 2, "{t}");
-            assert!(e.what.contains("out of range") && e.what.contains("2592000"), "{t}: {e}");
+            assert!(
+                e.what.contains("out of range") && e.what.contains("2592000"),
+                "{t}: {e}"
+            );
         }
     }
 
@@ -1011,7 +1015,10 @@ mod tests {
         assert!(Fixture::parse(&negative).is_err());
         let container = r#"{"podkeeper_record":1,"started_unix":100,"params":{"unit_dirs":[]},"images":[],"containers":[{"Id":"c","Names":["x"],"State":"running","StartedAt":9223372036854775807}]}"#;
         let e = Fixture::parse(container).unwrap_err();
-        assert!(e.what.contains("StartedAt") && e.what.contains("out of range"), "{e}");
+        assert!(
+            e.what.contains("StartedAt") && e.what.contains("out of range"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1034,7 +1041,11 @@ mod tests {
         .unwrap();
         let started = std::time::Instant::now();
         let out = replay_to_outcome(&fixture, apps.path(), &[]).unwrap();
-        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
         assert!(out.output.contains("stream resumed"), "{}", out.output);
     }
 
@@ -1042,11 +1053,17 @@ mod tests {
     fn the_workspace_should_be_private_and_never_follow_a_planted_symlink() {
         use std::os::unix::fs::PermissionsExt;
         let apps = tempfile::tempdir().unwrap();
-        std::fs::write(apps.path().join("a.yaml"), "app:\n  id: a\n  container:\n    image: localhost/bb:1\n").unwrap();
+        std::fs::write(
+            apps.path().join("a.yaml"),
+            "app:\n  id: a\n  container:\n    image: localhost/bb:1\n",
+        )
+        .unwrap();
         let victim = tempfile::tempdir().unwrap();
         // Where earlier versions put it: /tmp/podkeeper-replay-<pid>-<n>.
         let planted: Vec<PathBuf> = (0..4)
-            .map(|n| std::env::temp_dir().join(format!("podkeeper-replay-{}-{n}", std::process::id())))
+            .map(|n| {
+                std::env::temp_dir().join(format!("podkeeper-replay-{}-{n}", std::process::id()))
+            })
             .collect();
         for p in &planted {
             let _ = std::os::unix::fs::symlink(victim.path(), p);
@@ -1059,7 +1076,11 @@ mod tests {
         let root = ws.root.clone();
         drop(ws);
         assert!(!root.exists(), "removed when done");
-        assert_eq!(std::fs::read_dir(victim.path()).unwrap().count(), 0, "nothing written through");
+        assert_eq!(
+            std::fs::read_dir(victim.path()).unwrap().count(),
+            0,
+            "nothing written through"
+        );
         for p in &planted {
             let _ = std::fs::remove_file(p);
         }

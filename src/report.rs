@@ -183,5 +183,7 @@ pub fn eprint_line(text: &str) {
 /// Text to standard output, never panicking; false when it could not be written.
 pub fn print_text(text: &str) -> bool {
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok()
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
 }

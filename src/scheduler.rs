@@ -594,7 +594,9 @@ mod tests {
             s.finish(&"web", quick, Instant::now());
         }
         let now = Instant::now();
-        assert!(matches!(s.schedule("web", now), Scheduled::Queued(at) if at - now >= Duration::from_secs(60)));
+        assert!(
+            matches!(s.schedule("web", now), Scheduled::Queued(at) if at - now >= Duration::from_secs(60))
+        );
         s.reset_backoff(&"web", now);
         assert_eq!(s.pop_ready(now), Some("web"), "runs at once");
     }

@@ -34,11 +34,9 @@ impl<R: Runtime> Reactor<R> {
     pub(super) fn may_remove(&self, name: &str) -> bool {
         self.cfg.prune_orphans
             || self.had_manifest.contains(name)
-            || self
-                .dups
-                .known
-                .get(name)
-                .is_some_and(|app| self.had_manifest.contains(app) && !self.apps.apps.contains_key(app))
+            || self.dups.known.get(name).is_some_and(|app| {
+                self.had_manifest.contains(app) && !self.apps.apps.contains_key(app)
+            })
     }
 
     /// A sweep's duplicates (all of them): remember them, report the new ones.

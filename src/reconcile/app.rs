@@ -269,7 +269,10 @@ pub const NAME_IN_USE_POLL: Duration = Duration::from_millis(50);
 fn look_again_unless(created: bool, r: &mut Reaction) {
     if !created {
         r.action = "wait";
-        r.why = format!("{}; a container of that name appeared, looking again", r.why);
+        r.why = format!(
+            "{}; a container of that name appeared, looking again",
+            r.why
+        );
         r.requeue_after = Some(CLEANUP_POLL);
     }
 }
@@ -317,7 +320,9 @@ async fn image_missing<R: Runtime>(
 ) -> bool {
     match e {
         RuntimeError::NotFound(_) => true,
-        RuntimeError::Failed(_) => matches!(log.time("exists", rt.image_exists(image)).await, Ok(false)),
+        RuntimeError::Failed(_) => {
+            matches!(log.time("exists", rt.image_exists(image)).await, Ok(false))
+        }
         _ => false,
     }
 }
@@ -342,7 +347,11 @@ async fn create_when_free<R: Runtime>(
                     )));
                 }
                 log.time("wait", tokio::time::sleep(NAME_IN_USE_POLL)).await;
-                if log.time("inspect", rt.inspect_container(&req.name)).await?.is_some() {
+                if log
+                    .time("inspect", rt.inspect_container(&req.name))
+                    .await?
+                    .is_some()
+                {
                     return Ok(false);
                 }
             }

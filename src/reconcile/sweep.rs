@@ -44,7 +44,9 @@ pub async fn sweep<R: Runtime>(
             let mut by_app: BTreeMap<&str, &ContainerInfo> = BTreeMap::new();
             let mut duplicates: Vec<(&str, &ContainerInfo)> = Vec::new();
             for c in &list {
-                let Some(id) = c.label(APP_LABEL) else { continue };
+                let Some(id) = c.label(APP_LABEL) else {
+                    continue;
+                };
                 if c.name == id {
                     by_app.insert(id, c);
                 } else {
@@ -107,7 +109,10 @@ pub async fn sweep<R: Runtime>(
             );
         }
         Err(e) => {
-            if matches!(e, RuntimeError::Unreachable(_) | RuntimeError::Timeout { .. }) {
+            if matches!(
+                e,
+                RuntimeError::Unreachable(_) | RuntimeError::Timeout { .. }
+            ) {
                 findings.unreachable = Some(e.to_string());
             }
             reaction.result = Err(e.to_string());

@@ -34,7 +34,13 @@ pub fn unsafe_unit_files(dirs: &[PathBuf]) -> Vec<String> {
     found
 }
 
-fn scan(dir: &Path, depth: usize, in_dropin_dir: bool, budget: &mut usize, found: &mut Vec<String>) {
+fn scan(
+    dir: &Path,
+    depth: usize,
+    in_dropin_dir: bool,
+    budget: &mut usize,
+    found: &mut Vec<String>,
+) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -133,7 +139,10 @@ mod tests {
         found.sort();
         assert_eq!(found.len(), 3, "{found:?}");
         assert!(found[0].ends_with("sub/data.volume is a FIFO"), "{found:?}");
-        assert!(found[1].ends_with("sub/web.container.d/10-x.conf is a FIFO"), "{found:?}");
+        assert!(
+            found[1].ends_with("sub/web.container.d/10-x.conf is a FIFO"),
+            "{found:?}"
+        );
         assert!(found[2].ends_with("/web.container is a FIFO"), "{found:?}");
     }
 

@@ -321,14 +321,17 @@ impl Runtime for PodmanRuntime {
         let pull = async {
             let mut stream = images.pull(&opts);
             while let Some(report) = stream.next().await {
-                let report = report?;
-                if let Some(err) = report.error {
-                    return Err(podman_api::Error::InvalidResponse(err));
+                // podman's own words ("reading manifest … manifest unknown").
+                if let Some(err) = report?.error {
+                    return Ok(Some(err));
                 }
             }
-            Ok(())
+            Ok(None)
         };
-        with_timeout("pull", self.timeouts.pull, pull).await
+        match with_timeout("pull", self.timeouts.pull, pull).await? {
+            Some(err) => Err(RuntimeError::Failed(err.trim().to_string())),
+            None => Ok(()),
+        }
     }
 
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
@@ -353,7 +356,10 @@ mod cause_tests {
         // As podman 4.3.1 answers (the crate joins message and cause with ": ").
         let image = fault(500, "127.0.0.1:5000/x:1: image not known: image not known");
         assert!(matches!(classify(image), RuntimeError::NotFound(_)));
-        let removing = fault(500, "container 0c0f… does not exist in database: no such container: no such container");
+        let removing = fault(
+            500,
+            "container 0c0f… does not exist in database: no such container: no such container",
+        );
         assert!(matches!(classify(removing), RuntimeError::NotFound(_)));
         let other = fault(500, "crun: something broke: OCI runtime error");
         assert!(matches!(classify(other), RuntimeError::Failed(_)));
@@ -363,7 +369,10 @@ mod cause_tests {
     fn a_name_still_taken_should_be_name_in_use() {
         let storage = fault(500, "creating container storage: the container name \"a\" is already in use by 5076…. You have to remove that container to be able to reuse that name: that name is already in use: that name is already in use");
         assert!(matches!(classify(storage), RuntimeError::NameInUse(_)));
-        let db = fault(500, "name \"a\" is in use: container already exists: container already exists");
+        let db = fault(
+            500,
+            "name \"a\" is in use: container already exists: container already exists",
+        );
         assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
     }
 }

@@ -105,7 +105,12 @@ struct Dir {
 /// free inotify instance, no free watch) is rescanned on a timer instead, and
 /// the returned statuses say so. A directory that does not exist yet is
 /// watched from the moment it appears.
-pub fn spawn(dirs: Vec<PathBuf>, what: Watched, tx: TriggerTx, cancel: CancellationToken) -> Watching {
+pub fn spawn(
+    dirs: Vec<PathBuf>,
+    what: Watched,
+    tx: TriggerTx,
+    cancel: CancellationToken,
+) -> Watching {
     let mut state = State {
         what,
         dirs: dirs
@@ -260,7 +265,10 @@ impl State {
             d.parent_watched = false;
             d.why = Some(why.to_string());
         }
-        tracing::warn!("{why}: rescanning the watched directories every {}", crate::report::secs(POLL_EVERY));
+        tracing::warn!(
+            "{why}: rescanning the watched directories every {}",
+            crate::report::secs(POLL_EVERY)
+        );
     }
 
     /// Rescan what is not watched: a directory whose fingerprint changed (or
