@@ -1087,6 +1087,41 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_rename_should_leave_the_app_without_its_container() {
+        let apps = tempfile::tempdir().unwrap();
+        std::fs::write(
+            apps.path().join("web.yaml"),
+            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
+        )
+        .unwrap();
+        let set = manifest::load_dir(apps.path()).unwrap();
+        let labels =
+            serde_json::to_string(&crate::reconcile::app::labels_for(&set.apps["web"])).unwrap();
+        let header = format!(
+            r#"{{"podkeeper_record":1,"started_unix":100,"params":{{"unit_dirs":[]}},"images":["localhost/bb:1"],"containers":[{{"Id":"c1","Names":["web"],"State":"running","Labels":{labels}}}]}}"#
+        );
+        // As podman 4.3 records `podman rename web web-old`: the new name only.
+        let rename = format!(
+            r#"{{"t":1,"source":"podman","event":{{"Type":"container","Action":"rename","Actor":{{"ID":"c1","Attributes":{}}},"timeNano":101000000000}}}}"#,
+            labels.replacen('{', r#"{"name":"web-old","image":"localhost/bb:1","#, 1)
+        );
+        let fixture = Fixture::parse(&format!("{header}\n{rename}")).unwrap();
+        let out = replay_to_outcome(&fixture, apps.path(), &[]).unwrap();
+        assert!(
+            out.reactions()
+                .contains(&("app/web".into(), "create".into())),
+            "{}",
+            out.output
+        );
+        assert!(out.output.contains("WARN   duplicate"), "{}", out.output);
+        assert!(
+            out.calls.contains(&"create web".to_string()),
+            "{:?}",
+            out.calls
+        );
+    }
+
+    #[test]
     fn a_file_without_a_header_should_be_refused() {
         let e = Fixture::parse(r#"{"t":0,"source":"podman","event":{}}"#).unwrap_err();
         assert_eq!(e.line, 1);
