@@ -359,3 +359,51 @@ async fn create_when_free<R: Runtime>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::sim::SimRuntime;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_failure_the_cause_does_not_explain_should_ask_whether_the_image_exists() {
+        let sim = SimRuntime::new(&["localhost/bb:1"], None);
+        let mut log = CallLog::default();
+        let unexplained = RuntimeError::Failed("internal libpod error".into());
+        assert!(image_missing(&sim, &unexplained, "localhost/nope:1", &mut log).await);
+        assert!(!image_missing(&sim, &unexplained, "localhost/bb:1", &mut log).await);
+        assert_eq!(
+            sim.calls(),
+            ["exists localhost/nope:1", "exists localhost/bb:1"]
+        );
+        // A cause that says so needs no question; a timeout is no answer.
+        let said = RuntimeError::NotFound("image not known".into());
+        assert!(image_missing(&sim, &said, "localhost/nope:1", &mut log).await);
+        let timeout = RuntimeError::Timeout {
+            call: "create",
+            after: Duration::from_secs(15),
+        };
+        assert!(!image_missing(&sim, &timeout, "localhost/nope:1", &mut log).await);
+        assert_eq!(sim.calls().len(), 2);
+    }
+
+    #[test]
+    fn an_exit_stamped_before_its_start_should_be_uptime_zero() {
+        let started = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.974929120Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let finished = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.969647358Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let c = ContainerInfo {
+            id: "x".into(),
+            name: "x".into(),
+            state: ContainerState::Exited,
+            labels: BTreeMap::new(),
+            started_at: Some(started),
+            finished_at: Some(finished),
+            exit_code: Some(1),
+        };
+        assert_eq!(c.last_uptime(), Some(Duration::ZERO));
+    }
+}
