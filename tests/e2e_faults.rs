@@ -114,8 +114,25 @@ fn a_missing_image_should_be_pulled_from_the_registry_and_a_failed_pull_reported
     let _ = podman(&["rmi", "-f", REG_IMAGE]);
 }
 
+/// conmon processes still watching a container with this id (a container
+/// podman removed must have none: a leftover is a leaked container process).
+fn conmons_of(id: &str) -> Vec<i32> {
+    let needle = format!("-c\0{id}\0");
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let text = String::from_utf8_lossy(&cmdline);
+            (text.starts_with("/usr/bin/conmon\0") && text.contains(&needle)).then_some(pid)
+        })
+        .collect()
+}
+
 #[test]
-fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_on_the_way() {
+fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_and_no_leaked_process() {
     let _g = serial();
     let apps = Apps::new("e2e-rmf-");
     apps.write("e2e-rmf-web", TRAP_CMD);
@@ -135,7 +152,8 @@ fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_on_the_way() {
         kill.push(t0.elapsed());
         std::thread::sleep(Duration::from_millis(800));
     }
-    for _ in 0..3 {
+    let mut removed = Vec::new();
+    for _ in 0..6 {
         let c = inspect("e2e-rmf-web").unwrap();
         let t0 = Instant::now();
         podman_ok(&["rm", "-f", "-t", "0", "e2e-rmf-web"]);
@@ -143,6 +161,7 @@ fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_on_the_way() {
             inspect("e2e-rmf-web").is_some_and(|n| n.status == "running" && n.id != c.id)
         });
         rm.push(t0.elapsed());
+        removed.push(c.id);
         std::thread::sleep(Duration::from_millis(800));
     }
     println!("kill -9 -> running: {kill:?}; rm -f -> running: {rm:?}");
@@ -156,7 +175,19 @@ fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_on_the_way() {
         .into_iter()
         .filter(|l| l.contains(" create ") && l.ends_with("ok"))
         .count();
-    assert_eq!(creates, 3, "one create per rm -f:\n{}", d.output());
+    assert_eq!(creates, 6, "one create per rm -f:\n{}", d.output());
+    // A start that slipped in while `podman rm` had the container's lock
+    // released would have left the started process running after rm
+    // removed the container: podman 4.3 does not look again.
+    let leaked: Vec<(String, Vec<i32>)> = removed
+        .iter()
+        .map(|id| (id.clone(), conmons_of(id)))
+        .filter(|(_, pids)| !pids.is_empty())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "container processes left running by rm -f: {leaked:?}"
+    );
     assert_eq!(d.stop(), Some(0));
 }
 

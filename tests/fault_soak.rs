@@ -7,7 +7,12 @@
 //!   event and one `died` per kill, and no `create` (never recreated, never
 //!   created twice);
 //! * podkeeper's `--debug` output: exactly one successful `start` reaction
-//!   per kill of that app, no `create` after start-up.
+//!   per kill of that app, no `create` after start-up;
+//! * the host's: one conmon per app at the end (no container process left
+//!   running outside podman).
+//!
+//! Each app is killed only after 10 s of uptime: a quicker exit is a crash
+//! loop, whose restart is delayed on purpose.
 
 mod common;
 
@@ -264,6 +269,17 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
             first[id].id,
             "{id}: the same container all along"
         );
+    }
+    // Each app's one container has one conmon: no process was left behind.
+    for id in &ids {
+        let conmons = Command::new("pgrep")
+            .args(["-f", &format!("conmon .* -n {id} ")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+            .unwrap_or(0);
+        if conmons != 1 {
+            problems.push(format!("{id}: {conmons} conmon processes, not 1"));
+        }
     }
     assert!(
         problems.is_empty(),

@@ -192,7 +192,7 @@ async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
         h.sim.container("web").unwrap().state,
         ContainerState::Running
     );
-    // One reconcile (it waits out the stop grace and looks again before it
+    // One reconcile (it waits out the exit grace and looks again before it
     // starts: two inspects) and at most one follow-up for what came meanwhile.
     let calls = h.sim.calls();
     assert_eq!(
@@ -213,7 +213,7 @@ async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
         (1..=2).contains(&reconciles),
         "{reconciles} reconciles:\n{out}"
     );
-    assert!(out.contains("after a podman stop's grace"), "{out}");
+    assert!(out.contains("after the exit grace"), "{out}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -276,6 +276,8 @@ async fn sweep_should_queue_only_the_apps_that_differ() {
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     h.sim.crash("c", 1);
+    // Past the exit grace, so that one inspect decides.
+    sleep(Duration::from_millis(300)).await;
     h.sim.clear_calls();
     h.send(Trigger::SweepTick).await;
     sleep(Duration::from_secs(1)).await;
@@ -298,10 +300,11 @@ async fn a_crash_loop_should_be_delayed_like_dockers_restart_manager() {
         }
         restarts.push(died.elapsed().as_millis() / 10 * 10);
     }
-    // The first restart at once (call latency only), then 100 ms doubling.
-    assert!(restarts[0] < 50, "{restarts:?}");
+    // The first restart after the exit grace (200 ms from the exit, plus
+    // call latency), then 100 ms doubling, never sooner than the grace.
+    assert!((200..260).contains(&restarts[0]), "{restarts:?}");
     assert!(
-        restarts[1] >= 100 && restarts[2] >= 200 && restarts[3] >= 400 && restarts[4] >= 800,
+        restarts[1] >= 200 && restarts[2] >= 200 && restarts[3] >= 400 && restarts[4] >= 800,
         "{restarts:?}"
     );
     h.stop().await;
@@ -444,7 +447,11 @@ async fn a_new_crash_right_after_a_restart_should_still_be_acted_on() {
         h.sim.container("web").unwrap().state,
         ContainerState::Running
     );
-    assert_eq!(h.calls_for("web")[..2], ["inspect web", "start web"]);
+    // Looked at, the exit grace waited out, looked at again, started.
+    assert_eq!(
+        h.calls_for("web")[..3],
+        ["inspect web", "inspect web", "start web"]
+    );
     let (_, out) = h.stop().await;
     let died: Vec<&str> = out.lines().filter(|l| l.contains("died (1)")).collect();
     assert_eq!(died.len(), 1, "{out}");

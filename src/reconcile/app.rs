@@ -107,22 +107,32 @@ fn cleanup_pending(c: &ContainerInfo, now: DateTime<Utc>) -> bool {
             .is_some_and(|t| (now - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
 }
 
-/// How long after a stop-like exit (code 0, or 143 from SIGTERM) podkeeper
-/// holds off restarting. `podman stop` cleans up in two steps (the stop, then
-/// its own cleanup call) and conmon's exit command may clean up in between:
-/// a start in that gap makes the user's `podman stop` fail ("refusing to
-/// clean up") although the container ends up running. Crashes (137 from
-/// SIGKILL, 139, other codes) are restarted without this grace.
-pub const STOP_GRACE: Duration = Duration::from_millis(150);
+/// How long after any exit podkeeper holds off restarting, counted from the
+/// exit (`FinishedAt`). Two commands people run by hand finish their work
+/// on a container in steps that a start must not fall between:
+///
+/// * `podman stop` cleans up in two steps (the stop, then its own cleanup
+///   call) and conmon's exit command may clean up in between: a start in
+///   that gap makes the `podman stop` fail ("refusing to clean up") although
+///   the container ends up running.
+/// * `podman rm -f` (exit 137 with `-t 0`, like a crash) stops the container
+///   with its lock released, polls every 100 ms for the process to be gone,
+///   then takes the lock again and removes the container *without looking
+///   whether it runs*: a start in between leaves the started process running
+///   with no container in podman's database (podman 4.3.1: 2 leaked
+///   processes in 10 `rm -f` by hand without this grace). 200 ms after the
+///   exit, `rm` holds the lock: the inspect waits for it and finds the
+///   container gone.
+///
+/// The exit file is deleted 50 to 150 ms after the exit, so this costs a
+/// crash's repair at most that difference.
+pub const EXIT_GRACE: Duration = Duration::from_millis(200);
 
-/// How much of the stop grace is left for this container, if it exited like
-/// a stopped container does and only just now.
-fn stop_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
-    if !matches!(c.exit_code, Some(0 | 143)) {
-        return None;
-    }
+/// How much of the exit grace is left for this container, if it exited
+/// only just now.
+fn exit_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
     let since = (now - c.finished_at?).to_std().ok()?;
-    STOP_GRACE.checked_sub(since).filter(|d| !d.is_zero())
+    EXIT_GRACE.checked_sub(since).filter(|d| !d.is_zero())
 }
 
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
@@ -155,12 +165,12 @@ async fn decide_and_act<R: Runtime>(
     if let Some(left) = actual
         .as_ref()
         .filter(|c| desired.is_some() && c.state != ContainerState::Running)
-        .and_then(|c| stop_grace_left(c, rt.now()))
+        .and_then(|c| exit_grace_left(c, rt.now()))
     {
-        // Most likely a `podman stop` that has yet to run its own cleanup:
-        // give it the rest of the grace, then look again, within this one
-        // reconcile (the key stays held, so triggers meanwhile fold into at
-        // most one follow-up).
+        // Perhaps a `podman stop` or `podman rm` by hand that has yet to
+        // finish: give it the rest of the grace, then look again, within
+        // this one reconcile (the key stays held, so triggers meanwhile fold
+        // into at most one follow-up).
         log.time("grace", tokio::time::sleep(left)).await;
         actual = log.time("inspect", rt.inspect_container(id)).await?;
         graced = true;
@@ -174,7 +184,7 @@ async fn decide_and_act<R: Runtime>(
     };
     r.why = drift.describe();
     if graced {
-        r.why = format!("{}, after a podman stop's grace", r.why);
+        r.why = format!("{}, after the exit grace", r.why);
     }
     match (drift, desired) {
         (Drift::NotOurs, _) => {

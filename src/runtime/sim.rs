@@ -449,6 +449,14 @@ impl SimRuntime {
                 finished_at: None,
                 exit_code: None,
             });
+        // When it happened, on podman's clock (the simulation's): the event
+        // arrives 0 to 250 ms later.
+        let at = DateTime::<Utc>::from_timestamp_nanos(ev.time_nano);
+        let at = if ev.time_nano > 0 && at <= now {
+            at
+        } else {
+            now
+        };
         match ev.action.as_str() {
             "create" => {
                 // A new container under a known name: the old one is gone.
@@ -467,17 +475,17 @@ impl SimRuntime {
             }
             "start" | "restart" => {
                 c.state = ContainerState::Running;
-                c.started_at = Some(now);
+                c.started_at = Some(at);
                 c.exit_code = Some(0);
             }
             "died" => {
                 c.state = ContainerState::Exited;
-                c.finished_at = Some(now);
+                c.finished_at = Some(at);
                 c.exit_code = ev.label("containerExitCode").and_then(|s| s.parse().ok());
             }
             "stop" if c.state == ContainerState::Running => {
                 c.state = ContainerState::Exited;
-                c.finished_at = Some(now);
+                c.finished_at = Some(at);
             }
             "pause" => c.state = ContainerState::Paused,
             "unpause" => c.state = ContainerState::Running,
