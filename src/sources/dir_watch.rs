@@ -52,9 +52,12 @@ impl Watched {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirStatus {
     pub dir: PathBuf,
-    /// None: watched by inotify. Some(why): inotify cannot watch it (why, in
-    /// words); it is rescanned every [`POLL_EVERY`] until it can.
+    /// None: watched by inotify (or, not there yet, through its parent's
+    /// watch). Some(why): inotify cannot watch it (why, in words); it is
+    /// rescanned every [`POLL_EVERY`] until it can.
     pub polled: Option<String>,
+    /// It does not exist (yet): its parent's watch will see it appear.
+    pub absent: bool,
 }
 
 /// The watcher task and how each of its directories is watched.
@@ -70,6 +73,10 @@ impl Watching {
         self.dirs
             .iter()
             .map(|d| match &d.polled {
+                None if d.absent => format!(
+                    "{} (not there yet; watched from its parent)",
+                    d.dir.display()
+                ),
                 None => format!("{} (watched)", d.dir.display()),
                 Some(why) => format!(
                     "{} (NOT watched: {why}; rescanned every {} until it can be)",
@@ -129,9 +136,13 @@ pub fn spawn(
     let statuses = state
         .dirs
         .iter()
-        .map(|d| DirStatus {
-            dir: d.path.clone(),
-            polled: (!d.watched).then(|| d.why.clone().unwrap_or_default()),
+        .map(|d| {
+            let absent = !d.watched && d.parent_watched && !d.path.exists();
+            DirStatus {
+                dir: d.path.clone(),
+                polled: (!d.watched && !absent).then(|| d.why.clone().unwrap_or_default()),
+                absent,
+            }
         })
         .collect();
     for d in &mut state.dirs {
