@@ -423,8 +423,6 @@ impl<R: Runtime> Reactor<R> {
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
                     self.container_apps = findings.containers.into_iter().collect();
-                }
-                if r.result.is_ok() {
                     self.learn_duplicates(findings.duplicates);
                 }
                 self.on_sweep_reach(findings.unreachable, now);
