@@ -21,6 +21,11 @@ use crate::trust::{self, Finding};
 /// which only happens if the reactor falls far behind.
 pub const CHANNEL_CAPACITY: usize = 4096;
 
+/// The start-up sweep runs this soon even if the events stream has not
+/// connected (a podman that accepts and never answers); a connect merges
+/// into it.
+pub const STARTUP_SWEEP_WITHIN: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "podkeeper",
@@ -65,7 +70,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// How often the full sweep runs (it also runs at start-up and after every reconnect).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    /// From 1s to 7 days.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_sweep_interval)]
     pub sweep_interval: Duration,
     /// Print every event received and every reaction, one line each.
     #[arg(long)]
@@ -106,8 +112,27 @@ pub struct CheckArgs {
     pub apps: PathBuf,
 }
 
-/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds).
+/// The longest duration any flag takes: beyond it, deadlines computed from
+/// now would overflow the clock.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
+
+/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds), from 1ms to 365 days.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, Duration::from_millis(1), MAX_DURATION)
+}
+
+/// The bounds of `--sweep-interval`: a sweep lists every container, so more
+/// often than every second is a poll, and less often than weekly no safety net.
+pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_secs(1);
+pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(7 * 86400);
+
+/// `--sweep-interval`: a duration from 1s to 7 days.
+pub fn parse_sweep_interval(s: &str) -> Result<Duration, String> {
+    parse_duration_within(s, SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)
+}
+
+/// A duration between `min` and `max` (inclusive); never panics.
+pub fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit() && c != '.')
@@ -127,17 +152,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
+    let allowed = || {
+        format!(
+            "allowed: {} to {}",
+            crate::report::secs(min),
+            crate::report::secs(max)
+        )
+    };
     if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?} must be more than zero"));
+        return Err(format!("{s:?} must be more than zero ({})", allowed()));
     }
-    Ok(Duration::from_secs_f64(secs))
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d < min => Err(format!("{s:?} is too short ({})", allowed())),
+        Ok(d) if d > max => Err(format!("{s:?} is too long ({})", allowed())),
+        Ok(d) => Ok(d),
+        Err(_) => Err(format!("{s:?} is too long ({})", allowed())),
+    }
 }
 
 /// `podkeeper check`: returns the process exit code.
 pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let trust = trust::check_dir("apps directory", &args.apps);
     let set = manifest::load_dir(&args.apps)?;
-    print!("{}", check_report(&set, &trust));
+    crate::report::print_text(&check_report(&set, &trust));
     let refused = trust.iter().any(Finding::is_refusal);
     Ok(if set.errors.is_empty() && !refused {
         0
@@ -222,6 +259,9 @@ fn check_directories(
 
 /// `podkeeper run`: until a signal. Returns the process exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    // Before anything else: until they are installed, SIGHUP would end the
+    // process and SIGTERM would skip the drain.
+    let signals = DaemonSignals::install().context("cannot install signal handlers")?;
     let mut report = Reporter::stdout(args.debug);
     let (systemd, unit_dirs) = companion_setup(&args);
     check_directories(&args.apps, &unit_dirs, &mut report)?;
@@ -253,13 +293,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         tx.clone(),
         cancel.child_token(),
     ));
-    dir_watch::spawn(
+    let apps_watch = dir_watch::spawn(
         vec![args.apps.clone()],
         dir_watch::Watched::AppsDir,
         tx.clone(),
         cancel.child_token(),
-    )
-    .context("cannot watch the apps directory")?;
+    );
+    if !apps_watch.all_watched() {
+        report.note("apps-dir", &apps_watch.describe(), true);
+    }
     if !args.no_exit_watch {
         let dir = args
             .exit_dir
@@ -276,40 +318,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             );
         }
     }
-    dir_watch::spawn(
+    let unit_watch = dir_watch::spawn(
         unit_dirs.clone(),
         dir_watch::Watched::UnitDir,
         tx.clone(),
         cancel.child_token(),
-    )
-    .context("cannot watch the unit directories")?;
+    );
     report.note(
         "companions",
         &format!(
-            "{} declared; written to {}; watching {}; systemctl {}",
+            "{} declared; written to {}; {}; systemctl {}",
             apps.companions().count(),
             unit_dirs[0].display(),
-            unit_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            unit_watch.describe(),
             systemd.scope(),
         ),
-        false,
+        !unit_watch.all_watched(),
     );
-    // The reactor ends when every sender is gone; the sources own theirs.
-    drop(tx);
-
-    tokio::spawn(watch_signals(cancel.clone()));
+    // The signal task sends SIGHUP's reload; it holds its sender until the
+    // shutdown begins. The reactor stops on the cancellation.
+    tokio::spawn(signals.watch(cancel.clone(), tx));
     let cfg = ReactorConfig {
         apps_dir: Some(args.apps.clone()),
         prune_orphans: args.prune_orphans,
         max_concurrent: args.max_concurrent,
         ..ReactorConfig::default()
     };
-    let reactor =
-        Reactor::new(runtime, rx, apps, cfg, report).with_companions(Arc::new(systemd), unit_dirs);
+    let reactor = Reactor::new(runtime, rx, apps, cfg, report)
+        .with_companions(Arc::new(systemd), unit_dirs)
+        .with_startup_sweep(STARTUP_SWEEP_WITHIN);
     let stats = reactor.run(cancel.clone()).await;
     let mut report = Reporter::stdout(args.debug);
     report.note(
@@ -366,21 +403,52 @@ impl StopSignals {
     }
 }
 
-/// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at once.
-async fn watch_signals(cancel: CancellationToken) {
-    let mut signals = match StopSignals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return;
+/// The signals `run` answers: SIGTERM/SIGINT stop it, SIGHUP reloads.
+struct DaemonSignals {
+    stop: StopSignals,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl DaemonSignals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(DaemonSignals {
+            stop: StopSignals::install()?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at
+    /// once. SIGHUP, any number of times and never fatal: re-read the
+    /// manifests and the unit directories ([`crate::trigger::Trigger::Reload`]).
+    /// Nothing here may panic: a panicking signal task would leave a daemon
+    /// that no SIGTERM stops.
+    async fn watch(mut self, cancel: CancellationToken, tx: crate::sources::TriggerTx) {
+        loop {
+            tokio::select! {
+                _ = self.stop.recv() => break,
+                _ = self.hup.recv() => {
+                    // Never wait here: a full channel means the reactor is
+                    // busy with plenty already, and a stop must stay possible.
+                    if tx.try_send(crate::trigger::Trigger::Reload).is_err() {
+                        tracing::warn!("SIGHUP: the reactor is too busy to take a reload; send it again later");
+                    }
+                }
+            }
         }
-    };
-    signals.recv().await;
-    tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
-    cancel.cancel();
-    signals.recv().await;
-    eprintln!("podkeeper: second signal, exiting now");
-    std::process::exit(130);
+        drop(tx);
+        tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
+        cancel.cancel();
+        loop {
+            tokio::select! {
+                _ = self.stop.recv() => break,
+                // A reload during the drain is moot.
+                _ = self.hup.recv() => {}
+            }
+        }
+        crate::report::eprint_line("podkeeper: second signal, exiting now");
+        std::process::exit(130);
+    }
 }
 
 #[cfg(test)]
@@ -396,5 +464,34 @@ mod tests {
         assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn no_duration_should_panic_and_the_sweep_interval_should_be_bounded() {
+        for bad in [
+            "99999999999999999999h",
+            "1e308",
+            "0.0000000001s",
+            "0.5s",
+            "8d",
+            "169h",
+        ] {
+            let e = parse_sweep_interval(bad).unwrap_err();
+            assert!(
+                e.contains("allowed: 1.0s to 168h") || e.contains("unknown unit"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(parse_sweep_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            parse_sweep_interval("168h"),
+            Ok(Duration::from_secs(7 * 86400))
+        );
+        assert!(parse_duration("99999999999999999999h")
+            .unwrap_err()
+            .contains("too long"));
+        assert!(parse_duration("0.0000000001s")
+            .unwrap_err()
+            .contains("too short"));
     }
 }

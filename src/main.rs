@@ -9,7 +9,10 @@ fn main() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        // Never panic on a closed stderr: no internal-error eprintln!, and a
+        // writer that drops what it cannot write.
+        .log_internal_errors(false)
+        .with_writer(|| podkeeper::report::QuietStderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -34,7 +37,7 @@ fn main() {
     match code {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("podkeeper: {e:#}");
+            podkeeper::report::eprint_line(&format!("podkeeper: {e:#}"));
             std::process::exit(2);
         }
     }

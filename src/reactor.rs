@@ -6,6 +6,8 @@
 //! come back here, so no state is ever shared or locked.
 
 mod companions;
+mod duplicates;
+mod outage;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
 
@@ -146,6 +148,10 @@ pub struct Reactor<R: Runtime> {
     stats: Stats,
     /// Companion units (enabled by `with_companions`).
     comp: companions::Companions,
+    /// Containers carrying an app's label under another name.
+    dups: duplicates::Duplicates,
+    /// Whether podman is known to be away.
+    outage: outage::Outage,
 }
 
 impl<R: Runtime> Reactor<R> {
@@ -177,6 +183,8 @@ impl<R: Runtime> Reactor<R> {
             report,
             stats: Stats::default(),
             comp: companions::Companions::default(),
+            dups: duplicates::Duplicates::default(),
+            outage: outage::Outage::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -260,6 +268,16 @@ impl<R: Runtime> Reactor<R> {
         }
     }
 
+    /// When the reactor next has something to do by itself: now while a
+    /// reconcile runs, else its earliest queued deadline (None: nothing at
+    /// all). Replay jumps virtual time to it over quiet stretches.
+    pub fn next_wake(&self) -> Option<Instant> {
+        if !self.inflight.is_empty() {
+            return Some(Instant::now());
+        }
+        self.next_deadline()
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -331,7 +349,7 @@ impl<R: Runtime> Reactor<R> {
         match key {
             Key::App(id) => {
                 self.stats.reconciles += 1;
-                let may_remove = self.prune_orphans() || self.had_manifest.contains(&id);
+                let may_remove = self.may_remove(&id);
                 self.inflight.spawn(async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
@@ -421,7 +439,9 @@ impl<R: Runtime> Reactor<R> {
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
                     self.container_apps = findings.containers.into_iter().collect();
+                    self.learn_duplicates(findings.duplicates);
                 }
+                self.on_sweep_reach(findings.unreachable, now);
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
                     self.report.event("sweep", &why, &key.to_string(), &verdict);
@@ -468,9 +488,16 @@ impl<R: Runtime> Reactor<R> {
         self.diff_companions(&old, now);
         for (id, why) in changed {
             let key = Key::App(id);
+            // A change of declaration is news: no backoff holds it back.
+            self.sched.reset_backoff(&key, now);
             let verdict = self.schedule_verdict(key.clone(), now);
             self.report
                 .event("apps-dir", why, &key.to_string(), &verdict);
+            if why == "manifest gone" {
+                if let Key::App(id) = &key {
+                    self.queue_duplicates_of(id, now);
+                }
+            }
         }
     }
 
@@ -517,6 +544,7 @@ impl<R: Runtime> Reactor<R> {
             Trigger::Stream(StreamStatus::Connected { resumed }) => {
                 // A sweep on every (re)connect covers whatever happened while
                 // nobody was listening.
+                self.on_stream_connected(now);
                 let what = if resumed {
                     self.sched.reset_failures(now);
                     "stream resumed after a gap"
@@ -553,6 +581,7 @@ impl<R: Runtime> Reactor<R> {
                 // The sweep covers companions too: one batch, one `show` for all.
                 self.queue_all_companions("timer", "sweep due (companions)");
             }
+            Trigger::Reload => self.on_reload(now),
         }
     }
 
@@ -570,6 +599,12 @@ impl<R: Runtime> Reactor<R> {
             match (app, ev.action.as_str()) {
                 (_, "remove") => {
                     self.container_apps.remove(&ev.actor.id);
+                    self.forget_duplicate(ev.name());
+                }
+                (Some(app), "rename") => {
+                    self.container_apps
+                        .insert(ev.actor.id.clone(), app.to_string());
+                    self.on_rename(app, ev.name(), now);
                 }
                 (Some(app), _) => {
                     if !self.container_apps.contains_key(&ev.actor.id) {
@@ -664,6 +699,19 @@ impl<R: Runtime> Reactor<R> {
             &change.kind.to_string(),
             &change.path.display().to_string(),
             &verdict,
+        );
+    }
+
+    /// SIGHUP: re-read the manifests, look at every companion's file and
+    /// service, and sweep; one line says so.
+    fn on_reload(&mut self, now: Instant) {
+        self.sched.schedule(Key::Manifests, now);
+        let companions = self.queue_every_companion(now);
+        self.sched.schedule(Key::Sweep, now);
+        self.report.note(
+            "signal",
+            &format!("SIGHUP: re-reading the manifests, {companions} companion(s) and sweeping"),
+            false,
         );
     }
 

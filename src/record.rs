@@ -85,26 +85,30 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     ));
     let apps_dir = args.apps.as_deref().map(absolute);
     if let Some(dir) = &apps_dir {
-        dir_watch::spawn(
+        let w = dir_watch::spawn(
             vec![dir.clone()],
             dir_watch::Watched::AppsDir,
             tx.clone(),
             cancel.child_token(),
-        )
-        .context("cannot watch the apps directory")?;
+        );
+        if !w.all_watched() {
+            crate::report::eprint_line(&format!("podkeeper: {}", w.describe()));
+        }
     }
     let unit_dirs: Vec<PathBuf> = args.unit_dirs.iter().map(|d| absolute(d)).collect();
     if !unit_dirs.is_empty() {
-        dir_watch::spawn(
+        let w = dir_watch::spawn(
             unit_dirs.clone(),
             dir_watch::Watched::UnitDir,
             tx.clone(),
             cancel.child_token(),
-        )
-        .context("cannot watch the unit directories")?;
+        );
+        if !w.all_watched() {
+            crate::report::eprint_line(&format!("podkeeper: {}", w.describe()));
+        }
     }
     drop(tx);
-    eprintln!(
+    crate::report::eprint_line(&format!(
         "podkeeper: recording to {} ({}); Ctrl-C ends it",
         args.out.display(),
         args.duration
@@ -112,7 +116,7 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
                 "for {}",
                 crate::report::secs(d)
             ))
-    );
+    ));
 
     let stop = stop_signal(args.duration);
     tokio::pin!(stop);
@@ -139,11 +143,11 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     }
     cancel.cancel();
     out.flush()?;
-    eprintln!(
+    crate::report::eprint_line(&format!(
         "podkeeper: recorded {lines} lines in {} to {}",
         crate::report::secs(started.elapsed()),
         args.out.display()
-    );
+    ));
     Ok(0)
 }
 
@@ -200,7 +204,7 @@ fn encode(
             Some(("unit-dir", file_event(change, Some(index))))
         }
         // Not sources `record` subscribes to.
-        Trigger::SweepTick | Trigger::ContainerExited { .. } => None,
+        Trigger::SweepTick | Trigger::ContainerExited { .. } | Trigger::Reload => None,
     }
 }
 

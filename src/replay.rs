@@ -41,7 +41,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,11 +70,13 @@ pub const ECHO_WINDOW: Duration = Duration::from_secs(2);
 pub const LEDGER_WINDOW: Duration = Duration::from_secs(15);
 /// After the last line, the reactor gets this much virtual time to settle.
 pub const TAIL: Duration = Duration::from_secs(600);
-
-/// The latest time a recorded line may have (about 116 days).
-const MAX_T_SECS: f64 = 1e7;
-/// The latest wall-clock second a recording may name (the year 10000).
-const MAX_UNIX: i64 = 253_402_300_800;
+/// The latest `t` a line may have: 30 days. Virtual time is cheap (the
+/// replay jumps over quiet stretches), but beyond this a time is a typo, and
+/// far enough beyond it the clock arithmetic would overflow.
+pub const MAX_T: Duration = Duration::from_secs(30 * 86400);
+/// The latest `started_unix` (and container start/exit second) a header may
+/// have: the end of year 9999, as far as RFC 3339 dates go.
+pub const MAX_UNIX: i64 = 253_402_300_799;
 
 /// Container actions podkeeper itself causes when it creates or starts.
 const CONSTRUCTIVE: &[&str] = &["create", "init", "start", "unpause"];
@@ -173,9 +174,11 @@ impl std::error::Error for FixtureError {}
 
 impl Fixture {
     pub fn load(path: &Path) -> anyhow::Result<Fixture> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        Fixture::parse(&text).with_context(|| format!("bad recording {}", path.display()))
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let text =
+            utf8_lines(&bytes).with_context(|| format!("bad recording {}", path.display()))?;
+        Fixture::parse(text).with_context(|| format!("bad recording {}", path.display()))
     }
 
     /// Read a whole recording; the first bad line is an error.
@@ -220,6 +223,20 @@ impl Fixture {
     }
 }
 
+/// The file as text, or the number of its first line that is not UTF-8.
+fn utf8_lines(bytes: &[u8]) -> Result<&str, FixtureError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        FixtureError {
+            line: good.iter().filter(|b| **b == b'\n').count() + 1,
+            what: format!(
+                "not UTF-8 (byte {} of the line)",
+                good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1
+            ),
+        }
+    })
+}
+
 struct ParsedHeader {
     header: Header,
     unit_dir_count: usize,
@@ -242,10 +259,12 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
     }
     let started_unix = v["started_unix"]
         .as_i64()
-        .filter(|s| (0..=MAX_UNIX).contains(s))
-        .ok_or(format!(
-            "header: \"started_unix\" missing or not a time from 0 to {MAX_UNIX}"
-        ))?;
+        .ok_or("header: \"started_unix\" missing or not an integer")?;
+    if !(0..=MAX_UNIX).contains(&started_unix) {
+        return Err(format!(
+            "header: \"started_unix\" {started_unix} is out of range (allowed: 0 to {MAX_UNIX})"
+        ));
+    }
     let images = v["images"]
         .as_array()
         .into_iter()
@@ -267,14 +286,16 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
                 .map_err(|e| format!("header: containers[{i}]: Labels: {e}"))?,
         };
         // podman says 0 (or a negative year-one value) for "never".
-        // (Times past the year 10000 are nonsense: ignored, so the clock
-        // arithmetic of the replay cannot overflow.)
-        let when = |f: &str| {
-            c[f].as_i64()
-                .filter(|s| (1..=MAX_UNIX).contains(s))
-                .map(|s| started_unix - s)
+        let when = |f: &str| -> Result<Option<i64>, String> {
+            match c[f].as_i64().filter(|s| *s > 0) {
+                None => Ok(None),
+                Some(s) if s <= MAX_UNIX => Ok(Some(started_unix - s)),
+                Some(s) => Err(format!(
+                    "header: containers[{i}]: \"{f}\" {s} is out of range (allowed: 0 to {MAX_UNIX})"
+                )),
+            }
         };
-        ages.insert(name.to_string(), (when("StartedAt"), when("ExitedAt")));
+        ages.insert(name.to_string(), (when("StartedAt")?, when("ExitedAt")?));
         containers.push(SimContainer {
             id: id.to_string(),
             name: name.to_string(),
@@ -312,11 +333,17 @@ fn parse_record(text: &str, unit_dirs: usize) -> Result<(Duration, Recorded), St
     // Bounded: a time of 1e20 s would overflow Duration and the clock.
     let t = v["t"]
         .as_f64()
-        .filter(|t| (0.0..=MAX_T_SECS).contains(t))
-        .ok_or(format!(
-            "\"t\" missing or not a number of seconds from 0 to {MAX_T_SECS}"
-        ))?;
-    let t = Duration::from_secs_f64(t);
+        .filter(|t| *t >= 0.0 && t.is_finite())
+        .ok_or("\"t\" missing or not a number of seconds >= 0")?;
+    let t = Duration::try_from_secs_f64(t)
+        .ok()
+        .filter(|t| *t <= MAX_T)
+        .ok_or_else(|| {
+            format!(
+                "\"t\" {t} is out of range (allowed: 0 to {} seconds, 30 days)",
+                MAX_T.as_secs()
+            )
+        })?;
     let source = v["source"].as_str().ok_or("\"source\" missing")?;
     let event = v.get("event").ok_or("\"event\" missing")?;
     let what = match source {
@@ -618,7 +645,17 @@ impl Driver {
                 self.apply(r, now);
                 next_record += 1;
             }
-            let mut next = now + STEP;
+            // While a reconcile runs, the simulation's events reach the
+            // reactor every STEP; otherwise nothing happens before the
+            // reactor's next deadline or the next line: jump there.
+            let mut next = match self.reactor.next_wake() {
+                Some(t) if t <= now => now + STEP,
+                Some(t) => t,
+                None => tail_end,
+            };
+            if !self.sim_events.is_empty() {
+                next = now;
+            }
             if let Some(r) = records.get(next_record) {
                 next = next.min(self.start + r.t);
             }
@@ -818,21 +855,27 @@ fn sync_dir(
 
 /// Private copies of the apps and unit directories, which the replay edits as
 /// the recording says; removed when dropped.
+/// The root is a fresh directory with an unpredictable name, created 0700 by
+/// `mkdir` (which never follows a symlink planted in its place).
 struct Workspace {
     root: PathBuf,
     apps: PathBuf,
     unit_dirs: Vec<PathBuf>,
+    /// Removes the root when dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl Workspace {
     fn copy(apps: &Path, unit_dirs: &[PathBuf]) -> anyhow::Result<Workspace> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let root = std::env::temp_dir().join(format!(
-            "podkeeper-replay-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("podkeeper-replay-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .context("cannot create the replay's private directory")?;
+        let root = dir.path().to_path_buf();
         let ws = Workspace {
+            _dir: dir,
             apps: root.join("apps"),
             unit_dirs: (0..unit_dirs.len())
                 .map(|i| root.join(format!("units-{i}")))
@@ -846,12 +889,6 @@ impl Workspace {
                 .with_context(|| format!("cannot copy the unit directory {}", from.display()))?;
         }
         Ok(ws)
-    }
-}
-
-impl Drop for Workspace {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
     }
 }
 
@@ -952,7 +989,7 @@ mod tests {
     }
 
     #[test]
-    fn absurd_header_times_should_be_an_error_or_ignored_not_a_panic() {
+    fn absurd_header_times_should_be_an_error_not_a_panic() {
         let e = Fixture::parse(&HEADER.replace(
             "\"started_unix\":100",
             "\"started_unix\":-9223372036854775808",
@@ -963,8 +1000,8 @@ mod tests {
             "\"containers\":[]",
             r#""containers":[{"Names":["a"],"Id":"1","State":"running","StartedAt":9223372036854775807,"ExitedAt":-5}]"#,
         );
-        let f = Fixture::parse(&header).unwrap();
-        assert_eq!(f.header.ages["a"], (None, None));
+        let e = Fixture::parse(&header).unwrap_err();
+        assert!(e.what.contains("\"StartedAt\""), "{e}");
     }
 
     #[test]
@@ -984,6 +1021,134 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.what.contains("not a file name"), "{e}");
+    }
+
+    #[test]
+    fn times_beyond_the_documented_maximum_should_be_errors_naming_the_line() {
+        for t in ["1e300", "1e19", "1e12", "2592001"] {
+            let line = format!(r#"{{"t":{t},"source":"stream","event":{{"status":"connected"}}}}"#);
+            let e = parse(&[&line]).unwrap_err();
+            assert_eq!(e.line, 2, "{t}");
+            assert!(
+                e.what.contains("out of range") && e.what.contains("2592000"),
+                "{t}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_start_second_should_be_an_error_not_a_panic() {
+        let huge = r#"{"podkeeper_record":1,"started_unix":9223372036854775807,"params":{"unit_dirs":[]},"images":[],"containers":[]}"#;
+        let e = Fixture::parse(huge).unwrap_err();
+        assert!(e.line == 1 && e.what.contains("started_unix"), "{e}");
+        let negative = huge.replace("9223372036854775807", "-9223372036854775807");
+        assert!(Fixture::parse(&negative).is_err());
+        let container = r#"{"podkeeper_record":1,"started_unix":100,"params":{"unit_dirs":[]},"images":[],"containers":[{"Id":"c","Names":["x"],"State":"running","StartedAt":9223372036854775807}]}"#;
+        let e = Fixture::parse(container).unwrap_err();
+        assert!(
+            e.what.contains("StartedAt") && e.what.contains("out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_should_be_named() {
+        let mut bytes = HEADER.as_bytes().to_vec();
+        bytes.extend_from_slice(b"\n{\"t\":0,\"source\":\"stream\",\"event\":{}}\n{\"t\":1,\"source\":\"str\xffeam\"}\n");
+        let e = utf8_lines(&bytes).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.what.contains("not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn a_long_quiet_recording_should_replay_in_a_moment() {
+        let apps = tempfile::tempdir().unwrap();
+        // 29 days between two lines: virtual time jumps over the quiet.
+        let fixture = parse(&[
+            r#"{"t":0,"source":"stream","event":{"status":"connected"}}"#,
+            r#"{"t":2505600,"source":"stream","event":{"status":"connected","resumed":true}}"#,
+        ])
+        .unwrap();
+        let started = std::time::Instant::now();
+        let out = replay_to_outcome(&fixture, apps.path(), &[]).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(out.output.contains("stream resumed"), "{}", out.output);
+    }
+
+    #[test]
+    fn the_workspace_should_be_private_and_never_follow_a_planted_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let apps = tempfile::tempdir().unwrap();
+        std::fs::write(
+            apps.path().join("a.yaml"),
+            "app:\n  id: a\n  container:\n    image: localhost/bb:1\n",
+        )
+        .unwrap();
+        let victim = tempfile::tempdir().unwrap();
+        // Where earlier versions put it: /tmp/podkeeper-replay-<pid>-<n>.
+        let planted: Vec<PathBuf> = (0..4)
+            .map(|n| {
+                std::env::temp_dir().join(format!("podkeeper-replay-{}-{n}", std::process::id()))
+            })
+            .collect();
+        for p in &planted {
+            let _ = std::os::unix::fs::symlink(victim.path(), p);
+        }
+        let ws = Workspace::copy(apps.path(), &[]).unwrap();
+        assert!(!planted.contains(&ws.root));
+        let mode = std::fs::metadata(&ws.root).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(ws.apps.join("a.yaml").is_file());
+        let root = ws.root.clone();
+        drop(ws);
+        assert!(!root.exists(), "removed when done");
+        assert_eq!(
+            std::fs::read_dir(victim.path()).unwrap().count(),
+            0,
+            "nothing written through"
+        );
+        for p in &planted {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn a_recorded_rename_should_leave_the_app_without_its_container() {
+        let apps = tempfile::tempdir().unwrap();
+        std::fs::write(
+            apps.path().join("web.yaml"),
+            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
+        )
+        .unwrap();
+        let set = manifest::load_dir(apps.path()).unwrap();
+        let labels =
+            serde_json::to_string(&crate::reconcile::app::labels_for(&set.apps["web"])).unwrap();
+        let header = format!(
+            r#"{{"podkeeper_record":1,"started_unix":100,"params":{{"unit_dirs":[]}},"images":["localhost/bb:1"],"containers":[{{"Id":"c1","Names":["web"],"State":"running","Labels":{labels}}}]}}"#
+        );
+        // As podman 4.3 records `podman rename web web-old`: the new name only.
+        let rename = format!(
+            r#"{{"t":1,"source":"podman","event":{{"Type":"container","Action":"rename","Actor":{{"ID":"c1","Attributes":{}}},"timeNano":101000000000}}}}"#,
+            labels.replacen('{', r#"{"name":"web-old","image":"localhost/bb:1","#, 1)
+        );
+        let fixture = Fixture::parse(&format!("{header}\n{rename}")).unwrap();
+        let out = replay_to_outcome(&fixture, apps.path(), &[]).unwrap();
+        assert!(
+            out.reactions()
+                .contains(&("app/web".into(), "create".into())),
+            "{}",
+            out.output
+        );
+        assert!(out.output.contains("WARN   duplicate"), "{}", out.output);
+        assert!(
+            out.calls.contains(&"create web".to_string()),
+            "{:?}",
+            out.calls
+        );
     }
 
     #[test]

@@ -156,3 +156,34 @@ impl Write for SharedBuf {
         Ok(())
     }
 }
+
+/// Standard error that never fails. `eprintln!` panics when it cannot write
+/// (a closed pipe: `podkeeper run 2>&1 | head`), and a panic in the log
+/// writer or the signal task would end or wedge the daemon; a lost log line
+/// never must. tracing writes through this too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QuietStderr;
+
+impl Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// One line to standard error, never panicking (see [`QuietStderr`]).
+pub fn eprint_line(text: &str) {
+    let _ = writeln!(QuietStderr, "{text}");
+}
+
+/// Text to standard output, never panicking; false when it could not be written.
+pub fn print_text(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
+}

@@ -20,6 +20,9 @@
 //! * A container that exited soon after being started counts as a crash loop:
 //!   its next restart waits 100 ms doubling (Docker's restart manager), reset once
 //!   a run lasts 10 s.
+//! * A change of declaration is news ([`Scheduler::reset_backoff`]): it wipes
+//!   the key's failure and crash-loop backoff and runs it at once (a running
+//!   key runs again as soon as it finishes, whatever that run earned).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
@@ -45,6 +48,9 @@ struct KeyState {
     crash_until: Option<Instant>,
     /// When the first trigger a debounce is holding back came.
     debounce_since: Option<Instant>,
+    /// Its declaration changed while it ran: the run's outcome (made from
+    /// the old declaration) earns it no backoff.
+    redeclared: bool,
 }
 
 impl KeyState {
@@ -56,6 +62,7 @@ impl KeyState {
             failure_until: None,
             crash_until: None,
             debounce_since: None,
+            redeclared: false,
         }
     }
 
@@ -247,6 +254,14 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         self.running -= 1;
         state.phase = Phase::Idle;
         let mut next = follow_up;
+        let finished = if std::mem::take(&mut state.redeclared) {
+            // That run worked from the old declaration; the new one starts clean.
+            Finished::Ok {
+                restarted_after: None,
+            }
+        } else {
+            finished
+        };
         match finished {
             Finished::Ok { restarted_after } => {
                 state.failures = 0;
@@ -304,6 +319,29 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
             if let Some(state) = self.keys.get_mut(&key) {
                 Self::enqueue(&mut self.queue, &mut self.seq, state, key, earliest);
             }
+        }
+    }
+
+    /// The key's declaration changed (a manifest edited, added or deleted; a
+    /// companion's definition changed): that is news, not another attempt at
+    /// what failed. Forget its failure and crash-loop backoff and let it run
+    /// now: a queued key moves to `now`; a running key's next run (if it is
+    /// scheduled) follows it at once.
+    pub fn reset_backoff(&mut self, key: &K, now: Instant) {
+        let Some(state) = self.keys.get_mut(key) else {
+            return;
+        };
+        state.failures = 0;
+        state.quick_exits = 0;
+        state.failure_until = None;
+        state.crash_until = None;
+        match state.phase {
+            Phase::Queued { at, seq } if at > now => {
+                self.queue.remove(&(at, seq));
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key.clone(), now);
+            }
+            Phase::Running { .. } => state.redeclared = true,
+            _ => {}
         }
     }
 
@@ -627,6 +665,70 @@ mod tests {
             restarted_after: None,
         };
         assert_eq!(s.finish(&"m", ok, t2), Some(t2 + settle));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fix_should_not_wait_out_the_backoff() {
+        let mut s = sched();
+        // Failing for a while: the next retry is minutes away.
+        s.schedule("web", Instant::now());
+        for _ in 0..8 {
+            let now = Instant::now();
+            s.pop_ready(now);
+            let next = s.finish(&"web", Finished::Failed, now).unwrap();
+            advance(next - now).await;
+        }
+        let now = Instant::now();
+        s.pop_ready(now);
+        s.finish(&"web", Finished::Failed, now);
+        assert!(s.next_deadline().unwrap() - now >= Duration::from_secs(256));
+        // The manifest is fixed (or deleted): at once.
+        advance(Duration::from_secs(3)).await;
+        let now = Instant::now();
+        s.reset_backoff(&"web", now);
+        assert_eq!(s.schedule("web", now), Scheduled::Merged(now));
+        assert_eq!(s.pop_ready(now), Some("web"));
+        // And should the new declaration fail too, it starts over at 1 s.
+        let next = s.finish(&"web", Finished::Failed, now).unwrap();
+        assert_eq!(next - now, Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fix_should_not_wait_out_a_crash_loop_delay() {
+        let mut s = sched();
+        let quick = Finished::Ok {
+            restarted_after: Some(Duration::ZERO),
+        };
+        for _ in 0..12 {
+            let now = Instant::now();
+            let at = match s.schedule("web", now) {
+                Scheduled::Queued(at) | Scheduled::Merged(at) => at,
+                Scheduled::Dirty => unreachable!(),
+            };
+            advance(at - now).await;
+            s.pop_ready(Instant::now());
+            s.finish(&"web", quick, Instant::now());
+        }
+        let now = Instant::now();
+        assert!(
+            matches!(s.schedule("web", now), Scheduled::Queued(at) if at - now >= Duration::from_secs(60))
+        );
+        s.reset_backoff(&"web", now);
+        assert_eq!(s.pop_ready(now), Some("web"), "runs at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fix_arriving_while_the_key_runs_should_follow_at_once() {
+        let mut s = sched();
+        let now = Instant::now();
+        s.schedule("web", now);
+        s.pop_ready(now);
+        // Fixed while the old declaration's run is in flight, which then fails.
+        s.reset_backoff(&"web", now);
+        assert_eq!(s.schedule("web", now), Scheduled::Dirty);
+        assert_eq!(s.finish(&"web", Finished::Failed, now), Some(now));
+        assert_eq!(s.failures(&"web"), 0);
+        assert_eq!(s.pop_ready(now), Some("web"));
     }
 
     #[tokio::test(start_paused = true)]

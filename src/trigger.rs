@@ -45,6 +45,8 @@ pub enum Trigger {
     /// conmon wrote an exit file: the container's main process just ended
     /// (the events stream says so too, later).
     ContainerExited { id: String },
+    /// SIGHUP: re-read the manifests and every companion's unit file, and sweep.
+    Reload,
 }
 
 /// The podman events stream's state, as the events source sees it.

@@ -618,3 +618,123 @@ fn an_app_deleted_should_take_its_companions_and_leave_other_apps_companions() {
     assert!(is_active("e2e-cs7-stays-tunnel.service"));
     assert_eq!(d.stop(), Some(0));
 }
+
+/// FIFOs made for a test, removed before anything else is cleaned up (the
+/// cleanup's own daemon-reload would wedge on them).
+struct Fifos(Vec<PathBuf>);
+
+impl Fifos {
+    fn make(&mut self, path: PathBuf) {
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo");
+        self.0.push(path);
+    }
+
+    fn remove(&mut self, path: &Path) {
+        std::fs::remove_file(path).unwrap();
+        self.0.retain(|p| p != path);
+    }
+}
+
+impl Drop for Fifos {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// The user manager answers at once (a wedged generator would hold it).
+fn user_manager_answers_at_once() {
+    let t0 = Instant::now();
+    let out = Command::new("timeout")
+        .args(["10", "systemctl", "--user", "show-environment"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && t0.elapsed() < Duration::from_secs(5),
+        "the user manager answers ({:?}, {:?})",
+        out.status,
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_fifo_among_the_unit_files_should_withhold_the_reload_and_never_wedge_the_user_manager() {
+    let _g = serial();
+    let units = UnitDir::new("e2e-fifo-");
+    let mut fifos = Fifos(Vec::new());
+    let apps = Apps::new("e2e-fifo-");
+    let file = units.file("e2e-fifo-t.container");
+    // A FIFO where the companion's own file goes.
+    fifos.make(file.clone());
+    apps.write_raw(
+        "e2e-fifo-app.yaml",
+        &app_with("e2e-fifo-app", &[("e2e-fifo-t", "container", UNIT)]),
+    );
+    let d = start(&apps, &units);
+    d.wait_line(
+        0,
+        &[
+            "react",
+            "companion/e2e-fifo-t",
+            "FAILED",
+            "not a regular file",
+        ],
+        T,
+    );
+    let batch = d.wait_line(0, &["react", "companion/*", "daemon-reload withheld"], T);
+    assert!(batch.contains("e2e-fifo-t.container is a FIFO"), "{batch}");
+    user_manager_answers_at_once();
+    let reloads = |d: &Daemon| {
+        d.lines()
+            .iter()
+            // In the calls a reaction lists: `[show 12ms, daemon-reload 80ms, …]`.
+            .filter(|l| {
+                l.rsplit_once(" [")
+                    .is_some_and(|(_, calls)| calls.contains("daemon-reload "))
+            })
+            .count()
+    };
+    assert_eq!(reloads(&d), 0, "no daemon-reload while the FIFO is there");
+    // Gone: the retry writes the file, reloads and starts the service.
+    fifos.remove(&file);
+    wait_until(T, "the companion up", || is_active("e2e-fifo-t.service"));
+    assert_eq!(units.read("e2e-fifo-t.container").as_deref(), Some(UNIT));
+
+    // A FIFO under another Quadlet name holds back a reload just the same:
+    // the changed definition waits, the running service is left as it is.
+    let stray = units.file("e2e-fifo-stray.volume");
+    fifos.make(stray.clone());
+    let run = prop("e2e-fifo-t.service", "InvocationID");
+    let mark = d.mark();
+    let changed = format!("{UNIT}Environment=CHANGED=1\n");
+    apps.write_raw(
+        "e2e-fifo-app.yaml",
+        &app_with("e2e-fifo-app", &[("e2e-fifo-t", "container", &changed)]),
+    );
+    let failed = d.wait_line(
+        mark,
+        &[
+            "react",
+            "companion/e2e-fifo-t",
+            "FAILED",
+            "daemon-reload withheld",
+        ],
+        T,
+    );
+    assert!(
+        failed.contains("e2e-fifo-stray.volume is a FIFO"),
+        "{failed}"
+    );
+    user_manager_answers_at_once();
+    assert_eq!(
+        prop("e2e-fifo-t.service", "InvocationID"),
+        run,
+        "left running"
+    );
+    fifos.remove(&stray);
+    d.wait_line(mark, &["react", "companion/e2e-fifo-t", "restart", "ok"], T);
+    assert_eq!(d.stop(), Some(0));
+}

@@ -77,11 +77,13 @@ fn replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strangers() {
         "{}",
         out.output
     );
-    // Each restart follows its died event by the simulated call time only.
+    // Each restart follows its died event by the simulated call time, plus
+    // what is left of the exit grace (200 ms from the exit as podman stamped
+    // it; the recorded died arrived 30 to 200 ms after that).
     let died = lines_with(&out, &["died (137)", "rec-crash-repair-a "]);
     let starts = lines_with(&out, &["react", a, "start"]);
     for (d, s) in died.iter().zip(&starts) {
-        assert_eq!(at_ms(s) - at_ms(d), 10, "{d}\n{s}");
+        assert!((10..=210).contains(&(at_ms(s) - at_ms(d))), "{d}\n{s}");
     }
     // The other app and the unlabelled container see no call at all.
     assert!(

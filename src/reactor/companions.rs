@@ -99,6 +99,18 @@ impl<R: Runtime> Reactor<R> {
         );
     }
 
+    /// Queue every companion (known or to be removed) now; how many.
+    pub(super) fn queue_every_companion(&mut self, now: Instant) -> usize {
+        if !self.companions_enabled() {
+            return 0;
+        }
+        let names = self.all_companion_names();
+        for name in &names {
+            self.sched.schedule(Key::Companion(name.clone()), now);
+        }
+        names.len()
+    }
+
     /// A change in a unit directory: queue the companion whose file it is.
     pub(super) fn on_unit_dir(&mut self, change: &FileChange, now: Instant) {
         let name = change.path.to_string_lossy().into_owned();
@@ -227,6 +239,8 @@ impl<R: Runtime> Reactor<R> {
                 }
             }
             let key = Key::Companion(name);
+            // A change of declaration is news: no backoff holds it back.
+            self.sched.reset_backoff(&key, now);
             let verdict = self.schedule_verdict(key.clone(), now);
             self.report
                 .event("apps-dir", why, &key.to_string(), &verdict);
@@ -276,6 +290,7 @@ impl<R: Runtime> Reactor<R> {
             .collect();
         let batch = Batch {
             unit_dir: self.comp.unit_dirs[0].clone(),
+            scan_dirs: self.comp.unit_dirs.clone(),
             items,
             known_services,
             started_from: std::mem::take(&mut self.comp.started_from),

@@ -107,22 +107,32 @@ fn cleanup_pending(c: &ContainerInfo, now: DateTime<Utc>) -> bool {
             .is_some_and(|t| (now - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
 }
 
-/// How long after a stop-like exit (code 0, or 143 from SIGTERM) podkeeper
-/// holds off restarting. `podman stop` cleans up in two steps (the stop, then
-/// its own cleanup call) and conmon's exit command may clean up in between:
-/// a start in that gap makes the user's `podman stop` fail ("refusing to
-/// clean up") although the container ends up running. Crashes (137 from
-/// SIGKILL, 139, other codes) are restarted without this grace.
-pub const STOP_GRACE: Duration = Duration::from_millis(150);
+/// How long after any exit podkeeper holds off restarting, counted from the
+/// exit (`FinishedAt`). Two commands people run by hand finish their work
+/// on a container in steps that a start must not fall between:
+///
+/// * `podman stop` cleans up in two steps (the stop, then its own cleanup
+///   call) and conmon's exit command may clean up in between: a start in
+///   that gap makes the `podman stop` fail ("refusing to clean up") although
+///   the container ends up running.
+/// * `podman rm -f` (exit 137 with `-t 0`, like a crash) stops the container
+///   with its lock released, polls every 100 ms for the process to be gone,
+///   then takes the lock again and removes the container *without looking
+///   whether it runs*: a start in between leaves the started process running
+///   with no container in podman's database (podman 4.3.1: 2 leaked
+///   processes in 10 `rm -f` by hand without this grace). 200 ms after the
+///   exit, `rm` holds the lock: the inspect waits for it and finds the
+///   container gone.
+///
+/// The exit file is deleted 50 to 150 ms after the exit, so this costs a
+/// crash's repair at most that difference.
+pub const EXIT_GRACE: Duration = Duration::from_millis(200);
 
-/// How much of the stop grace is left for this container, if it exited like
-/// a stopped container does and only just now.
-fn stop_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
-    if !matches!(c.exit_code, Some(0 | 143)) {
-        return None;
-    }
+/// How much of the exit grace is left for this container, if it exited
+/// only just now.
+fn exit_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
     let since = (now - c.finished_at?).to_std().ok()?;
-    STOP_GRACE.checked_sub(since).filter(|d| !d.is_zero())
+    EXIT_GRACE.checked_sub(since).filter(|d| !d.is_zero())
 }
 
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
@@ -155,12 +165,12 @@ async fn decide_and_act<R: Runtime>(
     if let Some(left) = actual
         .as_ref()
         .filter(|c| desired.is_some() && c.state != ContainerState::Running)
-        .and_then(|c| stop_grace_left(c, rt.now()))
+        .and_then(|c| exit_grace_left(c, rt.now()))
     {
-        // Most likely a `podman stop` that has yet to run its own cleanup:
-        // give it the rest of the grace, then look again, within this one
-        // reconcile (the key stays held, so triggers meanwhile fold into at
-        // most one follow-up).
+        // Perhaps a `podman stop` or `podman rm` by hand that has yet to
+        // finish: give it the rest of the grace, then look again, within
+        // this one reconcile (the key stays held, so triggers meanwhile fold
+        // into at most one follow-up).
         log.time("grace", tokio::time::sleep(left)).await;
         actual = log.time("inspect", rt.inspect_container(id)).await?;
         graced = true;
@@ -174,7 +184,7 @@ async fn decide_and_act<R: Runtime>(
     };
     r.why = drift.describe();
     if graced {
-        r.why = format!("{}, after a podman stop's grace", r.why);
+        r.why = format!("{}, after the exit grace", r.why);
     }
     match (drift, desired) {
         (Drift::NotOurs, _) => {
@@ -188,16 +198,27 @@ async fn decide_and_act<R: Runtime>(
         }
         (Drift::Unwanted, _) => {
             r.action = "remove";
+            if let Some(app) = actual
+                .as_ref()
+                .and_then(|c| c.label(APP_LABEL))
+                .filter(|app| *app != id)
+            {
+                r.why = format!("duplicate of app/{app}, not wanted");
+            }
             log.time("remove", rt.remove_container(id)).await
         }
         (Drift::Missing, Some(app)) => {
             r.action = "create";
-            create_and_start(rt, app, log).await
+            let created = create_and_start(rt, app, log).await?;
+            look_again_unless(created, r);
+            Ok(())
         }
         (Drift::SpecChanged { .. }, Some(app)) => {
             r.action = "recreate";
             log.time("remove", rt.remove_container(id)).await?;
-            create_and_start(rt, app, log).await
+            let created = create_and_start(rt, app, log).await?;
+            look_again_unless(created, r);
+            Ok(())
         }
         (Drift::NotRunning { .. }, Some(_))
             if actual
@@ -216,7 +237,18 @@ async fn decide_and_act<R: Runtime>(
         (Drift::NotRunning { .. }, Some(_)) => {
             r.action = "start";
             r.restarted_after = actual.as_ref().and_then(ContainerInfo::last_uptime);
-            log.time("start", rt.start_container(id)).await
+            match log.time("start", rt.start_container(id)).await {
+                // Removed under our hands (`podman rm -f` right after the
+                // exit): it is missing now, which the next look repairs.
+                Err(RuntimeError::NotFound(_)) => {
+                    r.action = "wait";
+                    r.why = format!("{}; removed meanwhile, looking again", r.why);
+                    r.restarted_after = None;
+                    r.requeue_after = Some(CLEANUP_POLL);
+                    Ok(())
+                }
+                other => other,
+            }
         }
         (Drift::Paused, Some(_)) => {
             r.action = "unpause";
@@ -235,31 +267,153 @@ async fn decide_and_act<R: Runtime>(
     }
 }
 
+/// How long a name podman is still freeing (a `podman rm` by hand that is
+/// removing the container's storage) may keep a create waiting before it
+/// counts as a failure (a name held for good, by leftover storage).
+pub const NAME_IN_USE_GRACE: Duration = Duration::from_secs(5);
+/// How often the create is tried again meanwhile.
+pub const NAME_IN_USE_POLL: Duration = Duration::from_millis(50);
+
+/// After a create that found the name taken by a container that exists
+/// after all: nothing was created; look again at once.
+fn look_again_unless(created: bool, r: &mut Reaction) {
+    if !created {
+        r.action = "wait";
+        r.why = format!(
+            "{}; a container of that name appeared, looking again",
+            r.why
+        );
+        r.requeue_after = Some(CLEANUP_POLL);
+    }
+}
+
 /// Create the container (pulling the image if it is missing) and start it.
+/// `Ok(false)`: a container of that name turned up meanwhile (nothing was
+/// created; the caller looks again).
 async fn create_and_start<R: Runtime>(
     rt: &R,
     app: &LoadedApp,
     log: &mut CallLog,
-) -> Result<(), RuntimeError> {
+) -> Result<bool, RuntimeError> {
     let req = CreateRequest {
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
         labels: labels_for(app),
     };
+    let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.
-    match log.time("create", rt.create_container(&req)).await {
-        Err(RuntimeError::NotFound(_)) => {
-            log.time("pull", rt.pull_image(&app.app.container.image))
+    let created = match create_when_free(rt, &req, log).await {
+        Err(e) if image_missing(rt, &e, image, log).await => {
+            log.time("pull", rt.pull_image(image))
                 .await
-                .map_err(|e| {
-                    RuntimeError::Failed(format!("pull {}: {e}", app.app.container.image))
-                })?;
-            log.time("create", rt.create_container(&req)).await?;
+                .map_err(|e| RuntimeError::Failed(format!("pull {image}: {e}")))?;
+            create_when_free(rt, &req, log).await?
         }
-        other => {
-            other?;
+        other => other?,
+    };
+    if !created {
+        return Ok(false);
+    }
+    log.time("start", rt.start_container(&app.app.id)).await?;
+    Ok(true)
+}
+
+/// Whether a create failed because the image is not in local storage. The
+/// status code alone does not tell (podman 4.3 answers 500 "image not known"),
+/// so a failure the runtime could not classify is settled by asking.
+async fn image_missing<R: Runtime>(
+    rt: &R,
+    e: &RuntimeError,
+    image: &str,
+    log: &mut CallLog,
+) -> bool {
+    match e {
+        RuntimeError::NotFound(_) => true,
+        RuntimeError::Failed(_) => {
+            matches!(log.time("exists", rt.image_exists(image)).await, Ok(false))
+        }
+        _ => false,
+    }
+}
+
+/// Create, waiting while podman frees the name (a container it is removing
+/// right now); `Ok(false)` when a container of that name exists after all.
+async fn create_when_free<R: Runtime>(
+    rt: &R,
+    req: &CreateRequest,
+    log: &mut CallLog,
+) -> Result<bool, RuntimeError> {
+    let deadline = tokio::time::Instant::now() + NAME_IN_USE_GRACE;
+    loop {
+        match log.time("create", rt.create_container(req)).await {
+            Ok(_) => return Ok(true),
+            Err(RuntimeError::NameInUse(e)) => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(RuntimeError::Failed(format!(
+                        "the name {:?} is still in use after {}s: {e}",
+                        req.name,
+                        NAME_IN_USE_GRACE.as_secs()
+                    )));
+                }
+                log.time("wait", tokio::time::sleep(NAME_IN_USE_POLL)).await;
+                if log
+                    .time("inspect", rt.inspect_container(&req.name))
+                    .await?
+                    .is_some()
+                {
+                    return Ok(false);
+                }
+            }
+            Err(e) => return Err(e),
         }
     }
-    log.time("start", rt.start_container(&app.app.id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::sim::SimRuntime;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_create_failure_the_cause_does_not_explain_should_ask_whether_the_image_exists() {
+        let sim = SimRuntime::new(&["localhost/bb:1"], None);
+        let mut log = CallLog::default();
+        let unexplained = RuntimeError::Failed("internal libpod error".into());
+        assert!(image_missing(&sim, &unexplained, "localhost/nope:1", &mut log).await);
+        assert!(!image_missing(&sim, &unexplained, "localhost/bb:1", &mut log).await);
+        assert_eq!(
+            sim.calls(),
+            ["exists localhost/nope:1", "exists localhost/bb:1"]
+        );
+        // A cause that says so needs no question; a timeout is no answer.
+        let said = RuntimeError::NotFound("image not known".into());
+        assert!(image_missing(&sim, &said, "localhost/nope:1", &mut log).await);
+        let timeout = RuntimeError::Timeout {
+            call: "create",
+            after: Duration::from_secs(15),
+        };
+        assert!(!image_missing(&sim, &timeout, "localhost/nope:1", &mut log).await);
+        assert_eq!(sim.calls().len(), 2);
+    }
+
+    #[test]
+    fn an_exit_stamped_before_its_start_should_be_uptime_zero() {
+        let started = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.974929120Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let finished = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.969647358Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let c = ContainerInfo {
+            id: "x".into(),
+            name: "x".into(),
+            state: ContainerState::Exited,
+            labels: BTreeMap::new(),
+            started_at: Some(started),
+            finished_at: Some(finished),
+            exit_code: Some(1),
+        };
+        assert_eq!(c.last_uptime(), Some(Duration::ZERO));
+    }
 }

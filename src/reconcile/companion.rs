@@ -76,6 +76,9 @@ pub type StartedFrom = HashMap<String, RunningDef>;
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub unit_dir: PathBuf,
+    /// Every unit directory (the first is `unit_dir`): checked for files that
+    /// would wedge the Quadlet generator before any reload.
+    pub scan_dirs: Vec<PathBuf>,
     pub items: Vec<CompanionItem>,
     /// The services of every companion podkeeper knows (looked at before a reload).
     pub known_services: Vec<String>,
@@ -149,6 +152,7 @@ impl Work {
 pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchOutcome {
     let Batch {
         unit_dir,
+        scan_dirs,
         items,
         known_services,
         mut started_from,
@@ -262,15 +266,30 @@ pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchOutcom
     }
 
     // 4. One daemon-reload for the whole batch, if anything calls for it.
-    let stale: Vec<&str> = works
+    let stale: Vec<String> = works
         .iter()
         .filter_map(|w| {
             let svc = w.service()?;
             let st = before.get(&svc)?;
-            (st.need_daemon_reload || !st.is_loaded()).then_some(w.name.as_str())
+            (st.need_daemon_reload || !st.is_loaded()).then(|| w.name.clone())
         })
         .collect();
-    let reload = changed_files > 0 || !stale.is_empty();
+    let mut reload = changed_files > 0 || !stale.is_empty();
+    if reload {
+        // A FIFO (or device, socket) where Quadlet reads a unit file would
+        // wedge the manager: withhold the reload, fail who needed it.
+        if let Some(error) = withhold_reload(scan_dirs).await {
+            reload = false;
+            for w in works.iter_mut() {
+                let wrote = matches!(w.file, Some(FileOutcome::Written(_)))
+                    || w.removed_files.contains(&FileOutcome::Removed);
+                if wrote || stale.contains(&w.name) {
+                    w.fail(error.clone());
+                }
+            }
+            summary.why = error;
+        }
+    }
     let mut why = Vec::new();
     if changed_files > 0 {
         why.push("daemon-reload: files changed".to_string());
@@ -308,7 +327,9 @@ pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchOutcom
     } else {
         before.clone()
     };
-    summary.why = why.join("; ");
+    if reload {
+        summary.why = why.join("; ");
+    }
 
     // 5. Decide per service.
     let mut reset = Vec::new();
@@ -385,6 +406,15 @@ pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchOutcom
         }
     }
     finish(summary, slog, works, started_from, None)
+}
+
+/// The error for the companions that need a reload, when the unit
+/// directories hold a file that would wedge the Quadlet generator.
+async fn withhold_reload(dirs: Vec<PathBuf>) -> Option<String> {
+    let problems = tokio::task::spawn_blocking(move || super::unit_paths::unsafe_unit_files(&dirs))
+        .await
+        .unwrap_or_else(|e| vec![format!("the unit directory check failed: {e}")]);
+    (!problems.is_empty()).then(|| super::unit_paths::withheld_reload(&problems))
 }
 
 /// Decide what a companion's service needs, from its state after any reload.

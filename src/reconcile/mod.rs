@@ -6,6 +6,7 @@
 pub mod app;
 pub mod companion;
 pub mod sweep;
+pub mod unit_paths;
 
 use std::future::Future;
 use std::time::Duration;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{CallLog, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
-use crate::runtime::{ContainerInfo, Runtime};
+use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
 use crate::trigger::Key;
 use crate::APP_LABEL;
 
@@ -16,6 +16,13 @@ pub struct SweepFindings {
     pub orphans: Vec<String>,
     /// Every labelled container: (container id, app id).
     pub containers: Vec<(String, String)>,
+    /// Labelled containers not named after their app (`podman rename web
+    /// web-old` leaves one, and podkeeper creates a new `web`): (container
+    /// name, app id), whether the sweep queued them for removal or not.
+    pub duplicates: Vec<(String, String)>,
+    /// Why podman could not be listed, when it did not answer at all
+    /// (unreachable or no answer in time), as opposed to answering an error.
+    pub unreachable: Option<String>,
 }
 
 /// List every labelled container once and compare with `apps`.
@@ -32,13 +39,23 @@ pub async fn sweep<R: Runtime>(
     let mut findings = SweepFindings::default();
     match log.time("list", rt.list_managed()).await {
         Ok(list) => {
-            let by_app: BTreeMap<&str, &ContainerInfo> = list
+            // An app's container is the one named after it; any other
+            // container carrying its label is a duplicate.
+            let mut by_app: BTreeMap<&str, &ContainerInfo> = BTreeMap::new();
+            let mut duplicates: Vec<(&str, &ContainerInfo)> = Vec::new();
+            for c in &list {
+                let Some(id) = c.label(APP_LABEL) else {
+                    continue;
+                };
+                if c.name == id {
+                    by_app.insert(id, c);
+                } else {
+                    duplicates.push((id, c));
+                }
+            }
+            findings.containers = list
                 .iter()
-                .filter_map(|c| c.label(APP_LABEL).map(|id| (id, c)))
-                .collect();
-            findings.containers = by_app
-                .iter()
-                .map(|(app, c)| (c.id.clone(), app.to_string()))
+                .filter_map(|c| Some((c.id.clone(), c.label(APP_LABEL)?.to_string())))
                 .collect();
             for (id, app) in &apps.apps {
                 if let Some(d) = drift(Some(app), by_app.get(id.as_str()).copied()) {
@@ -53,6 +70,24 @@ pub async fn sweep<R: Runtime>(
                     reaction
                         .queue
                         .push((Key::App(id.to_string()), Drift::Unwanted.describe()));
+                } else {
+                    findings.orphans.push(format!("{id} ({})", c.name));
+                }
+            }
+            for (id, c) in duplicates {
+                let declared = apps.apps.contains_key(id);
+                if prune || (!declared && removable.contains(id)) {
+                    // Keyed by the container's own name: that is what the
+                    // app reconciler inspects and removes.
+                    let why = if declared {
+                        format!("duplicate of app/{id} (--prune-orphans)")
+                    } else {
+                        format!("duplicate of app/{id}, manifest deleted")
+                    };
+                    reaction.queue.push((Key::App(c.name.clone()), why));
+                    findings.duplicates.push((c.name.clone(), id.to_string()));
+                } else if declared {
+                    findings.duplicates.push((c.name.clone(), id.to_string()));
                 } else {
                     findings.orphans.push(format!("{id} ({})", c.name));
                 }
@@ -73,7 +108,15 @@ pub async fn sweep<R: Runtime>(
                 }
             );
         }
-        Err(e) => reaction.result = Err(e.to_string()),
+        Err(e) => {
+            if matches!(
+                e,
+                RuntimeError::Unreachable(_) | RuntimeError::Timeout { .. }
+            ) {
+                findings.unreachable = Some(e.to_string());
+            }
+            reaction.result = Err(e.to_string());
+        }
     }
     reaction.calls = log.calls;
     (reaction, findings)

@@ -30,9 +30,13 @@ pub struct ContainerInfo {
 
 impl ContainerInfo {
     /// How long it ran before it exited, when it has exited after a start.
+    ///
+    /// An instant crash counts as no uptime at all: podman 4.3 stamps the
+    /// `FinishedAt` of a process that exits at once a few milliseconds
+    /// *before* its `StartedAt` (it reads the exit before it writes the start).
     pub fn last_uptime(&self) -> Option<Duration> {
         let (start, end) = (self.started_at?, self.finished_at?);
-        (end > start).then(|| (end - start).to_std().ok()).flatten()
+        Some((end - start).to_std().unwrap_or(Duration::ZERO))
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
@@ -104,6 +108,9 @@ pub enum RuntimeError {
     Unreachable(String),
     /// The runtime answered with an error.
     Failed(String),
+    /// A create was refused because the name is taken: by a container podman
+    /// is still removing (`podman rm -f` by hand), or by another one.
+    NameInUse(String),
 }
 
 impl std::fmt::Display for RuntimeError {
@@ -115,6 +122,7 @@ impl std::fmt::Display for RuntimeError {
             }
             RuntimeError::Unreachable(e) => write!(f, "podman unreachable: {e}"),
             RuntimeError::Failed(e) => f.write_str(e),
+            RuntimeError::NameInUse(e) => f.write_str(e),
         }
     }
 }
@@ -154,6 +162,10 @@ pub trait Runtime: Send + Sync + 'static {
     fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
     fn pull_image(&self, image: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Whether the image is in local storage (asked when a create failed and
+    /// the error alone does not say the image was missing).
+    fn image_exists(&self, image: &str) -> impl Future<Output = RuntimeResult<bool>> + Send;
 }
 
 impl std::error::Error for RuntimeError {}

@@ -95,6 +95,9 @@ async fn with_timeout<T>(
 }
 
 fn classify(e: podman_api::Error) -> RuntimeError {
+    if let Some(known) = classify_by_cause(&e) {
+        return known;
+    }
     match e {
         podman_api::Error::Fault { code, message } if code.as_u16() == 404 => {
             RuntimeError::NotFound(message.trim().to_string())
@@ -117,6 +120,38 @@ fn classify(e: podman_api::Error) -> RuntimeError {
                 RuntimeError::Failed(text)
             }
         }
+    }
+}
+
+/// podman's causes (the `cause` of its error body; the crate's message ends
+/// with it) that mean the thing is missing, whatever the status code: podman
+/// 4.3 answers HTTP 500 for an image it does not know (create) and for a
+/// container that `podman rm` is removing right now (inspect: "… does not
+/// exist in database: no such container").
+const MISSING_CAUSES: &[&str] = &[
+    "no such container",
+    "no such image",
+    "image not known",
+    "no such object",
+];
+
+/// Causes that mean a create's name is taken: by a container in podman's
+/// database ("container already exists"), or, while `podman rm` removes
+/// one, still by its storage ("that name is already in use").
+const NAME_IN_USE_CAUSES: &[&str] = &["container already exists", "that name is already in use"];
+
+fn classify_by_cause(e: &podman_api::Error) -> Option<RuntimeError> {
+    let podman_api::Error::Fault { message, .. } = e else {
+        return None;
+    };
+    let message = message.trim();
+    let is = |causes: &[&str]| causes.iter().any(|c| message.ends_with(c));
+    if is(MISSING_CAUSES) {
+        Some(RuntimeError::NotFound(message.to_string()))
+    } else if is(NAME_IN_USE_CAUSES) {
+        Some(RuntimeError::NameInUse(message.to_string()))
+    } else {
+        None
     }
 }
 
@@ -286,13 +321,58 @@ impl Runtime for PodmanRuntime {
         let pull = async {
             let mut stream = images.pull(&opts);
             while let Some(report) = stream.next().await {
-                let report = report?;
-                if let Some(err) = report.error {
-                    return Err(podman_api::Error::InvalidResponse(err));
+                // podman's own words ("reading manifest … manifest unknown").
+                if let Some(err) = report?.error {
+                    return Ok(Some(err));
                 }
             }
-            Ok(())
+            Ok(None)
         };
-        with_timeout("pull", self.timeouts.pull, pull).await
+        match with_timeout("pull", self.timeouts.pull, pull).await? {
+            Some(err) => Err(RuntimeError::Failed(err.trim().to_string())),
+            None => Ok(()),
+        }
+    }
+
+    async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
+        let img = self.api.images().get(image);
+        with_timeout("exists", self.timeouts.quick, img.exists()).await
+    }
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::*;
+
+    fn fault(code: u16, message: &str) -> podman_api::Error {
+        podman_api::Error::Fault {
+            code: hyper::StatusCode::from_u16(code).unwrap(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn podman_4_3s_500s_for_missing_things_should_be_not_found() {
+        // As podman 4.3.1 answers (the crate joins message and cause with ": ").
+        let image = fault(500, "127.0.0.1:5000/x:1: image not known: image not known");
+        assert!(matches!(classify(image), RuntimeError::NotFound(_)));
+        let removing = fault(
+            500,
+            "container 0c0f… does not exist in database: no such container: no such container",
+        );
+        assert!(matches!(classify(removing), RuntimeError::NotFound(_)));
+        let other = fault(500, "crun: something broke: OCI runtime error");
+        assert!(matches!(classify(other), RuntimeError::Failed(_)));
+    }
+
+    #[test]
+    fn a_name_still_taken_should_be_name_in_use() {
+        let storage = fault(500, "creating container storage: the container name \"a\" is already in use by 5076…. You have to remove that container to be able to reuse that name: that name is already in use: that name is already in use");
+        assert!(matches!(classify(storage), RuntimeError::NameInUse(_)));
+        let db = fault(
+            500,
+            "name \"a\" is in use: container already exists: container already exists",
+        );
+        assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
     }
 }

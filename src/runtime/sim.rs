@@ -10,9 +10,12 @@
 //! out the `stop` of the last two (a race with conmon's cleanup); the sim always
 //! emits it. Only `died` carries the exit code; every other event says "0".
 //!
+//! `podman rename` → `rename`, naming the container by its new name only.
+//!
 //! [`SimRuntime::observe`] applies an event recorded from the real podman to
 //! the simulated world (replay): a recorded `died` leaves the container exited,
-//! a recorded `remove` removes it, and so on.
+//! a recorded `remove` removes it, a `rename` moves it (found by id) to its
+//! new name, and so on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -227,6 +230,24 @@ impl SimRuntime {
         }
     }
 
+    /// `podman rename old new` by hand: one `rename` event, which names the
+    /// container by its new name (podman 4.3 says nothing of the old one).
+    pub fn rename_by_hand(&self, old: &str, new: &str) {
+        let c = {
+            let mut st = self.lock();
+            if st.containers.contains_key(new) {
+                return;
+            }
+            let Some(mut c) = st.containers.remove(old) else {
+                return;
+            };
+            c.name = new.to_string();
+            st.containers.insert(new.to_string(), c.clone());
+            c
+        };
+        self.emit(&c, "rename", None);
+    }
+
     /// A forced remove: a running container is stopped first (SIGTERM, which
     /// the test apps obey, so it exits 0) and removed without a cleanup event.
     fn emit_removal(&self, c: &SimContainer) {
@@ -270,7 +291,7 @@ impl Runtime for SimRuntime {
                 )));
             }
             if st.containers.contains_key(&req.name) {
-                return Err(RuntimeError::Failed(format!(
+                return Err(RuntimeError::NameInUse(format!(
                     "the container name {:?} is already in use",
                     req.name
                 )));
@@ -344,6 +365,11 @@ impl Runtime for SimRuntime {
             "initializing source docker://{image}: no registry can be reached (simulated)"
         )))
     }
+
+    async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
+        self.call(format!("exists {image}")).await?;
+        Ok(self.lock().images.contains(image))
+    }
 }
 
 fn info(c: &SimContainer) -> ContainerInfo {
@@ -390,6 +416,20 @@ impl SimRuntime {
             st.containers.remove(ev.name());
             return;
         }
+        if ev.action == "rename" {
+            // The event names the container by its new name; find the old
+            // one by id (a container not known yet is added below).
+            let old = st
+                .containers
+                .iter()
+                .find(|(_, c)| c.id == ev.actor.id)
+                .map(|(name, _)| name.clone());
+            if let Some(mut c) = old.and_then(|n| st.containers.remove(&n)) {
+                c.name = ev.name().to_string();
+                st.containers.insert(c.name.clone(), c);
+                return;
+            }
+        }
         let c = st
             .containers
             .entry(ev.name().to_string())
@@ -409,6 +449,14 @@ impl SimRuntime {
                 finished_at: None,
                 exit_code: None,
             });
+        // When it happened, on podman's clock (the simulation's): the event
+        // arrives 0 to 250 ms later.
+        let at = DateTime::<Utc>::from_timestamp_nanos(ev.time_nano);
+        let at = if ev.time_nano > 0 && at <= now {
+            at
+        } else {
+            now
+        };
         match ev.action.as_str() {
             "create" => {
                 // A new container under a known name: the old one is gone.
@@ -427,17 +475,17 @@ impl SimRuntime {
             }
             "start" | "restart" => {
                 c.state = ContainerState::Running;
-                c.started_at = Some(now);
+                c.started_at = Some(at);
                 c.exit_code = Some(0);
             }
             "died" => {
                 c.state = ContainerState::Exited;
-                c.finished_at = Some(now);
+                c.finished_at = Some(at);
                 c.exit_code = ev.label("containerExitCode").and_then(|s| s.parse().ok());
             }
             "stop" if c.state == ContainerState::Running => {
                 c.state = ContainerState::Exited;
-                c.finished_at = Some(now);
+                c.finished_at = Some(at);
             }
             "pause" => c.state = ContainerState::Paused,
             "unpause" => c.state = ContainerState::Running,

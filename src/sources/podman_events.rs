@@ -3,7 +3,9 @@
 //! The stream sends nothing while podman is idle, so silence is never taken as
 //! death: only a closed connection or an error is. After a reconnect it asks
 //! for events since a little before the last one seen (the file events logger
-//! can deliver late) and drops the ones it already forwarded.
+//! can deliver late) and drops the ones it already forwarded; a stream lost
+//! before its first event resumes from a little before its first connection
+//! was asked for, so the gap's events are never lost.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,9 @@ struct Seen {
     order: VecDeque<(i64, String, String, String)>,
     set: HashSet<(i64, String, String, String)>,
     last_time_nano: Option<i64>,
+    /// When the first subscription that podman answered was asked for (on
+    /// this host's clock, which stamps podman's events).
+    first_connect_nano: Option<i64>,
 }
 
 impl Seen {
@@ -52,9 +57,17 @@ impl Seen {
         true
     }
 
-    /// The `since` parameter for a resumed subscription.
+    /// A subscription asked for at `asked` (nanoseconds) was answered.
+    fn connected(&mut self, asked: i64) {
+        self.first_connect_nano.get_or_insert(asked);
+    }
+
+    /// The `since` parameter for a resumed subscription: from the last event
+    /// seen, else from the first connection (nothing before the first
+    /// connection is ours to replay).
     fn since(&self) -> Option<String> {
-        let t = self.last_time_nano? - RESUME_OVERLAP.as_nanos() as i64;
+        let from = self.last_time_nano.or(self.first_connect_nano)?;
+        let t = from.saturating_sub(RESUME_OVERLAP.as_nanos() as i64);
         Some(format!(
             "{}.{:09}",
             t.div_euclid(1_000_000_000),
@@ -120,8 +133,12 @@ async fn stream_once(
         error,
         was_connected,
     };
+    let asked = now_nano();
     let mut body = match tokio::time::timeout(CONNECT_TIMEOUT, open(socket, since)).await {
-        Ok(Ok(body)) => body,
+        Ok(Ok(body)) => {
+            seen.connected(asked);
+            body
+        }
         Ok(Err(e)) => return broken(e, false),
         Err(_) => return broken("events subscription timed out".into(), false),
     };
@@ -163,6 +180,13 @@ async fn stream_once(
             }
         }
     }
+}
+
+/// This host's wall clock in nanoseconds since the epoch (podman's events' clock).
+fn now_nano() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Open `GET /libpod/events?stream=true` and return the body once podman answered.
@@ -222,6 +246,20 @@ mod tests {
         assert!(!seen.first_time(&ev(5_000_000_000, "died")));
         assert!(seen.first_time(&ev(5_000_000_000, "cleanup")));
         assert_eq!(seen.since().as_deref(), Some("3.000000000"));
+    }
+
+    #[test]
+    fn a_stream_lost_before_its_first_event_should_resume_from_its_first_connection() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.since(), None, "never connected: everything is new");
+        seen.connected(10_000_000_000);
+        assert_eq!(seen.since().as_deref(), Some("8.000000000"));
+        // A later connection does not move it: the gaps since the first count.
+        seen.connected(20_000_000_000);
+        assert_eq!(seen.since().as_deref(), Some("8.000000000"));
+        // Once events came, the last one seen counts.
+        assert!(seen.first_time(&ev(15_000_000_000, "died")));
+        assert_eq!(seen.since().as_deref(), Some("13.000000000"));
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! The reactor's duplicates: containers carrying an app's label under another name (`podman rename web web-old`), reported once and removed with their app.
+//!
+//! An app's container is the one named after it. After `podman rename web
+//! web-old` the app has none, so podkeeper creates a new `web` (the rename
+//! event queues it); `web-old` still carries `io.podkeeper.app=web` and keeps
+//! running. podkeeper never guesses which of two copies a person meant to
+//! keep: it says so once, leaves the duplicate alone while the manifest
+//! exists, and removes it when the manifest is deleted, or at once with
+//! `--prune-orphans`. Duplicates are learnt from `rename` events and from
+//! every sweep (which lists every labelled container), and each is reconciled
+//! under its own name as key (`app/web-old`), which is what the app
+//! reconciler inspects and removes.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+use super::Reactor;
+use crate::runtime::Runtime;
+use crate::trigger::Key;
+use crate::APP_LABEL;
+
+/// Container name → the app whose label it carries.
+#[derive(Default)]
+pub(super) struct Duplicates {
+    known: BTreeMap<String, String>,
+}
+
+impl<R: Runtime> Reactor<R> {
+    /// Whether the reconcile of key `app/<name>` may remove a labelled
+    /// container of that name that no manifest wants: its manifest was deleted
+    /// in this run, it duplicates an app whose manifest was, or
+    /// `--prune-orphans`.
+    pub(super) fn may_remove(&self, name: &str) -> bool {
+        self.cfg.prune_orphans
+            || self.had_manifest.contains(name)
+            || self.dups.known.get(name).is_some_and(|app| {
+                self.had_manifest.contains(app) && !self.apps.apps.contains_key(app)
+            })
+    }
+
+    /// A sweep's duplicates (all of them): remember them, report the new ones.
+    pub(super) fn learn_duplicates(&mut self, found: Vec<(String, String)>) {
+        let before = std::mem::take(&mut self.dups.known);
+        for (name, app) in found {
+            if !before.contains_key(&name) {
+                self.report_duplicate(&name, &app);
+            }
+            self.dups.known.insert(name, app);
+        }
+    }
+
+    /// A `rename` event of a container labelled `app`: a duplicate if its new
+    /// name is not the app's (queued at once when it may go), none any more
+    /// if it was renamed back.
+    pub(super) fn on_rename(&mut self, app: &str, name: &str, now: Instant) {
+        if name == app {
+            self.dups.known.remove(name);
+            return;
+        }
+        if !self.apps.apps.contains_key(app) && !self.had_manifest.contains(app) {
+            // An orphan's copy: the orphan rules apply.
+            return;
+        }
+        if self
+            .dups
+            .known
+            .insert(name.to_string(), app.to_string())
+            .is_none()
+        {
+            self.report_duplicate(name, app);
+        }
+        if self.may_remove(name) {
+            self.sched.schedule(Key::App(name.to_string()), now);
+        }
+    }
+
+    /// A container of that name was removed.
+    pub(super) fn forget_duplicate(&mut self, name: &str) {
+        if !self.dups.known.is_empty() {
+            self.dups.known.remove(name);
+        }
+    }
+
+    /// The manifest of `app` is gone: its duplicates go with its container.
+    pub(super) fn queue_duplicates_of(&mut self, app: &str, now: Instant) {
+        let names: Vec<String> = self
+            .dups
+            .known
+            .iter()
+            .filter(|(_, a)| a.as_str() == app)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let key = Key::App(name);
+            let verdict = self.schedule_verdict(key.clone(), now);
+            self.report.event(
+                "apps-dir",
+                &format!("duplicate of app/{app}"),
+                &key.to_string(),
+                &verdict,
+            );
+        }
+    }
+
+    fn report_duplicate(&mut self, name: &str, app: &str) {
+        let fate = if self.cfg.prune_orphans {
+            "removing it (--prune-orphans)".to_string()
+        } else if self.apps.apps.contains_key(app) {
+            format!("left alone while app/{app}'s manifest exists (removed with it; --prune-orphans removes it now)")
+        } else {
+            format!("removing it: app/{app}'s manifest is gone")
+        };
+        self.report.note(
+            "duplicate",
+            &format!("{name}: a second container of app/{app} (labelled {APP_LABEL}={app} but not named {app}, e.g. after `podman rename`); {fate}"),
+            true,
+        );
+    }
+}
