@@ -1,4 +1,4 @@
-//! The command line: `run` and `check`, their flags, and how they wire sources, channel and reactor.
+//! The command line: `run`, `check`, `record`, `replay`, `export`, their flags, and how they wire sources, channel and reactor.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::runtime::engine::ExitDir;
 use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
 use crate::runtime::systemd::{Scope, Systemctl, SystemdTimeouts};
 use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
+use crate::trust::{self, Finding};
 
 /// How long podkeeper waits at start-up for podman to say what it is.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
@@ -48,12 +49,14 @@ pub enum LogFormat {
 pub enum Command {
     /// Keep the apps in DIR running as declared, until SIGTERM or SIGINT.
     Run(RunArgs),
-    /// Validate every manifest in DIR: one line per app, exit 1 on any error.
+    /// Validate every manifest in DIR: one line per app, error and skipped file; exit 1 on any error.
     Check(CheckArgs),
     /// Write everything `run` would react to into FILE.jsonl, acting on nothing.
     Record(crate::record::RecordArgs),
     /// Feed a recording to the reactor against a simulated podman, in virtual time.
     Replay(crate::replay::ReplayArgs),
+    /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,20 +140,27 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// `podkeeper check`: returns the process exit code.
 pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
+    let trust = trust::check_dir("apps directory", &args.apps);
     let set = manifest::load_dir(&args.apps)?;
-    print!("{}", check_report(&set));
-    Ok(if set.errors.is_empty() { 0 } else { 1 })
+    print!("{}", check_report(&set, &trust));
+    let refused = trust.iter().any(Finding::is_refusal);
+    Ok(if set.errors.is_empty() && !refused {
+        0
+    } else {
+        1
+    })
 }
 
-/// One line per valid app, then one per error.
-pub fn check_report(set: &ManifestSet) -> String {
+/// One line per valid app, then one per error, one per directory entry
+/// skipped and one per finding about the directory itself.
+pub fn check_report(set: &ManifestSet, trust: &[Finding]) -> String {
     let mut out = String::new();
     let width = set.apps.keys().map(|k| k.len()).max().unwrap_or(0).max(4);
     for (id, app) in &set.apps {
         let file = app
             .file
             .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
+            .map(|f| manifest::excerpt::file_name(&f.to_string_lossy()))
             .unwrap_or_default();
         let companions = match app.app.companions.len() {
             0 => String::new(),
@@ -159,26 +169,70 @@ pub fn check_report(set: &ManifestSet) -> String {
         };
         out.push_str(&format!(
             "ok     {id:<width$}  {file}  ({}{companions})\n",
-            app.app.container.image
+            manifest::excerpt::excerpt(&app.app.container.image, 80)
         ));
     }
     for e in &set.errors {
         out.push_str(&format!("error  {e}\n"));
     }
+    for s in &set.skipped {
+        let file = manifest::excerpt::file_name(&s.file.display().to_string());
+        out.push_str(&format!("skip   {file}: {}\n", s.why));
+    }
+    for f in trust {
+        let tag = if f.is_refusal() { "error" } else { "warn " };
+        out.push_str(&format!("{tag}  {}\n", f.text()));
+    }
+    let refused = trust.iter().filter(|f| f.is_refusal()).count();
     out.push_str(&format!(
-        "{} valid, {} invalid\n",
+        "{} valid, {} invalid{}{}\n",
         set.apps.len(),
-        set.errors.len()
+        set.errors.len(),
+        match set.skipped.len() {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        },
+        match refused {
+            0 => String::new(),
+            _ => ", the directory is refused".to_string(),
+        }
     ));
     out
 }
 
+/// Check the apps and unit directories before trusting them: a refusal
+/// stops `run`, a warning is reported.
+fn check_directories(
+    apps: &std::path::Path,
+    unit_dirs: &[PathBuf],
+    report: &mut Reporter,
+) -> anyhow::Result<()> {
+    let mut findings = trust::check_dir("apps directory", apps);
+    for dir in unit_dirs {
+        findings.extend(trust::check_dir("unit directory", dir));
+    }
+    let mut refusals = Vec::new();
+    for f in findings {
+        match f {
+            Finding::Refuse(t) => refusals.push(t),
+            Finding::Warn(t) => report.note("directory", &t, true),
+        }
+    }
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("refusing to start: {}", refusals.join("; "))
+    }
+}
+
 /// `podkeeper run`: until a signal. Returns the process exit code.
 pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let mut report = Reporter::stdout(args.debug);
+    let (systemd, unit_dirs) = companion_setup(&args);
+    check_directories(&args.apps, &unit_dirs, &mut report)?;
     let apps = manifest::load_dir(&args.apps)?;
     let socket = args.socket.clone().unwrap_or_else(default_socket);
     let runtime = Arc::new(PodmanRuntime::new(&socket, Timeouts::default()));
-    let mut report = Reporter::stdout(args.debug);
     report.note(
         "podkeeper",
         &format!(
@@ -273,7 +327,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             ));
         }
     }
-    let (systemd, unit_dirs) = companion_setup(&args);
     dir_watch::spawn(
         unit_dirs.clone(),
         dir_watch::Watched::UnitDir,

@@ -20,14 +20,19 @@
 //!   ready keys (a few at once, never the same key twice at once; companions
 //!   in one batch at a time, so a burst costs one `daemon-reload`).
 //! * [`scheduler`]: the keyed work queue: idle / queued / running(+dirty) per key,
-//!   earliest deadline wins, per-key failure backoff and crash-loop delay.
+//!   earliest deadline wins (or, debounced, the latest, capped), per-key
+//!   failure backoff and crash-loop delay.
 //! * [`reconcile`]: what "reconcile one app", "reconcile these companions" and
 //!   "sweep everything" mean: read the real state, compare with the manifest, act.
 //! * [`runtime`]: the [`runtime::Runtime`] (podman) and
 //!   [`runtime::systemd::Systemd`] traits, their real implementations (every
 //!   call under a timeout) and their simulations.
-//! * [`manifest`]: the app manifest format, its validation and the desired state.
+//! * [`manifest`]: the app manifest format, its bounds and validation, and the
+//!   apps directory as last read (the last valid declaration of a file stands).
+//! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines for every event and reaction.
+//! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
+//!   or a cluster; it only reads manifests.
 //! * [`record`] and [`replay`]: event streams written down as fixtures, and fed
 //!   back to the same reactor against the simulations in virtual time.
 //!
@@ -37,6 +42,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod export;
 pub mod manifest;
 pub mod reactor;
 pub mod reconcile;
@@ -47,6 +53,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod sources;
 pub mod trigger;
+pub mod trust;
 
 /// The label that marks a container as managed by podkeeper; its value is the app id.
 pub const APP_LABEL: &str = "io.podkeeper.app";

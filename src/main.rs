@@ -17,6 +17,7 @@ fn main() {
     let code = match cli.command {
         Command::Check(args) => cli::check(&args),
         Command::Replay(args) => podkeeper::replay::main(args),
+        Command::Export(args) => podkeeper::export::main(args),
         Command::Record(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::{self, ManifestSet};
+use crate::manifest::{self, AppsDir, ManifestSet};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::Reaction;
@@ -41,8 +41,10 @@ use crate::APP_LABEL;
 pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 
 /// How long manifest-directory changes settle before the directory is re-read
-/// (an editor's save is several events).
+/// (an editor's save is several events): each change restarts the wait.
 pub const MANIFEST_SETTLE: Duration = Duration::from_millis(50);
+/// The longest a stream of changes can put a re-read off.
+pub const MANIFEST_SETTLE_MAX: Duration = Duration::from_secs(1);
 
 /// How many waiting triggers the reactor handles before it looks at finished
 /// reconciles, timers and shutdown again (a few microseconds' worth).
@@ -127,11 +129,16 @@ pub struct Reactor<R: Runtime> {
     rx: mpsc::Receiver<Trigger>,
     cfg: ReactorConfig,
     apps: Arc<ManifestSet>,
+    /// The apps directory as last read (when `cfg.apps_dir` is set). Only the
+    /// manifests key uses it, never twice at once; a mutex lets it go to a
+    /// blocking task and survive that task's panic.
+    apps_dir: Option<Arc<std::sync::Mutex<AppsDir>>>,
     /// Apps that had a manifest at some point in this run: their containers
     /// go when the manifest goes. Containers of others are orphans.
     had_manifest: HashSet<String>,
     reported_orphans: BTreeSet<String>,
-    reported_errors: Vec<String>,
+    /// The manifest errors reported last: (file, line).
+    reported_errors: Vec<(PathBuf, String)>,
     /// Container id → app id, learnt from events and sweeps, so an exit file
     /// (named by container id only) can be mapped to its app.
     container_apps: HashMap<String, String>,
@@ -155,11 +162,16 @@ impl<R: Runtime> Reactor<R> {
         report: Reporter,
     ) -> Self {
         let had_manifest = apps.apps.keys().cloned().collect();
+        let apps_dir = cfg
+            .apps_dir
+            .as_deref()
+            .map(|dir| Arc::new(std::sync::Mutex::new(AppsDir::resume(dir, &apps))));
         let mut reactor = Reactor {
             rt,
             rx,
             cfg,
             apps: Arc::new(ManifestSet::default()),
+            apps_dir,
             had_manifest,
             reported_orphans: BTreeSet::new(),
             reported_errors: Vec::new(),
@@ -324,7 +336,7 @@ impl<R: Runtime> Reactor<R> {
         match key {
             Key::App(id) => {
                 self.stats.reconciles += 1;
-                let may_remove = self.cfg.prune_orphans || self.had_manifest.contains(&id);
+                let may_remove = self.prune_orphans() || self.had_manifest.contains(&id);
                 self.inflight.spawn(async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
@@ -335,22 +347,26 @@ impl<R: Runtime> Reactor<R> {
             Key::Sweep => {
                 self.stats.sweeps += 1;
                 let removable = self.had_manifest.clone();
-                let prune = self.cfg.prune_orphans;
+                let prune = self.prune_orphans();
                 self.inflight.spawn(async move {
                     let (r, f) = sweep(&*rt, &apps, &removable, prune).await;
                     Done::Sweep(r, f)
                 });
             }
             Key::Manifests => {
-                let dir = self.cfg.apps_dir.clone();
+                let dir = self.apps_dir.clone();
                 self.inflight.spawn(async move {
                     let mut r = Reaction::new(Key::Manifests);
                     r.action = "reload";
                     let Some(dir) = dir else {
                         return Done::Manifests(r, None);
                     };
-                    let loaded =
-                        tokio::task::spawn_blocking(move || manifest::load_dir(&dir)).await;
+                    let loaded = tokio::task::spawn_blocking(move || {
+                        dir.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .read()
+                    })
+                    .await;
                     match loaded {
                         Ok(Ok(set)) => {
                             r.why = format!("{} apps, {} errors", set.apps.len(), set.errors.len());
@@ -415,11 +431,16 @@ impl<R: Runtime> Reactor<R> {
                     let verdict = self.schedule_verdict(key.clone(), now);
                     self.report.event("sweep", &why, &key.to_string(), &verdict);
                 }
+                let why = if self.cfg.prune_orphans {
+                    "left alone while a manifest is invalid (it may be this app's)"
+                } else {
+                    "left alone (--prune-orphans removes it)"
+                };
                 for orphan in findings.orphans {
                     if self.reported_orphans.insert(orphan.clone()) {
                         self.report.note(
                             "orphan",
-                            &format!("{orphan}: labelled {APP_LABEL} but no manifest; left alone (--prune-orphans removes it)"),
+                            &format!("{orphan}: labelled {APP_LABEL} but no manifest; {why}"),
                             true,
                         );
                     }
@@ -458,12 +479,37 @@ impl<R: Runtime> Reactor<R> {
         }
     }
 
+    /// Whether orphans may be removed now: with `--prune-orphans`, and only
+    /// while every manifest is valid. An invalid file may be the one that
+    /// declares an orphan's app; its container must not pay for a typo.
+    fn prune_orphans(&self) -> bool {
+        self.cfg.prune_orphans && self.apps.errors.is_empty()
+    }
+
+    /// Each error once, while it lasts; a file that was in error and no
+    /// longer is gets one line saying so.
     fn report_manifest_errors(&mut self, set: &ManifestSet) {
-        let errors: Vec<String> = set.errors.iter().map(|e| e.to_string()).collect();
-        for e in &errors {
-            if !self.reported_errors.contains(e) {
+        let errors: Vec<(PathBuf, String)> = set
+            .errors
+            .iter()
+            .map(|e| (e.file.clone(), e.to_string()))
+            .collect();
+        for (_, e) in &errors {
+            if !self.reported_errors.iter().any(|(_, r)| r == e) {
                 self.report.note("manifest error", e, true);
             }
+        }
+        let fixed: BTreeSet<&PathBuf> = self
+            .reported_errors
+            .iter()
+            .map(|(f, _)| f)
+            .filter(|f| !errors.iter().any(|(e, _)| e == *f))
+            .collect();
+        for file in fixed {
+            let what = if file.exists() { "valid again" } else { "gone" };
+            let file = manifest::excerpt::file_name(&file.display().to_string());
+            self.report
+                .note("manifest", &format!("{file}: {what}"), false);
         }
         self.reported_errors = errors;
     }
@@ -612,7 +658,11 @@ impl<R: Runtime> Reactor<R> {
             || change.path.as_os_str().is_empty()
             || manifest::is_manifest_file(&change.path);
         let verdict = if relevant {
-            self.schedule_verdict(Key::Manifests, now + MANIFEST_SETTLE)
+            // Debounced: read once, after the writes settle.
+            let scheduled =
+                self.sched
+                    .debounce(Key::Manifests, now, MANIFEST_SETTLE, MANIFEST_SETTLE_MAX);
+            describe_scheduled(&Key::Manifests, scheduled)
         } else {
             "ignored: not a manifest (*.yaml, *.yml)".to_string()
         };

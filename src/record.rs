@@ -222,7 +222,7 @@ fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
         ChangeKind::Create | ChangeKind::Modify | ChangeKind::RenameTo
             if !change.path.as_os_str().is_empty() && wanted(&change.path) =>
         {
-            if let Some(text) = read_small(&change.dir.join(&change.path)) {
+            if let Some(text) = read_small(&change.dir, &change.dir.join(&change.path)) {
                 ev.insert("content".into(), text.into());
             }
         }
@@ -234,7 +234,7 @@ fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
                     if !wanted(&name) {
                         continue;
                     }
-                    if let Some(text) = read_small(&entry.path()) {
+                    if let Some(text) = read_small(&change.dir, &entry.path()) {
                         files.insert(name.to_string_lossy().into_owned(), text);
                     }
                 }
@@ -246,12 +246,14 @@ fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
     Value::Object(ev)
 }
 
-fn read_small(path: &Path) -> Option<String> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() || meta.len() > MAX_CONTENT {
-        return None;
-    }
-    std::fs::read_to_string(path).ok()
+/// The content of a regular file of `dir` (a symlink only to one inside
+/// it), if small: a FIFO is never waited on, and a symlink to a secret
+/// elsewhere never ends up in a recording.
+fn read_small(dir: &Path, path: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let (target, _) = crate::manifest::read::locate(&dir, path).ok()?;
+    let (bytes, _) = crate::manifest::read::read_bounded(&target, MAX_CONTENT).ok()?;
+    String::from_utf8(bytes).ok()
 }
 
 fn absolute(p: &Path) -> PathBuf {

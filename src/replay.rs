@@ -72,6 +72,11 @@ pub const LEDGER_WINDOW: Duration = Duration::from_secs(15);
 /// After the last line, the reactor gets this much virtual time to settle.
 pub const TAIL: Duration = Duration::from_secs(600);
 
+/// The latest time a recorded line may have (about 116 days).
+const MAX_T_SECS: f64 = 1e7;
+/// The latest wall-clock second a recording may name (the year 10000).
+const MAX_UNIX: i64 = 253_402_300_800;
+
 /// Container actions podkeeper itself causes when it creates or starts.
 const CONSTRUCTIVE: &[&str] = &["create", "init", "start", "unpause"];
 
@@ -237,7 +242,10 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
     }
     let started_unix = v["started_unix"]
         .as_i64()
-        .ok_or("header: \"started_unix\" missing or not an integer")?;
+        .filter(|s| (0..=MAX_UNIX).contains(s))
+        .ok_or(format!(
+            "header: \"started_unix\" missing or not a time from 0 to {MAX_UNIX}"
+        ))?;
     let images = v["images"]
         .as_array()
         .into_iter()
@@ -259,7 +267,13 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
                 .map_err(|e| format!("header: containers[{i}]: Labels: {e}"))?,
         };
         // podman says 0 (or a negative year-one value) for "never".
-        let when = |f: &str| c[f].as_i64().filter(|s| *s > 0).map(|s| started_unix - s);
+        // (Times past the year 10000 are nonsense: ignored, so the clock
+        // arithmetic of the replay cannot overflow.)
+        let when = |f: &str| {
+            c[f].as_i64()
+                .filter(|s| (1..=MAX_UNIX).contains(s))
+                .map(|s| started_unix - s)
+        };
         ages.insert(name.to_string(), (when("StartedAt"), when("ExitedAt")));
         containers.push(SimContainer {
             id: id.to_string(),
@@ -295,10 +309,13 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
 
 fn parse_record(text: &str, unit_dirs: usize) -> Result<(Duration, Recorded), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    // Bounded: a time of 1e20 s would overflow Duration and the clock.
     let t = v["t"]
         .as_f64()
-        .filter(|t| *t >= 0.0 && t.is_finite())
-        .ok_or("\"t\" missing or not a number of seconds >= 0")?;
+        .filter(|t| (0.0..=MAX_T_SECS).contains(t))
+        .ok_or(format!(
+            "\"t\" missing or not a number of seconds from 0 to {MAX_T_SECS}"
+        ))?;
     let t = Duration::from_secs_f64(t);
     let source = v["source"].as_str().ok_or("\"source\" missing")?;
     let event = v.get("event").ok_or("\"event\" missing")?;
@@ -922,6 +939,35 @@ mod tests {
             e.what.contains("podman event") && e.what.contains("Action"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_time_too_large_for_the_clock_should_be_an_error_not_a_panic() {
+        // Found by the `recording` fuzz target: from_secs_f64 panicked.
+        for t in ["99999999909999999190.001747", "1e300", "-1"] {
+            let e = parse(&[&format!(
+                r#"{{"t":{t},"source":"stream","event":{{"status":"connected"}}}}"#
+            )])
+            .unwrap_err();
+            assert_eq!(e.line, 2, "{e}");
+            assert!(e.what.contains("\"t\""), "{e}");
+        }
+    }
+
+    #[test]
+    fn absurd_header_times_should_be_an_error_or_ignored_not_a_panic() {
+        let e = Fixture::parse(&HEADER.replace(
+            "\"started_unix\":100",
+            "\"started_unix\":-9223372036854775808",
+        ))
+        .unwrap_err();
+        assert!(e.what.contains("started_unix"), "{e}");
+        let header = HEADER.replace(
+            "\"containers\":[]",
+            r#""containers":[{"Names":["a"],"Id":"1","State":"running","StartedAt":9223372036854775807,"ExitedAt":-5}]"#,
+        );
+        let f = Fixture::parse(&header).unwrap();
+        assert_eq!(f.header.ages["a"], (None, None));
     }
 
     #[test]

@@ -14,6 +14,9 @@
 //!   success. Triggers that arrive meanwhile are folded into the retry: they can
 //!   neither shorten the delay (no hot loop) nor lengthen it (the failure count
 //!   only moves on real attempts).
+//! * A debounced key ([`Scheduler::debounce`]) is the exception: its latest
+//!   deadline wins, capped, so a file written twice within the settle time is
+//!   read once, after it settles.
 //! * A container that exited soon after being started counts as a crash loop:
 //!   its next restart waits 100 ms doubling (Docker's restart manager), reset once
 //!   a run lasts 10 s.
@@ -40,6 +43,8 @@ struct KeyState {
     quick_exits: u32,
     failure_until: Option<Instant>,
     crash_until: Option<Instant>,
+    /// When the first trigger a debounce is holding back came.
+    debounce_since: Option<Instant>,
 }
 
 impl KeyState {
@@ -50,6 +55,7 @@ impl KeyState {
             quick_exits: 0,
             failure_until: None,
             crash_until: None,
+            debounce_since: None,
         }
     }
 
@@ -144,6 +150,43 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         }
     }
 
+    /// Ask for `key` to run once triggers have stopped coming for `settle`:
+    /// each trigger moves a queued key's deadline to `now + settle` (the
+    /// latest deadline wins), but never past `max` after the first trigger
+    /// it holds back, so a steady trickle cannot put it off for ever. A
+    /// running key runs once more, `settle` after the last trigger. Backoff
+    /// holds as for [`Scheduler::schedule`].
+    pub fn debounce(&mut self, key: K, now: Instant, settle: Duration, max: Duration) -> Scheduled {
+        if !self.keys.contains_key(&key) {
+            self.keys.insert(key.clone(), KeyState::new());
+        }
+        let Some(state) = self.keys.get_mut(&key) else {
+            unreachable!("inserted above");
+        };
+        let since = *state.debounce_since.get_or_insert(now);
+        // Past the cap, a queued key stays ready where it is.
+        let at = (now + settle).min(since + max);
+        let at = at.max(state.not_before().unwrap_or(at));
+        match state.phase {
+            Phase::Running { follow_up } => {
+                state.phase = Phase::Running {
+                    follow_up: Some(follow_up.map_or(at, |f| f.max(at))),
+                };
+                Scheduled::Dirty
+            }
+            Phase::Queued { at: queued, .. } if queued >= at => Scheduled::Merged(queued),
+            Phase::Queued { at: queued, seq } => {
+                self.queue.remove(&(queued, seq));
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
+                Scheduled::Merged(at)
+            }
+            Phase::Idle => {
+                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
+                Scheduled::Queued(at)
+            }
+        }
+    }
+
     fn enqueue(
         queue: &mut BTreeMap<(Instant, u64), K>,
         seq: &mut u64,
@@ -174,6 +217,8 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         let key = self.queue.remove(&(at, seq))?;
         let state = self.keys.get_mut(&key)?;
         state.phase = Phase::Running { follow_up: None };
+        // This run sees every trigger held back so far.
+        state.debounce_since = None;
         self.running += 1;
         Some(key)
     }
@@ -511,6 +556,77 @@ mod tests {
         assert_eq!(s.pop_ready_if(later, is_c), Some("c2"));
         assert_eq!(s.pop_ready_if(later, is_c), None, "c3 is not due yet");
         assert_eq!(s.queued(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debounce_should_let_the_latest_deadline_win() {
+        let mut s = sched();
+        let (settle, max) = (50 * MS, 1000 * MS);
+        let t0 = Instant::now();
+        assert_eq!(
+            s.debounce("m", t0, settle, max),
+            Scheduled::Queued(t0 + settle)
+        );
+        advance(30 * MS).await;
+        let t1 = Instant::now();
+        assert_eq!(
+            s.debounce("m", t1, settle, max),
+            Scheduled::Merged(t1 + settle)
+        );
+        assert_eq!(s.queued(), 1);
+        advance(49 * MS).await;
+        assert_eq!(s.pop_ready(Instant::now()), None, "still settling");
+        advance(MS).await;
+        assert_eq!(
+            s.pop_ready(Instant::now()),
+            Some("m"),
+            "once, after it settled"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debounce_should_not_hold_a_key_back_past_its_cap() {
+        let mut s = sched();
+        let (settle, max) = (50 * MS, 200 * MS);
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            s.debounce("m", Instant::now(), settle, max);
+            advance(20 * MS).await;
+        }
+        assert_eq!(s.next_deadline(), Some(t0 + max));
+        assert_eq!(s.pop_ready(Instant::now()), Some("m"));
+        // The next window starts with the next trigger.
+        let now = Instant::now();
+        s.finish(
+            &"m",
+            Finished::Ok {
+                restarted_after: None,
+            },
+            now,
+        );
+        assert_eq!(
+            s.debounce("m", now, settle, max),
+            Scheduled::Queued(now + settle)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn debounce_of_a_running_key_should_run_it_once_more_after_the_last_trigger() {
+        let mut s = sched();
+        let (settle, max) = (50 * MS, 1000 * MS);
+        let now = Instant::now();
+        s.debounce("m", now, settle, max);
+        advance(settle).await;
+        assert_eq!(s.pop_ready(Instant::now()), Some("m"));
+        let t1 = Instant::now();
+        assert_eq!(s.debounce("m", t1, settle, max), Scheduled::Dirty);
+        advance(10 * MS).await;
+        let t2 = Instant::now();
+        assert_eq!(s.debounce("m", t2, settle, max), Scheduled::Dirty);
+        let ok = Finished::Ok {
+            restarted_after: None,
+        };
+        assert_eq!(s.finish(&"m", ok, t2), Some(t2 + settle));
     }
 
     #[tokio::test(start_paused = true)]

@@ -131,6 +131,14 @@ impl PodmanEvent {
         self.actor.attributes.get(key).map(String::as_str)
     }
 
+    /// One line of podman's events stream (JSON), as the events source reads
+    /// it: bytes that are not UTF-8 replaced, blank lines are None.
+    pub fn from_line(line: &[u8]) -> Option<Result<PodmanEvent, serde_json::Error>> {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim();
+        (!line.is_empty()).then(|| serde_json::from_str(line))
+    }
+
     /// An identity for deduplicating events replayed after a reconnect.
     pub fn identity(&self) -> (i64, &str, &str, &str) {
         (self.time_nano, &self.actor.id, &self.typ, &self.action)

@@ -218,6 +218,44 @@ async fn a_restored_file_should_not_restart_the_service_it_was_started_from() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_manifest_typo_or_a_unit_that_cannot_work_should_leave_the_companion_as_it_was() {
+    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    sleep(Duration::from_secs(1)).await;
+    let before = h.sd.unit("web-tunnel.service");
+    h.sd.clear_calls();
+    let good = manifest("web", &[("web-tunnel", "container", UNIT)]);
+    for bad in [
+        good.replace("image:", "imagee:"),
+        // A unit Quadlet would generate nothing from: refused, never written.
+        manifest(
+            "web",
+            &[(
+                "web-tunnel",
+                "container",
+                "[Service]\nExecStart=/bin/true\n",
+            )],
+        ),
+        String::new(),
+    ] {
+        std::fs::write(h.apps.path().join("web.yaml"), bad).unwrap();
+        h.manifest_changed("web.yaml", ChangeKind::Modify).await;
+        sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
+    assert_eq!(h.sd.calls(), [] as [String; 0], "not one systemd call");
+    assert_eq!(
+        h.sd.unit("web-tunnel.service").invocation_id,
+        before.invocation_id
+    );
+    let (_, out) = h.stop().await;
+    assert!(
+        out.contains("app.companions[0].unit: has no [Container] section"),
+        "{out}"
+    );
+    assert!(!out.contains("companion gone"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_changed_definition_should_restart_the_service_once() {
     let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;

@@ -328,7 +328,9 @@ fn invalid_manifests_should_be_named_by_check_and_not_stop_run() {
     ] {
         d.wait_line(0, &["WARN", "manifest error", f], T);
     }
-    // A bad edit later is reported too, and the daemon goes on.
+    // A bad edit later is reported too; the app keeps its last valid
+    // declaration (its container untouched) and the daemon goes on.
+    let before = inspect("e2e-bad-good").unwrap();
     let mark = d.mark();
     apps.write_raw(
         "e2e-bad-good.yaml",
@@ -336,13 +338,19 @@ fn invalid_manifests_should_be_named_by_check_and_not_stop_run() {
     );
     d.wait_line(
         mark,
-        &["WARN", "manifest error", "e2e-bad-good.yaml", "bogus"],
+        &[
+            "WARN",
+            "manifest error",
+            "e2e-bad-good.yaml",
+            "bogus",
+            "keeps its last valid declaration",
+        ],
         T,
     );
     apps.write("e2e-bad-good", TRAP_CMD);
-    d.wait_line(mark, &["apps-dir", "manifest added", "app/e2e-bad-good"], T);
-    // Running once any reconcile still in flight for the bad edit is done.
-    wait_until(T, "the valid app runs again", || is_running("e2e-bad-good"));
+    d.wait_line(mark, &["e2e-bad-good.yaml: valid again"], T);
+    assert_eq!(inspect("e2e-bad-good").unwrap().id, before.id);
+    assert!(is_running("e2e-bad-good"));
     assert_eq!(d.stop(), Some(0));
 }
 

@@ -101,7 +101,7 @@ fn replay_should_delay_a_crash_loop_by_100ms_doubling() {
     let out = replay("crash-loop");
     let a = "app/rec-crash-loop-a";
     let mut expected = vec![r("sweep", "queue"), r(a, "create")];
-    expected.extend(std::iter::repeat(r(a, "start")).take(7));
+    expected.extend(std::iter::repeat_n(r(a, "start"), 7));
     assert_eq!(reactions(&out), expected, "{}", out.output);
     let starts: Vec<u64> = lines_with(&out, &["react", a])
         .iter()

@@ -348,7 +348,7 @@ pub fn has_word(line: &str, word: &str) -> bool {
         line[i + word.len()..]
             .chars()
             .next()
-            .map_or(true, |c| !(c.is_ascii_alphanumeric() || c == '-'))
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-'))
     })
 }
 

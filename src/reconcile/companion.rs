@@ -35,6 +35,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use super::{Call, CallLog, Reaction};
+use crate::manifest::read::{read_bounded, Refusal};
 use crate::manifest::Companion;
 use crate::runtime::systemd::{Systemd, UnitState};
 use crate::trigger::Key;
@@ -725,12 +726,14 @@ fn ensure_file(dir: &Path, file: &str, content: &[u8]) -> FileOutcome {
                 path.display()
             ))
         }
-        Ok(m) => match std::fs::read(&path) {
-            Ok(current) if current == content && m.permissions().mode() & 0o777 == 0o644 => {
+        // Read no more than the declared content and one byte: a file grown
+        // huge differs; one swapped for a FIFO is refused, never waited on.
+        Ok(m) => match read_bounded(&path, content.len() as u64) {
+            Ok((current, _)) if current == content && m.permissions().mode() & 0o777 == 0o644 => {
                 return FileOutcome::Same
             }
-            Ok(current) if current == content => "had the wrong mode",
-            Ok(_) => "differed",
+            Ok((current, _)) if current == content => "had the wrong mode",
+            Ok(_) | Err(Refusal::TooLarge(_)) => "differed",
             Err(e) => return FileOutcome::Failed(format!("{}: {e}", path.display())),
         },
     };
@@ -867,6 +870,35 @@ mod tests {
             panic!("should refuse");
         };
         assert!(e.contains("is a directory"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_in_the_way_should_be_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.container");
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let FileOutcome::Failed(e) = ensure_file(dir.path(), "a.container", b"[Container]\n")
+        else {
+            panic!("should refuse");
+        };
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_unit_file_should_be_replaced_having_read_only_what_compares() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.container");
+        let f = std::fs::File::create(&path).unwrap();
+        // Sparse: 8 GiB that reading whole would take in memory.
+        f.set_len(8 << 30).unwrap();
+        drop(f);
+        assert_eq!(
+            ensure_file(dir.path(), "a.container", b"[Container]\n"),
+            FileOutcome::Written("differed")
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"[Container]\n");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
 use crate::backoff::Backoff;
+use crate::manifest::excerpt::excerpt;
 use crate::runtime::libpod;
 use crate::trigger::{PodmanEvent, StreamStatus, Trigger};
 
@@ -140,19 +141,24 @@ async fn stream_once(
         buf.extend_from_slice(&chunk);
         while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim();
-            if line.is_empty() {
+            let Some(decoded) = PodmanEvent::from_line(&line) else {
                 continue;
-            }
-            match serde_json::from_str::<PodmanEvent>(line) {
+            };
+            match decoded {
                 Ok(ev) => {
                     if seen.first_time(&ev) && tx.send(Trigger::Podman(ev)).await.is_err() {
                         return StreamEnd::ChannelClosed;
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, line, "podman sent an event podkeeper cannot read; skipped")
+                    // Event contents are not trusted: quote a short, escaped excerpt.
+                    let line = excerpt(&String::from_utf8_lossy(&line), 200);
+                    let error = excerpt(&e.to_string(), 200);
+                    tracing::warn!(
+                        error,
+                        line,
+                        "podman sent an event podkeeper cannot read; skipped"
+                    )
                 }
             }
         }

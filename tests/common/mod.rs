@@ -505,6 +505,11 @@ impl Daemon {
         Daemon { child, out }
     }
 
+    /// The podkeeper process id (to read /proc/PID/status).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn lines(&self) -> Vec<String> {
         self.out.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -1,0 +1,127 @@
+//! One container to export as its own pod, whatever declared it: an app's manifest or a companion's Quadlet unit.
+
+use std::collections::BTreeMap;
+
+use crate::manifest::{parse_port, parse_volume, App, PortMapping, VolumeMount};
+
+use super::notes::Notes;
+
+/// The label that selects a companion's pods, as `io.podkeeper.app` does an app's.
+pub const COMPANION_LABEL: &str = "io.podkeeper.companion";
+/// Kubernetes' recommended label for "belongs to that application".
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+
+/// Everything the Kubernetes side needs to know about one container. The
+/// app and Quadlet readers fill it; [`super::kube`] maps it, field by field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Workload {
+    /// `app/web`, `companion/web-tunnel`: whom the notes are about.
+    pub subject: String,
+    /// The Pod's (or Deployment's) name and its container's.
+    pub name: String,
+    /// The label that marks and selects this workload's pods (always exported).
+    pub identity: (String, String),
+    /// The user's labels, not yet checked against Kubernetes' rules.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub image: String,
+    /// Replaces the image's ENTRYPOINT (Quadlet's `Entrypoint=`; manifests have none).
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's CMD (a manifest's `command`, Quadlet's `Exec=`).
+    pub args: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub working_dir: Option<String>,
+    /// podman's network mode, as written.
+    pub network: Option<String>,
+    pub ports: Vec<PortMapping>,
+    /// Bind mounts (absolute source) and named volumes.
+    pub volumes: Vec<VolumeMount>,
+    /// `#` lines written above the workload's documents.
+    pub comments: Vec<String>,
+}
+
+/// An app's container, as its manifest declares it.
+pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workload {
+    let subject = format!("app/{}", app.id);
+    let c = &app.container;
+    let mut w = Workload {
+        subject: subject.clone(),
+        name: app.id.clone(),
+        identity: (crate::APP_LABEL.to_string(), app.id.clone()),
+        labels: c.labels.clone(),
+        image: c.image.clone(),
+        args: c.command.clone(),
+        env: c.env.clone(),
+        network: c.network.clone(),
+        ..Workload::default()
+    };
+    let what = match (&app.name, &app.version) {
+        (Some(n), Some(v)) => format!(" ({n} {v})"),
+        (Some(n), None) => format!(" ({n})"),
+        (None, Some(v)) => format!(" ({v})"),
+        (None, None) => String::new(),
+    };
+    w.comments
+        .push(format!("app {}{what}, from {}", app.id, file.display()));
+    if let Some(name) = &app.name {
+        w.annotations
+            .insert("io.podkeeper.name".into(), name.clone());
+    }
+    if let Some(version) = &app.version {
+        w.annotations
+            .insert("io.podkeeper.version".into(), version.clone());
+    }
+    // `check` has validated both lists; a miss here would be a loader bug,
+    // and is still reported rather than dropped.
+    for p in &c.ports {
+        match parse_port(p) {
+            Some(m) => w.ports.push(m),
+            None => notes.not_exported(&subject, format!("ports: {p}"), "not a port mapping"),
+        }
+    }
+    for v in &c.volumes {
+        match parse_volume(v) {
+            Some(m) => w.volumes.push(m),
+            None => notes.not_exported(&subject, format!("volumes: {v}"), "not a volume"),
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::parse_manifest;
+    use std::path::Path;
+
+    #[test]
+    fn an_app_should_become_one_workload_with_every_container_field() {
+        let app = parse_manifest(
+            Path::new("apps/web.yaml"),
+            "app:\n  id: web\n  name: Web\n  version: 1.0\n  container:\n    image: localhost/bb:1\n    command: [/bin/sleep, '1']\n    env: {A: b}\n    network: none\n    ports: ['127.0.0.1:8080:80/udp']\n    volumes: ['/srv:/data:ro', 'data:/v']\n    labels: {k: v}\n",
+        )
+        .unwrap();
+        let mut notes = Notes::default();
+        let w = from_app(&app, Path::new("apps/web.yaml"), &mut notes);
+        assert!(notes.list.is_empty(), "{notes}");
+        assert_eq!(w.subject, "app/web");
+        assert_eq!(
+            w.identity,
+            (crate::APP_LABEL.to_string(), "web".to_string())
+        );
+        assert_eq!(
+            w.args.as_deref(),
+            Some(&["/bin/sleep".to_string(), "1".to_string()][..])
+        );
+        assert_eq!(w.entrypoint, None);
+        assert_eq!(w.env["A"], "b");
+        assert_eq!(w.network.as_deref(), Some("none"));
+        assert_eq!(w.ports[0].host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(w.ports[0].protocol, "udp");
+        assert_eq!(w.volumes.len(), 2);
+        assert_eq!(w.labels["k"], "v");
+        assert_eq!(w.annotations["io.podkeeper.name"], "Web");
+        assert_eq!(w.annotations["io.podkeeper.version"], "1");
+        assert_eq!(w.comments, vec!["app web (Web 1), from apps/web.yaml"]);
+    }
+}

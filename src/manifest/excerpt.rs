@@ -1,0 +1,179 @@
+//! Short, sanitized quotes of a file's content for error messages: a log line must never carry a whole secret or a terminal escape.
+//!
+//! serde_yaml's messages echo content ("unknown field `…`", "invalid type:
+//! string \"…\""); a manifest that is really /etc/shadow would have its
+//! lines printed. Every piece of content an error quotes goes through
+//! [`excerpt`]: at most [`EXCERPT_CHARS`] characters, control characters
+//! escaped.
+
+/// The most characters of content one error quotes.
+pub const EXCERPT_CHARS: usize = 40;
+
+/// `s` cut to `max` characters (with `…`), every control or invisible
+/// character escaped (`\n`, `\u{1b}`), so it is one harmless line.
+pub fn excerpt(s: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() || is_invisible(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A file name as errors print it: escaped like [`excerpt`], and long names cut.
+pub fn file_name(s: &str) -> String {
+    excerpt(s, 255)
+}
+
+/// Bidirectional overrides and zero-width characters can make a line read
+/// differently from what it says.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// A serde_yaml error message with every piece of content it quotes cut
+/// down. The shapes serde and serde_yaml use are known: the content sits
+/// between a fixed opening and the last `, expected` (whose tail is ours:
+/// field names and types); anything else is cut at quote marks.
+pub fn serde_message(msg: &str) -> String {
+    // serde_yaml appends " at line L column C" (never content).
+    let (body, at) = match msg.rfind(" at line ") {
+        Some(i)
+            if msg[i..].split_whitespace().all(|w| {
+                w == "at"
+                    || w == "line"
+                    || w == "column"
+                    || w.trim_end_matches(',').parse::<u64>().is_ok()
+            }) =>
+        {
+            (&msg[..i], &msg[i..])
+        }
+        _ => (msg, ""),
+    };
+    for (open, close) in [
+        ("unknown field `", "`, expected"),
+        ("unknown field `", "`, there are no fields"),
+        ("unknown variant `", "`, expected"),
+        ("unknown variant `", "`, there are no variants"),
+    ] {
+        if let Some(rest) = body.strip_prefix(open) {
+            if let Some(end) = rest.rfind(close) {
+                return format!(
+                    "{open}{}{}{at}",
+                    excerpt(&rest[..end], EXCERPT_CHARS),
+                    &rest[end..]
+                );
+            }
+        }
+    }
+    for open in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(rest) = body.strip_prefix(open) {
+            if let Some(end) = rest.rfind(", expected ") {
+                return format!(
+                    "{open}{}{}{at}",
+                    excerpt(&rest[..end], EXCERPT_CHARS),
+                    excerpt(&rest[end..], 200)
+                );
+            }
+        }
+    }
+    format!("{}{at}", cut_quotes(body))
+}
+
+/// Anything between quote marks (`` ` `` or `"`) cut to an excerpt, and the
+/// whole message bounded, for messages of no known shape.
+fn cut_quotes(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(open) = rest.find(['`', '"']) {
+        let q = rest.as_bytes()[open] as char;
+        out.push_str(&excerpt(&rest[..=open], 200));
+        let after = &rest[open + 1..];
+        let end = after.find(q).unwrap_or(after.len());
+        out.push_str(&excerpt(&after[..end], EXCERPT_CHARS));
+        rest = after.get(end..).unwrap_or("");
+        if let Some(r) = rest.strip_prefix(q) {
+            out.push(q);
+            rest = r;
+        }
+        if out.chars().count() > 400 {
+            return excerpt(&out, 400);
+        }
+    }
+    out.push_str(&excerpt(rest, 200));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHADOW: &str = "root:$6$rounds=5000$saltsalt$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ:19000:0:99999:7:::";
+
+    #[test]
+    fn an_excerpt_should_be_short_and_one_line() {
+        assert_eq!(excerpt("abc", 40), "abc");
+        assert_eq!(excerpt(&"x".repeat(50), 4), "xxxx…");
+        assert_eq!(excerpt("a\nb\u{1b}[31m", 40), "a\\nb\\u{1b}[31m");
+        assert_eq!(excerpt("a\u{202e}b", 40), "a\\u{202e}b");
+    }
+
+    #[test]
+    fn an_unknown_field_should_be_quoted_short() {
+        let msg = format!(
+            "unknown field `{SHADOW}`, expected one of `image`, `command` at line 4 column 5"
+        );
+        let out = serde_message(&msg);
+        assert!(
+            out.starts_with("unknown field `root:$6$rounds=5000$saltsalt$"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("…`, expected one of `image`, `command` at line 4 column 5"),
+            "{out}"
+        );
+        assert!(!out.contains("abcdefghij"), "{out}");
+    }
+
+    #[test]
+    fn an_invalid_type_should_quote_the_value_short() {
+        let msg = format!(
+            "invalid type: string {:?}, expected struct ManifestFile",
+            format!("{SHADOW}\n{SHADOW}")
+        );
+        let out = serde_message(&msg);
+        assert!(
+            out.starts_with("invalid type: string \"root:$6$rounds"),
+            "{out}"
+        );
+        assert!(out.ends_with("…, expected struct ManifestFile"), "{out}");
+        assert!(out.len() < 120, "{out}");
+    }
+
+    #[test]
+    fn a_field_name_with_backticks_should_not_escape_the_cut() {
+        let msg = format!("unknown field `a`{SHADOW}`b`, expected one of `image`");
+        let out = serde_message(&msg);
+        assert!(!out.contains("abcdefghij"), "{out}");
+    }
+
+    #[test]
+    fn messages_of_other_shapes_should_have_their_quotes_cut() {
+        let out = serde_message(&format!(
+            "something about \"{SHADOW}\" and `{SHADOW}` at line 1 column 2"
+        ));
+        assert!(!out.contains("abcdefghij"), "{out}");
+        assert!(out.ends_with(" at line 1 column 2"), "{out}");
+        let out = serde_message(&format!("unclosed \"{SHADOW}"));
+        assert!(!out.contains("abcdefghij"), "{out}");
+        let plain = "did not find expected key at line 3 column 4, while parsing a block mapping at line 1 column 1";
+        assert_eq!(serde_message(plain), plain);
+    }
+}

@@ -1,0 +1,515 @@
+//! `podkeeper export kube` as a process: what it writes, `podman kube play` runs as podkeeper runs the same manifests (real podman).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use podkeeper::manifest::{load_dir, ManifestSet};
+use podkeeper::reconcile::app::labels_for;
+use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
+use podkeeper::runtime::{CreateRequest, Runtime};
+use serde_json::Value;
+
+use common::*;
+
+fn podkeeper(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        .args(args)
+        .output()
+        .expect("run podkeeper")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn write_apps(dir: &Path, files: &[(&str, String)]) {
+    for (name, body) in files {
+        std::fs::write(dir.join(name), body).unwrap();
+    }
+}
+
+/// `podman inspect` of one container, whole.
+fn inspect_json(name: &str) -> Value {
+    let out = podman_ok(&["container", "inspect", name]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+/// What podman mounted: (type, bind source or volume name, destination, rw).
+fn mounts(c: &Value) -> Vec<(String, String, String, bool)> {
+    let mut m: Vec<_> = c["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let typ = m["Type"].as_str().unwrap().to_string();
+            let source = if typ == "volume" {
+                m["Name"].as_str().unwrap()
+            } else {
+                m["Source"].as_str().unwrap()
+            };
+            (
+                typ,
+                source.to_string(),
+                m["Destination"].as_str().unwrap().to_string(),
+                m["RW"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+fn env_of(c: &Value) -> BTreeMap<String, String> {
+    c["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str()?.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).unwrap_or_default()
+}
+
+const PREFIX: &str = "kexp-";
+
+/// Removes what the round trip made, even when it fails half way.
+struct Cleanup(Vec<std::path::PathBuf>);
+
+impl Cleanup {
+    fn run(&self) {
+        for yaml in &self.0 {
+            let _ = podman(&["kube", "down", yaml.to_str().unwrap()]);
+        }
+        let names = podman(&["ps", "-a", "--format", "{{.Names}}"]);
+        for name in text(&names.stdout)
+            .lines()
+            .filter(|n| n.starts_with(PREFIX))
+        {
+            let _ = podman(&["rm", "-f", "-t", "0", name]);
+        }
+        let pods = podman(&["pod", "ps", "--format", "{{.Name}}"]);
+        for pod in text(&pods.stdout).lines().filter(|n| n.starts_with(PREFIX)) {
+            let _ = podman(&["pod", "rm", "-f", "-t", "0", pod]);
+        }
+        let _ = podman(&["volume", "rm", "-f", "kexp-data"]);
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        self.run();
+    }
+}
+
+/// Create each app the way `podkeeper run` does (same runtime, same
+/// labels), not started, as `kexp-ref-<id>` (podman refuses a container
+/// named like a pod): the reference the played containers must match.
+fn create_as_podkeeper_does(set: &ManifestSet, ids: &[&str]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let podman = PodmanRuntime::new(&socket(), Timeouts::default());
+    rt.block_on(async {
+        for id in ids {
+            let app = &set.apps[*id];
+            let req = CreateRequest {
+                name: format!("kexp-ref-{id}"),
+                spec: app.app.container.clone(),
+                labels: labels_for(app),
+            };
+            podman
+                .create_container(&req)
+                .await
+                .expect("create as podkeeper does");
+        }
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const TRAP: &str = "trap 'exit 0' TERM; sleep 100000 & wait";
+
+#[test]
+fn exported_apps_should_play_on_podman_as_podkeeper_runs_them() {
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let apps = work.path().join("apps");
+    let conf = work.path().join("conf");
+    std::fs::create_dir_all(&apps).unwrap();
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(conf.join("greeting"), "hello from the host\n").unwrap();
+    let port = free_port();
+    write_apps(
+        &apps,
+        &[
+            (
+                "env.yaml",
+                format!("app:\n  id: kexp-env\n  name: Env\n  container:\n    image: localhost/bb:1\n    command: [/bin/sh, -c, \"{TRAP}\"]\n    env: {{GREETING: hello world, MODE: prod}}\n    network: none\n    labels: {{tier: front, note: two words}}\n"),
+            ),
+            (
+                "vol.yaml",
+                format!("app:\n  id: kexp-vol\n  container:\n    image: localhost/bb:1\n    command: [/bin/sh, -c, \"cat /conf/greeting > /data/copied; {TRAP}\"]\n    network: none\n    volumes: ['{}:/conf:ro', 'kexp-data:/data']\n", conf.display()),
+            ),
+            (
+                "port.yaml",
+                format!("app:\n  id: kexp-port\n  container:\n    image: localhost/bb:1\n    command: [/bin/sh, -c, \"trap 'exit 0' TERM; mkdir -p /www; echo served > /www/index.html; httpd -f -p 8080 -h /www & wait\"]\n    network: slirp4netns\n    ports: ['127.0.0.1:{port}:8080']\n"),
+            ),
+        ],
+    );
+    let none_yaml = work.path().join("none.yaml");
+    let slirp_yaml = work.path().join("slirp.yaml");
+    let cleanup = Cleanup(vec![none_yaml.clone(), slirp_yaml.clone()]);
+    cleanup.run();
+
+    // Export: two apps for --network none, the one with a port for slirp4netns
+    // (on this host's podman 4.3, ports need bridge or slirp4netns, and the
+    // bridge's netavark is not installed).
+    let apps_arg = apps.to_str().unwrap();
+    let out = podkeeper(&[
+        "export",
+        "kube",
+        "--apps",
+        apps_arg,
+        "--app",
+        "kexp-env",
+        "--app",
+        "kexp-vol",
+        "--out",
+        none_yaml.to_str().unwrap(),
+    ]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(out.stdout.is_empty(), "--out writes nothing to stdout");
+    assert!(
+        err.contains("not exported  app/kexp-env  network: none"),
+        "{err}"
+    );
+    assert!(err.contains("`podman kube play --network none`"), "{err}");
+    assert!(
+        err.contains("changed       app/kexp-env  label note"),
+        "{err}"
+    );
+    assert!(
+        err.contains("exported 2 apps, 0 companions: 3 documents to "),
+        "{err}"
+    );
+    let out = podkeeper(&[
+        "export",
+        "kube",
+        "--apps",
+        apps_arg,
+        "--app",
+        "kexp-port",
+        "--out",
+        slirp_yaml.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--network slirp4netns"));
+
+    // Play.
+    podman_ok(&[
+        "kube",
+        "play",
+        "--network",
+        "none",
+        none_yaml.to_str().unwrap(),
+    ]);
+    podman_ok(&[
+        "kube",
+        "play",
+        "--network",
+        "slirp4netns",
+        slirp_yaml.to_str().unwrap(),
+    ]);
+    let set = load_dir(&apps).unwrap();
+    assert!(set.errors.is_empty());
+    // podkeeper's own containers, for the reference (after the play: podman
+    // 4.3 refuses to play a claim whose volume exists already).
+    create_as_podkeeper_does(&set, &["kexp-env", "kexp-vol", "kexp-port"]);
+    let image = inspect_json_image("localhost/bb:1");
+
+    for (id, loaded) in &set.apps {
+        let spec = &loaded.app.container;
+        // podman kube play names a pod's container <pod>-<container>.
+        let played = inspect_json(&format!("{id}-{id}"));
+        let ours = inspect_json(&format!("kexp-ref-{id}"));
+        assert_eq!(played["State"]["Status"], "running", "{id}");
+        assert_eq!(played["ImageName"], spec.image.as_str(), "{id}");
+        assert_eq!(played["Image"], ours["Image"], "{id}: same image id");
+        // A command replaces the CMD and keeps the ENTRYPOINT, as podkeeper does.
+        assert_eq!(
+            strings(&played["Config"]["Cmd"]),
+            *spec.command.as_ref().unwrap(),
+            "{id}"
+        );
+        assert_eq!(played["Config"]["Cmd"], ours["Config"]["Cmd"], "{id}");
+        assert_eq!(
+            strings(&played["Config"]["Entrypoint"]),
+            strings(&ours["Config"]["Entrypoint"]),
+            "{id}: image entrypoint {}",
+            image["Config"]["Entrypoint"]
+        );
+        let env = env_of(&played);
+        for (k, v) in &spec.env {
+            assert_eq!(env.get(k), Some(v), "{id}: env {k}");
+        }
+        // Labels: the manifest's that Kubernetes accepts, plus the app label;
+        // the rest arrive as annotations.
+        let labels: BTreeMap<String, String> =
+            serde_json::from_value(played["Config"]["Labels"].clone()).unwrap();
+        let mut want: BTreeMap<String, String> = spec
+            .labels
+            .iter()
+            .filter(|(k, v)| podkeeper::export::names::label_problem(k, v).is_none())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        want.insert("io.podkeeper.app".into(), id.clone());
+        assert_eq!(labels, want, "{id}");
+        for (k, v) in &spec.labels {
+            if podkeeper::export::names::label_problem(k, v).is_some() {
+                assert_eq!(
+                    played["Config"]["Annotations"][k],
+                    v.as_str(),
+                    "{id}: label {k} as an annotation"
+                );
+            }
+        }
+        assert_eq!(mounts(&played), mounts(&ours), "{id}: mounts");
+    }
+
+    // The details, as podman shows them.
+    let vol = inspect_json("kexp-vol-kexp-vol");
+    assert_eq!(
+        mounts(&vol),
+        vec![
+            (
+                "bind".to_string(),
+                conf.display().to_string(),
+                "/conf".to_string(),
+                false
+            ),
+            (
+                "volume".to_string(),
+                "kexp-data".to_string(),
+                "/data".to_string(),
+                true
+            ),
+        ]
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the copy through both mounts",
+        || {
+            podman(&["exec", "kexp-vol-kexp-vol", "cat", "/data/copied"]).stdout
+                == b"hello from the host\n"
+        },
+    );
+    let env = inspect_json("kexp-env-kexp-env");
+    assert_eq!(env["Config"]["Annotations"]["io.podkeeper.name"], "Env");
+    assert_eq!(
+        env["HostConfig"]["NetworkMode"]
+            .as_str()
+            .map(|m| m.starts_with("container:")),
+        Some(true),
+        "in its pod's namespace"
+    );
+    let served = inspect_json("kexp-port-kexp-port");
+    assert_eq!(
+        served["NetworkSettings"]["Ports"]["8080/tcp"][0],
+        serde_json::json!({"HostIp": "127.0.0.1", "HostPort": port.to_string()})
+    );
+    let mut body = String::new();
+    wait_until(
+        Duration::from_secs(10),
+        "the published port answers",
+        || {
+            body.clear();
+            std::net::TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+                    s.read_to_string(&mut body)
+                })
+                .is_ok()
+                && body.contains("served")
+        },
+    );
+    drop(cleanup);
+    assert!(
+        podman(&["volume", "exists", "kexp-data"]).status.code() == Some(1),
+        "cleaned up"
+    );
+}
+
+fn inspect_json_image(name: &str) -> Value {
+    let out = podman_ok(&["image", "inspect", name]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+#[test]
+fn an_exported_deployment_should_play_as_one_pod_with_the_same_container() {
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let apps = work.path().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    write_apps(
+        &apps,
+        &[(
+            "dep.yaml",
+            format!("app:\n  id: kexp-dep\n  container:\n    image: localhost/bb:1\n    command: [/bin/sh, -c, \"{TRAP}\"]\n    env: {{A: b}}\n    network: none\n    labels: {{tier: back}}\n  companions:\n    - name: kexp-dep-side\n      unit: |\n        [Container]\n        Image=localhost/bb:1\n        Exec=/bin/sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'\n        Environment=SIDE=car\n        Network=none\n"),
+        )],
+    );
+    let yaml = work.path().join("dep.yaml");
+    let cleanup = Cleanup(vec![yaml.clone()]);
+    cleanup.run();
+    let out = podkeeper(&[
+        "export",
+        "kube",
+        "--apps",
+        apps.to_str().unwrap(),
+        "--kind",
+        "deployment",
+        "--out",
+        yaml.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    podman_ok(&["kube", "play", "--network", "none", yaml.to_str().unwrap()]);
+    // podman kube play names a Deployment's pods <name>-pod-<n>.
+    let app = inspect_json("kexp-dep-pod-0-kexp-dep");
+    assert_eq!(app["State"]["Status"], "running");
+    assert_eq!(strings(&app["Config"]["Cmd"]), vec!["/bin/sh", "-c", TRAP]);
+    assert_eq!(env_of(&app)["A"], "b");
+    assert_eq!(app["Config"]["Labels"]["tier"], "back");
+    assert_eq!(app["Config"]["Labels"]["io.podkeeper.app"], "kexp-dep");
+    let side = inspect_json("kexp-dep-side-pod-0-kexp-dep-side");
+    assert_eq!(side["State"]["Status"], "running");
+    assert_eq!(
+        strings(&side["Config"]["Cmd"]),
+        vec!["/bin/sh", "-c", "trap \"exit 0\" TERM; sleep 100000 & wait"]
+    );
+    assert_eq!(env_of(&side)["SIDE"], "car");
+    assert_eq!(
+        side["Config"]["Labels"]["io.podkeeper.companion"],
+        "kexp-dep-side"
+    );
+    assert_eq!(
+        side["Config"]["Labels"]["app.kubernetes.io/part-of"],
+        "kexp-dep"
+    );
+    assert!(
+        side["Config"]["Labels"]["io.podkeeper.app"].is_null(),
+        "a companion is not an app"
+    );
+}
+
+#[test]
+fn an_unknown_or_invalid_app_should_exit_1_and_write_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    write_apps(
+        work.path(),
+        &[
+            (
+                "ok.yaml",
+                "app:\n  id: ok\n  container:\n    image: x\n".into(),
+            ),
+            (
+                "typo.yaml",
+                "app:\n  id: typo\n  container:\n    imag: x\n".into(),
+            ),
+        ],
+    );
+    let dir = work.path().to_str().unwrap();
+    let check = podkeeper(&["check", "--apps", dir]);
+    let check_error = text(&check.stdout)
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap()
+        .to_string();
+
+    let out_file = work.path().join("out.yaml");
+    let out = podkeeper(&[
+        "export",
+        "kube",
+        "--apps",
+        dir,
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{check_error}\n")),
+        "worded as check words it:\n{err}"
+    );
+    assert!(err.ends_with("nothing exported: 1 error\n"), "{err}");
+    assert!(!out_file.exists());
+
+    let out = podkeeper(&[
+        "export", "kube", "--apps", dir, "--app", "ok", "--app", "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        text(&out.stderr).starts_with("error  app \"nope\": no valid manifest declares it"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = podkeeper(&["export", "kube", "--apps", dir, "--app", "ok"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("---\n# app ok, from "),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = podkeeper(&["export", "kube", "--apps", &format!("{dir}/missing")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cannot read apps directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_closed_stdout_should_end_the_export_without_a_panic() {
+    let work = tempfile::tempdir().unwrap();
+    // More than a pipe holds (64 KiB), so the write meets the closed end.
+    for i in 0..400 {
+        std::fs::write(
+            work.path().join(format!("a{i}.yaml")),
+            format!("app:\n  id: a{i}\n  container:\n    image: localhost/bb:1\n    command: [/bin/sleep, '1']\n    env: {{A: b}}\n"),
+        )
+        .unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        .args(["export", "kube", "--apps", work.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("podkeeper: stdout: Broken pipe"), "{err}");
+}
