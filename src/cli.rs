@@ -12,10 +12,14 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::{self, ManifestSet};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::report::Reporter;
+use crate::runtime::engine::ExitDir;
 use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
 use crate::runtime::systemd::{Scope, Systemctl, SystemdTimeouts};
 use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
 use crate::trust::{self, Finding};
+
+/// How long podkeeper waits at start-up for podman to say what it is.
+const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 
 /// Capacity of the one channel. Sources wait when it is full (backpressure),
 /// which only happens if the reactor falls far behind.
@@ -83,8 +87,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub max_concurrent: usize,
     /// conmon's exit directory, watched to hear of a container's exit before
-    /// the events stream reports it [default: /run/libpod/exits for root,
-    /// else $XDG_RUNTIME_DIR/libpod/tmp/exits].
+    /// the events stream reports it [default: read off a running container's
+    /// conmon (--exit-dir), else podman's default: /run/libpod/exits rootful,
+    /// $XDG_RUNTIME_DIR/libpod/tmp/exits rootless].
     #[arg(long, value_name = "DIR")]
     pub exit_dir: Option<PathBuf>,
     /// Do not watch the exit directory: rely on the events stream alone.
@@ -302,20 +307,66 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     if !apps_watch.all_watched() {
         report.note("apps-dir", &apps_watch.describe(), true);
     }
-    if !args.no_exit_watch {
-        let dir = args
-            .exit_dir
-            .clone()
-            .unwrap_or_else(exit_watch::default_exit_dir);
-        if let Err(e) = exit_watch::spawn(dir.clone(), tx.clone(), cancel.child_token()) {
-            report.note(
-                "exit-dir",
-                &format!(
-                    "cannot watch {}: {e}; exits are seen through the events stream only",
-                    dir.display()
+    // What podman this is, and where its conmon writes exit files.
+    let engine = match tokio::time::timeout(CONNECT_LIMIT, runtime.engine()).await {
+        Ok(Ok(engine)) => {
+            report.note("podman", &engine.describe(), false);
+            Ok(engine.exit_dir)
+        }
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "no answer within {}",
+            crate::report::secs(CONNECT_LIMIT)
+        )),
+    };
+    if let Err(e) = &engine {
+        report.note(
+            "podman",
+            &format!(
+                "not answering at {}: {e}; podkeeper keeps trying",
+                socket.display()
+            ),
+            true,
+        );
+    }
+    match (&args.exit_dir, args.no_exit_watch) {
+        (_, true) => {}
+        (Some(dir), false) => {
+            if let Ok(ExitDir::Found { path, how }) = &engine {
+                if path != dir {
+                    report.note(
+                        "exit-dir",
+                        &format!("podman's conmon writes exit files to {} ({how}); watching {} as --exit-dir says", path.display(), dir.display()),
+                        true,
+                    );
+                }
+            }
+            match exit_watch::spawn(dir.clone(), tx.clone(), cancel.child_token()) {
+                Ok(_) => report.note(
+                    "exit-dir",
+                    &format!("watching {} (--exit-dir)", dir.display()),
+                    false,
                 ),
-                true,
-            );
+                Err(e) => report.note(
+                    "exit-dir",
+                    &format!(
+                        "cannot watch {}: {e}; exits are seen through the events stream only",
+                        dir.display()
+                    ),
+                    true,
+                ),
+            }
+        }
+        (None, false) => {
+            // Reports itself; keeps asking while it has only podman's default.
+            tokio::spawn(exit_watch::follow(
+                socket.clone(),
+                engine,
+                tx.clone(),
+                cancel.child_token(),
+                Reporter::stdout(args.debug),
+                Timeouts::default().quick,
+            ));
         }
     }
     let unit_watch = dir_watch::spawn(

@@ -34,7 +34,12 @@ use crate::APP_LABEL;
 
 /// Container event actions that can mean a container left its declared state.
 /// Everything else (create, init, start, attach, exec, …) is an effect, not a cause;
-/// `cleanup` and `kill` always travel with `died`.
+/// `cleanup` and `kill` always travel with `died`. `stop` is a hint only: podman
+/// 4.3 often and podman 5 practically always leave it out of a `podman stop`
+/// (its `died` is the news). `restart` is podman's restart policy bringing a
+/// container back, `health_status` a healthcheck's verdict (manifests declare
+/// no healthcheck), `exec_died` a healthcheck's or exec's process: none
+/// leaves the declared state.
 pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 
 /// How long manifest-directory changes settle before the directory is re-read
@@ -644,6 +649,8 @@ impl<R: Runtime> Reactor<R> {
             .filter(|_| ev.action == "died")
         {
             what = format!("{what} ({code})");
+        } else if let Some(health) = ev.rest.get("HealthStatus").and_then(|h| h.as_str()) {
+            what = format!("{what} ({health})");
         }
         let verdict = verdict.describe(ev);
         self.report.event("podman", &what, ev.name(), &verdict);

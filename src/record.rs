@@ -23,11 +23,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime::libpod;
 use crate::runtime::podman::default_socket;
 use crate::sources::{dir_watch, podman_events};
 use crate::trigger::{ChangeKind, FileChange, StreamStatus, Trigger};
@@ -38,7 +38,7 @@ pub const FORMAT_VERSION: u64 = 1;
 /// Unit files bigger than this are recorded without their contents.
 const MAX_CONTENT: u64 = 1 << 20;
 
-/// Each REST call the recorder makes (version, images, containers) must answer within this.
+/// Each REST call the recorder makes (version, info, images, containers) must answer within this.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, clap::Args)]
@@ -267,20 +267,25 @@ fn absolute(p: &Path) -> PathBuf {
 /// The first line: what was recorded, where, and the world at the start
 /// (podkeeper's containers and those of systemd units).
 async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
-    let version = get_json(socket, "/v4.0.0/libpod/version")
+    let engine = crate::runtime::engine::discover(socket, CALL_TIMEOUT)
         .await
-        .context("cannot ask podman for its version")?;
-    let images = get_json(socket, "/v4.0.0/libpod/images/json").await?;
+        .with_context(|| {
+            format!(
+                "cannot ask the podman at {} for its version",
+                socket.display()
+            )
+        })?;
+    let images = get_json(socket, &libpod::path("/images/json")).await?;
     // Labelled containers, and the containers of systemd units (Quadlet's
     // companions): a replay starts their services as running. Two queries,
     // since podman ANDs or ORs several label filters depending on its version.
     let mut containers = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for label in [crate::APP_LABEL, crate::reactor::SYSTEMD_UNIT_LABEL] {
-        let filters = urlencode(&json!({ "label": [label] }).to_string());
+        let filters = libpod::urlencode(&json!({ "label": [label] }).to_string());
         let found = get_json(
             socket,
-            &format!("/v4.0.0/libpod/containers/json?all=true&filters={filters}"),
+            &libpod::path(&format!("/containers/json?all=true&filters={filters}")),
         )
         .await?;
         for c in found.as_array().into_iter().flatten() {
@@ -318,8 +323,9 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
         "podkeeper_record": FORMAT_VERSION,
         "podkeeper_version": env!("CARGO_PKG_VERSION"),
         "podman": {
-            "version": version["Version"],
-            "api_version": version["APIVersion"],
+            "version": engine.version,
+            "api_version": engine.api_version,
+            "rootless": engine.rootless,
         },
         "started": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "started_unix": now.timestamp(),
@@ -335,42 +341,9 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
     }))
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `GET path` on podman's socket, parsed as JSON, within [`CALL_TIMEOUT`].
 async fn get_json(socket: &Path, path: &str) -> anyhow::Result<Value> {
-    let call = async {
-        let io = UnixStream::connect(socket)
-            .await
-            .with_context(|| format!("connect {}", socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::handshake(io).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = hyper::Request::get(path)
-            .header("Host", "d")
-            .body(hyper::Body::empty())?;
-        let resp = sender.send_request(req).await?;
-        let status = resp.status();
-        let body = hyper::body::to_bytes(resp.into_body()).await?;
-        anyhow::ensure!(
-            status.is_success(),
-            "GET {path}: {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        );
-        Ok::<_, anyhow::Error>(serde_json::from_slice(&body)?)
-    };
-    tokio::time::timeout(CALL_TIMEOUT, call)
+    libpod::get_json(socket, path, CALL_TIMEOUT)
         .await
-        .map_err(|_| anyhow::anyhow!("GET {path}: no answer within {CALL_TIMEOUT:?}"))?
+        .with_context(|| format!("GET {path} on {}", socket.display()))
 }

@@ -53,7 +53,7 @@ use crate::manifest;
 use crate::reactor::{Reactor, ReactorConfig, Stats, SYSTEMD_UNIT_LABEL};
 use crate::record::FORMAT_VERSION;
 use crate::report::{Clock, Reporter, SharedBuf};
-use crate::runtime::sim::{SimContainer, SimRuntime};
+use crate::runtime::sim::{EventSet, SimContainer, SimRuntime};
 use crate::runtime::sim_systemd::SimSystemd;
 use crate::runtime::ContainerState;
 use crate::trigger::{ChangeKind, FileChange, PodmanEvent, StreamStatus, Trigger};
@@ -528,7 +528,10 @@ pub async fn replay(
     });
     let start = Instant::now();
     let (etx, erx) = mpsc::unbounded_channel();
-    let sim = SimRuntime::new(&[], Some(etx)).with_epoch(fixture.header.started);
+    // The simulation answers the reactor in the events of the recorded podman.
+    let sim = SimRuntime::new(&[], Some(etx))
+        .with_epoch(fixture.header.started)
+        .with_event_set(EventSet::for_version(&fixture.header.podman_version));
     for image in &fixture.header.images {
         sim.add_image(image);
     }
@@ -1156,6 +1159,42 @@ mod tests {
         let e = Fixture::parse(r#"{"t":0,"source":"podman","event":{}}"#).unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.what.contains("not a podkeeper recording"), "{e}");
+    }
+
+    #[test]
+    fn the_simulation_should_answer_in_the_events_of_the_recorded_podman() {
+        for (version, stop_event) in [("4.3.1", true), ("5.4.2", false)] {
+            let tmp = tempfile::tempdir().unwrap();
+            let apps = tmp.path().join("apps");
+            std::fs::create_dir_all(&apps).unwrap();
+            std::fs::write(
+                apps.join("a.yaml"),
+                "app:\n  id: a\n  container:\n    image: localhost/bb:1\n",
+            )
+            .unwrap();
+            let header = format!(
+                r#"{{"podkeeper_record":1,"started_unix":100,"podman":{{"version":"{version}"}},"params":{{"unit_dirs":[]}},"images":["localhost/bb:1"],"containers":[{{"Id":"c1","Names":["a"],"State":"running","Labels":{{"io.podkeeper.app":"a"}}}}]}}"#
+            );
+            // The manifest deleted: podkeeper removes the running container.
+            let text = format!(
+                "{header}\n{}",
+                r#"{"t":0.5,"source":"apps-dir","event":{"path":"a.yaml","kind":"remove"}}"#
+            );
+            let out = replay_to_outcome(&Fixture::parse(&text).unwrap(), &apps, &[]).unwrap();
+            assert!(
+                out.calls.contains(&"remove a".to_string()),
+                "{}",
+                out.output
+            );
+            assert!(out.output.contains("container died (0)"), "{}", out.output);
+            assert!(out.output.contains("container remove"), "{}", out.output);
+            assert_eq!(
+                out.output.contains("container stop "),
+                stop_event,
+                "podman {version}:\n{}",
+                out.output
+            );
+        }
     }
 
     /// A podman event of the Quadlet container `id` of `t.service`.

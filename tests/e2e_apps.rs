@@ -235,16 +235,6 @@ fn a_container_without_the_label_should_never_be_touched() {
     assert_eq!(d.stop(), Some(0));
 }
 
-/// Starts the podman service again even when the test fails half-way.
-struct ServiceGuard;
-impl Drop for ServiceGuard {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/podman-service"))
-            .arg("start")
-            .status();
-    }
-}
-
 #[test]
 fn a_container_killed_while_the_podman_service_is_down_should_be_repaired_when_it_returns() {
     let _g = serial();
@@ -255,14 +245,7 @@ fn a_container_killed_while_the_podman_service_is_down_should_be_repaired_when_i
     let before = inspect("e2e-outage-web").unwrap();
     let mark = d.mark();
     let _service = ServiceGuard;
-    let svc = |arg: &str| {
-        let ok = Command::new(repo().join("scripts/podman-service"))
-            .arg(arg)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "podman-service {arg}");
-    };
-    svc("stop");
+    podman_service("stop");
     d.wait_line(mark, &["events stream lost"], T);
     kill9(before.pid);
     wait_until(T, "exited", || {
@@ -274,7 +257,7 @@ fn a_container_killed_while_the_podman_service_is_down_should_be_repaired_when_i
         "exited",
         "nobody repaired it without podman"
     );
-    svc("start");
+    podman_service("start");
     wait_until(T, "repaired after the service returned", || {
         inspect("e2e-outage-web")
             .is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
@@ -444,16 +427,7 @@ fn a_start_issued_on_the_exit_file_should_never_race_podmans_cleanup() {
     }
     // `podman stop` by hand: podman's own cleanup after the stop must not be
     // raced into an error ("refusing to clean up"): every stop succeeds.
-    let stops: Vec<_> = ids
-        .iter()
-        .map(|id| {
-            Command::new("podman")
-                .args(["stop", id])
-                .env_remove("CONTAINER_HOST")
-                .output()
-                .unwrap()
-        })
-        .collect();
+    let stops: Vec<_> = ids.iter().map(|id| podman(&["stop", id])).collect();
     for (id, out) in ids.iter().zip(&stops) {
         assert!(
             out.status.success(),
@@ -507,4 +481,42 @@ fn a_second_signal_should_exit_at_once() {
     d.signal("INT");
     assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(130));
     assert!(t0.elapsed() < Duration::from_secs(3), "exited at once");
+}
+
+#[test]
+fn the_exit_directory_should_be_the_one_the_podmans_conmon_writes_to() {
+    let _g = serial();
+    let apps = Apps::new("e2e-exitdir-");
+    apps.write("e2e-exitdir-a", TRAP_CMD);
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("e2e-exitdir-a"));
+    // What that container's conmon was told, read apart from podkeeper.
+    let conmon = podman_ok(&["inspect", "-f", "{{.State.ConmonPid}}", "e2e-exitdir-a"]);
+    let cmdline = std::fs::read(format!("/proc/{conmon}/cmdline")).expect("conmon's command line");
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = args
+        .iter()
+        .position(|a| a == "--exit-dir")
+        .expect("--exit-dir");
+    let dir = &args[at + 1];
+    // podkeeper watches it, read off a conmon: at start-up, or once a container ran.
+    d.wait_line(
+        0,
+        &[
+            "exit-dir",
+            &format!("watching {dir} (--exit-dir of conmon "),
+        ],
+        T,
+    );
+    // And hears exits there.
+    let pid = inspect("e2e-exitdir-a").unwrap().pid;
+    let mark = d.mark();
+    kill9(pid);
+    let heard = d.wait_line(mark, &["conmon", "exit file"], T);
+    assert!(heard.contains("app/e2e-exitdir-a"), "{heard}");
+    wait_until(T, "restarted", || is_running("e2e-exitdir-a"));
+    assert_eq!(d.stop(), Some(0));
 }

@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -19,7 +18,7 @@ const T: Duration = Duration::from_secs(30);
 /// A Quadlet container that stops at once on SIGTERM.
 const UNIT: &str = "[Container]\nImage=localhost/bb:1\nExec=/bin/sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'\nNetwork=none\n";
 
-/// Make sure `systemctl --user` finds the user manager (scripts/env.sh sets this).
+/// Make sure `systemctl --user` finds the stack user's manager (scripts/env.sh sets this for root).
 fn user_manager_env() {
     if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
         let uid = std::fs::metadata("/proc/self")
@@ -30,16 +29,9 @@ fn user_manager_env() {
     let ok = systemctl(&["is-system-running"]).status.code().is_some();
     assert!(
         ok && Path::new("/usr/libexec/podman/quadlet").exists(),
-        "a systemd user manager and Quadlet are required: run `bash scripts/setup-host` first"
+        "stack {}: a systemd user manager and Quadlet are required: run `bash scripts/setup-host` first",
+        stack().name
     );
-}
-
-fn systemctl(args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
-        .args(["60", "systemctl", "--user", "--no-pager"])
-        .args(args)
-        .output()
-        .expect("run systemctl")
 }
 
 /// `systemctl --user show -p PROP --value UNIT`
@@ -62,10 +54,7 @@ struct UnitDir {
 impl UnitDir {
     fn new(prefix: &str) -> Self {
         user_manager_env();
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or("/root".into());
-        let path = home
+        let path = home()
             .join(".config/containers/systemd")
             .join(format!("podkeeper-test-{prefix}"));
         let d = UnitDir {
@@ -74,7 +63,7 @@ impl UnitDir {
             dropins: Vec::new(),
         };
         d.clean();
-        std::fs::create_dir_all(&d.path).expect("create unit dir");
+        user_dir(&d.path);
         d
     }
 
@@ -93,11 +82,8 @@ impl UnitDir {
     /// A drop-in for every service whose name starts with `prefix` (systemd's
     /// dash-prefix drop-ins), removed with the directory.
     fn dropin(&mut self, prefix: &str, text: &str) {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or("/root".into());
-        let dir = home.join(format!(".config/systemd/user/{prefix}.service.d"));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = home().join(format!(".config/systemd/user/{prefix}.service.d"));
+        user_dir(&dir);
         std::fs::write(dir.join("50-podkeeper-test.conf"), text).unwrap();
         self.dropins.push(dir);
     }
@@ -441,7 +427,10 @@ fn a_removed_and_recreated_unit_directory_should_get_its_companions_back() {
         assert!(tries < 100, "cannot remove {}: {e}", units.path.display());
         std::thread::sleep(Duration::from_millis(5));
     }
-    let _ = std::fs::create_dir(&units.path);
+    // Made aside and renamed into place, so it appears already the stack user's.
+    let fresh = units.path.with_extension("new");
+    user_dir(&fresh);
+    let _ = std::fs::rename(&fresh, &units.path);
     wait_until(T, "files back", || {
         units.read("e2e-cs5-a.container").as_deref() == Some(UNIT)
             && units.read("e2e-cs5-b.container").as_deref() == Some(UNIT)
@@ -648,7 +637,7 @@ impl Drop for Fifos {
 /// The user manager answers at once (a wedged generator would hold it).
 fn user_manager_answers_at_once() {
     let t0 = Instant::now();
-    let out = Command::new("timeout")
+    let out = user_command("timeout")
         .args(["10", "systemctl", "--user", "show-environment"])
         .output()
         .unwrap();

@@ -33,6 +33,19 @@ fn write_apps(dir: &Path, files: &[(&str, String)]) {
     }
 }
 
+/// The name `podman kube play` gives container `ctr` of Deployment
+/// `deployment`'s pod: podman 4 names the pod `<deployment>-pod-0`, podman 5
+/// `<deployment>-pod`.
+fn deployment_container(deployment: &str, ctr: &str) -> String {
+    [
+        format!("{deployment}-pod-0-{ctr}"),
+        format!("{deployment}-pod-{ctr}"),
+    ]
+    .into_iter()
+    .find(|n| podman(&["container", "exists", n]).status.success())
+    .unwrap_or_else(|| panic!("no container {ctr} of Deployment {deployment}"))
+}
+
 /// `podman inspect` of one container, whole.
 fn inspect_json(name: &str) -> Value {
     let out = podman_ok(&["container", "inspect", name]);
@@ -391,14 +404,13 @@ fn an_exported_deployment_should_play_as_one_pod_with_the_same_container() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     podman_ok(&["kube", "play", "--network", "none", yaml.to_str().unwrap()]);
-    // podman kube play names a Deployment's pods <name>-pod-<n>.
-    let app = inspect_json("kexp-dep-pod-0-kexp-dep");
+    let app = inspect_json(&deployment_container("kexp-dep", "kexp-dep"));
     assert_eq!(app["State"]["Status"], "running");
     assert_eq!(strings(&app["Config"]["Cmd"]), vec!["/bin/sh", "-c", TRAP]);
     assert_eq!(env_of(&app)["A"], "b");
     assert_eq!(app["Config"]["Labels"]["tier"], "back");
     assert_eq!(app["Config"]["Labels"]["io.podkeeper.app"], "kexp-dep");
-    let side = inspect_json("kexp-dep-side-pod-0-kexp-dep-side");
+    let side = inspect_json(&deployment_container("kexp-dep-side", "kexp-dep-side"));
     assert_eq!(side["State"]["Status"], "running");
     assert_eq!(
         strings(&side["Config"]["Cmd"]),

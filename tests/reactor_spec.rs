@@ -7,7 +7,7 @@ use std::time::Duration;
 use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
 use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
 use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim::{EventSet, SimRuntime};
 use podkeeper::runtime::ContainerState;
 use podkeeper::trigger::{StreamStatus, Trigger};
 use tokio::sync::mpsc;
@@ -644,4 +644,100 @@ async fn a_podman_that_does_not_answer_should_be_reported_once_and_its_return_to
         out.contains("sweep                    none") || out.contains("react  sweep"),
         "{out}"
     );
+}
+/// A podman 5: no `stop` event for a `podman stop`, `containerExitCode` only
+/// on `died` and `remove`.
+fn sim5() -> (
+    SimRuntime,
+    mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+) {
+    let (sim, erx) = sim();
+    (sim.with_event_set(EventSet::V5), erx)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_podman_stop_on_podman_5_should_be_repaired_from_its_died_event_alone() {
+    let (sim, erx) = sim5();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    h.sim.stop_by_hand("web");
+    sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        h.sim.container("web").unwrap().state,
+        ContainerState::Running
+    );
+    assert_eq!(
+        h.calls_for("web")
+            .iter()
+            .filter(|c| c.starts_with("start"))
+            .count(),
+        1,
+        "{:?}",
+        h.sim.calls()
+    );
+    let (_, out) = h.stop().await;
+    assert!(
+        !out.contains("container stop "),
+        "podman 5 sends none: {out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("container died (0)") && l.contains("→ queue app/web")),
+        "{out}"
+    );
+}
+
+/// A container event of app `web` as podman 5.4 sends it.
+fn event5(action: &str, extra: serde_json::Value) -> podkeeper::trigger::PodmanEvent {
+    let mut ev = serde_json::json!({
+        "status": action, "id": "c0ffee", "from": "localhost/bb:1",
+        "Type": "container", "Action": action, "scope": "local",
+        "Actor": {"ID": "c0ffee", "Attributes": {
+            "image": "localhost/bb:1", "name": "web", "podId": "",
+            "io.podkeeper.app": "web"}},
+        "time": 1_764_000_001, "timeNano": 1_764_000_001_000_000_000_i64,
+    });
+    if let (Some(ev), Some(extra)) = (ev.as_object_mut(), extra.as_object()) {
+        ev.extend(extra.clone());
+    }
+    serde_json::from_value(ev).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_health_status_and_image_pull_events_should_cost_no_reconcile() {
+    let (sim, erx) = sim5();
+    let h = Harness::start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h.sim.clear_calls();
+    let image_pull: podkeeper::trigger::PodmanEvent = serde_json::from_value(serde_json::json!({
+        "status": "pull", "id": "localhost/bb:1", "Type": "image", "Action": "pull",
+        "Actor": {"ID": "localhost/bb:1", "Attributes": {"name": "localhost/bb:1"}},
+        "scope": "local", "time": 1_764_000_001, "timeNano": 1_764_000_001_000_000_000_i64,
+    }))
+    .unwrap();
+    for ev in [
+        image_pull,
+        event5("restart", serde_json::json!({})),
+        event5(
+            "health_status",
+            serde_json::json!({"HealthStatus": "unhealthy"}),
+        ),
+        event5("exec_died", serde_json::json!({})),
+    ] {
+        h.send(Trigger::Podman(ev)).await;
+    }
+    sleep(Duration::from_secs(1)).await;
+    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    let (_, out) = h.stop().await;
+    for line in [
+        "image pull               localhost/bb:1       → ignored: image events do not change an app",
+        "container restart        web                  → ignored: restart does not leave the declared state",
+        "container health_status (unhealthy) web                  → ignored: health_status does not leave the declared state",
+        "container exec_died      web                  → ignored: exec_died does not leave the declared state",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
 }

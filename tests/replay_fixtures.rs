@@ -331,6 +331,104 @@ fn replay_should_reread_the_manifests_after_an_inotify_overflow() {
 }
 
 #[test]
+fn podman5_replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strangers() {
+    let out = replay("podman5-crash-repair");
+    assert!(
+        out.output.contains("recorded with podman 5.4.2"),
+        "{}",
+        out.output
+    );
+    let a = "app/rec-podman5-crash-repair-a";
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r(a, "start"),
+            r(a, "start"),
+            r(a, "start"),
+            r(a, "start")
+        ],
+        "{}",
+        out.output
+    );
+    let died = lines_with(&out, &["died (137)", "rec-podman5-crash-repair-a "]);
+    let starts = lines_with(&out, &["react", a, "start"]);
+    assert_eq!(died.len(), 4, "{}", out.output);
+    for (d, s) in died.iter().zip(&starts) {
+        assert_eq!(at_ms(s) - at_ms(d), 10, "{d}\n{s}");
+    }
+    assert!(
+        out.calls.iter().all(|c| c == "list" || c.ends_with("-a")),
+        "{:?}",
+        out.calls
+    );
+    assert_eq!(
+        lines_with(
+            &out,
+            &["rec-podman5-crash-repair-stranger", "ignored: not managed"]
+        )
+        .len(),
+        2
+    );
+}
+
+#[test]
+fn podman5_replay_should_repair_a_stop_that_sends_no_stop_event_and_an_rm() {
+    let out = replay("podman5-stop-rm");
+    let a = "app/rec-podman5-stop-rm-a";
+    // podman 5's `podman stop` is `died (0)`, `cleanup`: one reconcile, which
+    // gives the stop its grace; `rm -f` is `died (0)`, `remove`: a create and
+    // its dirty follow-up.
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r(a, "start"),
+            r(a, "create"),
+            r(a, "none")
+        ],
+        "{}",
+        out.output
+    );
+    assert!(!out.output.contains("container stop "), "{}", out.output);
+    let start = lines_with(&out, &["react", a, "start"]);
+    assert!(
+        start[0].contains("exited (code 0), after a podman stop's grace"),
+        "{}",
+        start[0]
+    );
+    assert!(out.output.contains(
+        "container died (0)       rec-podman5-stop-rm-a → queue app/rec-podman5-stop-rm-a"
+    ));
+    assert_eq!(out.stats.failures, 0);
+}
+
+#[test]
+fn podman5_replay_should_leave_health_status_and_restart_policy_containers_alone() {
+    let out = replay("podman5-health");
+    assert_eq!(reactions(&out), [r("sweep", "none")], "{}", out.output);
+    assert_eq!(out.calls, ["list"]);
+    let health = lines_with(
+        &out,
+        &[
+            "container health_status (unhealthy) rec-podman5-health-sick",
+            "→ ignored: not managed",
+        ],
+    );
+    assert_eq!(health.len(), 3, "{}", out.output);
+    assert_eq!(
+        lines_with(
+            &out,
+            &["container restart", "rec-podman5-health-policy", "ignored"]
+        )
+        .len(),
+        1,
+        "{}",
+        out.output
+    );
+}
+
+#[test]
 fn two_replays_of_a_fixture_should_print_the_same_bytes() {
     for name in [
         "crash-repair",
@@ -342,6 +440,9 @@ fn two_replays_of_a_fixture_should_print_the_same_bytes() {
         "unit-editor-save",
         "overflow",
         "companion-restore",
+        "podman5-crash-repair",
+        "podman5-stop-rm",
+        "podman5-health",
     ] {
         let (a, b) = (replay(name), replay(name));
         assert_eq!(a.output, b.output, "{name}");

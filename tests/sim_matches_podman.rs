@@ -1,15 +1,18 @@
 //! The simulated podman emits what the real one does: one scripted scenario, run against both, same events.
 //!
 //! Needs the real podman (scripts/setup-host): a missing podman is a failure,
-//! never a skip. Compared per step: type, action, container name, podkeeper's
-//! labels and the exit code of `died`; not ids or times. When a container is
-//! stopped (`podman stop`, `rm -f`, a forced REST remove), podman 4.3's stop
-//! path races conmon's cleanup process: seen here were `stop, died, cleanup,
-//! cleanup`, `died, cleanup, cleanup`, `stop, died, remove` and
-//! `died, cleanup, remove`. `podman rename` emits one `rename` event that
-//! names the container by its new name only (recorded on podman 4.3.1). For
-//! those stop steps, `stop` and `cleanup` are left out
-//! of both sides before comparing; everything else must match exactly.
+//! never a skip. It runs on the stack under test (tests/common), and the
+//! simulation emits the event set of that podman's version (podman 4's or
+//! 5's, `EventSet::for_version`). Compared per step: type, action, container
+//! name, podkeeper's labels and `containerExitCode` (on every event: podman 4
+//! puts one on each, podman 5 only on `died` and `remove`); not ids or times.
+//! When a container is stopped (`podman stop`, `rm -f`, a forced REST
+//! remove), podman's stop path races conmon's cleanup process: seen on 4.3
+//! were `stop, died, cleanup, cleanup`, `died, cleanup, cleanup`,
+//! `stop, died, remove` and `died, cleanup, remove`. For those steps, `stop`
+//! and `cleanup` are left out of both sides before comparing; everything else
+//! must match exactly. `podman rename` emits one `rename` event that names
+//! the container by its new name only (recorded on podman 4.3.1).
 
 mod common;
 
@@ -20,7 +23,7 @@ use std::time::Duration;
 use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim::{EventSet, SimRuntime};
 use podkeeper::runtime::{CreateRequest, Runtime};
 use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;
@@ -84,8 +87,7 @@ fn seen(ev: &PodmanEvent) -> Seen {
         .filter(|(k, _)| k.starts_with("io.podkeeper."))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let code =
-        (ev.action == "died").then(|| ev.label("containerExitCode").unwrap_or("").to_string());
+    let code = ev.label("containerExitCode").map(String::from);
     (
         ev.typ.clone(),
         ev.action.clone(),
@@ -174,17 +176,14 @@ async fn sim_should_emit_the_events_real_podman_emits() {
         other => panic!("the events stream did not connect: {other:?}"),
     }
     let real = PodmanRuntime::new(&socket, Timeouts::default());
+    let version = real.engine().await.expect("podman's version").version;
+    let set = EventSet::for_version(&version);
     let hand = |step: Step| {
         let name = name.as_str();
         match step {
             Step::Crash => {
                 let pid = common::podman_ok(&["inspect", "-f", "{{.State.Pid}}", name]);
-                let ok = std::process::Command::new("kill")
-                    .args(["-9", &pid])
-                    .status()
-                    .map(|s| s.success())
-                    .unwrap_or(false);
-                assert!(ok, "kill -9 {pid}");
+                common::kill9(pid.parse().expect("pid"));
             }
             Step::StopByHand => {
                 common::podman_ok(&["stop", name]);
@@ -218,7 +217,7 @@ async fn sim_should_emit_the_events_real_podman_emits() {
 
     // The simulation, through the same calls.
     let (etx, mut erx) = mpsc::unbounded_channel();
-    let sim = Arc::new(SimRuntime::new(&["localhost/bb:1"], Some(etx)));
+    let sim = Arc::new(SimRuntime::new(&["localhost/bb:1"], Some(etx)).with_event_set(set));
     let sim_hand = |step: Step| match step {
         Step::Crash => sim.crash(&name, 137),
         Step::StopByHand => sim.stop_by_hand(&name),
@@ -245,9 +244,9 @@ async fn sim_should_emit_the_events_real_podman_emits() {
         let same = real == sim || (racy_stop && without_racy(real) == without_racy(sim));
         assert!(
             same,
-            "{step:?}: podman emitted\n  {:?}\nthe simulation\n  {:?}",
-            real.iter().map(|s| &s.1).collect::<Vec<_>>(),
-            sim.iter().map(|s| &s.1).collect::<Vec<_>>(),
+            "{step:?}: podman {version} emitted\n  {:?}\nthe simulation ({set:?})\n  {:?}",
+            real.iter().map(|s| (&s.1, &s.4)).collect::<Vec<_>>(),
+            sim.iter().map(|s| (&s.1, &s.4)).collect::<Vec<_>>(),
         );
     }
 }

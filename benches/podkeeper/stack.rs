@@ -103,7 +103,10 @@ pub struct Api(podman_api::Podman);
 
 impl Api {
     pub fn new() -> Self {
-        Api(podman_api::Podman::unix(socket()))
+        Api(podman_api::Podman::unix_versioned(
+            socket(),
+            podkeeper::runtime::libpod::api_version(),
+        ))
     }
 
     pub async fn inspect(&self, name: &str) -> Option<Ctr> {

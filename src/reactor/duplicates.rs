@@ -32,7 +32,7 @@ impl<R: Runtime> Reactor<R> {
     /// in this run, it duplicates an app whose manifest was, or
     /// `--prune-orphans`.
     pub(super) fn may_remove(&self, name: &str) -> bool {
-        self.cfg.prune_orphans
+        self.prune_orphans()
             || self.had_manifest.contains(name)
             || self.dups.known.get(name).is_some_and(|app| {
                 self.had_manifest.contains(app) && !self.apps.apps.contains_key(app)
@@ -104,7 +104,7 @@ impl<R: Runtime> Reactor<R> {
     }
 
     fn report_duplicate(&mut self, name: &str, app: &str) {
-        let fate = if self.cfg.prune_orphans {
+        let fate = if self.prune_orphans() {
             "removing it (--prune-orphans)".to_string()
         } else if self.apps.apps.contains_key(app) {
             format!("left alone while app/{app}'s manifest exists (removed with it; --prune-orphans removes it now)")

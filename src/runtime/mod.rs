@@ -3,6 +3,8 @@
 //! [`podman::PodmanRuntime`] is the real one (podman's REST API, every call under
 //! a timeout). A simulated one backs replay and scale tests.
 
+pub mod engine;
+pub mod libpod;
 pub mod podman;
 pub mod sim;
 pub mod sim_systemd;

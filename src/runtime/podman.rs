@@ -12,6 +12,8 @@ use podman_api::opts::{
 };
 use podman_api::Podman;
 
+use super::engine::{self, Engine};
+use super::libpod::{self, CallError};
 use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
 use crate::manifest::{parse_port, parse_volume};
 
@@ -66,7 +68,8 @@ pub struct PodmanRuntime {
 impl PodmanRuntime {
     pub fn new(socket: &Path, timeouts: Timeouts) -> Self {
         PodmanRuntime {
-            api: Podman::unix(socket),
+            // Every typed call on the one pinned libpod API version.
+            api: Podman::unix_versioned(socket, libpod::api_version()),
             socket: socket.to_path_buf(),
             timeouts,
         }
@@ -76,10 +79,75 @@ impl PodmanRuntime {
         &self.socket
     }
 
-    /// podman's version, to check the service answers.
-    pub async fn version(&self) -> RuntimeResult<String> {
-        let v = with_timeout("version", self.timeouts.quick, self.api.version()).await?;
-        Ok(v.version.unwrap_or_default())
+    /// podman's versions, mode and exit directory (see [`engine`]).
+    pub async fn engine(&self) -> RuntimeResult<Engine> {
+        engine::discover(&self.socket, self.timeouts.quick)
+            .await
+            .map_err(|e| from_call("info", self.timeouts.quick, e))
+    }
+}
+
+/// A raw call's failure in the runtime's terms.
+fn from_call(call: &'static str, after: Duration, e: CallError) -> RuntimeError {
+    match e {
+        CallError::Status(404, message) => RuntimeError::NotFound(message),
+        CallError::Status(_, message) => RuntimeError::Failed(message),
+        CallError::Timeout => RuntimeError::Timeout { call, after },
+        CallError::Unreachable(e) => RuntimeError::Unreachable(e),
+        CallError::Body(e) => RuntimeError::Failed(e),
+    }
+}
+
+/// The fields of a libpod inspect podkeeper reads. podman 4 and podman 5
+/// differ in others (`Config.StopSignal`: 15 or `"SIGTERM"`,
+/// `Config.Entrypoint`: a string or a list), so only these are decoded.
+#[derive(Debug, serde::Deserialize)]
+struct Inspect {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "State")]
+    state: InspectState,
+    #[serde(rename = "Config", default)]
+    config: InspectConfig,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct InspectState {
+    #[serde(rename = "Status", default)]
+    status: String,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i32>,
+    #[serde(rename = "StartedAt", default)]
+    started_at: Option<String>,
+    #[serde(rename = "FinishedAt", default)]
+    finished_at: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct InspectConfig {
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+impl Inspect {
+    fn into_info(self) -> ContainerInfo {
+        // podman says 0001-01-01T00:00:00Z for "never".
+        let time = |t: Option<String>| {
+            t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| t.timestamp() > 0)
+        };
+        ContainerInfo {
+            id: self.id,
+            name: self.name,
+            state: ContainerState::parse(&self.state.status),
+            labels: self.config.labels.unwrap_or_default(),
+            started_at: time(self.state.started_at),
+            finished_at: time(self.state.finished_at),
+            exit_code: self.state.exit_code,
+        }
     }
 }
 
@@ -166,27 +234,11 @@ impl Runtime for PodmanRuntime {
     }
 
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
-        let c = self.api.containers().get(name);
-        match with_timeout("inspect", self.timeouts.quick, c.inspect()).await {
-            Ok(r) => {
-                let zero = |d: Option<chrono::DateTime<Utc>>| d.filter(|d| d.timestamp() > 0);
-                let state = r.state;
-                let status = state
-                    .as_ref()
-                    .and_then(|s| s.status.as_deref())
-                    .unwrap_or("unknown");
-                Ok(Some(ContainerInfo {
-                    id: r.id.unwrap_or_default(),
-                    name: r.name.unwrap_or_default(),
-                    state: ContainerState::parse(status),
-                    labels: labels_of(r.config.and_then(|c| c.labels)),
-                    started_at: zero(state.as_ref().and_then(|s| s.started_at)),
-                    finished_at: zero(state.as_ref().and_then(|s| s.finished_at)),
-                    exit_code: state.as_ref().and_then(|s| s.exit_code),
-                }))
-            }
-            Err(RuntimeError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
+        let path = libpod::path(&format!("/containers/{}/json", libpod::urlencode(name)));
+        match libpod::get_json::<Inspect>(&self.socket, &path, self.timeouts.quick).await {
+            Ok(r) => Ok(Some(r.into_info())),
+            Err(CallError::Status(404, _)) => Ok(None),
+            Err(e) => Err(from_call("inspect", self.timeouts.quick, e)),
         }
     }
 
@@ -374,5 +426,37 @@ mod cause_tests {
             "name \"a\" is in use: container already exists: container already exists",
         );
         assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fields around the ones podkeeper reads, as podman 5.4.2 answers on
+    /// a /v5 path and podman 4.3.1 on /v4.0.0 (trimmed from real answers).
+    const V5: &str = r#"{"Id": "91bfbfa3a9269cedc57867a6b357a4a67c432a3072997e5d06aba59bbed2f1f2", "Name": "web", "State": {"Status": "exited", "Running": false, "Pid": 0, "ConmonPid": 0, "ExitCode": 137, "StartedAt": "2026-11-30T18:30:51.559165712Z", "FinishedAt": "2026-11-30T18:31:02.5Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": "SIGTERM", "Entrypoint": null, "Cmd": ["sleep", "1000"]}}"#;
+    const V4: &str = r#"{"Id": "07808dc3a2cd6a4af9ed1d0c1a93b06efb4fad5bbe9e48d1a941d999f832d100", "Name": "web", "State": {"Status": "running", "Running": true, "Pid": 1693, "ConmonPid": 1683, "ExitCode": 0, "StartedAt": "2026-11-30T18:30:51.719823347Z", "FinishedAt": "0001-01-01T00:00:00Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": 15, "Entrypoint": "", "Cmd": ["sleep", "1000"]}}"#;
+
+    #[test]
+    fn inspect_should_read_podman_4_and_podman_5_shapes_alike() {
+        let five = serde_json::from_str::<Inspect>(V5).unwrap().into_info();
+        assert_eq!(five.state, ContainerState::Exited);
+        assert_eq!(five.exit_code, Some(137));
+        assert_eq!(five.label(crate::APP_LABEL), Some("web"));
+        assert!(five.last_uptime().is_some_and(|d| d.as_secs() == 10));
+        let four = serde_json::from_str::<Inspect>(V4).unwrap().into_info();
+        assert_eq!(four.state, ContainerState::Running);
+        assert_eq!(four.name, "web");
+        assert!(four.started_at.is_some());
+        assert_eq!(four.finished_at, None, "year one means never");
+    }
+
+    #[test]
+    fn inspect_should_tolerate_missing_labels_and_times() {
+        let bare = r#"{"Id": "x", "State": {"Status": "created"}, "Config": {"Labels": null}}"#;
+        let info = serde_json::from_str::<Inspect>(bare).unwrap().into_info();
+        assert_eq!(info.state, ContainerState::Created);
+        assert!(info.labels.is_empty() && info.started_at.is_none());
     }
 }

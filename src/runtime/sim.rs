@@ -2,13 +2,26 @@
 //!
 //! It backs replay, the reactor's own tests and the scale benchmark. Calls take
 //! a fixed time on tokio's clock, so under paused time everything is
-//! deterministic. The event sequences follow what podman 4.3.1 emits on this
-//! stack (checked by `tests/sim_matches_podman.rs`): create → `create`;
-//! start → `init`, `start`; crash → `died`, `cleanup`; `podman stop` →
-//! `stop`, `died`, `cleanup`, `cleanup`; `rm -f` (or a forced REST remove) of a
-//! running container → `stop`, `died`, `remove`. podman itself sometimes leaves
-//! out the `stop` of the last two (a race with conmon's cleanup); the sim always
-//! emits it. Only `died` carries the exit code; every other event says "0".
+//! deterministic. The event sequences follow what podman emits on this
+//! project's stacks, in one of two sets ([`EventSet`], chosen by podman's
+//! version; `tests/sim_matches_podman.rs` checks both against the real ones):
+//!
+//! | what | podman 4.3 ([`EventSet::V4`]) | podman 5.x ([`EventSet::V5`]) |
+//! |---|---|---|
+//! | create | `create` | `create` |
+//! | start | `init`, `start` | `init`, `start` |
+//! | crash (`kill -9`) | `died`, `cleanup` | `died`, `cleanup` |
+//! | `podman stop` | `stop`, `died`, `cleanup`, `cleanup` | `died`, `cleanup` |
+//! | `rm -f` or a forced REST remove of a running container | `stop`, `died`, `remove` | `died`, `remove` |
+//! | `containerExitCode` | on every container event: the real code on `died`, "0" on the others | only on `died` and `remove` (the last exit code) |
+//!
+//! podman's `stop` event is a race in both (its stop path emits it only if
+//! conmon's cleanup has not moved the container on yet): podman 4.3 sometimes
+//! leaves it out, and 5.x, whose cleanup is quicker, practically always; the
+//! V4 sim always emits it, V5 never. `podman run` of a local image also emits
+//! `image pull`, a podman with a restart policy `restart`, a healthcheck
+//! `health_status` (with a top-level `HealthStatus`); podkeeper does none of
+//! these, so neither does the sim.
 //!
 //! `podman rename` → `rename`, naming the container by its new name only.
 //!
@@ -41,6 +54,31 @@ pub struct SimContainer {
     pub exit_code: Option<i32>,
 }
 
+/// Which podman's event sequences the simulation emits (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventSet {
+    /// podman 4.x.
+    #[default]
+    V4,
+    /// podman 5.x and later.
+    V5,
+}
+
+impl EventSet {
+    /// The set of a podman version (`4.3.1`, `5.4.2`, …); 4's for one that
+    /// cannot be read.
+    pub fn for_version(version: &str) -> Self {
+        match version
+            .split('.')
+            .next()
+            .and_then(|m| m.parse::<u32>().ok())
+        {
+            Some(major) if major >= 5 => EventSet::V5,
+            _ => EventSet::V4,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct SimState {
     containers: BTreeMap<String, SimContainer>,
@@ -61,6 +99,7 @@ pub struct SimRuntime {
     /// The wall-clock origin of simulated timestamps.
     epoch: DateTime<Utc>,
     started: tokio::time::Instant,
+    events_of: EventSet,
 }
 
 impl SimRuntime {
@@ -77,7 +116,18 @@ impl SimRuntime {
             latency: Duration::from_millis(5),
             epoch: DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
             started: tokio::time::Instant::now(),
+            events_of: EventSet::default(),
         }
+    }
+
+    /// Emit the event sequences of that podman (default: podman 4's).
+    pub fn with_event_set(mut self, set: EventSet) -> Self {
+        self.events_of = set;
+        self
+    }
+
+    pub fn event_set(&self) -> EventSet {
+        self.events_of
     }
 
     /// Let the simulated clock read `epoch` now (and run on from there on
@@ -124,14 +174,22 @@ impl SimRuntime {
         let mut attributes = c.labels.clone();
         attributes.insert("name".into(), c.name.clone());
         attributes.insert("image".into(), c.image.clone());
-        // podman 4.3 puts `containerExitCode` on every container event, but
-        // only `died` carries the real code: the others say "0".
-        let code = if action == "died" {
-            exit_code.or(c.exit_code).unwrap_or(0)
-        } else {
-            0
-        };
-        attributes.insert("containerExitCode".into(), code.to_string());
+        let code = || exit_code.or(c.exit_code).unwrap_or(0).to_string();
+        match (self.events_of, action) {
+            (_, "died") => {
+                attributes.insert("containerExitCode".into(), code());
+            }
+            // podman 4.3 puts `containerExitCode` on every container event,
+            // but only `died` carries the real code: the others say "0".
+            (EventSet::V4, _) => {
+                attributes.insert("containerExitCode".into(), "0".into());
+            }
+            // podman 5 only on `died` and `remove`, with the last exit code.
+            (EventSet::V5, "remove") => {
+                attributes.insert("containerExitCode".into(), code());
+            }
+            (EventSet::V5, _) => {}
+        }
         attributes.insert("podId".into(), String::new());
         let now = self.now();
         let mut rest = serde_json::Map::new();
@@ -201,9 +259,9 @@ impl SimRuntime {
         self.emit(&c, "cleanup", Some(code));
     }
 
-    /// `podman stop` by hand of a container that exits on SIGTERM:
+    /// `podman stop` by hand of a container that exits on SIGTERM: podman 4
     /// `stop`, `died`, `cleanup`, `cleanup` (the stop command and conmon's
-    /// exit command each run a cleanup).
+    /// exit command each run a cleanup), podman 5 `died`, `cleanup`.
     pub fn stop_by_hand(&self, name: &str) {
         let now = self.now();
         let c = {
@@ -216,10 +274,14 @@ impl SimRuntime {
             c.finished_at = Some(now);
             c.clone()
         };
-        self.emit(&c, "stop", Some(0));
+        if self.events_of == EventSet::V4 {
+            self.emit(&c, "stop", Some(0));
+        }
         self.emit(&c, "died", Some(0));
         self.emit(&c, "cleanup", Some(0));
-        self.emit(&c, "cleanup", Some(0));
+        if self.events_of == EventSet::V4 {
+            self.emit(&c, "cleanup", Some(0));
+        }
     }
 
     /// `podman rm -f` by hand.
@@ -251,11 +313,15 @@ impl SimRuntime {
     /// A forced remove: a running container is stopped first (SIGTERM, which
     /// the test apps obey, so it exits 0) and removed without a cleanup event.
     fn emit_removal(&self, c: &SimContainer) {
+        let mut c = c.clone();
         if c.state == ContainerState::Running {
-            self.emit(c, "stop", Some(0));
-            self.emit(c, "died", Some(0));
+            if self.events_of == EventSet::V4 {
+                self.emit(&c, "stop", Some(0));
+            }
+            self.emit(&c, "died", Some(0));
+            c.exit_code = Some(0);
         }
-        self.emit(c, "remove", None);
+        self.emit(&c, "remove", None);
     }
 }
 

@@ -18,27 +18,124 @@
 //! container podkeeper does not manage is ignored by the reactor.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
+use crate::backoff::Backoff;
+use crate::report::Reporter;
+use crate::runtime::engine::{self, ExitDir};
 use crate::trigger::Trigger;
 
-/// conmon's exit directory for podman's default configuration: rootful
-/// `/run/libpod/exits`, rootless `$XDG_RUNTIME_DIR/libpod/tmp/exits`.
+/// How often podkeeper asks again while it only has podman's default: after
+/// 500 ms, doubling to a minute (a `_ping` and a container list when nothing
+/// runs).
+pub const RECHECK: Backoff = Backoff {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(60),
+};
+
+/// podman's default exit directory for a podman of podkeeper's own mode
+/// (when podman cannot be asked): rootful `/run/libpod/exits`, rootless
+/// `$XDG_RUNTIME_DIR/libpod/tmp/exits`.
 pub fn default_exit_dir() -> PathBuf {
-    let rootful = PathBuf::from("/run/libpod/exits");
-    match std::env::var("XDG_RUNTIME_DIR") {
-        Ok(dir) if !is_root() => Path::new(&dir).join("libpod/tmp/exits"),
-        _ => rootful,
-    }
+    engine::default_exit_dir(!is_root(), None)
 }
 
 fn is_root() -> bool {
     std::fs::metadata("/proc/self")
         .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
         .unwrap_or(false)
+}
+
+/// Watch the exit directory of the podman at `socket`, as found at start-up
+/// (`first`; an error when podman did not answer). While podkeeper has only
+/// podman's default, or could not watch it, it asks podman again now and
+/// then ([`RECHECK`]) and moves the watch when a running container's conmon
+/// names another directory. Every change is one note.
+pub async fn follow(
+    socket: PathBuf,
+    first: Result<ExitDir, String>,
+    tx: TriggerTx,
+    cancel: CancellationToken,
+    mut report: Reporter,
+    limit: Duration,
+) {
+    let mut known = first.unwrap_or_else(|e| ExitDir::Default {
+        path: default_exit_dir(),
+        why: format!("podman did not answer ({e}); the default for podkeeper's own user"),
+    });
+    let mut watching: Option<(PathBuf, CancellationToken)> = None;
+    let mut attempt = 0;
+    loop {
+        let want = known.watchable().map(Path::to_path_buf);
+        if want != watching.as_ref().map(|(p, _)| p.clone()) {
+            if let Some((_, token)) = watching.take() {
+                token.cancel();
+            }
+            match &want {
+                Some(dir) => {
+                    let token = cancel.child_token();
+                    match spawn(dir.clone(), tx.clone(), token.clone()) {
+                        Ok(_) => {
+                            report.note("exit-dir", &describe(&known), false);
+                            watching = Some((dir.clone(), token));
+                        }
+                        Err(e) => report.note(
+                            "exit-dir",
+                            &format!(
+                                "cannot watch {} ({}): {e}; exits come from the events stream only until it can",
+                                dir.display(),
+                                describe(&known)
+                            ),
+                            true,
+                        ),
+                    }
+                }
+                None => report.note("exit-dir", &describe(&known), true),
+            }
+        }
+        // Found (and watched), or nothing here to watch: settled.
+        if !known.provisional() && (watching.is_some() || want.is_none()) {
+            return;
+        }
+        attempt += 1;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(RECHECK.delay(attempt)) => {}
+        }
+        // podman away: ask again later.
+        if let Ok(e) = engine::discover(&socket, limit).await {
+            let same_dir = e.exit_dir.watchable() == known.watchable();
+            if same_dir && known.provisional() && !e.exit_dir.provisional() {
+                report.note(
+                    "exit-dir",
+                    &format!("confirmed: {}", describe(&e.exit_dir)),
+                    false,
+                );
+            }
+            known = e.exit_dir;
+        }
+    }
+}
+
+/// One line for the note: where, and how podkeeper knows.
+pub fn describe(dir: &ExitDir) -> String {
+    match dir {
+        ExitDir::Found { path, how } => format!("watching {} ({how})", path.display()),
+        ExitDir::Default { path, why } => format!(
+            "watching {} ({why}; asked again when a container runs)",
+            path.display()
+        ),
+        ExitDir::Elsewhere { path, why } => format!(
+            "conmon writes exit files to {} where podkeeper cannot see them ({why}): exits come from the events stream only; \
+             set podman's tmp_dir ([engine] in containers.conf) to a directory shared with this host at the same path, \
+             or pass that directory's path here with --exit-dir",
+            path.display()
+        ),
+    }
 }
 
 /// Is this file name a full container id (64 hex digits)?

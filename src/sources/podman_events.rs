@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::body::HttpBody;
-use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
 use crate::backoff::Backoff;
 use crate::manifest::excerpt::excerpt;
+use crate::runtime::libpod;
 use crate::trigger::{PodmanEvent, StreamStatus, Trigger};
 
 /// How far before the last seen event a resumed subscription starts.
@@ -191,40 +191,15 @@ fn now_nano() -> i64 {
 
 /// Open `GET /libpod/events?stream=true` and return the body once podman answered.
 async fn open(socket: &Path, since: Option<&str>) -> Result<hyper::Body, String> {
-    let io = UnixStream::connect(socket)
-        .await
-        .map_err(|e| format!("connect {}: {e}", socket.display()))?;
-    let (mut sender, conn) = hyper::client::conn::handshake(io)
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(async move {
-        // Drives the connection; ends when the body is dropped or podman hangs up.
-        let _ = conn.await;
-    });
-    let mut uri = String::from("/v4.0.0/libpod/events?stream=true");
+    let mut uri = libpod::path("/events?stream=true");
     if let Some(since) = since {
         uri.push_str("&since=");
         uri.push_str(since);
     }
-    let req = hyper::Request::get(uri)
-        .header("Host", "d")
-        .body(hyper::Body::empty())
-        .map_err(|e| e.to_string())?;
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("events request: {e}"))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        let body = hyper::body::to_bytes(resp.into_body())
-            .await
-            .unwrap_or_default();
-        return Err(format!(
-            "events: {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        ));
-    }
-    Ok(resp.into_body())
+    libpod::get(socket, &uri).await.map_err(|e| match e {
+        libpod::CallError::Status(..) => format!("events: {e}"),
+        _ => e.to_string(),
+    })
 }
 
 #[cfg(test)]

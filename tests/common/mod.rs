@@ -2,21 +2,205 @@
 //!
 //! These tests need the stack `scripts/setup-host` installs. They never skip:
 //! a missing podman is a failure, with a message saying how to set it up.
+//!
+//! Which podman they run against is a parameter: the environment
+//! `source scripts/env.sh STACK` sets (scripts/stacks.sh lists the stacks:
+//! `root`, `podman5`, `rootless`). The test process itself always runs as
+//! root; on the rootless stack podkeeper, the podman CLI and `systemctl
+//! --user` run as that stack's user ([`user_command`]), so every helper here
+//! (`podman()`, `inspect()`, `Daemon::start`, `Apps`, `podman_service()`, …)
+//! means the stack under test, and a test written with them runs unchanged
+//! on every stack.
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
+
+/// The stack under test, from the environment (defaults: the host's rootful podman).
+#[derive(Debug)]
+pub struct Stack {
+    /// `PODKEEPER_STACK`: `root`, `podman5`, `rootless`.
+    pub name: String,
+    /// `PODKEEPER_PODMAN`: the podman CLI of that stack (words), run as its user.
+    pub podman: Vec<String>,
+    /// `PODKEEPER_PODMAN_SOCKET` (else `CONTAINER_HOST`): its API socket.
+    pub socket: PathBuf,
+    /// `PODKEEPER_PODMAN_SERVICE`: a script taking start | stop | status.
+    pub service: PathBuf,
+    /// `PODKEEPER_TEST_USER`: the user podkeeper and podman run as (none: root).
+    pub user: Option<User>,
+}
+
+/// An unprivileged user a stack runs as.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl User {
+    /// Its `$XDG_RUNTIME_DIR`.
+    pub fn runtime_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/run/user/{}", self.uid))
+    }
+
+    fn lookup(name: &str) -> User {
+        let passwd = std::fs::read_to_string("/etc/passwd").expect("read /etc/passwd");
+        let fields: Vec<&str> = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() >= 6 && f[0] == name)
+            .unwrap_or_else(|| {
+                panic!("user {name} (PODKEEPER_TEST_USER) does not exist: run `bash scripts/setup-host` first")
+            });
+        User {
+            name: name.to_string(),
+            uid: fields[2].parse().expect("uid"),
+            gid: fields[3].parse().expect("gid"),
+            home: PathBuf::from(fields[5]),
+        }
+    }
+}
+
+/// The stack under test (read once).
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let socket = var("PODKEEPER_PODMAN_SOCKET")
+            .map(PathBuf::from)
+            .or_else(|| {
+                var("CONTAINER_HOST").and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+            })
+            .unwrap_or_else(|| PathBuf::from("/run/podman/podman.sock"));
+        Stack {
+            name: var("PODKEEPER_STACK").unwrap_or_else(|| "root".into()),
+            podman: var("PODKEEPER_PODMAN")
+                .unwrap_or_else(|| "podman".into())
+                .split_whitespace()
+                .map(String::from)
+                .collect(),
+            socket,
+            service: var("PODKEEPER_PODMAN_SERVICE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| repo().join("scripts/podman-service")),
+            user: var("PODKEEPER_TEST_USER").map(|u| User::lookup(&u)),
+        }
+    })
+}
 
 /// The podman API socket the tests use.
 pub fn socket() -> PathBuf {
-    match std::env::var("CONTAINER_HOST") {
-        Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
-        _ => PathBuf::from("/run/podman/podman.sock"),
+    stack().socket.clone()
+}
+
+/// `program` run as the stack's user, with that user's environment and `/`
+/// as its directory (root stacks: as it is). Arguments and environment added
+/// to the command afterwards still apply.
+pub fn user_command(program: impl AsRef<OsStr>) -> Command {
+    let Some(u) = &stack().user else {
+        return Command::new(program);
+    };
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", u.uid))
+        .arg(format!("--regid={}", u.gid))
+        .arg("--init-groups")
+        .arg("--")
+        .arg(program)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", &u.home)
+        .env("USER", &u.name)
+        .env("LOGNAME", &u.name)
+        .env("LANG", "C.UTF-8")
+        .env("XDG_RUNTIME_DIR", u.runtime_dir())
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}/bus", u.runtime_dir().display()),
+        )
+        .current_dir("/");
+    for keep in ["RUST_LOG", "RUST_BACKTRACE"] {
+        if let Some(v) = std::env::var_os(keep) {
+            c.env(keep, v);
+        }
     }
+    c
+}
+
+/// The stack user's home (root's otherwise).
+pub fn home() -> PathBuf {
+    match &stack().user {
+        Some(u) => u.home.clone(),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or("/root".into()),
+    }
+}
+
+/// Create `dir` (and missing parents), each new one owned by the stack's user.
+pub fn user_dir(dir: &Path) {
+    let mut missing = Vec::new();
+    let mut d = dir;
+    while !d.exists() {
+        missing.push(d.to_path_buf());
+        match d.parent() {
+            Some(p) => d = p,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+    if let Some(u) = &stack().user {
+        for d in missing.iter().chain(std::iter::once(&dir.to_path_buf())) {
+            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid))
+                .unwrap_or_else(|e| panic!("chown {}: {e}", d.display()));
+        }
+    }
+}
+
+/// The podkeeper binary to run: `PODKEEPER_BIN`, else cargo's. A stack user
+/// may not reach cargo's target directory (a checkout under /root): the
+/// binary is then copied to /tmp, once per build.
+pub fn podkeeper_bin() -> PathBuf {
+    let built = std::env::var_os("PODKEEPER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_podkeeper")));
+    if stack().user.is_none() {
+        return built;
+    }
+    static COPY: OnceLock<PathBuf> = OnceLock::new();
+    COPY.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let meta = std::fs::metadata(&built).expect("podkeeper binary");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&built, meta.len(), meta.modified().ok()).hash(&mut h);
+        let dir = PathBuf::from(format!("/tmp/podkeeper-e2e-bin/{:016x}", h.finish()));
+        let to = dir.join("podkeeper");
+        if !to.exists() {
+            std::fs::create_dir_all(&dir).expect("create the binary's directory");
+            let tmp = dir.join(format!(".podkeeper.{}", std::process::id()));
+            std::fs::copy(&built, &tmp).expect("copy podkeeper");
+            for d in [Path::new("/tmp/podkeeper-e2e-bin"), dir.as_path()] {
+                set_mode(d, 0o755);
+            }
+            set_mode(&tmp, 0o755);
+            std::fs::rename(&tmp, &to).expect("rename podkeeper");
+        }
+        to
+    })
+    .clone()
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
 }
 
 /// The repository root (for scripts/).
@@ -56,28 +240,30 @@ pub fn serial() -> Serial {
 
 /// Fail loudly, never skip, when the stack is missing.
 pub fn require_podman() {
-    let ok = Command::new("podman")
-        .args(["image", "exists", "localhost/bb:1"])
-        .env_remove("CONTAINER_HOST")
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+    let st = stack();
+    let ok = podman(&["image", "exists", "localhost/bb:1"])
+        .status
+        .success();
     assert!(
         ok,
-        "podman with the image localhost/bb:1 is required: run `bash scripts/setup-host` first"
+        "stack {}: {:?} with the image localhost/bb:1 is required: run `bash scripts/setup-host` first",
+        st.name, st.podman
     );
     assert!(
         socket().exists(),
-        "the podman API service is not running at {}: run `scripts/podman-service start`",
-        socket().display()
+        "stack {}: the podman API service is not running at {}: run `{} start`",
+        st.name,
+        socket().display(),
+        st.service.display()
     );
 }
 
-/// Run the podman CLI (locally, not through the service), with a time limit.
+/// Run the stack's podman CLI (locally, not through the service), as its
+/// user, with a time limit.
 pub fn podman(args: &[&str]) -> std::process::Output {
-    Command::new("timeout")
+    user_command("timeout")
         .arg("60")
-        .arg("podman")
+        .args(&stack().podman)
         .args(args)
         .env_remove("CONTAINER_HOST")
         .output()
@@ -88,10 +274,49 @@ pub fn podman_ok(args: &[&str]) -> String {
     let out = podman(args);
     assert!(
         out.status.success(),
-        "podman {args:?}: {}",
+        "podman {args:?} ({}): {}",
+        stack().name,
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `systemctl --user` of the stack user's manager, with a time limit.
+pub fn systemctl(args: &[&str]) -> std::process::Output {
+    user_command("timeout")
+        .args(["60", "systemctl", "--user", "--no-pager"])
+        .args(args)
+        .output()
+        .expect("run systemctl")
+}
+
+/// Start, stop or ask about the stack's podman API service.
+pub fn podman_service(action: &str) {
+    let st = stack();
+    let ok = Command::new(&st.service)
+        .arg(action)
+        .env("PODKEEPER_STACK", &st.name)
+        .status()
+        .unwrap_or_else(|e| panic!("run {}: {e}", st.service.display()));
+    assert!(
+        ok.success(),
+        "{} {action} ({})",
+        st.service.display(),
+        st.name
+    );
+}
+
+/// Starts the podman service again when dropped, even when a test fails half-way.
+pub struct ServiceGuard;
+
+impl Drop for ServiceGuard {
+    fn drop(&mut self) {
+        let st = stack();
+        let _ = Command::new(&st.service)
+            .arg("start")
+            .env("PODKEEPER_STACK", &st.name)
+            .status();
+    }
 }
 
 /// What the tests read of a container.
@@ -191,8 +416,16 @@ pub struct Apps {
 impl Apps {
     pub fn new(prefix: &str) -> Self {
         remove_containers(prefix);
+        let dir = tempfile::tempdir().expect("tempdir");
+        // podkeeper reads it as the stack's user; it stays root's (podkeeper
+        // trusts a directory root owns, and a `check` run as root trusts it too).
+        if stack().user.is_some() {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod apps dir");
+        }
         Apps {
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             prefix: prefix.to_string(),
         }
     }
@@ -230,8 +463,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `podkeeper run --debug` on `apps`, against the stack's socket, as its user.
     pub fn start(apps: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        let mut child = user_command(podkeeper_bin())
             .arg("run")
             .arg("--apps")
             .arg(apps)
@@ -243,12 +477,31 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start podkeeper");
+        if let Some(u) = &stack().user {
+            // setpriv has become podkeeper, as the stack's user.
+            let pid = child.id();
+            wait_until(
+                Duration::from_secs(10),
+                "podkeeper running as the stack user",
+                || {
+                    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+                    let status =
+                        std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                    exe.ends_with("podkeeper")
+                        && status.lines().any(|l| {
+                            l.starts_with("Uid:")
+                                && l.split_whitespace().nth(1) == Some(&u.uid.to_string())
+                        })
+                },
+            );
+        }
         let out = Arc::new(Mutex::new(Vec::new()));
         let stdout = child.stdout.take().expect("stdout");
         let sink = out.clone();
+        let name = &stack().name;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                println!("podkeeper| {line}");
+                println!("podkeeper[{name}]| {line}");
                 sink.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
         });
