@@ -42,6 +42,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod duration;
 pub mod export;
 pub mod manifest;
 pub mod reactor;

@@ -56,7 +56,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Stop after this long (default: until SIGINT/SIGTERM).
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_duration)]
     pub duration: Option<Duration>,
     /// Keep only containers whose name starts with PREFIX (events and the
     /// header's container list): on a podman shared with others, their
@@ -76,7 +76,7 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     out.flush()?;
     let started = Instant::now();
 
-    let (tx, mut rx) = mpsc::channel(crate::cli::CHANNEL_CAPACITY);
+    let (tx, mut rx) = mpsc::channel(crate::sources::CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
     tokio::spawn(podman_events::run(
         socket.clone(),
@@ -164,7 +164,7 @@ async fn stop_signal(duration: Option<Duration>) {
             None => std::future::pending().await,
         }
     };
-    match crate::cli::StopSignals::install() {
+    match crate::sources::signals::StopSignals::install() {
         Ok(mut signals) => tokio::select! {
             _ = signals.recv() => {}
             _ = timer => {}
