@@ -55,9 +55,9 @@ pub enum Command {
     /// Validate every manifest in DIR: one line per app, error and skipped file; exit 1 on any error.
     Check(CheckArgs),
     /// Write everything `run` would react to into FILE.jsonl, acting on nothing.
-    Record(crate::record::RecordArgs),
+    Record(crate::recording::record::RecordArgs),
     /// Feed a recording to the reactor against a simulated podman, in virtual time.
-    Replay(crate::replay::ReplayArgs),
+    Replay(crate::recording::replay::ReplayArgs),
     /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
     Export(crate::export::ExportArgs),
 }

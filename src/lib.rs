@@ -47,14 +47,16 @@ pub mod export;
 pub mod manifest;
 pub mod reactor;
 pub mod reconcile;
-pub mod record;
-pub mod replay;
+pub mod recording;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod sources;
 pub mod trigger;
 pub mod trust;
+
+/// `podkeeper::record` and `podkeeper::replay`, as `main` and the fixture tests name them.
+pub use recording::{record, replay};
 
 /// The label that marks a container as managed by podkeeper; its value is the app id.
 pub const APP_LABEL: &str = "io.podkeeper.app";
