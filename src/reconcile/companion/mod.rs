@@ -136,9 +136,7 @@ impl Work {
     }
 }
 
-/// Reconcile `batch` against `sd`. Never panics; every failure lands in the
-/// reaction of the companion it concerns (a shared call's failure in all).
-
+/// A shared systemd handle, for the reactor.
 pub type SharedSystemd = Arc<dyn Systemd>;
 
 /// Reconcile `batch` against `sd`. Never panics; every failure lands in the
@@ -277,8 +275,9 @@ impl<'a> BatchRun<'a> {
         }
     }
 
-    /// 3. Files, off the async threads (fsync can take a while). Returns how
-    /// many files were written or removed.
+    /// 3. Files, off the async threads (fsync can take a while).
+    ///
+    /// Returns how many files were written or removed.
     async fn write_files(&mut self, unit_dir: &Path) -> Result<usize, String> {
         let jobs: Vec<FileJob> = self
             .works
@@ -322,6 +321,7 @@ impl<'a> BatchRun<'a> {
     }
 
     /// 4. One daemon-reload for the whole batch, if anything calls for it.
+    ///
     /// Returns the states to plan from (after the reload, or `before`).
     async fn reload(
         &mut self,
