@@ -314,35 +314,15 @@ impl<R: Runtime> Reactor<R> {
             self.comp.retired.remove(name);
         }
         for r in outcome.items {
-            let finished = match &r.result {
-                Ok(()) => {
-                    // A kind change is done once the old file is gone.
-                    if let Key::Companion(name) = &r.key {
-                        if self.apps.companion(name).is_some() {
-                            self.comp.retired.remove(name);
-                        }
-                    }
-                    Finished::Ok {
-                        restarted_after: r.restarted_after,
-                    }
+            // A kind change is done once the old file is gone.
+            if let (Ok(()), Key::Companion(name)) = (&r.result, &r.key) {
+                if self.apps.companion(name).is_some() {
+                    self.comp.retired.remove(name);
                 }
-                Err(_) => {
-                    self.stats.failures += 1;
-                    Finished::Failed
-                }
-            };
-            let next = self.sched.finish(&r.key, finished, now);
-            let retry_in = match finished {
-                Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
-                Finished::Ok { .. } => None,
-            };
+            }
             // "As declared" is in the summary line already.
-            if r.action != "none" || r.result.is_err() {
-                self.report.reaction(&r, retry_in);
-            }
-            if let Some(after) = r.requeue_after {
-                self.sched.schedule(r.key.clone(), now + after);
-            }
+            let print = r.action != "none" || r.result.is_err();
+            self.settle(&r, now, print);
         }
     }
 }
