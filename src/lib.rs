@@ -45,6 +45,7 @@ pub mod cli;
 pub mod duration;
 pub mod export;
 pub mod manifest;
+pub mod observe;
 pub mod reactor;
 pub mod reconcile;
 pub mod recording;

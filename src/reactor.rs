@@ -24,6 +24,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{self, AppsDir, ManifestSet};
+use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::Reaction;
@@ -151,6 +152,8 @@ pub struct Reactor<R: Runtime> {
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
+    /// Who else reads the records of events and reactions (status, metrics).
+    observers: Vec<Box<dyn Observer>>,
     stats: Stats,
     /// Companion units (enabled by `with_companions`).
     comp: companions::Companions,
@@ -187,6 +190,7 @@ impl<R: Runtime> Reactor<R> {
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
+            observers: Vec::new(),
             stats: Stats::default(),
             comp: companions::Companions::default(),
             dups: duplicates::Duplicates::default(),
@@ -307,7 +311,7 @@ impl<R: Runtime> Reactor<R> {
                 Some(done) = self.inflight.join_next() => {
                     if let Ok(done) = done {
                         let r = done.reaction().clone();
-                        self.report.reaction(&r, None);
+                        self.observe_reaction(&r, None, false);
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -432,7 +436,7 @@ impl<R: Runtime> Reactor<R> {
                 self.on_sweep_reach(findings.unreachable, now);
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
-                    self.report.event("sweep", &why, &key.to_string(), &verdict);
+                    self.observe_event("sweep", &why, &key.to_string(), &verdict);
                 }
                 let why = if self.cfg.prune_orphans {
                     "left alone while a manifest is invalid (it may be this app's)"
@@ -451,6 +455,46 @@ impl<R: Runtime> Reactor<R> {
             }
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
             Done::Manifests(_, None) | Done::Companions(_) => {}
+        }
+    }
+
+    /// Add an observer of every event verdict and reaction (see [`crate::observe`]).
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Whether anyone reads event records (the reactor words events only then).
+    fn wants_events(&self) -> bool {
+        self.report.wants_events() || self.observers.iter().any(|o| o.wants_events())
+    }
+
+    /// One event's verdict, to the printer and every observer.
+    fn observe_event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
+        let seen = EventSeen {
+            at: Instant::now(),
+            source,
+            what,
+            subject,
+            verdict,
+        };
+        Observer::event(&mut self.report, &seen);
+        for o in &mut self.observers {
+            o.event(&seen);
+        }
+    }
+
+    /// One reaction, to the printer and every observer.
+    fn observe_reaction(&mut self, reaction: &Reaction, retry_in: Option<Duration>, quiet: bool) {
+        let reacted = Reacted {
+            at: Instant::now(),
+            reaction,
+            retry_in,
+            quiet,
+        };
+        Observer::reaction(&mut self.report, &reacted);
+        for o in &mut self.observers {
+            o.reaction(&reacted);
         }
     }
 
@@ -473,9 +517,7 @@ impl<R: Runtime> Reactor<R> {
             Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
             Finished::Ok { .. } => None,
         };
-        if print {
-            self.report.reaction(reaction, retry_in);
-        }
+        self.observe_reaction(reaction, retry_in, !print);
         if let Some(after) = reaction.requeue_after {
             self.sched.schedule(reaction.key.clone(), now + after);
         }

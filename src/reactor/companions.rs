@@ -91,7 +91,7 @@ impl<R: Runtime> Reactor<R> {
         for name in &names {
             self.sched.schedule(Key::Companion(name.clone()), now);
         }
-        self.report.event(
+        self.observe_event(
             source,
             what,
             "",
@@ -306,7 +306,7 @@ impl<R: Runtime> Reactor<R> {
         let now = Instant::now();
         self.comp.batch_running = false;
         self.comp.started_from = outcome.started_from;
-        self.report.reaction(&outcome.summary, None);
+        self.observe_reaction(&outcome.summary, None, false);
         for name in &outcome.removed {
             if self.apps.companion(name).is_none() {
                 self.comp.known.remove(name);

@@ -94,7 +94,7 @@ impl<R: Runtime> Reactor<R> {
         for name in names {
             let key = Key::App(name);
             let verdict = self.schedule_verdict(key.clone(), now);
-            self.report.event(
+            self.observe_event(
                 "apps-dir",
                 &format!("duplicate of app/{app}"),
                 &key.to_string(),

@@ -30,7 +30,7 @@ impl<R: Runtime> Reactor<R> {
     pub fn with_startup_sweep(mut self, within: Duration) -> Self {
         let key = Key::Sweep;
         let verdict = self.schedule_verdict(key, Instant::now() + within);
-        self.report.event("start-up", "first sweep", "", &verdict);
+        self.observe_event("start-up", "first sweep", "", &verdict);
         self
     }
 

@@ -29,7 +29,7 @@ impl<R: Runtime> Reactor<R> {
                     "stream connected"
                 };
                 let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.report.event("podman", what, "", &verdict);
+                self.observe_event("podman", what, "", &verdict);
             }
             Trigger::Stream(StreamStatus::Lost { error }) => {
                 self.report.note(
@@ -50,11 +50,11 @@ impl<R: Runtime> Reactor<R> {
                     }
                     _ => "ignored: not a container podkeeper manages".to_string(),
                 };
-                self.report.event("conmon", "exit file", short, &verdict);
+                self.observe_event("conmon", "exit file", short, &verdict);
             }
             Trigger::SweepTick => {
                 let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.report.event("timer", "sweep due", "", &verdict);
+                self.observe_event("timer", "sweep due", "", &verdict);
                 // The sweep covers companions too: one batch, one `show` for all.
                 self.queue_all_companions("timer", "sweep due (companions)");
             }
@@ -112,7 +112,7 @@ impl<R: Runtime> Reactor<R> {
                 }
             }
         };
-        if !self.report.wants_events() {
+        if !self.wants_events() {
             return;
         }
         let mut what = format!("{} {}", ev.typ, ev.action);
@@ -125,7 +125,7 @@ impl<R: Runtime> Reactor<R> {
             what = format!("{what} ({health})");
         }
         let verdict = verdict.describe(ev);
-        self.report.event("podman", &what, ev.name(), &verdict);
+        self.observe_event("podman", &what, ev.name(), &verdict);
     }
 
     /// Whether the last successful reconcile of app `id` already saw what
@@ -173,7 +173,7 @@ impl<R: Runtime> Reactor<R> {
         } else {
             "ignored: not a manifest (*.yaml, *.yml)".to_string()
         };
-        self.report.event(
+        self.observe_event(
             "apps-dir",
             &change.kind.to_string(),
             &change.path.display().to_string(),
