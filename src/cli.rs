@@ -365,7 +365,7 @@ fn companion_setup(args: &RunArgs) -> (Systemctl, Vec<PathBuf>) {
     }
     let dirs = dirs
         .into_iter()
-        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .map(|d| crate::host::absolute(&d))
         .collect();
     (Systemctl::new(scope, SystemdTimeouts::default()), dirs)
 }

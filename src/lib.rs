@@ -44,6 +44,7 @@ pub mod backoff;
 pub mod cli;
 pub mod duration;
 pub mod export;
+pub mod host;
 pub mod manifest;
 pub mod observe;
 pub mod reactor;

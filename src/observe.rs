@@ -66,7 +66,7 @@ mod tests {
     use crate::manifest::{assemble, parse_manifest};
     use crate::reactor::{Reactor, ReactorConfig};
     use crate::report::{Clock, Reporter, SharedBuf};
-    use crate::runtime::sim::SimRuntime;
+    use crate::runtime::sim_podman::SimRuntime;
     use crate::trigger::{StreamStatus, Trigger};
 
     /// One reaction as an observer kept it: key, action, call names, ok, retry.

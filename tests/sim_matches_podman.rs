@@ -23,7 +23,7 @@ use std::time::Duration;
 use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
-use podkeeper::runtime::sim::{EventSet, SimRuntime};
+use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
 use podkeeper::runtime::{CreateRequest, Runtime};
 use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;

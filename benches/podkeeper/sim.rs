@@ -13,7 +13,7 @@ use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
 use podkeeper::reactor::{Reactor, ReactorConfig};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::report::{Clock, Reporter};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::sources::CHANNEL_CAPACITY;
 use podkeeper::trigger::{Actor, PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;

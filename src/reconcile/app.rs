@@ -373,7 +373,7 @@ async fn create_when_free<R: Runtime>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::sim::SimRuntime;
+    use crate::runtime::sim_podman::SimRuntime;
 
     #[tokio::test(start_paused = true)]
     async fn a_create_failure_the_cause_does_not_explain_should_ask_whether_the_image_exists() {

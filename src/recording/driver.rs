@@ -10,7 +10,7 @@ use super::fixture::{Record, Recorded};
 use super::replay::Speed;
 use super::workspace::{self, Workspace};
 use crate::reactor::{Reactor, SYSTEMD_UNIT_LABEL};
-use crate::runtime::sim::SimRuntime;
+use crate::runtime::sim_podman::SimRuntime;
 use crate::runtime::sim_systemd::SimSystemd;
 use crate::trigger::{FileChange, PodmanEvent, StreamStatus, Trigger};
 use crate::APP_LABEL;

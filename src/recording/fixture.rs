@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Number, Value};
 
 use super::format::{FileLine, HeaderLine, Source, StreamLine, FORMAT_VERSION};
-use crate::runtime::sim::SimContainer;
+use crate::runtime::sim_podman::SimContainer;
 use crate::runtime::ContainerState;
 use crate::trigger::{ChangeKind, PodmanEvent, StreamStatus};
 

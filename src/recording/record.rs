@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::host::absolute;
 use crate::runtime::libpod;
 use crate::runtime::podman::default_socket;
 use crate::sources::{dir_watch, podman_events};
@@ -225,10 +226,6 @@ fn read_small(dir: &Path, path: &Path) -> Option<String> {
     let (target, _) = crate::manifest::read::locate(&dir, path).ok()?;
     let (bytes, _) = crate::manifest::read::read_bounded(&target, MAX_CONTENT).ok()?;
     String::from_utf8(bytes).ok()
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The first line: what was recorded, where, and the world at the start

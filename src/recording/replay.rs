@@ -53,7 +53,7 @@ use super::workspace::Workspace;
 use crate::manifest;
 use crate::reactor::{Reactor, ReactorConfig, Stats, SYSTEMD_UNIT_LABEL};
 use crate::report::{Clock, Reporter, SharedBuf};
-use crate::runtime::sim::{EventSet, SimRuntime};
+use crate::runtime::sim_podman::{EventSet, SimRuntime};
 use crate::runtime::sim_systemd::SimSystemd;
 use crate::runtime::ContainerState;
 

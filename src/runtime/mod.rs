@@ -6,7 +6,7 @@
 pub mod engine;
 pub mod libpod;
 pub mod podman;
-pub mod sim;
+pub mod sim_podman;
 pub mod sim_systemd;
 pub mod systemd;
 
