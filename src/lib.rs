@@ -24,7 +24,7 @@
 //!   failure backoff and crash-loop delay.
 //! * [`reconcile`]: what "reconcile one app", "reconcile these companions" and
 //!   "sweep everything" mean: read the real state, compare with the manifest, act.
-//! * [`runtime`]: the [`runtime::Runtime`] (podman) and
+//! * [`runtime`]: the [`runtime::Podman`] (podman) and
 //!   [`runtime::systemd::Systemd`] traits, their real implementations (every
 //!   call under a timeout) and their simulations.
 //! * [`manifest`]: the app manifest format, its bounds and validation, and the

@@ -29,7 +29,7 @@ use crate::reconcile::app::reconcile_app;
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::Reaction;
 use crate::report::Reporter;
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::scheduler::{Finished, Scheduler};
 use crate::trigger::{Key, Trigger};
 use crate::APP_LABEL;
@@ -110,7 +110,7 @@ struct Check {
 }
 
 impl Check {
-    fn now(rt: &impl Runtime) -> Self {
+    fn now(rt: &impl Podman) -> Self {
         Check {
             began: rt.now(),
             mono: Instant::now(),
@@ -128,7 +128,7 @@ pub struct Stats {
 }
 
 /// See the module documentation.
-pub struct Reactor<R: Runtime> {
+pub struct Reactor<R: Podman> {
     rt: Arc<R>,
     rx: mpsc::Receiver<Trigger>,
     cfg: ReactorConfig,
@@ -163,7 +163,7 @@ pub struct Reactor<R: Runtime> {
     outage: outage::Outage,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     pub fn new(
         rt: Arc<R>,
         rx: mpsc::Receiver<Trigger>,

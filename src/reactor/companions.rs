@@ -21,7 +21,7 @@ use crate::reconcile::companion::{
     is_temp_file, reconcile_companions, Batch, BatchOutcome, CompanionItem, SharedSystemd,
     StartedFrom,
 };
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::scheduler::Finished;
 use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent};
 
@@ -48,7 +48,7 @@ pub(super) struct Companions {
     pub(super) batch_running: bool,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     /// Also keep the companions of the apps in their declared state, through
     /// `systemd`, writing their files into `unit_dirs[0]` (all are watched by
     /// the caller). Queues every companion for a first look.

@@ -7,12 +7,12 @@ use super::{
 };
 use crate::manifest;
 use crate::report::secs;
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::scheduler::Scheduled;
 use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent, StreamStatus, Trigger};
 use crate::APP_LABEL;
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     pub(super) fn on_trigger(&mut self, trigger: Trigger) {
         self.stats.triggers += 1;
         let now = Instant::now();
