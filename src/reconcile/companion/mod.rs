@@ -24,9 +24,9 @@
 //! 6. One `show` of what was (re)started, to remember which definition each new
 //!    run was started from.
 //!
-//! Each step is one method of [`BatchRun`]; [`plan`] decides per service,
-//! [`unit_files`] is the only code that touches a unit directory, and
-//! [`summary`] turns the finished batch into reactions.
+//! Each step is one method of `BatchRun`; `plan` decides per service,
+//! `unit_files` is the only code that touches a unit directory, and
+//! `summary` turns the finished batch into reactions.
 
 mod plan;
 mod summary;
