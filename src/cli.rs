@@ -9,21 +9,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::duration::parse_sweep_interval;
 use crate::manifest::{self, ManifestSet};
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::report::Reporter;
 use crate::runtime::engine::ExitDir;
 use crate::runtime::podman::{default_socket, PodmanRuntime, Timeouts};
 use crate::runtime::systemd::{Scope, Systemctl, SystemdTimeouts};
-use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer};
+use crate::sources::signals::DaemonSignals;
+use crate::sources::{dir_watch, exit_watch, podman_events, sweep_timer, CHANNEL_CAPACITY};
 use crate::trust::{self, Finding};
 
 /// How long podkeeper waits at start-up for podman to say what it is.
 const CONNECT_LIMIT: Duration = Duration::from_secs(10);
-
-/// Capacity of the one channel. Sources wait when it is full (backpressure),
-/// which only happens if the reactor falls far behind.
-pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// The start-up sweep runs this soon even if the events stream has not
 /// connected (a podman that accepts and never answers); a connect merges
@@ -57,9 +55,9 @@ pub enum Command {
     /// Validate every manifest in DIR: one line per app, error and skipped file; exit 1 on any error.
     Check(CheckArgs),
     /// Write everything `run` would react to into FILE.jsonl, acting on nothing.
-    Record(crate::record::RecordArgs),
+    Record(crate::recording::record::RecordArgs),
     /// Feed a recording to the reactor against a simulated podman, in virtual time.
-    Replay(crate::replay::ReplayArgs),
+    Replay(crate::recording::replay::ReplayArgs),
     /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
     Export(crate::export::ExportArgs),
 }
@@ -115,64 +113,6 @@ pub struct CheckArgs {
     /// Directory of app manifests (*.yaml, *.yml).
     #[arg(long, value_name = "DIR")]
     pub apps: PathBuf,
-}
-
-/// The longest duration any flag takes: beyond it, deadlines computed from
-/// now would overflow the clock.
-pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86400);
-
-/// `300ms`, `30s`, `5m`, `1h` (a bare number is seconds), from 1ms to 365 days.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    parse_duration_within(s, Duration::from_millis(1), MAX_DURATION)
-}
-
-/// The bounds of `--sweep-interval`: a sweep lists every container, so more
-/// often than every second is a poll, and less often than weekly no safety net.
-pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_secs(1);
-pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(7 * 86400);
-
-/// `--sweep-interval`: a duration from 1s to 7 days.
-pub fn parse_sweep_interval(s: &str) -> Result<Duration, String> {
-    parse_duration_within(s, SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)
-}
-
-/// A duration between `min` and `max` (inclusive); never panics.
-pub fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!("{s:?} is not a duration (allowed: a number with ms, s, m or h, e.g. 30s, 5m)")
-    })?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "{s:?}: unknown unit {unit:?} (allowed: ms, s, m, h)"
-            ))
-        }
-    };
-    let allowed = || {
-        format!(
-            "allowed: {} to {}",
-            crate::report::secs(min),
-            crate::report::secs(max)
-        )
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("{s:?} must be more than zero ({})", allowed()));
-    }
-    match Duration::try_from_secs_f64(secs) {
-        Ok(d) if d < min => Err(format!("{s:?} is too short ({})", allowed())),
-        Ok(d) if d > max => Err(format!("{s:?} is too long ({})", allowed())),
-        Ok(d) => Ok(d),
-        Err(_) => Err(format!("{s:?} is too long ({})", allowed())),
-    }
 }
 
 /// `podkeeper check`: returns the process exit code.
@@ -425,124 +365,7 @@ fn companion_setup(args: &RunArgs) -> (Systemctl, Vec<PathBuf>) {
     }
     let dirs = dirs
         .into_iter()
-        .map(|d| std::path::absolute(&d).unwrap_or(d))
+        .map(|d| crate::host::absolute(&d))
         .collect();
     (Systemctl::new(scope, SystemdTimeouts::default()), dirs)
-}
-
-/// SIGTERM and SIGINT, as one stream of requests to stop (`run` and `record`).
-pub struct StopSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    pub fn install() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(StopSignals {
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-
-    /// The next SIGTERM or SIGINT.
-    pub async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.term.recv() => {}
-            _ = self.int.recv() => {}
-        }
-    }
-}
-
-/// The signals `run` answers: SIGTERM/SIGINT stop it, SIGHUP reloads.
-struct DaemonSignals {
-    stop: StopSignals,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl DaemonSignals {
-    fn install() -> std::io::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        Ok(DaemonSignals {
-            stop: StopSignals::install()?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    /// First SIGTERM/SIGINT: stop taking triggers and drain. Second: exit at
-    /// once. SIGHUP, any number of times and never fatal: re-read the
-    /// manifests and the unit directories ([`crate::trigger::Trigger::Reload`]).
-    /// Nothing here may panic: a panicking signal task would leave a daemon
-    /// that no SIGTERM stops.
-    async fn watch(mut self, cancel: CancellationToken, tx: crate::sources::TriggerTx) {
-        loop {
-            tokio::select! {
-                _ = self.stop.recv() => break,
-                _ = self.hup.recv() => {
-                    // Never wait here: a full channel means the reactor is
-                    // busy with plenty already, and a stop must stay possible.
-                    if tx.try_send(crate::trigger::Trigger::Reload).is_err() {
-                        tracing::warn!("SIGHUP: the reactor is too busy to take a reload; send it again later");
-                    }
-                }
-            }
-        }
-        drop(tx);
-        tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
-        cancel.cancel();
-        loop {
-            tokio::select! {
-                _ = self.stop.recv() => break,
-                // A reload during the drain is moot.
-                _ = self.hup.recv() => {}
-            }
-        }
-        crate::report::eprint_line("podkeeper: second signal, exiting now");
-        std::process::exit(130);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_should_parse_with_units() {
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("m").is_err());
-    }
-
-    #[test]
-    fn no_duration_should_panic_and_the_sweep_interval_should_be_bounded() {
-        for bad in [
-            "99999999999999999999h",
-            "1e308",
-            "0.0000000001s",
-            "0.5s",
-            "8d",
-            "169h",
-        ] {
-            let e = parse_sweep_interval(bad).unwrap_err();
-            assert!(
-                e.contains("allowed: 1.0s to 168h") || e.contains("unknown unit"),
-                "{bad}: {e}"
-            );
-        }
-        assert_eq!(parse_sweep_interval("1s"), Ok(Duration::from_secs(1)));
-        assert_eq!(
-            parse_sweep_interval("168h"),
-            Ok(Duration::from_secs(7 * 86400))
-        );
-        assert!(parse_duration("99999999999999999999h")
-            .unwrap_err()
-            .contains("too long"));
-        assert!(parse_duration("0.0000000001s")
-            .unwrap_err()
-            .contains("too short"));
-    }
 }

@@ -14,27 +14,41 @@
 //! ```
 //!
 //! * [`sources`]: tasks that turn the outside world into [`trigger::Trigger`]s and
-//!   push them into the single channel. They decide nothing.
-//! * [`reactor`]: the single task that owns every piece of mutable state. It maps
-//!   triggers to keys, hands keys to the [`scheduler`], and runs reconciles of
+//!   push them into the single channel (`CHANNEL_CAPACITY`). They decide
+//!   nothing. Signals are a source too (`sources::signals`: SIGHUP reloads).
+//! * [`reactor`]: the single task that owns every piece of mutable state.
+//!   `reactor/routing.rs` maps triggers to keys (and says why an event is
+//!   ignored); the reactor hands keys to the [`scheduler`], runs reconciles of
 //!   ready keys (a few at once, never the same key twice at once; companions
-//!   in one batch at a time, so a burst costs one `daemon-reload`).
+//!   in one batch at a time, so a burst costs one `daemon-reload`) and settles
+//!   each finished one the same way.
+//! * [`observe`]: the typed records of each event verdict and each reaction,
+//!   which the reactor hands to the debug printer and to every observer
+//!   (status, metrics).
 //! * [`scheduler`]: the keyed work queue: idle / queued / running(+dirty) per key,
 //!   earliest deadline wins (or, debounced, the latest, capped), per-key
 //!   failure backoff and crash-loop delay.
 //! * [`reconcile`]: what "reconcile one app", "reconcile these companions" and
-//!   "sweep everything" mean: read the real state, compare with the manifest, act.
-//! * [`runtime`]: the [`runtime::Runtime`] (podman) and
-//!   [`runtime::systemd::Systemd`] traits, their real implementations (every
-//!   call under a timeout) and their simulations.
+//!   "sweep everything" mean: read the real state, compare with the manifest,
+//!   act. `reconcile/companion/` is the batch's steps, the planning, the
+//!   summary and the unit-file I/O (the only code writing into a unit
+//!   directory).
+//! * [`runtime`]: the [`runtime::Podman`] and [`runtime::systemd::Systemd`]
+//!   traits, their real implementations (every call under a timeout) and
+//!   their simulations (`sim_podman`, `sim_systemd`).
 //! * [`manifest`]: the app manifest format, its bounds and validation, and the
 //!   apps directory as last read (the last valid declaration of a file stands).
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
-//! * [`report`]: the human-readable `--debug` lines for every event and reaction.
+//! * [`report`]: the human-readable `--debug` lines (an observer of the
+//!   reactor's records) and tracing.
 //! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
 //!   or a cluster; it only reads manifests.
-//! * [`record`] and [`replay`]: event streams written down as fixtures, and fed
-//!   back to the same reactor against the simulations in virtual time.
+//! * [`recording`]: event streams written down as fixtures (`record`), and fed
+//!   back to the same reactor against the simulations in virtual time
+//!   (`replay`); the file format as serde types both share.
+//! * [`cli`] on top: the command line and `run`'s wiring; no module imports it.
+//!   Below everything: [`duration`] (flag values), [`host`] (who podkeeper
+//!   runs as, absolute paths), [`backoff`].
 //!
 //! Shutdown follows mini-redis: a [`tokio_util::sync::CancellationToken`] tells
 //! sources to stop; when their senders drop, the channel closes and the reactor
@@ -42,18 +56,23 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod duration;
 pub mod export;
+pub mod host;
 pub mod manifest;
+pub mod observe;
 pub mod reactor;
 pub mod reconcile;
-pub mod record;
-pub mod replay;
+pub mod recording;
 pub mod report;
 pub mod runtime;
 pub mod scheduler;
 pub mod sources;
 pub mod trigger;
 pub mod trust;
+
+/// `podkeeper::record` and `podkeeper::replay`, as `main` and the fixture tests name them.
+pub use recording::{record, replay};
 
 /// The label that marks a container as managed by podkeeper; its value is the app id.
 pub const APP_LABEL: &str = "io.podkeeper.app";

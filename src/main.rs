@@ -1,5 +1,7 @@
 //! The `podkeeper` binary: parse the command line, set up logging, run the command.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use podkeeper::cli::{self, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
@@ -12,6 +14,9 @@ fn main() {
         // Never panic on a closed stderr: no internal-error eprintln!, and a
         // writer that drops what it cannot write.
         .log_internal_errors(false)
+        // Colour only for a person at a terminal: `2>file` and journald get
+        // plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(|| podkeeper::report::QuietStderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

@@ -8,6 +8,7 @@
 mod companions;
 mod duplicates;
 mod outage;
+mod routing;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
 
@@ -23,13 +24,14 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{self, AppsDir, ManifestSet};
+use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::Reaction;
-use crate::report::{secs, Reporter};
-use crate::runtime::Runtime;
-use crate::scheduler::{Finished, Scheduled, Scheduler};
-use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent, StreamStatus, Trigger};
+use crate::report::Reporter;
+use crate::runtime::Podman;
+use crate::scheduler::{Finished, Scheduler};
+use crate::trigger::{Key, Trigger};
 use crate::APP_LABEL;
 
 /// Container event actions that can mean a container left its declared state.
@@ -108,7 +110,7 @@ struct Check {
 }
 
 impl Check {
-    fn now(rt: &impl Runtime) -> Self {
+    fn now(rt: &impl Podman) -> Self {
         Check {
             began: rt.now(),
             mono: Instant::now(),
@@ -126,7 +128,7 @@ pub struct Stats {
 }
 
 /// See the module documentation.
-pub struct Reactor<R: Runtime> {
+pub struct Reactor<R: Podman> {
     rt: Arc<R>,
     rx: mpsc::Receiver<Trigger>,
     cfg: ReactorConfig,
@@ -150,6 +152,8 @@ pub struct Reactor<R: Runtime> {
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
+    /// Who else reads the records of events and reactions (status, metrics).
+    observers: Vec<Box<dyn Observer>>,
     stats: Stats,
     /// Companion units (enabled by `with_companions`).
     comp: companions::Companions,
@@ -159,7 +163,7 @@ pub struct Reactor<R: Runtime> {
     outage: outage::Outage,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     pub fn new(
         rt: Arc<R>,
         rx: mpsc::Receiver<Trigger>,
@@ -186,6 +190,7 @@ impl<R: Runtime> Reactor<R> {
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
+            observers: Vec::new(),
             stats: Stats::default(),
             comp: companions::Companions::default(),
             dups: duplicates::Duplicates::default(),
@@ -306,7 +311,7 @@ impl<R: Runtime> Reactor<R> {
                 Some(done) = self.inflight.join_next() => {
                     if let Ok(done) = done {
                         let r = done.reaction().clone();
-                        self.report.reaction(&r, None);
+                        self.observe_reaction(&r, None, false);
                     }
                 }
                 _ = sleep_until(deadline) => {
@@ -411,25 +416,7 @@ impl<R: Runtime> Reactor<R> {
             other => other,
         };
         let now = Instant::now();
-        let reaction = done.reaction().clone();
-        let finished = match &reaction.result {
-            Ok(()) => Finished::Ok {
-                restarted_after: reaction.restarted_after,
-            },
-            Err(_) => {
-                self.stats.failures += 1;
-                Finished::Failed
-            }
-        };
-        let next = self.sched.finish(&reaction.key, finished, now);
-        let retry_in = match finished {
-            Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
-            Finished::Ok { .. } => None,
-        };
-        self.report.reaction(&reaction, retry_in);
-        if let Some(after) = reaction.requeue_after {
-            self.sched.schedule(reaction.key.clone(), now + after);
-        }
+        self.settle(done.reaction(), now, true);
         match done {
             Done::App(r, check) => {
                 if let (Key::App(id), Ok(())) = (&r.key, &r.result) {
@@ -449,7 +436,7 @@ impl<R: Runtime> Reactor<R> {
                 self.on_sweep_reach(findings.unreachable, now);
                 for (key, why) in r.queue {
                     let verdict = self.schedule_verdict(key.clone(), now);
-                    self.report.event("sweep", &why, &key.to_string(), &verdict);
+                    self.observe_event("sweep", &why, &key.to_string(), &verdict);
                 }
                 let why = if self.cfg.prune_orphans {
                     "left alone while a manifest is invalid (it may be this app's)"
@@ -468,6 +455,71 @@ impl<R: Runtime> Reactor<R> {
             }
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
             Done::Manifests(_, None) | Done::Companions(_) => {}
+        }
+    }
+
+    /// Add an observer of every event verdict and reaction (see [`crate::observe`]).
+    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    /// Whether anyone reads event records (the reactor words events only then).
+    fn wants_events(&self) -> bool {
+        self.report.wants_events() || self.observers.iter().any(|o| o.wants_events())
+    }
+
+    /// One event's verdict, to the printer and every observer.
+    fn observe_event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
+        let seen = EventSeen {
+            at: Instant::now(),
+            source,
+            what,
+            subject,
+            verdict,
+        };
+        Observer::event(&mut self.report, &seen);
+        for o in &mut self.observers {
+            o.event(&seen);
+        }
+    }
+
+    /// One reaction, to the printer and every observer.
+    fn observe_reaction(&mut self, reaction: &Reaction, retry_in: Option<Duration>, quiet: bool) {
+        let reacted = Reacted {
+            at: Instant::now(),
+            reaction,
+            retry_in,
+            quiet,
+        };
+        Observer::reaction(&mut self.report, &reacted);
+        for o in &mut self.observers {
+            o.reaction(&reacted);
+        }
+    }
+
+    /// The one way a finished reconcile (an app's, the sweep's, the
+    /// manifests', each companion's) becomes the scheduler's verdict: the key
+    /// is done or failed (and backs off), the reaction is reported with its
+    /// retry, and a requested look-again is queued.
+    fn settle(&mut self, reaction: &Reaction, now: Instant, print: bool) {
+        let finished = match &reaction.result {
+            Ok(()) => Finished::Ok {
+                restarted_after: reaction.restarted_after,
+            },
+            Err(_) => {
+                self.stats.failures += 1;
+                Finished::Failed
+            }
+        };
+        let next = self.sched.finish(&reaction.key, finished, now);
+        let retry_in = match finished {
+            Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
+            Finished::Ok { .. } => None,
+        };
+        self.observe_reaction(reaction, retry_in, !print);
+        if let Some(after) = reaction.requeue_after {
+            self.sched.schedule(reaction.key.clone(), now + after);
         }
     }
 
@@ -539,240 +591,6 @@ impl<R: Runtime> Reactor<R> {
                 .note("manifest", &format!("{file}: {what}"), false);
         }
         self.reported_errors = errors;
-    }
-
-    fn on_trigger(&mut self, trigger: Trigger) {
-        self.stats.triggers += 1;
-        let now = Instant::now();
-        match trigger {
-            Trigger::Podman(ev) => self.on_podman_event(&ev, now),
-            Trigger::Stream(StreamStatus::Connected { resumed }) => {
-                // A sweep on every (re)connect covers whatever happened while
-                // nobody was listening.
-                self.on_stream_connected(now);
-                let what = if resumed {
-                    self.sched.reset_failures(now);
-                    "stream resumed after a gap"
-                } else {
-                    "stream connected"
-                };
-                let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.report.event("podman", what, "", &verdict);
-            }
-            Trigger::Stream(StreamStatus::Lost { error }) => {
-                self.report.note(
-                    "podman",
-                    &format!("events stream lost: {error}; reconnecting"),
-                    true,
-                );
-            }
-            Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
-            Trigger::UnitDir(change) => self.on_unit_dir(&change, now),
-            Trigger::ContainerExited { id } => {
-                let short = &id[..id.len().min(12)];
-                let verdict = match self.container_apps.get(&id) {
-                    Some(app)
-                        if self.apps.apps.contains_key(app) || self.had_manifest.contains(app) =>
-                    {
-                        self.schedule_verdict(Key::App(app.clone()), now)
-                    }
-                    _ => "ignored: not a container podkeeper manages".to_string(),
-                };
-                self.report.event("conmon", "exit file", short, &verdict);
-            }
-            Trigger::SweepTick => {
-                let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.report.event("timer", "sweep due", "", &verdict);
-                // The sweep covers companions too: one batch, one `show` for all.
-                self.queue_all_companions("timer", "sweep due (companions)");
-            }
-            Trigger::Reload => self.on_reload(now),
-        }
-    }
-
-    /// The hot path: every podman event comes through here. It decides with
-    /// at most one allocation (the key it schedules) and puts the decision
-    /// into words only when the reporter shows them.
-    fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
-        let is_container = ev.typ == "container";
-        let app = if is_container {
-            ev.label(APP_LABEL)
-        } else {
-            None
-        };
-        if is_container {
-            match (app, ev.action.as_str()) {
-                (_, "remove") => {
-                    self.container_apps.remove(&ev.actor.id);
-                    self.forget_duplicate(ev.name());
-                }
-                (Some(app), "rename") => {
-                    self.container_apps
-                        .insert(ev.actor.id.clone(), app.to_string());
-                    self.on_rename(app, ev.name(), now);
-                }
-                (Some(app), _) => {
-                    if !self.container_apps.contains_key(&ev.actor.id) {
-                        self.container_apps
-                            .insert(ev.actor.id.clone(), app.to_string());
-                    }
-                }
-                (None, _) => {}
-            }
-        }
-        let verdict = if !is_container {
-            EventVerdict::NotAContainer
-        } else {
-            match app {
-                None => match ev.label(SYSTEMD_UNIT_LABEL) {
-                    Some(unit) => EventVerdict::Unit(self.on_unit_container_event(ev, unit, now)),
-                    None => EventVerdict::Unmanaged,
-                },
-                // had_manifest holds every id of `apps` too: its hash lookup
-                // first, not a walk down the manifests' tree on every event.
-                Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
-                    EventVerdict::Orphan
-                }
-                Some(_) if !REACT_TO.contains(&ev.action.as_str()) => EventVerdict::NoChange,
-                Some(id) if self.seen_by_last_check(id, ev) => EventVerdict::SeenByCheck(id),
-                Some(id) => {
-                    EventVerdict::Scheduled(id, self.sched.schedule(Key::App(id.to_string()), now))
-                }
-            }
-        };
-        if !self.report.wants_events() {
-            return;
-        }
-        let mut what = format!("{} {}", ev.typ, ev.action);
-        if let Some(code) = ev
-            .label("containerExitCode")
-            .filter(|_| ev.action == "died")
-        {
-            what = format!("{what} ({code})");
-        } else if let Some(health) = ev.rest.get("HealthStatus").and_then(|h| h.as_str()) {
-            what = format!("{what} ({health})");
-        }
-        let verdict = verdict.describe(ev);
-        self.report.event("podman", &what, ev.name(), &verdict);
-    }
-
-    /// Whether the last successful reconcile of app `id` already saw what
-    /// `ev` reports: the event happened more than [`CHECK_MARGIN`] before
-    /// that reconcile's inspect. A later exit (one after a restart we made,
-    /// or after an inspect that found the app running) is stamped after that
-    /// inspect, so it is never taken for one. Exit files carry no time and
-    /// never come here.
-    fn seen_by_last_check(&self, id: &str, ev: &PodmanEvent) -> bool {
-        // An event without a time (0) is news.
-        if ev.time_nano <= 0 {
-            return false;
-        }
-        let Some(check) = self.checks.get(id) else {
-            return false;
-        };
-        let Some(began) = check.began.timestamp_nanos_opt() else {
-            return false;
-        };
-        let margin = CHECK_MARGIN.as_nanos() as i64;
-        if ev.time_nano >= began.saturating_sub(margin) {
-            return false;
-        }
-        // Trust the comparison only while the runtime's clock has kept pace
-        // with the monotonic one since the check: a wall clock stepped back
-        // (NTP at boot) would stamp a new exit with a time before the check.
-        let Some(now) = self.rt.now().timestamp_nanos_opt() else {
-            return false;
-        };
-        let on_runtime = now.saturating_sub(began);
-        let on_ours = i64::try_from(check.mono.elapsed().as_nanos()).unwrap_or(i64::MAX);
-        on_runtime.abs_diff(on_ours) < margin as u64
-    }
-
-    fn on_apps_dir(&mut self, change: &FileChange, now: Instant) {
-        let relevant = change.kind == ChangeKind::Rescan
-            || change.path.as_os_str().is_empty()
-            || manifest::is_manifest_file(&change.path);
-        let verdict = if relevant {
-            // Debounced: read once, after the writes settle.
-            let scheduled =
-                self.sched
-                    .debounce(Key::Manifests, now, MANIFEST_SETTLE, MANIFEST_SETTLE_MAX);
-            describe_scheduled(&Key::Manifests, scheduled)
-        } else {
-            "ignored: not a manifest (*.yaml, *.yml)".to_string()
-        };
-        self.report.event(
-            "apps-dir",
-            &change.kind.to_string(),
-            &change.path.display().to_string(),
-            &verdict,
-        );
-    }
-
-    /// SIGHUP: re-read the manifests, look at every companion's file and
-    /// service, and sweep; one line says so.
-    fn on_reload(&mut self, now: Instant) {
-        self.sched.schedule(Key::Manifests, now);
-        let companions = self.queue_every_companion(now);
-        self.sched.schedule(Key::Sweep, now);
-        self.report.note(
-            "signal",
-            &format!("SIGHUP: re-reading the manifests, {companions} companion(s) and sweeping"),
-            false,
-        );
-    }
-
-    /// Schedule `key` and say, for the debug line, what that did.
-    fn schedule_verdict(&mut self, key: Key, at: Instant) -> String {
-        let scheduled = self.sched.schedule(key.clone(), at);
-        describe_scheduled(&key, scheduled)
-    }
-}
-
-/// What scheduling `key` did, in the words of the debug line.
-fn describe_scheduled(key: &Key, scheduled: Scheduled) -> String {
-    let now = Instant::now();
-    match scheduled {
-        Scheduled::Queued(t) if t <= now => format!("queue {key}"),
-        Scheduled::Queued(t) => format!("queue {key} in {}", secs(t - now)),
-        Scheduled::Merged(t) if t <= now => format!("{key} already queued"),
-        Scheduled::Merged(t) => format!("{key} already queued (runs in {})", secs(t - now)),
-        Scheduled::Dirty => format!("{key} running; runs once more after"),
-    }
-}
-
-/// What the reactor made of a podman event, kept in this form until someone
-/// reads it (see [`Reactor::on_podman_event`]).
-enum EventVerdict<'e> {
-    NotAContainer,
-    Unmanaged,
-    Orphan,
-    /// The action cannot take a container out of its declared state.
-    NoChange,
-    /// The app's last successful reconcile already saw it.
-    SeenByCheck(&'e str),
-    Scheduled(&'e str, Scheduled),
-    /// A systemd unit's container: the companions' verdict.
-    Unit(String),
-}
-
-impl EventVerdict<'_> {
-    fn describe(self, ev: &PodmanEvent) -> String {
-        match self {
-            EventVerdict::NotAContainer => {
-                format!("ignored: {} events do not change an app", ev.typ)
-            }
-            EventVerdict::Unmanaged => "ignored: not managed (no io.podkeeper.app label)".into(),
-            EventVerdict::Orphan => "ignored: orphan (no manifest)".into(),
-            EventVerdict::NoChange => {
-                format!("ignored: {} does not leave the declared state", ev.action)
-            }
-            EventVerdict::SeenByCheck(id) => {
-                format!("ignored: older than the last check of app/{id}")
-            }
-            EventVerdict::Scheduled(id, s) => describe_scheduled(&Key::App(id.to_string()), s),
-            EventVerdict::Unit(verdict) => verdict,
-        }
     }
 }
 

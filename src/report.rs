@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::Reaction;
 
 /// Where line timestamps come from.
@@ -108,6 +109,23 @@ impl Reporter {
             tracing::warn!(subject, "{text}");
         } else {
             tracing::info!(subject, "{text}");
+        }
+    }
+}
+
+/// The debug printer reads the reactor's records like any observer.
+impl Observer for Reporter {
+    fn wants_events(&self) -> bool {
+        Reporter::wants_events(self)
+    }
+
+    fn event(&mut self, e: &EventSeen<'_>) {
+        Reporter::event(self, e.source, e.what, e.subject, e.verdict);
+    }
+
+    fn reaction(&mut self, r: &Reacted<'_>) {
+        if !r.quiet {
+            Reporter::reaction(self, r.reaction, r.retry_in);
         }
     }
 }

@@ -39,13 +39,11 @@ impl Finding {
 /// and its ancestors for the user podkeeper runs as. A directory that does
 /// not exist yet is judged by the ancestors that do.
 pub fn check_dir(what: &str, dir: &Path) -> Vec<Finding> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    check_dir_as(what, dir, euid)
+    check_dir_as(what, dir, crate::host::euid())
 }
 
 fn check_dir_as(what: &str, dir: &Path, euid: u32) -> Vec<Finding> {
-    let start = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let start = crate::host::absolute(dir);
     let real = nearest_existing(&start);
     let mut findings = Vec::new();
     let mut path = Some(real.as_path());
@@ -106,8 +104,7 @@ mod tests {
     }
 
     fn uid() -> u32 {
-        // SAFETY: as in check_dir.
-        unsafe { libc::geteuid() }
+        crate::host::euid()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use podkeeper::manifest::load_dir;
 use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
 use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::trigger::{ChangeKind, FileChange, StreamStatus, Trigger};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
 use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::runtime::sim_systemd::SimSystemd;
 use podkeeper::trigger::{Actor, ChangeKind, FileChange, PodmanEvent, Trigger};
 use tokio::sync::mpsc;

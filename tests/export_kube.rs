@@ -11,7 +11,7 @@ use std::time::Duration;
 use podkeeper::manifest::{load_dir, ManifestSet};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
-use podkeeper::runtime::{CreateRequest, Runtime};
+use podkeeper::runtime::{CreateRequest, Podman};
 use serde_json::Value;
 
 use common::*;

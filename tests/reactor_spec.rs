@@ -7,7 +7,7 @@ use std::time::Duration;
 use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
 use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
 use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim::{EventSet, SimRuntime};
+use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
 use podkeeper::runtime::ContainerState;
 use podkeeper::trigger::{StreamStatus, Trigger};
 use tokio::sync::mpsc;

@@ -23,8 +23,8 @@ use std::time::Duration;
 use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
-use podkeeper::runtime::sim::{EventSet, SimRuntime};
-use podkeeper::runtime::{CreateRequest, Runtime};
+use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
+use podkeeper::runtime::{CreateRequest, Podman};
 use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -112,7 +112,7 @@ fn request(name: &str) -> CreateRequest {
     }
 }
 
-async fn act<R: Runtime>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn Fn(Step)) {
+async fn act<R: Podman>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn Fn(Step)) {
     let name = req.name.as_str();
     let r = match step {
         Step::Create => rt.create_container(req).await.map(|_| ()),

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use podkeeper::cli::CHANNEL_CAPACITY;
 use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
 use podkeeper::reactor::{Reactor, ReactorConfig};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::report::{Clock, Reporter};
-use podkeeper::runtime::sim::SimRuntime;
+use podkeeper::runtime::sim_podman::SimRuntime;
+use podkeeper::sources::CHANNEL_CAPACITY;
 use podkeeper::trigger::{Actor, PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -9,6 +9,7 @@
 //! stderr as a [`notes::Note`].
 
 pub mod kube;
+mod meta;
 pub mod names;
 pub mod notes;
 pub mod quadlet;

@@ -21,7 +21,7 @@ use crate::reconcile::companion::{
     is_temp_file, reconcile_companions, Batch, BatchOutcome, CompanionItem, SharedSystemd,
     StartedFrom,
 };
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::scheduler::Finished;
 use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent};
 
@@ -48,7 +48,7 @@ pub(super) struct Companions {
     pub(super) batch_running: bool,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     /// Also keep the companions of the apps in their declared state, through
     /// `systemd`, writing their files into `unit_dirs[0]` (all are watched by
     /// the caller). Queues every companion for a first look.
@@ -91,7 +91,7 @@ impl<R: Runtime> Reactor<R> {
         for name in &names {
             self.sched.schedule(Key::Companion(name.clone()), now);
         }
-        self.report.event(
+        self.observe_event(
             source,
             what,
             "",
@@ -306,7 +306,7 @@ impl<R: Runtime> Reactor<R> {
         let now = Instant::now();
         self.comp.batch_running = false;
         self.comp.started_from = outcome.started_from;
-        self.report.reaction(&outcome.summary, None);
+        self.observe_reaction(&outcome.summary, None, false);
         for name in &outcome.removed {
             if self.apps.companion(name).is_none() {
                 self.comp.known.remove(name);
@@ -314,35 +314,15 @@ impl<R: Runtime> Reactor<R> {
             self.comp.retired.remove(name);
         }
         for r in outcome.items {
-            let finished = match &r.result {
-                Ok(()) => {
-                    // A kind change is done once the old file is gone.
-                    if let Key::Companion(name) = &r.key {
-                        if self.apps.companion(name).is_some() {
-                            self.comp.retired.remove(name);
-                        }
-                    }
-                    Finished::Ok {
-                        restarted_after: r.restarted_after,
-                    }
+            // A kind change is done once the old file is gone.
+            if let (Ok(()), Key::Companion(name)) = (&r.result, &r.key) {
+                if self.apps.companion(name).is_some() {
+                    self.comp.retired.remove(name);
                 }
-                Err(_) => {
-                    self.stats.failures += 1;
-                    Finished::Failed
-                }
-            };
-            let next = self.sched.finish(&r.key, finished, now);
-            let retry_in = match finished {
-                Finished::Failed => next.map(|at| at.saturating_duration_since(now)),
-                Finished::Ok { .. } => None,
-            };
+            }
             // "As declared" is in the summary line already.
-            if r.action != "none" || r.result.is_err() {
-                self.report.reaction(&r, retry_in);
-            }
-            if let Some(after) = r.requeue_after {
-                self.sched.schedule(r.key.clone(), now + after);
-            }
+            let print = r.action != "none" || r.result.is_err();
+            self.settle(&r, now, print);
         }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::Reactor;
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::trigger::Key;
 use crate::APP_LABEL;
 
@@ -26,7 +26,7 @@ pub(super) struct Duplicates {
     known: BTreeMap<String, String>,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     /// Whether the reconcile of key `app/<name>` may remove a labelled
     /// container of that name that no manifest wants: its manifest was deleted
     /// in this run, it duplicates an app whose manifest was, or
@@ -94,7 +94,7 @@ impl<R: Runtime> Reactor<R> {
         for name in names {
             let key = Key::App(name);
             let verdict = self.schedule_verdict(key.clone(), now);
-            self.report.event(
+            self.observe_event(
                 "apps-dir",
                 &format!("duplicate of app/{app}"),
                 &key.to_string(),

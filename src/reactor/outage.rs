@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Reactor;
-use crate::runtime::Runtime;
+use crate::runtime::Podman;
 use crate::trigger::Key;
 
 /// Whether podman is known to be away, and since when.
@@ -24,13 +24,13 @@ pub(super) struct Outage {
     since: Option<Instant>,
 }
 
-impl<R: Runtime> Reactor<R> {
+impl<R: Podman> Reactor<R> {
     /// Sweep `within` from now, whether or not the events stream connects
     /// (`run` does this; replays and tests drive their own sweeps).
     pub fn with_startup_sweep(mut self, within: Duration) -> Self {
         let key = Key::Sweep;
         let verdict = self.schedule_verdict(key, Instant::now() + within);
-        self.report.event("start-up", "first sweep", "", &verdict);
+        self.observe_event("start-up", "first sweep", "", &verdict);
         self
     }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{CallLog, Reaction};
 use crate::manifest::LoadedApp;
-use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError};
+use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError};
 use crate::trigger::Key;
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
 
@@ -138,7 +138,7 @@ fn exit_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
 /// `may_remove` allows removing a labelled container that has no manifest
 /// (the manifest was deleted while we ran, or `--prune-orphans`).
-pub async fn reconcile_app<R: Runtime>(
+pub async fn reconcile_app<R: Podman>(
     rt: &R,
     id: &str,
     desired: Option<&LoadedApp>,
@@ -152,7 +152,7 @@ pub async fn reconcile_app<R: Runtime>(
     reaction
 }
 
-async fn decide_and_act<R: Runtime>(
+async fn decide_and_act<R: Podman>(
     rt: &R,
     id: &str,
     desired: Option<&LoadedApp>,
@@ -290,7 +290,7 @@ fn look_again_unless(created: bool, r: &mut Reaction) {
 /// Create the container (pulling the image if it is missing) and start it.
 /// `Ok(false)`: a container of that name turned up meanwhile (nothing was
 /// created; the caller looks again).
-async fn create_and_start<R: Runtime>(
+async fn create_and_start<R: Podman>(
     rt: &R,
     app: &LoadedApp,
     log: &mut CallLog,
@@ -322,7 +322,7 @@ async fn create_and_start<R: Runtime>(
 /// Whether a create failed because the image is not in local storage. The
 /// status code alone does not tell (podman 4.3 answers 500 "image not known"),
 /// so a failure the runtime could not classify is settled by asking.
-async fn image_missing<R: Runtime>(
+async fn image_missing<R: Podman>(
     rt: &R,
     e: &RuntimeError,
     image: &str,
@@ -339,7 +339,7 @@ async fn image_missing<R: Runtime>(
 
 /// Create, waiting while podman frees the name (a container it is removing
 /// right now); `Ok(false)` when a container of that name exists after all.
-async fn create_when_free<R: Runtime>(
+async fn create_when_free<R: Podman>(
     rt: &R,
     req: &CreateRequest,
     log: &mut CallLog,
@@ -373,7 +373,7 @@ async fn create_when_free<R: Runtime>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::sim::SimRuntime;
+    use crate::runtime::sim_podman::SimRuntime;
 
     #[tokio::test(start_paused = true)]
     async fn a_create_failure_the_cause_does_not_explain_should_ask_whether_the_image_exists() {

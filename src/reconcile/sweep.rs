@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::{CallLog, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
-use crate::runtime::{ContainerInfo, Runtime, RuntimeError};
+use crate::runtime::{ContainerInfo, Podman, RuntimeError};
 use crate::trigger::Key;
 use crate::APP_LABEL;
 
@@ -28,7 +28,7 @@ pub struct SweepFindings {
 /// List every labelled container once and compare with `apps`.
 /// `removable` are app ids whose containers may go without a manifest
 /// (deleted during this run); `prune` extends that to every orphan.
-pub async fn sweep<R: Runtime>(
+pub async fn sweep<R: Podman>(
     rt: &R,
     apps: &ManifestSet,
     removable: &HashSet<String>,

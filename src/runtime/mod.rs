@@ -6,7 +6,7 @@
 pub mod engine;
 pub mod libpod;
 pub mod podman;
-pub mod sim;
+pub mod sim_podman;
 pub mod sim_systemd;
 pub mod systemd;
 
@@ -135,7 +135,7 @@ pub type RuntimeResult<T> = Result<T, RuntimeError>;
 ///
 /// Implementations must be cheap to share (`Arc`) and every call must end:
 /// the real one puts a timeout on each.
-pub trait Runtime: Send + Sync + 'static {
+pub trait Podman: Send + Sync + 'static {
     /// The runtime's own clock: the one podman stamps its events with. The
     /// reactor compares event times with it (never with its own clock), so a
     /// simulated runtime on virtual time is judged on that time.

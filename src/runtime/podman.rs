@@ -14,7 +14,7 @@ use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
-use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
+use super::{ContainerInfo, ContainerState, CreateRequest, RuntimeError, RuntimeResult};
 use crate::manifest::{parse_port, parse_volume};
 
 /// How long each kind of call may take before it counts as failed.
@@ -235,7 +235,7 @@ fn labels_of(map: Option<std::collections::HashMap<String, String>>) -> BTreeMap
     map.unwrap_or_default().into_iter().collect()
 }
 
-impl Runtime for PodmanRuntime {
+impl super::Podman for PodmanRuntime {
     /// podman runs on this host: its events carry this host's wall clock.
     fn now(&self) -> DateTime<Utc> {
         Utc::now()

@@ -28,7 +28,7 @@ pub enum Scope {
 impl Scope {
     /// `--user` unless we run as root (Quadlet's own default split).
     pub fn default_for_current_user() -> Scope {
-        if is_root() {
+        if crate::host::is_root() {
             Scope::System
         } else {
             Scope::User
@@ -59,12 +59,6 @@ impl std::fmt::Display for Scope {
             Scope::System => "--system",
         })
     }
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 /// One unit as `systemctl show` reports it (the properties the reconciler reads).

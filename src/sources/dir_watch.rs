@@ -24,6 +24,7 @@ use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
 use super::{RawFsEvents, TriggerTx};
+use crate::host::absolute;
 use crate::trigger::{ChangeKind, FileChange, Trigger};
 
 /// How often a directory inotify cannot watch is rescanned (and the watch tried again).
@@ -409,10 +410,6 @@ fn fingerprint(dir: &Path, shallow: bool) -> u64 {
     entries.sort();
     entries.hash(&mut h);
     h.finish() | 1
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Turn one notify event into changes of the watched directories.

@@ -41,13 +41,7 @@ pub const RECHECK: Backoff = Backoff {
 /// (when podman cannot be asked): rootful `/run/libpod/exits`, rootless
 /// `$XDG_RUNTIME_DIR/libpod/tmp/exits`.
 pub fn default_exit_dir() -> PathBuf {
-    engine::default_exit_dir(!is_root(), None)
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    engine::default_exit_dir(!crate::host::is_root(), None)
 }
 
 /// Watch the exit directory of the podman at `socket`, as found at start-up

@@ -6,11 +6,16 @@
 pub mod dir_watch;
 pub mod exit_watch;
 pub mod podman_events;
+pub mod signals;
 pub mod sweep_timer;
 
 use tokio::sync::mpsc;
 
 use crate::trigger::Trigger;
+
+/// Capacity of the one channel. Sources wait when it is full (backpressure),
+/// which only happens if the reactor falls far behind.
+pub const CHANNEL_CAPACITY: usize = 4096;
 
 /// The sending half of the one channel.
 pub type TriggerTx = mpsc::Sender<Trigger>;

@@ -1,20 +1,4 @@
-//! `podkeeper record`: subscribe to everything `run` listens to, act on nothing, write it all down as JSON lines.
-//!
-//! The file starts with a header (format version, podman's version, the
-//! parameters, the images, and the containers that existed: podkeeper's and
-//! those of systemd units), then has one line per thing received:
-//!
-//! ```text
-//! {"t":1.234567,"source":"podman","event":{…the event as podman sent it…}}
-//! {"t":1.300000,"source":"apps-dir","event":{"path":"web.yaml","kind":"rename-to","content":"app: …"}}
-//! {"t":2.000000,"source":"unit-dir","event":{"dir":0,"path":"a.container","kind":"remove"}}
-//! {"t":5.000000,"source":"stream","event":{"status":"lost","error":"events stream closed by podman"}}
-//! ```
-//!
-//! `t` is seconds since the recording started, as the recorder received it
-//! (so podman's delivery lag is in the file, as podkeeper would see it).
-//! Manifest files carry their new contents, so a replay can reproduce an edit.
-//! [`crate::replay`] reads these files back.
+//! `podkeeper record`: subscribe to everything `run` listens to, act on nothing, write it all down as JSON lines ([`super::format`]).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -23,17 +7,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{json, Value};
+
+use super::format::{
+    self, ContainerLine, FileLine, HeaderLine, ParamsLine, PodmanLine, Source, StreamLine,
+};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::host::absolute;
 use crate::runtime::libpod;
 use crate::runtime::podman::default_socket;
 use crate::sources::{dir_watch, podman_events};
-use crate::trigger::{ChangeKind, FileChange, StreamStatus, Trigger};
-
-/// The version of the file format, in the header's `podkeeper_record` field.
-pub const FORMAT_VERSION: u64 = 1;
+use crate::trigger::{ChangeKind, FileChange, Trigger};
 
 /// Unit files bigger than this are recorded without their contents.
 const MAX_CONTENT: u64 = 1 << 20;
@@ -56,7 +42,7 @@ pub struct RecordArgs {
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Stop after this long (default: until SIGINT/SIGTERM).
-    #[arg(long, value_name = "DURATION", value_parser = crate::cli::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse_duration)]
     pub duration: Option<Duration>,
     /// Keep only containers whose name starts with PREFIX (events and the
     /// header's container list): on a podman shared with others, their
@@ -72,11 +58,11 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let header = header(&args, &socket).await?;
-    writeln!(out, "{header}")?;
+    writeln!(out, "{}", serde_json::to_string(&header)?)?;
     out.flush()?;
     let started = Instant::now();
 
-    let (tx, mut rx) = mpsc::channel(crate::cli::CHANNEL_CAPACITY);
+    let (tx, mut rx) = mpsc::channel(crate::sources::CHANNEL_CAPACITY);
     let cancel = CancellationToken::new();
     tokio::spawn(podman_events::run(
         socket.clone(),
@@ -127,17 +113,11 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
             t = rx.recv() => match t { Some(t) => t, None => break },
         };
         let t = started.elapsed();
-        let Some((source, event)) = encode(&trigger, &args, &unit_dirs) else {
+        let Some(line) = encode(t, &trigger, &args, &unit_dirs) else {
             continue;
         };
         // One line per trigger, flushed at once: a killed recorder loses nothing.
-        writeln!(
-            out,
-            "{{\"t\":{},\"source\":{},\"event\":{}}}",
-            seconds(t),
-            Value::from(source),
-            event
-        )?;
+        writeln!(out, "{line}")?;
         out.flush()?;
         lines += 1;
     }
@@ -151,11 +131,6 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `t` as seconds with microseconds: exact in JSON, and the same on every read.
-fn seconds(d: Duration) -> String {
-    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
-}
-
 /// Ends at the first SIGINT/SIGTERM or after `duration`.
 async fn stop_signal(duration: Option<Duration>) {
     let timer = async {
@@ -164,7 +139,7 @@ async fn stop_signal(duration: Option<Duration>) {
             None => std::future::pending().await,
         }
     };
-    match crate::cli::StopSignals::install() {
+    match crate::sources::signals::StopSignals::install() {
         Ok(mut signals) => tokio::select! {
             _ = signals.recv() => {}
             _ = timer => {}
@@ -179,56 +154,49 @@ async fn stop_signal(duration: Option<Duration>) {
 
 /// The line for one trigger, or `None` when it is filtered out.
 fn encode(
+    t: Duration,
     trigger: &Trigger,
     args: &RecordArgs,
     unit_dirs: &[PathBuf],
-) -> Option<(&'static str, Value)> {
-    match trigger {
+) -> Option<String> {
+    let line = match trigger {
         Trigger::Podman(ev) => {
             if let Some(prefix) = &args.name_prefix {
                 if !ev.name().starts_with(prefix.as_str()) {
                     return None;
                 }
             }
-            Some(("podman", serde_json::to_value(ev).ok()?))
+            format::line(t, Source::Podman, ev)
         }
-        Trigger::Stream(StreamStatus::Connected { resumed }) => {
-            Some(("stream", json!({"status": "connected", "resumed": resumed})))
-        }
-        Trigger::Stream(StreamStatus::Lost { error }) => {
-            Some(("stream", json!({"status": "lost", "error": error})))
-        }
-        Trigger::AppsDir(change) => Some(("apps-dir", file_event(change, None))),
+        Trigger::Stream(status) => format::line(t, Source::Stream, &StreamLine::from(status)),
+        Trigger::AppsDir(change) => format::line(t, Source::AppsDir, &file_line(change, None)),
         Trigger::UnitDir(change) => {
             let index = unit_dirs.iter().position(|d| *d == change.dir).unwrap_or(0);
-            Some(("unit-dir", file_event(change, Some(index))))
+            format::line(t, Source::UnitDir, &file_line(change, Some(index)))
         }
         // Not sources `record` subscribes to.
-        Trigger::SweepTick | Trigger::ContainerExited { .. } | Trigger::Reload => None,
-    }
+        Trigger::SweepTick | Trigger::ContainerExited { .. } | Trigger::Reload => return None,
+    };
+    line.ok()
 }
 
 /// A file change: path relative to the watched directory, the kind, and the
 /// file's contents now (manifests, unit files) so a replay can write them.
 /// A rescan carries the contents of every file in the directory.
-fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
-    let mut ev = serde_json::Map::new();
-    if let Some(i) = unit_dir {
-        ev.insert("dir".into(), i.into());
-    }
-    ev.insert(
-        "path".into(),
-        change.path.to_string_lossy().into_owned().into(),
-    );
-    ev.insert("kind".into(), change.kind.to_string().into());
+fn file_line(change: &FileChange, unit_dir: Option<usize>) -> FileLine {
+    let mut line = FileLine {
+        dir: unit_dir,
+        path: change.path.to_string_lossy().into_owned(),
+        kind: change.kind,
+        content: None,
+        files: None,
+    };
     let wanted = |p: &Path| unit_dir.is_some() || crate::manifest::is_manifest_file(p);
     match change.kind {
         ChangeKind::Create | ChangeKind::Modify | ChangeKind::RenameTo
             if !change.path.as_os_str().is_empty() && wanted(&change.path) =>
         {
-            if let Some(text) = read_small(&change.dir, &change.dir.join(&change.path)) {
-                ev.insert("content".into(), text.into());
-            }
+            line.content = read_small(&change.dir, &change.dir.join(&change.path));
         }
         ChangeKind::Rescan => {
             let mut files = BTreeMap::new();
@@ -243,11 +211,11 @@ fn file_event(change: &FileChange, unit_dir: Option<usize>) -> Value {
                     }
                 }
             }
-            ev.insert("files".into(), json!(files));
+            line.files = Some(files);
         }
         _ => {}
     }
-    Value::Object(ev)
+    line
 }
 
 /// The content of a regular file of `dir` (a symlink only to one inside
@@ -260,13 +228,9 @@ fn read_small(dir: &Path, path: &Path) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-fn absolute(p: &Path) -> PathBuf {
-    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
-}
-
 /// The first line: what was recorded, where, and the world at the start
 /// (podkeeper's containers and those of systemd units).
-async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
+async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<HeaderLine> {
     let engine = crate::runtime::engine::discover(socket, CALL_TIMEOUT)
         .await
         .with_context(|| {
@@ -294,51 +258,53 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<Value> {
             }
         }
     }
-    let image_names: Vec<&str> = images
+    let image_names: Vec<String> = images
         .as_array()
         .into_iter()
         .flatten()
         .flat_map(|i| i["RepoTags"].as_array().into_iter().flatten())
         .filter_map(Value::as_str)
+        .map(String::from)
         .collect();
-    let containers: Vec<Value> = containers
-        .iter()
-        .filter(|c| match &args.name_prefix {
-            Some(prefix) => c["Names"][0]
-                .as_str()
-                .is_some_and(|n| n.starts_with(prefix.as_str())),
-            None => true,
+    let containers: Vec<ContainerLine> = containers
+        .into_iter()
+        .filter_map(|c| match serde_json::from_value::<ContainerLine>(c) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "record: a container podman listed lacks what a replay needs; left out");
+                None
+            }
         })
-        .map(|c| {
-            // What the simulation needs of each, in podman's own field names.
-            json!({
-                "Id": c["Id"], "Names": c["Names"], "Image": c["Image"], "State": c["State"],
-                "Labels": c["Labels"], "StartedAt": c["StartedAt"], "ExitedAt": c["ExitedAt"],
-                "ExitCode": c["ExitCode"],
-            })
+        .filter(|c| match &args.name_prefix {
+            Some(prefix) => c.names.first().is_some_and(|n| n.starts_with(prefix.as_str())),
+            None => true,
         })
         .collect();
     let now = chrono::Utc::now();
-    Ok(json!({
-        "podkeeper_record": FORMAT_VERSION,
-        "podkeeper_version": env!("CARGO_PKG_VERSION"),
-        "podman": {
-            "version": engine.version,
-            "api_version": engine.api_version,
-            "rootless": engine.rootless,
+    Ok(HeaderLine {
+        podkeeper_record: Some(format::FORMAT_VERSION),
+        podkeeper_version: Some(env!("CARGO_PKG_VERSION").into()),
+        podman: PodmanLine {
+            version: Some(engine.version),
+            api_version: Some(engine.api_version),
+            rootless: Some(engine.rootless),
         },
-        "started": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "started_unix": now.timestamp(),
-        "params": {
-            "socket": socket.display().to_string(),
-            "apps": args.apps.as_ref().map(|p| p.display().to_string()),
-            "unit_dirs": args.unit_dirs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "duration_s": args.duration.map(|d| d.as_secs_f64()),
-            "name_prefix": args.name_prefix,
+        started: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        started_unix: Some(now.timestamp().into()),
+        params: ParamsLine {
+            socket: Some(socket.display().to_string()),
+            apps: args.apps.as_ref().map(|p| p.display().to_string()),
+            unit_dirs: args
+                .unit_dirs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            duration_s: args.duration.map(|d| d.as_secs_f64()),
+            name_prefix: args.name_prefix.clone(),
         },
-        "images": image_names,
-        "containers": containers,
-    }))
+        images: image_names,
+        containers,
+    })
 }
 
 /// `GET path` on podman's socket, parsed as JSON, within [`CALL_TIMEOUT`].

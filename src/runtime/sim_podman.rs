@@ -37,7 +37,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
+use super::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError, RuntimeResult};
 use crate::trigger::{Actor, PodmanEvent};
 use crate::APP_LABEL;
 
@@ -325,7 +325,7 @@ impl SimRuntime {
     }
 }
 
-impl Runtime for SimRuntime {
+impl Podman for SimRuntime {
     fn now(&self) -> DateTime<Utc> {
         self.now_utc()
     }
