@@ -160,6 +160,9 @@ pub trait Runtime: Send + Sync + 'static {
 
     fn unpause_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
+    /// Stop a container (an app declared `stopped`); stopping a stopped one is no error.
+    fn stop_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
     /// Stop (if running) and remove a container; never its named volumes.
     fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 

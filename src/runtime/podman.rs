@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
+use podman_api::models::{
+    ContainerMount, NamedVolume, Namespace, PortMapping, Schema2HealthConfig,
+};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
 };
@@ -338,6 +340,9 @@ impl Runtime for PodmanRuntime {
                 options: Some(v.options),
             }));
         }
+        if let Some(h) = &spec.healthcheck {
+            opts = opts.health_config(health_config(h));
+        }
         let created = with_timeout(
             "create",
             self.timeouts.quick,
@@ -355,6 +360,20 @@ impl Runtime for PodmanRuntime {
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
         with_timeout("unpause", self.timeouts.quick, c.unpause()).await
+    }
+
+    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
+        let c = self.api.containers().get(name);
+        let opts = podman_api::opts::ContainerStopOpts::builder().build();
+        match tokio::time::timeout(self.timeouts.stop, c.stop(&opts)).await {
+            // podman answers 304 to a stop of a stopped container.
+            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "stop",
+                after: self.timeouts.stop,
+            }),
+        }
     }
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
@@ -426,6 +445,22 @@ mod cause_tests {
             "name \"a\" is in use: container already exists: container already exists",
         );
         assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
+    }
+}
+
+/// The healthcheck as podman stores it, so `podman inspect` shows it and
+/// `podman healthcheck run` runs it. Interval 0 is podman's "disable": no
+/// systemd timer of podman's runs the check; podkeeper's own timers do.
+fn health_config(h: &crate::manifest::HealthCheck) -> Schema2HealthConfig {
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let mut test = vec!["CMD".to_string()];
+    test.extend(h.command.iter().cloned());
+    Schema2HealthConfig {
+        interval: Some(0),
+        retries: Some(i64::from(h.retries())),
+        start_period: Some(ns(h.start_period())),
+        test: Some(test),
+        timeout: Some(ns(h.timeout())),
     }
 }
 

@@ -416,6 +416,19 @@ impl Runtime for SimRuntime {
         Ok(())
     }
 
+    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("stop {name}")).await?;
+        let running = self
+            .lock()
+            .containers
+            .get(name)
+            .is_some_and(|c| c.state == ContainerState::Running);
+        if running {
+            self.stop_by_hand(name);
+        }
+        Ok(())
+    }
+
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
         self.call(format!("remove {name}")).await?;
         let c = self.lock().containers.remove(name);

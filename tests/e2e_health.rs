@@ -1,0 +1,107 @@
+//! End to end against the real podman: healthchecks set on containers, and apps declared `stopped`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+fn with_health(id: &str, interval: &str) -> String {
+    format!(
+        "{}    healthcheck:\n      command: [\"/bin/sh\", \"-c\", \"test -e /tmp/ok || test ! -e /tmp/never\"]\n      interval: {interval}\n      timeout: 2s\n      retries: 2\n",
+        manifest(id, TRAP_CMD)
+    )
+}
+
+fn healthcheck_of(name: &str) -> serde_json::Value {
+    let out = podman_ok(&["container", "inspect", name]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("inspect json");
+    v[0]["Config"]["Healthcheck"].clone()
+}
+
+#[test]
+fn a_healthcheck_should_be_set_on_the_container_without_podmans_timer_and_an_edit_should_recreate()
+{
+    let _g = serial();
+    let apps = Apps::new("i13-hc-");
+    apps.write_raw("i13-hc-web.yaml", &with_health("i13-hc-web", "10s"));
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("i13-hc-web"));
+    let hc = healthcheck_of("i13-hc-web");
+    assert_eq!(
+        hc["Test"],
+        serde_json::json!([
+            "CMD",
+            "/bin/sh",
+            "-c",
+            "test -e /tmp/ok || test ! -e /tmp/never"
+        ]),
+        "{hc}"
+    );
+    assert_eq!(hc["Retries"], 2, "{hc}");
+    assert_eq!(hc["Timeout"], 2_000_000_000i64, "{hc}");
+    // podman's own timer disabled: podkeeper runs the checks.
+    assert!(
+        hc["Interval"].as_i64().unwrap_or(0) == 0,
+        "podman's interval should be disabled: {hc}"
+    );
+    // `podman healthcheck run` works on it.
+    let run = podman(&["healthcheck", "run", "i13-hc-web"]);
+    assert!(
+        run.status.success(),
+        "podman healthcheck run: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let before = inspect("i13-hc-web").unwrap();
+    let mark = d.mark();
+    apps.write_raw("i13-hc-web.yaml", &with_health("i13-hc-web", "11s"));
+    d.wait_line(mark, &["react", "app/i13-hc-web", "recreate"], T);
+    wait_until(T, "recreated and running", || {
+        inspect("i13-hc-web").is_some_and(|c| c.status == "running" && c.id != before.id)
+    });
+    assert_eq!(d.stop(), Some(0));
+}
+
+fn stopped(id: &str, state: &str) -> String {
+    manifest(id, TRAP_CMD).replacen(
+        "  container:\n",
+        &format!("  state: {state}\n  container:\n"),
+        1,
+    )
+}
+
+#[test]
+fn a_stopped_app_should_be_created_kept_stopped_and_started_when_switched_back() {
+    let _g = serial();
+    let apps = Apps::new("i13-st-");
+    apps.write_raw("i13-st-a.yaml", &stopped("i13-st-a", "stopped"));
+    let d = Daemon::start(apps.path(), &[]);
+    d.wait_ready();
+    wait_until(T, "created", || inspect("i13-st-a").is_some());
+    std::thread::sleep(Duration::from_secs(1));
+    let c = inspect("i13-st-a").unwrap();
+    assert_eq!(c.status, "created", "created, never started");
+
+    // Someone starts it: podkeeper stops it again, the same container.
+    let mark = d.mark();
+    podman_ok(&["start", "i13-st-a"]);
+    let line = d.wait_line(mark, &["react", "app/i13-st-a", "stop"], T);
+    assert!(line.contains("declared stopped"), "{line}");
+    wait_until(T, "stopped again", || !is_running("i13-st-a"));
+    assert_eq!(inspect("i13-st-a").unwrap().id, c.id, "not recreated");
+
+    // Switched back: started, not recreated.
+    apps.write_raw("i13-st-a.yaml", &stopped("i13-st-a", "running"));
+    wait_until(T, "running", || is_running("i13-st-a"));
+    assert_eq!(inspect("i13-st-a").unwrap().id, c.id, "not recreated");
+
+    // And stopped again when switched to stopped, still the same container.
+    apps.write_raw("i13-st-a.yaml", &stopped("i13-st-a", "stopped"));
+    wait_until(T, "stopped", || !is_running("i13-st-a"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!is_running("i13-st-a"), "kept stopped");
+    assert_eq!(inspect("i13-st-a").unwrap().id, c.id, "not recreated");
+    assert_eq!(d.stop(), Some(0));
+}
