@@ -64,6 +64,51 @@ fn a_healthcheck_should_be_set_on_the_container_without_podmans_timer_and_an_edi
     assert_eq!(d.stop(), Some(0));
 }
 
+/// podkeeper's own check call, on a container podkeeper created with
+/// podman's timer disabled: passes, fails when the file it tests is gone,
+/// passes again when it is back. (The reactor does not run these on timers
+/// yet: this proves the call the timers will make.)
+#[test]
+fn podkeepers_healthcheck_call_should_follow_the_file_the_check_tests() {
+    use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
+    use podkeeper::runtime::Runtime;
+    let _g = serial();
+    let apps = Apps::new("i13-hr-");
+    let text = manifest(
+        "i13-hr-a",
+        r#"["/bin/sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; sleep 100000 & wait"]"#,
+    ) + "    healthcheck:\n      command: [\"/bin/test\", \"-e\", \"/tmp/ok\"]\n      timeout: 2s\n";
+    apps.write_raw("i13-hr-a.yaml", &text);
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("i13-hr-a"));
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    wait_until(T, "/tmp/ok created", || {
+        podman(&["exec", "i13-hr-a", "test", "-e", "/tmp/ok"])
+            .status
+            .success()
+    });
+    let rt = PodmanRuntime::new(&socket(), Timeouts::default());
+    let check = || {
+        tokio
+            .block_on(rt.run_healthcheck("i13-hr-a", Duration::from_secs(5)))
+            .expect("healthcheck call")
+    };
+    let t = std::time::Instant::now();
+    let first = check();
+    let took = t.elapsed();
+    assert!(first.passed, "{first:?}");
+    podman_ok(&["exec", "i13-hr-a", "rm", "/tmp/ok"]);
+    let failed = check();
+    assert!(!failed.passed, "{failed:?}");
+    podman_ok(&["exec", "i13-hr-a", "touch", "/tmp/ok"]);
+    assert!(check().passed);
+    eprintln!("one healthcheck call took {took:?}");
+    assert_eq!(d.stop(), Some(0));
+}
+
 fn stopped(id: &str, state: &str) -> String {
     manifest(id, TRAP_CMD).replacen(
         "  container:\n",

@@ -16,7 +16,10 @@ use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
-use super::{ContainerInfo, ContainerState, CreateRequest, Runtime, RuntimeError, RuntimeResult};
+use super::{
+    ContainerInfo, ContainerState, CreateRequest, HealthResult, Runtime, RuntimeError,
+    RuntimeResult,
+};
 use crate::manifest::{parse_port, parse_volume};
 
 /// How long each kind of call may take before it counts as failed.
@@ -360,6 +363,25 @@ impl Runtime for PodmanRuntime {
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
         with_timeout("unpause", self.timeouts.quick, c.unpause()).await
+    }
+
+    async fn run_healthcheck(&self, name: &str, limit: Duration) -> RuntimeResult<HealthResult> {
+        let c = self.api.containers().get(name);
+        let results = with_timeout("healthcheck", limit, c.healthcheck()).await?;
+        // podman 4.3 answers `{"Status":"healthy"|"unhealthy","FailingStreak":0,"Log":null}`:
+        // Status is the verdict of the check just run (not podman's streak
+        // against its own retries, which podkeeper does not use); the log,
+        // when a podman fills it, ends with this check's output.
+        let output = results
+            .log
+            .as_ref()
+            .and_then(|l| l.last())
+            .and_then(|l| l.output.clone())
+            .unwrap_or_default();
+        Ok(HealthResult {
+            passed: results.status.as_deref() == Some("healthy"),
+            output: output.trim().to_string(),
+        })
     }
 
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {

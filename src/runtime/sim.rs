@@ -87,6 +87,8 @@ struct SimState {
     /// Every call the reactor made, in order: `inspect web`, `start web`, …
     calls: Vec<String>,
     unreachable: bool,
+    /// Containers whose healthcheck fails (every other one passes).
+    unhealthy: BTreeSet<String>,
 }
 
 /// See the module documentation.
@@ -284,6 +286,16 @@ impl SimRuntime {
         }
     }
 
+    /// Make the container's healthcheck fail (`false`) or pass again.
+    pub fn set_healthy(&self, name: &str, healthy: bool) {
+        let mut st = self.lock();
+        if healthy {
+            st.unhealthy.remove(name);
+        } else {
+            st.unhealthy.insert(name.to_string());
+        }
+    }
+
     /// `podman rm -f` by hand.
     pub fn remove_by_hand(&self, name: &str) {
         let c = self.lock().containers.remove(name);
@@ -414,6 +426,27 @@ impl Runtime for SimRuntime {
         };
         self.emit(&c, "unpause", None);
         Ok(())
+    }
+
+    async fn run_healthcheck(
+        &self,
+        name: &str,
+        _limit: std::time::Duration,
+    ) -> RuntimeResult<super::HealthResult> {
+        self.call(format!("healthcheck {name}")).await?;
+        let st = self.lock();
+        match st.containers.get(name) {
+            None => Err(RuntimeError::NotFound(format!(
+                "no container with name or ID {name:?} found"
+            ))),
+            Some(c) if c.state != ContainerState::Running => {
+                Err(RuntimeError::Failed("container is not running".into()))
+            }
+            Some(_) => Ok(super::HealthResult {
+                passed: !st.unhealthy.contains(name),
+                output: String::new(),
+            }),
+        }
     }
 
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
