@@ -109,6 +109,105 @@ fn podkeepers_healthcheck_call_should_follow_the_file_the_check_tests() {
     assert_eq!(d.stop(), Some(0));
 }
 
+/// An app whose check tests /tmp/ok, which its command creates at each start.
+fn checked(id: &str, check: &str) -> String {
+    manifest(
+        id,
+        r#"["/bin/sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; sleep 100000 & wait"]"#,
+    ) + &format!(
+        "    healthcheck:\n      command: {check}\n      interval: 1s\n      timeout: 2s\n      retries: 2\n"
+    )
+}
+
+#[test]
+fn an_app_failing_its_check_should_be_restarted_and_left_alone_once_healthy() {
+    let _g = serial();
+    let apps = Apps::new("i13-hx-");
+    apps.write_raw(
+        "i13-hx-a.yaml",
+        &checked("i13-hx-a", r#"["/bin/test", "-e", "/tmp/ok"]"#),
+    );
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("i13-hx-a"));
+    d.wait_line(
+        0,
+        &["react", "health/i13-hx-a", "healthy", "check passed"],
+        T,
+    );
+    let before = inspect("i13-hx-a").unwrap();
+    let mark = d.mark();
+    let t = std::time::Instant::now();
+    podman_ok(&["exec", "i13-hx-a", "rm", "/tmp/ok"]);
+    let line = d.wait_line(mark, &["react", "health/i13-hx-a", "restart"], T);
+    assert!(
+        line.contains("unhealthy: 2 consecutive failed checks"),
+        "{line}"
+    );
+    wait_until(T, "restarted", || {
+        inspect("i13-hx-a")
+            .is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
+    });
+    let took = t.elapsed();
+    eprintln!("file removed → running again: {took:?}");
+    // interval × retries + interval, and the stop and start.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(
+        inspect("i13-hx-a").unwrap().id,
+        before.id,
+        "restarted, not recreated"
+    );
+    // The restart created the file again: healthy, and no more restarts.
+    let mark = d.mark();
+    d.wait_line(mark, &["react", "health/i13-hx-a", "healthy"], T);
+    let after = inspect("i13-hx-a").unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        inspect("i13-hx-a").unwrap().started_at,
+        after.started_at,
+        "no more restarts"
+    );
+    assert!(
+        !d.lines_since(mark)
+            .iter()
+            .any(|l| l.contains("health/i13-hx-a") && l.contains("restart")),
+        "{}",
+        d.output()
+    );
+    assert_eq!(d.stop(), Some(0));
+}
+
+#[test]
+fn a_check_that_always_fails_should_restart_with_the_crash_loop_backoff() {
+    let _g = serial();
+    let apps = Apps::new("i13-hf-");
+    apps.write_raw("i13-hf-a.yaml", &checked("i13-hf-a", r#"["/bin/false"]"#));
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("i13-hf-a"));
+    let mut at = Vec::new();
+    let mut mark = 0;
+    for _ in 0..4 {
+        let line = d.wait_line(mark, &["react", "health/i13-hf-a", "restart"], T);
+        at.push(std::time::Instant::now());
+        mark = d.lines().iter().position(|l| *l == line).unwrap() + 1;
+    }
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("restart intervals: {gaps:?}");
+    for (i, line) in d
+        .lines()
+        .iter()
+        .filter(|l| l.contains("health/i13-hf-a") && l.contains("restart"))
+        .enumerate()
+    {
+        assert!(line.contains(&format!("(restart #{}", i + 1)), "{line}");
+    }
+    // Each restart needs retries × interval of failures at least.
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(1500)),
+        "{gaps:?}"
+    );
+    assert_eq!(d.stop(), Some(0));
+}
+
 fn stopped(id: &str, state: &str) -> String {
     manifest(id, TRAP_CMD).replacen(
         "  container:\n",

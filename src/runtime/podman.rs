@@ -357,7 +357,16 @@ impl Runtime for PodmanRuntime {
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
-        with_timeout("start", self.timeouts.quick, c.start(None)).await
+        match tokio::time::timeout(self.timeouts.quick, c.start(None)).await {
+            // podman answers 304 to a start of a running container: someone
+            // (a healthcheck's restart, a user) started it first.
+            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "start",
+                after: self.timeouts.quick,
+            }),
+        }
     }
 
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {

@@ -1,0 +1,180 @@
+//! Run one app's healthcheck on podkeeper's own timer, count failures, restart an unhealthy app with the crash-loop backoff.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::time::Instant;
+
+use super::{CallLog, Reaction};
+use crate::backoff::Backoff;
+use crate::manifest::{DesiredState, LoadedApp};
+use crate::runtime::{ContainerState, Runtime, RuntimeError};
+use crate::trigger::Key;
+
+/// How long the check call may take beyond the check's own timeout
+/// (podman kills the check at its timeout; this bounds a hung podman).
+pub const CALL_MARGIN: Duration = Duration::from_secs(5);
+
+/// Healthy for this long after an unhealthy restart: the restart backoff
+/// is forgotten, the next unhealthy verdict restarts at once.
+pub const HEALTHY_RESET: Duration = Duration::from_secs(60);
+
+/// Restarts of an app that keeps failing its checks: the crash-loop backoff.
+pub const RESTART_BACKOFF: Backoff = Backoff::CRASH_LOOP;
+
+/// What the reactor keeps of one app's checks between two runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HealthState {
+    /// The `StartedAt` of the container the streak is about: a new start
+    /// (a crash's repair, a restart by hand) begins a new streak.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Consecutive failed checks after the start period.
+    pub streak: u32,
+    /// The last verdict: `None` before the first check of this start.
+    pub healthy: Option<bool>,
+    /// Since when the checks pass.
+    pub healthy_since: Option<Instant>,
+    /// Unhealthy restarts since the app was last healthy for [`HEALTHY_RESET`].
+    pub restarts: u32,
+    /// No unhealthy restart before this.
+    pub hold_until: Option<Instant>,
+}
+
+impl HealthState {
+    /// `healthy`, `unhealthy`, `starting`: for the status and debug output.
+    pub fn describe(&self) -> &'static str {
+        match self.healthy {
+            Some(true) => "healthy",
+            Some(false) => "unhealthy",
+            None => "starting",
+        }
+    }
+}
+
+/// Check the app `id` once. The reaction's `requeue_after` is the next
+/// check; `None` when the app has no healthcheck (any more), which ends its
+/// checks. Action `none` means nothing changed (the reactor does not print it).
+pub async fn check_health<R: Runtime>(
+    rt: &R,
+    id: &str,
+    desired: Option<&LoadedApp>,
+    mut st: HealthState,
+) -> (Reaction, HealthState) {
+    let mut r = Reaction::new(Key::Health(id.to_string()));
+    let mut log = CallLog::default();
+    let Some(h) = desired
+        .filter(|a| a.app.state == DesiredState::Running)
+        .and_then(|a| a.app.container.healthcheck.as_ref())
+    else {
+        r.why = "no healthcheck declared: checks end".into();
+        return (r, HealthState::default());
+    };
+    r.requeue_after = Some(h.interval());
+    let result = async {
+        let Some(c) = log.time("inspect", rt.inspect_container(id)).await? else {
+            r.why = "no container: not checked".into();
+            return Ok(());
+        };
+        if c.state != ContainerState::Running {
+            r.why = format!("{}: not checked", c.state.as_str());
+            st.streak = 0;
+            return Ok(());
+        }
+        if c.started_at != st.started_at {
+            // A new start: a new streak, a new start period.
+            st.started_at = c.started_at;
+            st.streak = 0;
+            st.healthy = None;
+        }
+        let up = c
+            .started_at
+            .and_then(|t| (rt.now() - t).to_std().ok())
+            .unwrap_or_default();
+        let in_start_period = up < h.start_period();
+        let check = log
+            .time(
+                "healthcheck",
+                rt.run_healthcheck(id, h.timeout() + CALL_MARGIN),
+            )
+            .await?;
+        let now = Instant::now();
+        if check.passed {
+            st.streak = 0;
+            if st.healthy != Some(true) {
+                r.action = "healthy";
+                st.healthy_since = Some(now);
+            }
+            st.healthy = Some(true);
+            r.why = "check passed".into();
+            if st.restarts > 0
+                && st
+                    .healthy_since
+                    .is_some_and(|t| now.duration_since(t) >= HEALTHY_RESET)
+            {
+                st.restarts = 0;
+                st.hold_until = None;
+            }
+            return Ok(());
+        }
+        let output = if check.output.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", crate::manifest::excerpt::excerpt(&check.output, 80))
+        };
+        if in_start_period {
+            r.why = format!("check failed in the start period (not counted){output}");
+            return Ok(());
+        }
+        st.streak += 1;
+        st.healthy_since = None;
+        r.why = format!("check failed ({}/{}){output}", st.streak, h.retries());
+        if st.streak < h.retries() {
+            if st.healthy == Some(true) {
+                r.action = "failing";
+            }
+            return Ok(());
+        }
+        st.healthy = Some(false);
+        if let Some(hold) = st.hold_until.filter(|t| *t > now) {
+            let left = hold - now;
+            r.action = "wait";
+            r.why = format!(
+                "unhealthy ({} failed checks); restart #{} held by the backoff for {}",
+                st.streak,
+                st.restarts + 1,
+                crate::report::secs(left)
+            );
+            r.requeue_after = Some(left);
+            return Ok(());
+        }
+        r.action = "restart";
+        st.restarts += 1;
+        r.why = format!(
+            "unhealthy: {} consecutive failed checks{output} (restart #{}, after {} up)",
+            st.streak,
+            st.restarts,
+            crate::report::secs(up)
+        );
+        log.time("stop", rt.stop_container(id)).await?;
+        if let Err(e) = log.time("start", rt.start_container(id)).await {
+            // The app reconciler (woken by the stop's `died`) may have
+            // started it first: that is what was wanted.
+            let now_running = log
+                .time("inspect", rt.inspect_container(id))
+                .await?
+                .is_some_and(|c| c.state == ContainerState::Running);
+            if !now_running {
+                return Err(e);
+            }
+        }
+        st.hold_until = Some(Instant::now() + RESTART_BACKOFF.delay(st.restarts));
+        st.streak = 0;
+        st.healthy = None;
+        st.started_at = None;
+        Ok::<(), RuntimeError>(())
+    }
+    .await;
+    r.calls = log.calls;
+    r.result = result.map_err(|e| e.to_string());
+    (r, st)
+}
