@@ -129,7 +129,8 @@ pub async fn check_health<R: Runtime>(
         st.healthy_since = None;
         r.why = format!("check failed ({}/{}){output}", st.streak, h.retries());
         if st.streak < h.retries() {
-            if st.healthy == Some(true) {
+            // The first failure of a healthy app is news; the next ones are not.
+            if st.streak == 1 && st.healthy == Some(true) {
                 r.action = "failing";
             }
             return Ok(());
@@ -177,4 +178,120 @@ pub async fn check_health<R: Runtime>(
     r.calls = log.calls;
     r.result = result.map_err(|e| e.to_string());
     (r, st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::sim::SimRuntime;
+
+    fn app(extra: &str) -> LoadedApp {
+        let text = format!(
+            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n    healthcheck:\n      command: [/bin/true]\n      interval: 10s\n      retries: 3\n{extra}"
+        );
+        let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), &text).unwrap();
+        LoadedApp {
+            file: "x.yaml".into(),
+            spec_hash: app.container.hash(),
+            app,
+        }
+    }
+
+    async fn running(sim: &SimRuntime, app: &LoadedApp) {
+        let r = super::super::app::reconcile_app(sim, "web", Some(app), false).await;
+        assert_eq!(r.result, Ok(()));
+        sim.clear_calls();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_for_the_backoff()
+    {
+        let sim = SimRuntime::new(&["localhost/bb:1"], None);
+        let app = app("");
+        running(&sim, &app).await;
+        let (r, st) = check_health(&sim, "web", Some(&app), HealthState::default()).await;
+        assert_eq!((r.action, st.describe()), ("healthy", "healthy"));
+        assert_eq!(r.requeue_after, Some(Duration::from_secs(10)));
+        sim.set_healthy("web", false);
+        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
+        assert_eq!(
+            (r.action, r.why.as_str()),
+            ("failing", "check failed (1/3)")
+        );
+        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
+        assert_eq!((r.action, st.streak), ("none", 2));
+        tokio::time::advance(Duration::from_secs(30)).await;
+        sim.clear_calls();
+        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
+        assert_eq!(r.action, "restart", "{r:?}");
+        assert!(
+            r.why
+                .starts_with("unhealthy: 3 consecutive failed checks (restart #1"),
+            "{}",
+            r.why
+        );
+        assert_eq!(
+            sim.calls(),
+            ["inspect web", "healthcheck web", "stop web", "start web"]
+        );
+        assert_eq!(
+            st.hold_until,
+            Some(Instant::now() + Duration::from_millis(100))
+        );
+
+        // Still failing: three more failures, then the second restart.
+        let mut st = st;
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            st = check_health(&sim, "web", Some(&app), st).await.1;
+        }
+        assert_eq!(st.restarts, 2);
+        assert_eq!(
+            st.hold_until,
+            Some(Instant::now() + Duration::from_millis(200))
+        );
+
+        // A hold longer than the checks: the restart waits for it.
+        st.hold_until = Some(Instant::now() + Duration::from_secs(40));
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(10)).await;
+            let (r, next) = check_health(&sim, "web", Some(&app), st).await;
+            st = next;
+            if st.streak == 3 {
+                assert_eq!(r.action, "wait", "{r:?}");
+                // What is left of the hold (the sim's calls take a few ms).
+                let left = r.requeue_after.unwrap();
+                assert!(
+                    left > Duration::from_millis(9_900) && left <= Duration::from_secs(10),
+                    "{left:?}"
+                );
+            }
+        }
+        assert_eq!(st.restarts, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_is_not_checked()
+    {
+        let sim = SimRuntime::new(&["localhost/bb:1"], None);
+        let app = app("      start_period: 1m\n");
+        running(&sim, &app).await;
+        sim.set_healthy("web", false);
+        let mut st = HealthState::default();
+        for _ in 0..5 {
+            let (r, next) = check_health(&sim, "web", Some(&app), st).await;
+            assert!(r.why.contains("start period"), "{}", r.why);
+            st = next;
+            tokio::time::advance(Duration::from_secs(10)).await;
+        }
+        assert_eq!(st.streak, 0);
+        sim.stop_by_hand("web");
+        sim.clear_calls();
+        let (r, _) = check_health(&sim, "web", Some(&app), st).await;
+        assert_eq!(r.why, "exited: not checked");
+        assert_eq!(sim.calls(), ["inspect web"]);
+        // No healthcheck (any more): the checks end.
+        let (r, st) = check_health(&sim, "web", None, HealthState::default()).await;
+        assert_eq!((r.requeue_after, st), (None, HealthState::default()));
+    }
 }
