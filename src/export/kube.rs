@@ -97,6 +97,13 @@ impl Exporter {
                 object: Object::Claim(Box::new(c)),
             })
             .collect();
+        if w.stopped && self.kind == Kind::Pod {
+            notes.not_exported(
+                &w.subject,
+                "state: stopped",
+                "a bare Pod cannot be stopped: --kind deployment writes 0 replicas",
+            );
+        }
         let object = match self.kind {
             Kind::Pod => Object::Pod(Box::new(Pod {
                 metadata: meta,
@@ -423,6 +430,12 @@ mod tests {
             panic!("{docs:?}")
         };
         assert_eq!(d.spec.as_ref().unwrap().replicas, Some(0));
+        assert!(notes.list.is_empty());
+        let (_, _, notes) = pod_of(&w);
+        assert!(
+            notes.to_string().contains("a bare Pod cannot be stopped"),
+            "{notes}"
+        );
     }
 
     #[test]

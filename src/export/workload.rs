@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::manifest::{
-    parse_port, parse_volume, App, DesiredState, HealthCheck, PortMapping, VolumeMount,
+    parse_port, parse_volume, App, Condition, DesiredState, HealthCheck, PortMapping, VolumeMount,
 };
 
 use super::notes::Notes;
@@ -46,7 +46,7 @@ pub struct Workload {
     pub stopped: bool,
 }
 
-/// The annotation that carries an app's `depends_on` (`db:healthy,cache:running`):
+/// The annotation that carries an app's `depends_on` (`db (healthy), cache`):
 /// Kubernetes has no start order between pods, so it is kept for people and tools.
 pub const DEPENDS_ON_ANNOTATION: &str = "io.podkeeper.depends-on";
 /// The annotation that carries `state: stopped`.
@@ -89,25 +89,20 @@ pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workloa
         let deps: Vec<String> = app
             .depends_on
             .iter()
-            .map(|d| format!("{}:{}", d.app, d.condition.as_str()))
+            .map(|d| match d.condition {
+                Condition::Running => d.app.clone(),
+                Condition::Healthy => format!("{} (healthy)", d.app),
+            })
             .collect();
-        w.annotations
-            .insert(DEPENDS_ON_ANNOTATION.into(), deps.join(","));
-        let words: Vec<String> = app
-            .depends_on
-            .iter()
-            .map(|d| format!("{} ({})", d.app, d.condition.as_str()))
-            .collect();
+        let deps = deps.join(", ");
         w.comments.push(format!(
-            "starts after {}: a cluster does not order pods (an init container or the app's own retries must wait)",
-            words.join(", ")
+            "depends on {deps}: a cluster starts pods independently; the app must retry them"
         ));
+        w.annotations.insert(DEPENDS_ON_ANNOTATION.into(), deps);
     }
     if w.stopped {
         w.annotations
             .insert(STATE_ANNOTATION.into(), "stopped".into());
-        w.comments
-            .push("declared stopped: a Deployment of 0 replicas; a bare Pod would run".into());
     }
     // `check` has validated both lists; a miss here would be a loader bug,
     // and is still reported rather than dropped.
@@ -173,14 +168,11 @@ mod tests {
         .unwrap();
         let mut notes = Notes::default();
         let w = from_app(&app, Path::new("apps/web.yaml"), &mut notes);
-        assert_eq!(
-            w.annotations[DEPENDS_ON_ANNOTATION],
-            "db:healthy,cache:running"
-        );
+        assert_eq!(w.annotations[DEPENDS_ON_ANNOTATION], "db (healthy), cache");
         assert_eq!(w.annotations[STATE_ANNOTATION], "stopped");
         assert!(w.stopped);
         assert!(
-            w.comments[1].starts_with("starts after db (healthy), cache (running): "),
+            w.comments[1].starts_with("depends on db (healthy), cache: "),
             "{:?}",
             w.comments
         );
