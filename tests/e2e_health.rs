@@ -208,6 +208,91 @@ fn a_check_that_always_fails_should_restart_with_the_crash_loop_backoff() {
     assert_eq!(d.stop(), Some(0));
 }
 
+fn chained(id: &str, dep: Option<&str>, healthcheck: bool) -> String {
+    let mut m = manifest(id, TRAP_CMD);
+    if healthcheck {
+        m += "    healthcheck:\n      command: [\"/bin/true\"]\n      interval: 1s\n";
+    }
+    if let Some(dep) = dep {
+        m += &format!("  depends_on:\n    - app: {dep}\n      condition: healthy\n");
+    }
+    m
+}
+
+fn started_at(name: &str) -> chrono::DateTime<chrono::Utc> {
+    let s = inspect(name).unwrap().started_at;
+    chrono::DateTime::parse_from_rfc3339(&s)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn a_chain_should_start_in_order_each_after_the_previous_is_healthy() {
+    let _g = serial();
+    let apps = Apps::new("i13-ch-");
+    apps.write_raw("i13-ch-db.yaml", &chained("i13-ch-db", None, true));
+    apps.write_raw(
+        "i13-ch-api.yaml",
+        &chained("i13-ch-api", Some("i13-ch-db"), true),
+    );
+    apps.write_raw(
+        "i13-ch-web.yaml",
+        &chained("i13-ch-web", Some("i13-ch-api"), false),
+    );
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(Duration::from_secs(60), "web running", || {
+        is_running("i13-ch-web")
+    });
+    let (db, api, web) = (
+        started_at("i13-ch-db"),
+        started_at("i13-ch-api"),
+        started_at("i13-ch-web"),
+    );
+    eprintln!(
+        "started: db {db}, api {api} (+{}ms), web {web} (+{}ms)",
+        (api - db).num_milliseconds(),
+        (web - api).num_milliseconds()
+    );
+    assert!(db < api && api < web, "{db} {api} {web}");
+    // Each started only after its dependency's check had passed.
+    let lines = d.lines();
+    let at = |parts: &[&str]| {
+        lines
+            .iter()
+            .position(|l| parts.iter().all(|p| l.contains(p)))
+            .unwrap_or_else(|| panic!("no line with {parts:?}:\n{}", lines.join("\n")))
+    };
+    let waited = at(&["react", "app/i13-ch-web", "wait", "waiting for i13-ch-api"]);
+    let db_healthy = at(&["react", "health/i13-ch-db", "healthy"]);
+    let api_started = at(&["react", "app/i13-ch-api", "create", "ok"]);
+    let api_healthy = at(&["react", "health/i13-ch-api", "healthy"]);
+    let web_started = at(&["react", "app/i13-ch-web", "create", "ok"]);
+    assert!(
+        db_healthy < api_started && api_started < api_healthy && api_healthy < web_started,
+        "{db_healthy} {api_started} {api_healthy} {web_started}"
+    );
+    assert!(waited < web_started);
+
+    // web killed: restarted at once, its dependencies being healthy.
+    let before = inspect("i13-ch-web").unwrap();
+    let mark = d.mark();
+    let t = std::time::Instant::now();
+    kill9(before.pid);
+    wait_until(T, "web restarted", || {
+        inspect("i13-ch-web")
+            .is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
+    });
+    eprintln!("web killed → running again: {:?}", t.elapsed());
+    assert!(
+        !d.lines_since(mark)
+            .iter()
+            .any(|l| l.contains("app/i13-ch-web") && l.contains("waiting for")),
+        "{}",
+        d.output()
+    );
+    assert_eq!(d.stop(), Some(0));
+}
+
 fn stopped(id: &str, state: &str) -> String {
     manifest(id, TRAP_CMD).replacen(
         "  container:\n",

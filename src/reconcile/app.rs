@@ -211,6 +211,20 @@ async fn decide_and_act<R: Runtime>(
     if graced {
         r.why = format!("{}, after the exit grace", r.why);
     }
+    // Whatever would start the container waits for its dependencies (a
+    // recreate too: the old container stays as it is meanwhile).
+    if let (Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. }, Some(app)) =
+        (&drift, desired)
+    {
+        if app.app.state == DesiredState::Running && !app.app.depends_on.is_empty() {
+            if let Some(waiting) = super::depends::unmet_dependency(rt, app, log).await? {
+                r.action = "wait";
+                r.why = format!("{}; waiting for {waiting}", r.why);
+                r.requeue_after = Some(super::depends::DEPENDENCY_POLL);
+                return Ok(());
+            }
+        }
+    }
     match (drift, desired) {
         (Drift::NotOurs, _) => {
             r.action = "conflict";
@@ -488,6 +502,7 @@ mod tests {
             started_at: Some(started),
             finished_at: Some(finished),
             exit_code: Some(1),
+            health: None,
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

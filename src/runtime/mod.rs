@@ -28,6 +28,10 @@ pub struct ContainerInfo {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
+    /// podman's health status (`healthy`, `unhealthy`, `starting`), as
+    /// podkeeper's checks through its API last left it; `None` without a
+    /// healthcheck, or where the runtime's answer does not say (list).
+    pub health: Option<String>,
 }
 
 impl ContainerInfo {

@@ -128,6 +128,14 @@ struct InspectState {
     started_at: Option<String>,
     #[serde(rename = "FinishedAt", default)]
     finished_at: Option<String>,
+    #[serde(rename = "Health", default)]
+    health: Option<InspectHealth>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct InspectHealth {
+    #[serde(rename = "Status", default)]
+    status: String,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -152,6 +160,11 @@ impl Inspect {
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
             exit_code: self.state.exit_code,
+            health: self
+                .state
+                .health
+                .map(|h| h.status)
+                .filter(|s| !s.is_empty()),
         }
     }
 }
@@ -275,6 +288,7 @@ impl Runtime for PodmanRuntime {
                 started_at: ts(c.started_at),
                 finished_at: ts(c.exited_at),
                 exit_code: c.exit_code,
+                health: None,
             })
             .collect())
     }

@@ -493,6 +493,7 @@ fn info(c: &SimContainer) -> ContainerInfo {
         started_at: c.started_at,
         finished_at: c.finished_at,
         exit_code: c.exit_code,
+        health: None,
     }
 }
 
