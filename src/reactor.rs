@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use crate::manifest::{self, AppsDir, ManifestSet};
 use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::app::reconcile_app;
+use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::Reaction;
 use crate::report::Reporter;
@@ -89,12 +90,13 @@ enum Done {
     Sweep(Reaction, SweepFindings),
     Manifests(Reaction, Option<ManifestSet>),
     Companions(crate::reconcile::companion::BatchOutcome),
+    Health(Reaction, HealthState),
 }
 
 impl Done {
     fn reaction(&self) -> &Reaction {
         match self {
-            Done::App(r, _) | Done::Sweep(r, _) | Done::Manifests(r, _) => r,
+            Done::App(r, _) | Done::Sweep(r, _) | Done::Manifests(r, _) | Done::Health(r, _) => r,
             Done::Companions(b) => &b.summary,
         }
     }
@@ -149,6 +151,8 @@ pub struct Reactor<R: Podman> {
     /// App id → when its last successful reconcile began. An event from well
     /// before that is no news: that reconcile's inspect saw its effect.
     checks: HashMap<String, Check>,
+    /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
+    health: HashMap<String, HealthState>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
@@ -187,6 +191,7 @@ impl<R: Podman> Reactor<R> {
             reported_errors: Vec::new(),
             container_apps: HashMap::new(),
             checks: HashMap::new(),
+            health: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
@@ -198,6 +203,7 @@ impl<R: Podman> Reactor<R> {
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
+        reactor.schedule_checks(reactor.apps.apps.keys().cloned().collect(), Instant::now());
         reactor
     }
 
@@ -407,6 +413,13 @@ impl<R: Podman> Reactor<R> {
                 });
             }
             Key::Companion(name) => self.spawn_companions(name),
+            Key::Health(id) => {
+                let st = self.health.get(&id).cloned().unwrap_or_default();
+                self.inflight.spawn(async move {
+                    let (r, st) = check_health(&*rt, &id, apps.apps.get(&id), st).await;
+                    Done::Health(r, st)
+                });
+            }
         }
     }
 
@@ -416,7 +429,12 @@ impl<R: Podman> Reactor<R> {
             other => other,
         };
         let now = Instant::now();
-        self.settle(done.reaction(), now, true);
+        let reaction = done.reaction();
+        // A health check that changed nothing is no news.
+        let quiet_check = matches!(reaction.key, Key::Health(_))
+            && reaction.action == "none"
+            && reaction.result.is_ok();
+        self.settle(reaction, now, !quiet_check);
         match done {
             Done::App(r, check) => {
                 if let (Key::App(id), Ok(())) = (&r.key, &r.result) {
@@ -454,6 +472,15 @@ impl<R: Podman> Reactor<R> {
                 }
             }
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
+            Done::Health(r, st) => {
+                if let Key::Health(id) = r.key {
+                    if st == HealthState::default() {
+                        self.health.remove(&id);
+                    } else {
+                        self.health.insert(id, st);
+                    }
+                }
+            }
             Done::Manifests(_, None) | Done::Companions(_) => {}
         }
     }
@@ -543,6 +570,7 @@ impl<R: Podman> Reactor<R> {
         }
         self.apps = Arc::new(set);
         self.diff_companions(&old, now);
+        self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
         for (id, why) in changed {
             let key = Key::App(id);
             // A change of declaration is news: no backoff holds it back.
@@ -554,6 +582,22 @@ impl<R: Podman> Reactor<R> {
                 if let Key::App(id) = &key {
                     self.queue_duplicates_of(id, now);
                 }
+            }
+        }
+    }
+
+    /// Start the check timers of these apps that declare a healthcheck (a
+    /// timer already running keeps its time; it ends by itself when the
+    /// healthcheck goes).
+    fn schedule_checks(&mut self, ids: Vec<String>, now: Instant) {
+        for id in ids {
+            if let Some(h) = self
+                .apps
+                .apps
+                .get(&id)
+                .and_then(|a| a.app.container.healthcheck.as_ref())
+            {
+                self.sched.schedule(Key::Health(id), now + h.interval());
             }
         }
     }

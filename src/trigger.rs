@@ -16,6 +16,8 @@ pub enum Key {
     Sweep,
     /// Re-read the apps directory.
     Manifests,
+    /// Run one app's healthcheck (its own timer: the key requeues itself).
+    Health(String),
 }
 
 impl fmt::Display for Key {
@@ -25,6 +27,7 @@ impl fmt::Display for Key {
             Key::Companion(name) => write!(f, "companion/{name}"),
             Key::Sweep => f.write_str("sweep"),
             Key::Manifests => f.write_str("manifests"),
+            Key::Health(id) => write!(f, "health/{id}"),
         }
     }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, PersistentVolumeClaim, Pod, PodSpec, PodTemplateSpec,
-    VolumeMount as KubeVolumeMount,
+    Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim, Pod, PodSpec,
+    PodTemplateSpec, Probe, VolumeMount as KubeVolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -95,6 +95,13 @@ impl Exporter {
                 object: Object::Claim(Box::new(c)),
             })
             .collect();
+        if w.stopped && self.kind == Kind::Pod {
+            notes.not_exported(
+                &w.subject,
+                "state: stopped",
+                "a bare Pod cannot be stopped: --kind deployment writes 0 replicas",
+            );
+        }
         let object = match self.kind {
             Kind::Pod => Object::Pod(Box::new(Pod {
                 metadata: meta,
@@ -175,7 +182,45 @@ fn container(w: &Workload, mounts: Vec<KubeVolumeMount>, notes: &mut Notes) -> C
         working_dir: w.working_dir.clone(),
         ports: (!ports.is_empty()).then_some(ports),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        liveness_probe: w.healthcheck.as_ref().map(|h| liveness(w, h, notes)),
         ..Container::default()
+    }
+}
+
+/// The healthcheck as an exec liveness probe: a cluster restarts the
+/// container after `retries` failures, as podkeeper does. Kubernetes counts
+/// in whole seconds: shorter durations are rounded up, and noted.
+fn liveness(w: &Workload, h: &crate::manifest::HealthCheck, notes: &mut Notes) -> Probe {
+    let mut secs = |field: &str, d: std::time::Duration, min: u64| {
+        let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        if d.subsec_nanos() > 0 {
+            notes.changed(
+                &w.subject,
+                format!("healthcheck {field}"),
+                format!("Kubernetes counts whole seconds: {whole}s"),
+            );
+        }
+        i32::try_from(whole.max(min)).unwrap_or(i32::MAX)
+    };
+    let period = secs("interval", h.interval(), 1);
+    let timeout = secs("timeout", h.timeout(), 1);
+    let delay = secs("start_period", h.start_period(), 0);
+    if h.command.iter().any(|a| a.contains(char::is_whitespace)) {
+        notes.note(
+            &w.subject,
+            "healthcheck command",
+            "podman 4.3's kube play joins the probe's arguments with spaces, so an argument with spaces splits there; a cluster runs it as written",
+        );
+    }
+    Probe {
+        exec: Some(ExecAction {
+            command: Some(h.command.clone()),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(timeout),
+        failure_threshold: Some(i32::try_from(h.retries()).unwrap_or(i32::MAX)),
+        initial_delay_seconds: (delay > 0).then_some(delay),
+        ..Probe::default()
     }
 }
 
@@ -228,7 +273,7 @@ fn deployment(w: &Workload, meta: ObjectMeta, spec: PodSpec) -> Deployment {
     Deployment {
         metadata: meta.clone(),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            replicas: Some(if w.stopped { 0 } else { 1 }),
             selector: LabelSelector {
                 match_labels: Some(BTreeMap::from([w.identity.clone()])),
                 match_expressions: None,
@@ -283,6 +328,55 @@ mod tests {
         let spec = p.spec.as_ref().unwrap();
         assert_eq!(spec.containers.len(), 1);
         &spec.containers[0]
+    }
+
+    #[test]
+    fn a_healthcheck_should_become_an_exec_liveness_probe() {
+        let mut w = workload();
+        w.healthcheck = Some(crate::manifest::HealthCheck {
+            command: vec!["/bin/sh".into(), "-c".into(), "test -e /ok".into()],
+            interval: Some("10s".into()),
+            timeout: Some("1500ms".into()),
+            retries: Some(4),
+            start_period: Some("1m".into()),
+        });
+        let (pod, _, notes) = pod_of(&w);
+        let p = only_container(&pod).liveness_probe.clone().unwrap();
+        assert_eq!(
+            p.exec.unwrap().command.unwrap(),
+            ["/bin/sh", "-c", "test -e /ok"]
+        );
+        assert_eq!(p.period_seconds, Some(10));
+        assert_eq!(p.timeout_seconds, Some(2));
+        assert_eq!(p.failure_threshold, Some(4));
+        assert_eq!(p.initial_delay_seconds, Some(60));
+        let text = notes.to_string();
+        assert!(
+            text.contains("healthcheck timeout") && text.contains("whole seconds: 2s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("joins the probe's arguments with spaces"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stopped_app_should_be_a_deployment_of_zero_replicas() {
+        let mut w = workload();
+        w.stopped = true;
+        let mut notes = Notes::default();
+        let docs = Exporter::new(Kind::Deployment).documents(&w, &mut notes);
+        let Object::Deployment(d) = &docs[0].object else {
+            panic!("{docs:?}")
+        };
+        assert_eq!(d.spec.as_ref().unwrap().replicas, Some(0));
+        assert!(notes.list.is_empty());
+        let (_, _, notes) = pod_of(&w);
+        assert!(
+            notes.to_string().contains("a bare Pod cannot be stopped"),
+            "{notes}"
+        );
     }
 
     #[test]

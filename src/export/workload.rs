@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::manifest::{parse_port, parse_volume, App, PortMapping, VolumeMount};
+use crate::manifest::{
+    parse_port, parse_volume, App, Condition, DesiredState, HealthCheck, PortMapping, VolumeMount,
+};
 
 use super::notes::Notes;
 
@@ -38,7 +40,17 @@ pub struct Workload {
     pub volumes: Vec<VolumeMount>,
     /// `#` lines written above the workload's documents.
     pub comments: Vec<String>,
+    /// The manifest's healthcheck: a liveness probe.
+    pub healthcheck: Option<HealthCheck>,
+    /// Declared `state: stopped`: a Deployment of zero replicas.
+    pub stopped: bool,
 }
+
+/// The annotation that carries an app's `depends_on` (`db (healthy), cache`):
+/// Kubernetes has no start order between pods, so it is kept for people and tools.
+pub const DEPENDS_ON_ANNOTATION: &str = "io.podkeeper.depends-on";
+/// The annotation that carries `state: stopped`.
+pub const STATE_ANNOTATION: &str = "io.podkeeper.state";
 
 /// An app's container, as its manifest declares it.
 pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workload {
@@ -53,6 +65,8 @@ pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workloa
         args: c.command.clone(),
         env: c.env.clone(),
         network: c.network.clone(),
+        healthcheck: c.healthcheck.clone(),
+        stopped: app.state == DesiredState::Stopped,
         ..Workload::default()
     };
     let what = match (&app.name, &app.version) {
@@ -70,6 +84,25 @@ pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workloa
     if let Some(version) = &app.version {
         w.annotations
             .insert("io.podkeeper.version".into(), version.clone());
+    }
+    if !app.depends_on.is_empty() {
+        let deps: Vec<String> = app
+            .depends_on
+            .iter()
+            .map(|d| match d.condition {
+                Condition::Running => d.app.clone(),
+                Condition::Healthy => format!("{} (healthy)", d.app),
+            })
+            .collect();
+        let deps = deps.join(", ");
+        w.comments.push(format!(
+            "depends on {deps}: a cluster starts pods independently; the app must retry them"
+        ));
+        w.annotations.insert(DEPENDS_ON_ANNOTATION.into(), deps);
+    }
+    if w.stopped {
+        w.annotations
+            .insert(STATE_ANNOTATION.into(), "stopped".into());
     }
     // `check` has validated both lists; a miss here would be a loader bug,
     // and is still reported rather than dropped.
@@ -123,5 +156,25 @@ mod tests {
         assert_eq!(w.annotations["io.podkeeper.name"], "Web");
         assert_eq!(w.annotations["io.podkeeper.version"], "1");
         assert_eq!(w.comments, vec!["app web (Web 1), from apps/web.yaml"]);
+        assert!(!w.stopped && w.healthcheck.is_none());
+    }
+
+    #[test]
+    fn depends_on_and_state_should_become_annotations_and_comments() {
+        let app = parse_manifest(
+            Path::new("apps/web.yaml"),
+            "app:\n  id: web\n  state: stopped\n  container:\n    image: x\n  depends_on:\n    - app: db\n      condition: healthy\n    - app: cache\n",
+        )
+        .unwrap();
+        let mut notes = Notes::default();
+        let w = from_app(&app, Path::new("apps/web.yaml"), &mut notes);
+        assert_eq!(w.annotations[DEPENDS_ON_ANNOTATION], "db (healthy), cache");
+        assert_eq!(w.annotations[STATE_ANNOTATION], "stopped");
+        assert!(w.stopped);
+        assert!(
+            w.comments[1].starts_with("depends on db (healthy), cache: "),
+            "{:?}",
+            w.comments
+        );
     }
 }

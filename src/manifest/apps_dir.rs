@@ -343,6 +343,7 @@ fn assemble_with_owners(
             },
         );
     }
+    errors.extend(super::depends::check_dependencies(&mut set.apps));
     errors.sort_by(|a, b| a.file.cmp(&b.file));
     set.errors = errors;
     set

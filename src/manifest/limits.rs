@@ -46,6 +46,9 @@ pub const MAX_VOLUME_BYTES: usize = 4096;
 pub const MAX_COMPANIONS: usize = 256;
 pub const MAX_UNIT_BYTES: usize = 64 << 10;
 
+/// `app.depends_on`
+pub const MAX_DEPENDS_ON: usize = 64;
+
 /// `1048576` → `1 MiB`, `131072` → `128 KiB`, `64` → `64 bytes`.
 pub fn human(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {

@@ -9,7 +9,9 @@
 //!   declaration of an invalid file stands.
 
 pub mod apps_dir;
+pub mod depends;
 pub mod excerpt;
+pub mod health;
 pub mod limits;
 pub mod read;
 pub mod unit;
@@ -24,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use apps_dir::{assemble, AppsDir};
+pub use depends::{Condition, Dependency, DesiredState};
+pub use health::HealthCheck;
 pub use validate::{
     is_valid_id, parse_manifest, parse_port, parse_volume, PortMapping, VolumeMount,
 };
@@ -41,6 +45,13 @@ pub struct App {
     pub container: ContainerSpec,
     #[serde(default)]
     pub companions: Vec<Companion>,
+    /// Apps that must be running (or healthy) before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Dependency>,
+    /// `running` (default) or `stopped`: not in the spec hash, a change
+    /// starts or stops the container, never recreates it.
+    #[serde(default)]
+    pub state: DesiredState,
 }
 
 /// The container an app runs. Everything here goes into the spec hash, so any
@@ -61,6 +72,10 @@ pub struct ContainerSpec {
     pub volumes: Vec<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Left out of the hash when absent, so adding the field changed no
+    /// existing container's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<HealthCheck>,
 }
 
 /// A Quadlet unit an app owns.
@@ -258,6 +273,21 @@ mod tests {
         b.container.command = Some(vec!["/bin/true".into()]);
         assert_ne!(a.container.hash(), b.container.hash());
         assert_eq!(a.container.hash().len(), 16);
+        // A healthcheck edit recreates; the declared state does not.
+        let before = b.container.hash();
+        b.state = DesiredState::Stopped;
+        assert_eq!(b.container.hash(), before);
+        b.container.healthcheck = Some(HealthCheck {
+            command: vec!["/bin/true".into()],
+            interval: Some("10s".into()),
+            timeout: None,
+            retries: None,
+            start_period: None,
+        });
+        let with = b.container.hash();
+        assert_ne!(with, before);
+        b.container.healthcheck.as_mut().unwrap().interval = Some("11s".into());
+        assert_ne!(b.container.hash(), with);
     }
 
     #[test]

@@ -183,6 +183,24 @@ fn validate(app: &App) -> Result<(), (String, String)> {
             );
         }
     }
+    if let Some(h) = &c.healthcheck {
+        h.validate()?;
+    }
+    count("app.depends_on", app.depends_on.len(), MAX_DEPENDS_ON)?;
+    for (i, dep) in app.depends_on.iter().enumerate() {
+        if !is_valid_id(&dep.app) {
+            return fail(
+                &format!("app.depends_on[{i}].app"),
+                format!("{} is not a valid app id ({ID_RULE})", q(&dep.app)),
+            );
+        }
+        if app.depends_on[..i].iter().any(|o| o.app == dep.app) {
+            return fail(
+                &format!("app.depends_on[{i}].app"),
+                format!("{} is listed twice", q(&dep.app)),
+            );
+        }
+    }
     count("app.companions", app.companions.len(), MAX_COMPANIONS)?;
     for (i, comp) in app.companions.iter().enumerate() {
         if !is_valid_id(&comp.name) {
@@ -362,6 +380,7 @@ pub(super) fn string_or_number<'de, D: serde::Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<App, ManifestError> {
         parse_manifest(Path::new("apps/x.yaml"), text)
@@ -553,6 +572,94 @@ mod tests {
             .collect();
         let e = app(many).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("app.companions"), "{e}");
+    }
+
+    #[test]
+    fn a_healthcheck_should_parse_with_its_defaults() {
+        let app = parse("app:\n  id: web\n  state: stopped\n  container:\n    image: x\n    healthcheck:\n      command: [/bin/sh, -c, \"test -e /ready\"]\n      interval: 10s\n      start_period: 0s\n  depends_on:\n    - app: db\n      condition: healthy\n    - app: cache\n").unwrap();
+        let h = app.container.healthcheck.as_ref().unwrap();
+        assert_eq!(h.interval(), Duration::from_secs(10));
+        assert_eq!(h.timeout(), Duration::from_secs(5));
+        assert_eq!(h.retries(), 3);
+        assert_eq!(app.state, crate::manifest::DesiredState::Stopped);
+        assert_eq!(
+            app.depends_on[0].condition,
+            crate::manifest::Condition::Healthy
+        );
+        assert_eq!(
+            app.depends_on[1].condition,
+            crate::manifest::Condition::Running
+        );
+    }
+
+    #[test]
+    fn healthcheck_durations_that_do_not_parse_or_are_zero_should_be_refused() {
+        for (line, field) in [
+            ("interval: 10", "interval"),
+            ("interval: 0s", "interval"),
+            ("timeout: 1.5s", "timeout"),
+            ("timeout: 0ms", "timeout"),
+            ("start_period: soon", "start_period"),
+            ("interval: 25h", "interval"),
+        ] {
+            let e = with_container(&format!(
+                "    healthcheck:\n      command: [/bin/true]\n      {line}\n"
+            ));
+            assert_eq!(
+                e.field.as_deref(),
+                Some(format!("app.container.healthcheck.{field}").as_str()),
+                "{e}"
+            );
+            assert!(
+                e.message
+                    .contains("not a valid duration (allowed: a number with a unit"),
+                "{e}"
+            );
+            assert!(
+                e.to_string()
+                    .starts_with("apps/x.yaml: app.container.healthcheck."),
+                "{e}"
+            );
+        }
+        let e = with_container("    healthcheck:\n      command: []\n");
+        assert_eq!(
+            e.field.as_deref(),
+            Some("app.container.healthcheck.command"),
+            "{e}"
+        );
+        let e = with_container("    healthcheck:\n      command: [/bin/true]\n      retries: 0\n");
+        assert_eq!(
+            e.field.as_deref(),
+            Some("app.container.healthcheck.retries"),
+            "{e}"
+        );
+        let e =
+            with_container("    healthcheck:\n      command: [/bin/true]\n      interval_s: 3\n");
+        assert!(e.message.contains("unknown field `interval_s`"), "{e}");
+    }
+
+    #[test]
+    fn state_and_depends_on_should_only_take_what_is_allowed() {
+        let e =
+            parse("app:\n  id: web\n  state: paused\n  container:\n    image: x\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown variant `paused`, expected `running` or `stopped`"),
+            "{e}"
+        );
+        let e = parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: db\n      condition: started\n").unwrap_err();
+        assert!(
+            e.to_string().contains("expected `running` or `healthy`"),
+            "{e}"
+        );
+        let e =
+            parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: Db\n")
+                .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("app.depends_on[0].app"), "{e}");
+        let e = parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: db\n    - app: db\n").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+        let e = parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: db\n      when: now\n").unwrap_err();
+        assert!(e.message.contains("unknown field `when`"), "{e}");
     }
 
     #[test]

@@ -105,7 +105,15 @@ impl<R: Podman> Reactor<R> {
                 Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
                     EventVerdict::Orphan
                 }
-                Some(_) if !REACT_TO.contains(&ev.action.as_str()) => EventVerdict::NoChange,
+                Some(id)
+                    if !crate::reconcile::app::event_may_leave_state(
+                        self.apps.apps.get(id),
+                        &ev.action,
+                        REACT_TO,
+                    ) =>
+                {
+                    EventVerdict::NoChange
+                }
                 Some(id) if self.seen_by_last_check(id, ev) => EventVerdict::SeenByCheck(id),
                 Some(id) => {
                     EventVerdict::Scheduled(id, self.sched.schedule(Key::App(id.to_string()), now))

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{CallLog, Reaction};
-use crate::manifest::LoadedApp;
+use crate::manifest::{DesiredState, LoadedApp};
 use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError};
 use crate::trigger::Key;
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
@@ -28,6 +28,8 @@ pub enum Drift {
         exit_code: Option<i32>,
     },
     Paused,
+    /// Running (or paused), but the manifest says `state: stopped`.
+    Started,
     /// Stopping or being removed right now: look again shortly.
     Transient {
         state: String,
@@ -45,6 +47,7 @@ impl Drift {
             Drift::NotRunning { state, exit_code: Some(code) } => format!("{state} (code {code})"),
             Drift::NotRunning { state, .. } => state.clone(),
             Drift::Paused => "paused".into(),
+            Drift::Started => "running, but declared stopped".into(),
             Drift::Transient { state } => format!("{state}, looking again shortly"),
             Drift::Unwanted => "manifest deleted".into(),
         }
@@ -69,6 +72,15 @@ pub fn drift(desired: Option<&LoadedApp>, actual: Option<&ContainerInfo>) -> Opt
             found: found.to_string(),
         });
     }
+    if desired.app.state == DesiredState::Stopped {
+        return match &actual.state {
+            ContainerState::Running | ContainerState::Paused => Some(Drift::Started),
+            ContainerState::Stopping | ContainerState::Removing => Some(Drift::Transient {
+                state: actual.state.as_str().to_string(),
+            }),
+            _ => None,
+        };
+    }
     match &actual.state {
         ContainerState::Running => None,
         ContainerState::Paused => Some(Drift::Paused),
@@ -82,6 +94,15 @@ pub fn drift(desired: Option<&LoadedApp>, actual: Option<&ContainerInfo>) -> Opt
                 .filter(|_| *other != ContainerState::Created),
         }),
     }
+}
+
+/// Whether a container event of this app can mean it left its declared
+/// state: the reactor's list, plus `start` (and `unpause`) for an app
+/// declared `stopped`, which someone may start by hand.
+pub fn event_may_leave_state(app: Option<&LoadedApp>, action: &str, react_to: &[&str]) -> bool {
+    react_to.contains(&action)
+        || (matches!(action, "start" | "unpause")
+            && app.is_some_and(|a| a.app.state == DesiredState::Stopped))
 }
 
 /// The labels a container of this app carries.
@@ -164,7 +185,10 @@ async fn decide_and_act<R: Podman>(
     let mut graced = false;
     if let Some(left) = actual
         .as_ref()
-        .filter(|c| desired.is_some() && c.state != ContainerState::Running)
+        .filter(|c| {
+            desired.is_some_and(|d| d.app.state == DesiredState::Running)
+                && c.state != ContainerState::Running
+        })
         .and_then(|c| exit_grace_left(c, rt.now()))
     {
         // Perhaps a `podman stop` or `podman rm` by hand that has yet to
@@ -178,6 +202,7 @@ async fn decide_and_act<R: Podman>(
     let Some(drift) = drift(desired, actual.as_ref()) else {
         r.why = match (desired, &actual) {
             (None, None) => "no manifest, no container".into(),
+            (Some(d), _) if d.app.state == DesiredState::Stopped => "stopped as declared".into(),
             _ => "running as declared".into(),
         };
         return Ok(());
@@ -185,6 +210,20 @@ async fn decide_and_act<R: Podman>(
     r.why = drift.describe();
     if graced {
         r.why = format!("{}, after the exit grace", r.why);
+    }
+    // Whatever would start the container waits for its dependencies (a
+    // recreate too: the old container stays as it is meanwhile).
+    if let (Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. }, Some(app)) =
+        (&drift, desired)
+    {
+        if app.app.state == DesiredState::Running && !app.app.depends_on.is_empty() {
+            if let Some(waiting) = super::depends::unmet_dependency(rt, app, log).await? {
+                r.action = "wait";
+                r.why = format!("{}; waiting for {waiting}", r.why);
+                r.requeue_after = Some(super::depends::DEPENDENCY_POLL);
+                return Ok(());
+            }
+        }
     }
     match (drift, desired) {
         (Drift::NotOurs, _) => {
@@ -250,6 +289,10 @@ async fn decide_and_act<R: Podman>(
                 other => other,
             }
         }
+        (Drift::Started, Some(_)) => {
+            r.action = "stop";
+            log.time("stop", rt.stop_container(id)).await
+        }
         (Drift::Paused, Some(_)) => {
             r.action = "unpause";
             log.time("unpause", rt.unpause_container(id)).await
@@ -261,7 +304,11 @@ async fn decide_and_act<R: Podman>(
         }
         // drift() only reports these with a manifest present.
         (
-            Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. } | Drift::Paused,
+            Drift::Missing
+            | Drift::SpecChanged { .. }
+            | Drift::NotRunning { .. }
+            | Drift::Paused
+            | Drift::Started,
             None,
         ) => Ok(()),
     }
@@ -287,7 +334,8 @@ fn look_again_unless(created: bool, r: &mut Reaction) {
     }
 }
 
-/// Create the container (pulling the image if it is missing) and start it.
+/// Create the container (pulling the image if it is missing) and start it,
+/// unless the app is declared `stopped`.
 /// `Ok(false)`: a container of that name turned up meanwhile (nothing was
 /// created; the caller looks again).
 async fn create_and_start<R: Podman>(
@@ -314,6 +362,9 @@ async fn create_and_start<R: Podman>(
     };
     if !created {
         return Ok(false);
+    }
+    if app.app.state == DesiredState::Stopped {
+        return Ok(true);
     }
     log.time("start", rt.start_container(&app.app.id)).await?;
     Ok(true)
@@ -397,6 +448,44 @@ mod tests {
         assert_eq!(sim.calls().len(), 2);
     }
 
+    fn loaded(text: &str) -> LoadedApp {
+        let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), text).unwrap();
+        LoadedApp {
+            file: "x.yaml".into(),
+            spec_hash: app.container.hash(),
+            app,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_app_should_be_created_never_started_and_stopped_when_started() {
+        let sim = SimRuntime::new(&["localhost/bb:1"], None);
+        let running = "app:\n  id: web\n  container:\n    image: localhost/bb:1\n";
+        let stopped = loaded(&running.replace("  container:", "  state: stopped\n  container:"));
+        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
+        assert_eq!((r.action, r.result.clone()), ("create", Ok(())), "{r:?}");
+        assert_eq!(sim.calls(), ["inspect web", "create web"]);
+        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
+        assert_eq!((r.action, r.why.as_str()), ("none", "stopped as declared"));
+
+        // Someone starts it: stopped again.
+        sim.start_container("web").await.unwrap();
+        sim.clear_calls();
+        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
+        assert_eq!(
+            (r.action, r.why.as_str()),
+            ("stop", "running, but declared stopped")
+        );
+        assert_eq!(sim.calls(), ["inspect web", "stop web"]);
+        assert_ne!(sim.container("web").unwrap().state, ContainerState::Running);
+
+        // Switched back: started, the same container.
+        sim.clear_calls();
+        let r = reconcile_app(&sim, "web", Some(&loaded(running)), false).await;
+        assert_eq!(r.action, "start", "{r:?}");
+        assert_eq!(sim.container("web").unwrap().state, ContainerState::Running);
+    }
+
     #[test]
     fn an_exit_stamped_before_its_start_should_be_uptime_zero() {
         let started = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.974929120Z")
@@ -413,6 +502,7 @@ mod tests {
             started_at: Some(started),
             finished_at: Some(finished),
             exit_code: Some(1),
+            health: None,
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

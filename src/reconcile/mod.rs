@@ -5,6 +5,8 @@
 
 pub mod app;
 pub mod companion;
+pub mod depends;
+pub mod health;
 pub mod sweep;
 pub mod unit_paths;
 

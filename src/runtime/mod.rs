@@ -28,6 +28,10 @@ pub struct ContainerInfo {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
+    /// podman's health status (`healthy`, `unhealthy`, `starting`), as
+    /// podkeeper's checks through its API last left it; `None` without a
+    /// healthcheck, or where the runtime's answer does not say (list).
+    pub health: Option<String>,
 }
 
 impl ContainerInfo {
@@ -99,6 +103,15 @@ pub struct CreateRequest {
     pub labels: BTreeMap<String, String>,
 }
 
+/// One healthcheck's verdict, as podman ran it in the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthResult {
+    /// The check's command exited 0 within its timeout.
+    pub passed: bool,
+    /// Its output (podman keeps the first few KiB), for the debug output.
+    pub output: String,
+}
+
 /// Why a runtime call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RuntimeError {
@@ -159,6 +172,19 @@ pub trait Podman: Send + Sync + 'static {
     fn start_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
     fn unpause_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Run the container's healthcheck once (`GET
+    /// /libpod/containers/{name}/healthcheck`), whatever podman's own timer
+    /// (none: podkeeper creates containers with it disabled). `limit` bounds
+    /// the call; podman itself kills a check that outlives its timeout.
+    fn run_healthcheck(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> impl Future<Output = RuntimeResult<HealthResult>> + Send;
+
+    /// Stop a container (an app declared `stopped`); stopping a stopped one is no error.
+    fn stop_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
     /// Stop (if running) and remove a container; never its named volumes.
     fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;

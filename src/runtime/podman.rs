@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
+use podman_api::models::{
+    ContainerMount, NamedVolume, Namespace, PortMapping, Schema2HealthConfig,
+};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
 };
@@ -14,7 +16,7 @@ use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
-use super::{ContainerInfo, ContainerState, CreateRequest, RuntimeError, RuntimeResult};
+use super::{ContainerInfo, ContainerState, CreateRequest, HealthResult, RuntimeError, RuntimeResult};
 use crate::manifest::{parse_port, parse_volume};
 
 /// How long each kind of call may take before it counts as failed.
@@ -125,6 +127,14 @@ struct InspectState {
     started_at: Option<String>,
     #[serde(rename = "FinishedAt", default)]
     finished_at: Option<String>,
+    #[serde(rename = "Health", default)]
+    health: Option<InspectHealth>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct InspectHealth {
+    #[serde(rename = "Status", default)]
+    status: String,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -149,6 +159,11 @@ impl Inspect {
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
             exit_code: self.state.exit_code,
+            health: self
+                .state
+                .health
+                .map(|h| h.status)
+                .filter(|s| !s.is_empty()),
         }
     }
 }
@@ -283,6 +298,7 @@ impl super::Podman for PodmanRuntime {
                 started_at: ts(c.started_at),
                 finished_at: ts(c.exited_at),
                 exit_code: c.exit_code,
+                health: None,
             })
             .collect())
     }
@@ -351,6 +367,9 @@ impl super::Podman for PodmanRuntime {
                 options: Some(v.options),
             }));
         }
+        if let Some(h) = &spec.healthcheck {
+            opts = opts.health_config(health_config(h));
+        }
         let created = with_timeout(
             "create",
             self.timeouts.quick,
@@ -362,12 +381,54 @@ impl super::Podman for PodmanRuntime {
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
-        with_timeout("start", self.timeouts.quick, c.start(None)).await
+        match tokio::time::timeout(self.timeouts.quick, c.start(None)).await {
+            // podman answers 304 to a start of a running container: someone
+            // (a healthcheck's restart, a user) started it first.
+            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "start",
+                after: self.timeouts.quick,
+            }),
+        }
     }
 
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
         with_timeout("unpause", self.timeouts.quick, c.unpause()).await
+    }
+
+    async fn run_healthcheck(&self, name: &str, limit: Duration) -> RuntimeResult<HealthResult> {
+        let c = self.api.containers().get(name);
+        let results = with_timeout("healthcheck", limit, c.healthcheck()).await?;
+        // podman 4.3 answers `{"Status":"healthy"|"unhealthy","FailingStreak":0,"Log":null}`:
+        // Status is the verdict of the check just run (not podman's streak
+        // against its own retries, which podkeeper does not use); the log,
+        // when a podman fills it, ends with this check's output.
+        let output = results
+            .log
+            .as_ref()
+            .and_then(|l| l.last())
+            .and_then(|l| l.output.clone())
+            .unwrap_or_default();
+        Ok(HealthResult {
+            passed: results.status.as_deref() == Some("healthy"),
+            output: output.trim().to_string(),
+        })
+    }
+
+    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
+        let c = self.api.containers().get(name);
+        let opts = podman_api::opts::ContainerStopOpts::builder().build();
+        match tokio::time::timeout(self.timeouts.stop, c.stop(&opts)).await {
+            // podman answers 304 to a stop of a stopped container.
+            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
+            Ok(result) => result.map_err(classify),
+            Err(_) => Err(RuntimeError::Timeout {
+                call: "stop",
+                after: self.timeouts.stop,
+            }),
+        }
     }
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
@@ -439,6 +500,22 @@ mod cause_tests {
             "name \"a\" is in use: container already exists: container already exists",
         );
         assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
+    }
+}
+
+/// The healthcheck as podman stores it, so `podman inspect` shows it and
+/// `podman healthcheck run` runs it. Interval 0 is podman's "disable": no
+/// systemd timer of podman's runs the check; podkeeper's own timers do.
+fn health_config(h: &crate::manifest::HealthCheck) -> Schema2HealthConfig {
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    let mut test = vec!["CMD".to_string()];
+    test.extend(h.command.iter().cloned());
+    Schema2HealthConfig {
+        interval: Some(0),
+        retries: Some(i64::from(h.retries())),
+        start_period: Some(ns(h.start_period())),
+        test: Some(test),
+        timeout: Some(ns(h.timeout())),
     }
 }
 

@@ -87,6 +87,8 @@ struct SimState {
     /// Every call the reactor made, in order: `inspect web`, `start web`, …
     calls: Vec<String>,
     unreachable: bool,
+    /// Containers whose healthcheck fails (every other one passes).
+    unhealthy: BTreeSet<String>,
 }
 
 /// See the module documentation.
@@ -284,6 +286,16 @@ impl SimRuntime {
         }
     }
 
+    /// Make the container's healthcheck fail (`false`) or pass again.
+    pub fn set_healthy(&self, name: &str, healthy: bool) {
+        let mut st = self.lock();
+        if healthy {
+            st.unhealthy.remove(name);
+        } else {
+            st.unhealthy.insert(name.to_string());
+        }
+    }
+
     /// `podman rm -f` by hand.
     pub fn remove_by_hand(&self, name: &str) {
         let c = self.lock().containers.remove(name);
@@ -416,6 +428,40 @@ impl Podman for SimRuntime {
         Ok(())
     }
 
+    async fn run_healthcheck(
+        &self,
+        name: &str,
+        _limit: std::time::Duration,
+    ) -> RuntimeResult<super::HealthResult> {
+        self.call(format!("healthcheck {name}")).await?;
+        let st = self.lock();
+        match st.containers.get(name) {
+            None => Err(RuntimeError::NotFound(format!(
+                "no container with name or ID {name:?} found"
+            ))),
+            Some(c) if c.state != ContainerState::Running => {
+                Err(RuntimeError::Failed("container is not running".into()))
+            }
+            Some(_) => Ok(super::HealthResult {
+                passed: !st.unhealthy.contains(name),
+                output: String::new(),
+            }),
+        }
+    }
+
+    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("stop {name}")).await?;
+        let running = self
+            .lock()
+            .containers
+            .get(name)
+            .is_some_and(|c| c.state == ContainerState::Running);
+        if running {
+            self.stop_by_hand(name);
+        }
+        Ok(())
+    }
+
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
         self.call(format!("remove {name}")).await?;
         let c = self.lock().containers.remove(name);
@@ -447,6 +493,7 @@ fn info(c: &SimContainer) -> ContainerInfo {
         started_at: c.started_at,
         finished_at: c.finished_at,
         exit_code: c.exit_code,
+        health: None,
     }
 }
 
