@@ -62,6 +62,13 @@ pub enum Command {
     Replay(crate::replay::ReplayArgs),
     /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
     Export(crate::export::ExportArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, podkeeper(1), in roff.
+    Manpage,
 }
 
 #[derive(Debug, clap::Args)]
@@ -395,6 +402,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         max_concurrent: args.max_concurrent,
         ..ReactorConfig::default()
     };
+    if let Some(notifier) = crate::ops::notify::Notifier::from_env() {
+        report = report.with_observer(Box::new(notifier));
+    }
     let reactor = Reactor::new(runtime, rx, apps, cfg, report)
         .with_companions(Arc::new(systemd), unit_dirs)
         .with_startup_sweep(STARTUP_SWEEP_WITHIN);
@@ -488,6 +498,7 @@ impl DaemonSignals {
             }
         }
         drop(tx);
+        crate::ops::notify::stopping();
         tracing::info!("signal received: finishing reconciles in flight (again to exit at once)");
         cancel.cancel();
         loop {

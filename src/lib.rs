@@ -30,6 +30,8 @@
 //! * [`manifest`]: the app manifest format, its bounds and validation, and the
 //!   apps directory as last read (the last valid declaration of a file stands).
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
+//! * [`ops`]: running as a service: systemd notify (through the reporter's
+//!   [`report::Observer`] seam), the start-up self-check, completions and man page.
 //! * [`report`]: the human-readable `--debug` lines for every event and reaction.
 //! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
 //!   or a cluster; it only reads manifests.
@@ -44,6 +46,7 @@ pub mod backoff;
 pub mod cli;
 pub mod export;
 pub mod manifest;
+pub mod ops;
 pub mod reactor;
 pub mod reconcile;
 pub mod record;

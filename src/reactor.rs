@@ -192,6 +192,7 @@ impl<R: Runtime> Reactor<R> {
             outage: outage::Outage::default(),
         };
         reactor.report_manifest_errors(&apps);
+        reactor.report.declared(&apps);
         reactor.apps = Arc::new(apps);
         reactor
     }
@@ -199,6 +200,11 @@ impl<R: Runtime> Reactor<R> {
     /// Run until the channel closes (every source has stopped) or `shutdown`
     /// fires, then let in-flight reconciles finish within the drain timeout.
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
+        // An observer's heartbeat (systemd's watchdog) beats from this loop,
+        // so a stuck loop stops it.
+        let beat_every = self.report.heartbeat_every();
+        let mut beat = tokio::time::interval(beat_every.unwrap_or(Duration::from_secs(3600)));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.dispatch();
             let deadline = self.next_deadline();
@@ -226,6 +232,7 @@ impl<R: Runtime> Reactor<R> {
                     None => break,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
+                _ = beat.tick(), if beat_every.is_some() => self.report.heartbeat(),
             }
         }
         self.drain().await;
@@ -489,6 +496,7 @@ impl<R: Runtime> Reactor<R> {
         for id in set.apps.keys() {
             self.had_manifest.insert(id.clone());
         }
+        self.report.declared(&set);
         self.apps = Arc::new(set);
         self.diff_companions(&old, now);
         for (id, why) in changed {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::manifest::ManifestSet;
 use crate::reconcile::Reaction;
 
 /// Where line timestamps come from.
@@ -16,16 +17,66 @@ pub enum Clock {
     SinceStart(Instant),
 }
 
+/// Something beside the printer that hears what the reactor does (the
+/// systemd notifier of [`crate::ops::notify`]). Every method has a default
+/// that does nothing; nothing here may block the reactor for long.
+pub trait Observer: Send {
+    /// The declared apps and companions changed (start-up, a re-read).
+    fn declared(&mut self, _apps: &ManifestSet) {}
+    /// A reconcile finished.
+    fn reaction(&mut self, _r: &Reaction) {}
+    /// How often the reactor loop should call [`Observer::heartbeat`] (None: never).
+    fn heartbeat_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Called from the reactor loop itself, so a stuck loop stops calling it.
+    fn heartbeat(&mut self) {}
+}
+
 /// Prints the debug lines, or logs through `tracing` when not in debug mode.
 pub struct Reporter {
     debug: bool,
     clock: Clock,
     out: Box<dyn Write + Send>,
+    observers: Vec<Box<dyn Observer>>,
 }
 
 impl Reporter {
     pub fn new(debug: bool, clock: Clock, out: Box<dyn Write + Send>) -> Self {
-        Reporter { debug, clock, out }
+        Reporter {
+            debug,
+            clock,
+            out,
+            observers: Vec::new(),
+        }
+    }
+
+    /// Also tell `o` of every reaction and declaration.
+    pub fn with_observer(mut self, o: Box<dyn Observer>) -> Self {
+        self.observers.push(o);
+        self
+    }
+
+    /// The declared apps changed (see [`Observer::declared`]).
+    pub fn declared(&mut self, apps: &ManifestSet) {
+        for o in &mut self.observers {
+            o.declared(apps);
+        }
+    }
+
+    /// The shortest heartbeat period an observer asks for.
+    pub fn heartbeat_every(&self) -> Option<Duration> {
+        self.observers
+            .iter()
+            .filter_map(|o| o.heartbeat_every())
+            .min()
+    }
+
+    /// One turn of the reactor loop's heartbeat (see [`Observer::heartbeat`]).
+    pub fn heartbeat(&mut self) {
+        for o in &mut self.observers {
+            o.heartbeat();
+        }
     }
 
     /// A reporter that prints debug lines to standard output.
@@ -71,6 +122,9 @@ impl Reporter {
 
     /// A finished reconcile. `retry_in` is set when it failed and will be retried.
     pub fn reaction(&mut self, r: &Reaction, retry_in: Option<Duration>) {
+        for o in &mut self.observers {
+            o.reaction(r);
+        }
         let calls = r
             .calls
             .iter()

@@ -1,0 +1,1 @@
+//! The start-up self-check: settings that silently defeat an event-driven keeper, each warned about once.
