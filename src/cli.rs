@@ -315,9 +315,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         report.note("apps-dir", &apps_watch.describe(), true);
     }
     // What podman this is, and where its conmon writes exit files.
+    let mut podman_version = None;
     let engine = match tokio::time::timeout(CONNECT_LIMIT, runtime.engine()).await {
         Ok(Ok(engine)) => {
             report.note("podman", &engine.describe(), false);
+            podman_version = Some(engine.version.clone());
             Ok(engine.exit_dir)
         }
         Ok(Err(e)) => Err(e.to_string()),
@@ -335,6 +337,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             ),
             true,
         );
+    }
+    if engine.is_ok() {
+        // Once, beside the start-up: one `info`, then warnings only.
+        let watched = match (&args.exit_dir, &engine) {
+            _ if args.no_exit_watch => None,
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Ok(found)) => found.watchable().map(std::path::Path::to_path_buf),
+            (None, Err(_)) => None,
+        };
+        tokio::spawn(crate::ops::selfcheck::run(
+            socket.clone(),
+            podman_version,
+            watched,
+            Timeouts::default().quick,
+            Reporter::stdout(args.debug),
+        ));
     }
     match (&args.exit_dir, args.no_exit_watch) {
         (_, true) => {}

@@ -190,3 +190,32 @@ fn realtime_of_monotonic_us(mono_us: u64) -> i128 {
         .as_nanos() as i128;
     real_now - mono_now + mono_us as i128 * 1000
 }
+
+#[test]
+fn the_self_check_should_read_the_real_podman_and_warn_once_of_a_missing_exit_directory() {
+    let _s = serial();
+    let apps = Apps::new("i12-check-");
+    // This host's podman keeps its events in a file: all is well.
+    let d = Daemon::start(apps.path(), &[]);
+    let ok = d.wait_line(0, &["self-check", "ok: podman "], Duration::from_secs(30));
+    assert!(ok.contains("events logger file"), "{ok}");
+    assert!(!d.output().contains("WARN  self-check"), "{}", d.output());
+    d.stop();
+    // An exit directory that does not exist: one warning naming it.
+    let missing = "/tmp/i12-no-such-exit-dir";
+    let d = Daemon::start(apps.path(), &["--exit-dir", missing]);
+    d.wait_line(
+        0,
+        &["WARN", "self-check", missing, "does not exist"],
+        Duration::from_secs(30),
+    );
+    d.wait_ready();
+    std::thread::sleep(Duration::from_secs(1));
+    let warnings = d
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("self-check"))
+        .count();
+    assert_eq!(warnings, 1, "{}", d.output());
+    d.stop();
+}
