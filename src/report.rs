@@ -120,11 +120,16 @@ impl Reporter {
         }
     }
 
-    /// A finished reconcile. `retry_in` is set when it failed and will be retried.
-    pub fn reaction(&mut self, r: &Reaction, retry_in: Option<Duration>) {
+    /// A finished reconcile nobody needs a line about: observers only.
+    pub fn observe(&mut self, r: &Reaction) {
         for o in &mut self.observers {
             o.reaction(r);
         }
+    }
+
+    /// A finished reconcile. `retry_in` is set when it failed and will be retried.
+    pub fn reaction(&mut self, r: &Reaction, retry_in: Option<Duration>) {
+        self.observe(r);
         let calls = r
             .calls
             .iter()

@@ -166,6 +166,7 @@ impl Observer for Notifier {
                 }
             }
             Key::Companion(name) => {
+                // Every companion's outcome comes here, "none" included.
                 if let Some(ok) = self.companions.get_mut(name) {
                     *ok = settled;
                 }
@@ -310,5 +311,33 @@ mod tests {
         );
         assert_eq!(n.heartbeat_every(), Some(Duration::from_secs(2)));
         n.heartbeat();
+    }
+
+    #[test]
+    fn a_companion_should_count_as_declared_again_after_a_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = "app:\n  id: w\n  name: w\n  version: 1.0.0\n  container:\n    image: localhost/bb:1\n  companions:\n    - name: w-db\n      kind: container\n      unit: |\n        [Container]\n        Image=localhost/bb:1\n";
+        std::fs::write(dir.path().join("w.yaml"), m).unwrap();
+        let set = crate::manifest::load_dir(dir.path()).unwrap();
+        assert!(set.errors.is_empty(), "{:?}", set.errors);
+        let (mut n, _) = notifier();
+        n.declared(&set);
+        n.reaction(&Reaction::new(Key::Sweep));
+        let name = set.companions().next().unwrap().0.to_string();
+        let mut wait = Reaction::new(Key::Companion(name.clone()));
+        wait.action = "wait";
+        n.reaction(&wait);
+        assert!(
+            n.summary().contains("0/1 companions as declared"),
+            "{}",
+            n.summary()
+        );
+        n.reaction(&Reaction::new(Key::Companion(name)));
+        assert!(
+            n.summary()
+                .starts_with("1/1 apps as declared, 1/1 companions as declared"),
+            "{}",
+            n.summary()
+        );
     }
 }

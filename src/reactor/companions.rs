@@ -339,6 +339,8 @@ impl<R: Runtime> Reactor<R> {
             // "As declared" is in the summary line already.
             if r.action != "none" || r.result.is_err() {
                 self.report.reaction(&r, retry_in);
+            } else {
+                self.report.observe(&r);
             }
             if let Some(after) = r.requeue_after {
                 self.sched.schedule(r.key.clone(), now + after);
