@@ -212,6 +212,9 @@ impl<R: Runtime> Reactor<R> {
                 // Results first: they free slots and may queue follow-ups.
                 biased;
                 _ = shutdown.cancelled() => break,
+                // Before the channel: a storm of triggers must not starve
+                // the watchdog of a reactor that is working through it.
+                _ = beat.tick(), if beat_every.is_some() => self.report.heartbeat(),
                 Some(done) = self.inflight.join_next() => match done {
                     Ok(done) => self.finish(done),
                     Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
@@ -232,7 +235,6 @@ impl<R: Runtime> Reactor<R> {
                     None => break,
                 },
                 _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
-                _ = beat.tick(), if beat_every.is_some() => self.report.heartbeat(),
             }
         }
         self.drain().await;
