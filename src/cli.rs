@@ -60,6 +60,13 @@ pub enum Command {
     Replay(crate::recording::replay::ReplayArgs),
     /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
     Export(crate::export::ExportArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, podkeeper(1), in roff.
+    Manpage,
 }
 
 #[derive(Debug, clap::Args)]
@@ -248,9 +255,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         report.note("apps-dir", &apps_watch.describe(), true);
     }
     // What podman this is, and where its conmon writes exit files.
+    let mut podman_version = None;
     let engine = match tokio::time::timeout(CONNECT_LIMIT, runtime.engine()).await {
         Ok(Ok(engine)) => {
             report.note("podman", &engine.describe(), false);
+            podman_version = Some(engine.version.clone());
             Ok(engine.exit_dir)
         }
         Ok(Err(e)) => Err(e.to_string()),
@@ -268,6 +277,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             ),
             true,
         );
+    }
+    if engine.is_ok() {
+        // Once, beside the start-up: one `info`, then warnings only.
+        let watched = match (&args.exit_dir, &engine) {
+            _ if args.no_exit_watch => None,
+            (Some(dir), _) => Some(dir.clone()),
+            (None, Ok(found)) => found.watchable().map(std::path::Path::to_path_buf),
+            (None, Err(_)) => None,
+        };
+        tokio::spawn(crate::ops::selfcheck::run(
+            socket.clone(),
+            podman_version,
+            watched,
+            Timeouts::default().quick,
+            Reporter::stdout(args.debug),
+        ));
     }
     match (&args.exit_dir, args.no_exit_watch) {
         (_, true) => {}
@@ -335,9 +360,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
         max_concurrent: args.max_concurrent,
         ..ReactorConfig::default()
     };
-    let reactor = Reactor::new(runtime, rx, apps, cfg, report)
+    let mut reactor = Reactor::new(runtime, rx, apps, cfg, report)
         .with_companions(Arc::new(systemd), unit_dirs)
         .with_startup_sweep(STARTUP_SWEEP_WITHIN);
+    if let Some(notifier) = crate::ops::notify::Notifier::from_env() {
+        reactor = reactor.with_observer(Box::new(notifier));
+        // STOPPING=1 as the shutdown begins, not when the drain is over.
+        let stopping = cancel.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            crate::ops::notify::stopping();
+        });
+    }
     let stats = reactor.run(cancel.clone()).await;
     let mut report = Reporter::stdout(args.debug);
     report.note(

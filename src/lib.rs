@@ -41,6 +41,8 @@
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines (an observer of the
 //!   reactor's records) and tracing.
+//! * [`ops`]: running as a service: systemd notify (an [`observe::Observer`] of the
+//!   reactor's records), the start-up self-check, completions and man page.
 //! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
 //!   or a cluster; it only reads manifests.
 //! * [`recording`]: event streams written down as fixtures (`record`), and fed
@@ -61,6 +63,7 @@ pub mod export;
 pub mod host;
 pub mod manifest;
 pub mod observe;
+pub mod ops;
 pub mod reactor;
 pub mod reconcile;
 pub mod recording;

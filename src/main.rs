@@ -24,6 +24,8 @@ fn main() {
     }
     let code = match cli.command {
         Command::Check(args) => cli::check(&args),
+        Command::Completions { shell } => Ok(print(&podkeeper::ops::docs::completions(shell))),
+        Command::Manpage => Ok(print(&podkeeper::ops::docs::manpage())),
         Command::Replay(args) => podkeeper::replay::main(args),
         Command::Export(args) => podkeeper::export::main(args),
         Command::Record(args) => tokio::runtime::Builder::new_multi_thread()
@@ -45,5 +47,14 @@ fn main() {
             podkeeper::report::eprint_line(&format!("podkeeper: {e:#}"));
             std::process::exit(2);
         }
+    }
+}
+
+/// Exit code 0 when `text` reached standard output, 1 when it could not.
+fn print(text: &str) -> i32 {
+    if podkeeper::report::print_text(text) {
+        0
+    } else {
+        1
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::manifest::ManifestSet;
 use crate::reconcile::Reaction;
 
 /// An event a source delivered, and what the reactor made of it.
@@ -53,6 +54,18 @@ pub trait Observer: Send {
     fn event(&mut self, _seen: &EventSeen<'_>) {}
 
     fn reaction(&mut self, _reacted: &Reacted<'_>) {}
+
+    /// The declared apps and companions changed (start-up, a re-read).
+    fn declared(&mut self, _apps: &ManifestSet) {}
+
+    /// How often the reactor loop should call [`Observer::heartbeat`] (None: never).
+    fn heartbeat_every(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Called from the reactor loop itself, so a stuck loop stops calling it
+    /// (systemd's watchdog).
+    fn heartbeat(&mut self) {}
 }
 
 #[cfg(test)]

@@ -210,6 +210,15 @@ impl<R: Podman> Reactor<R> {
     /// Run until the channel closes (every source has stopped) or `shutdown`
     /// fires, then let in-flight reconciles finish within the drain timeout.
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
+        // An observer's heartbeat (systemd's watchdog) beats from this loop,
+        // so a stuck loop stops it.
+        let beat_every = self
+            .observers
+            .iter()
+            .filter_map(|o| o.heartbeat_every())
+            .min();
+        let mut beat = tokio::time::interval(beat_every.unwrap_or(Duration::from_secs(3600)));
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.dispatch();
             let deadline = self.next_deadline();
@@ -217,6 +226,13 @@ impl<R: Podman> Reactor<R> {
                 // Results first: they free slots and may queue follow-ups.
                 biased;
                 _ = shutdown.cancelled() => break,
+                // Before the channel: a storm of triggers must not starve
+                // the watchdog of a reactor that is working through it.
+                _ = beat.tick(), if beat_every.is_some() => {
+                    for o in &mut self.observers {
+                        o.heartbeat();
+                    }
+                }
                 Some(done) = self.inflight.join_next() => match done {
                     Ok(done) => self.finish(done),
                     Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
@@ -486,7 +502,8 @@ impl<R: Podman> Reactor<R> {
     }
 
     /// Add an observer of every event verdict and reaction (see [`crate::observe`]).
-    pub fn with_observer(mut self, observer: Box<dyn Observer>) -> Self {
+    pub fn with_observer(mut self, mut observer: Box<dyn Observer>) -> Self {
+        observer.declared(&self.apps);
         self.observers.push(observer);
         self
     }
@@ -567,6 +584,9 @@ impl<R: Podman> Reactor<R> {
         }
         for id in set.apps.keys() {
             self.had_manifest.insert(id.clone());
+        }
+        for o in &mut self.observers {
+            o.declared(&set);
         }
         self.apps = Arc::new(set);
         self.diff_companions(&old, now);

@@ -16,7 +16,9 @@ use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
-use super::{ContainerInfo, ContainerState, CreateRequest, HealthResult, RuntimeError, RuntimeResult};
+use super::{
+    ContainerInfo, ContainerState, CreateRequest, HealthResult, RuntimeError, RuntimeResult,
+};
 use crate::manifest::{parse_port, parse_volume};
 
 /// How long each kind of call may take before it counts as failed.
