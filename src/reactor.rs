@@ -88,7 +88,7 @@ enum Done {
     App(Reaction, Check),
     Sweep(Reaction, SweepFindings),
     Manifests(Reaction, Option<ManifestSet>),
-    Companions(crate::reconcile::companion::BatchOutcome),
+    Companions(crate::reconcile::companion::BatchReactions),
 }
 
 impl Done {
