@@ -91,7 +91,9 @@ impl PodmanRuntime {
 fn from_call(call: &'static str, after: Duration, e: CallError) -> RuntimeError {
     match e {
         CallError::Status(404, message) => RuntimeError::NotFound(message),
-        CallError::Status(_, message) => RuntimeError::Failed(message),
+        CallError::Status(_, message) => {
+            by_cause(&message).unwrap_or(RuntimeError::Failed(message))
+        }
         CallError::Timeout => RuntimeError::Timeout { call, after },
         CallError::Unreachable(e) => RuntimeError::Unreachable(e),
         CallError::Body(e) => RuntimeError::Failed(e),
@@ -212,6 +214,12 @@ fn classify_by_cause(e: &podman_api::Error) -> Option<RuntimeError> {
     let podman_api::Error::Fault { message, .. } = e else {
         return None;
     };
+    by_cause(message)
+}
+
+/// What an error body's cause means, whichever call (the crate's or a raw
+/// libpod call) brought it.
+fn by_cause(message: &str) -> Option<RuntimeError> {
     let message = message.trim();
     let is = |causes: &[&str]| causes.iter().any(|c| message.ends_with(c));
     if is(MISSING_CAUSES) {
@@ -238,7 +246,12 @@ impl super::Podman for PodmanRuntime {
         match libpod::get_json::<Inspect>(&self.socket, &path, self.timeouts.quick).await {
             Ok(r) => Ok(Some(r.into_info())),
             Err(CallError::Status(404, _)) => Ok(None),
-            Err(e) => Err(from_call("inspect", self.timeouts.quick, e)),
+            // A container `podman rm` is removing right now: podman 4.3
+            // answers HTTP 500 "… no such container"; it is missing.
+            Err(e) => match from_call("inspect", self.timeouts.quick, e) {
+                RuntimeError::NotFound(_) => Ok(None),
+                e => Err(e),
+            },
         }
     }
 
@@ -437,6 +450,19 @@ mod tests {
     /// a /v5 path and podman 4.3.1 on /v4.0.0 (trimmed from real answers).
     const V5: &str = r#"{"Id": "91bfbfa3a9269cedc57867a6b357a4a67c432a3072997e5d06aba59bbed2f1f2", "Name": "web", "State": {"Status": "exited", "Running": false, "Pid": 0, "ConmonPid": 0, "ExitCode": 137, "StartedAt": "2026-11-30T18:30:51.559165712Z", "FinishedAt": "2026-11-30T18:31:02.5Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": "SIGTERM", "Entrypoint": null, "Cmd": ["sleep", "1000"]}}"#;
     const V4: &str = r#"{"Id": "07808dc3a2cd6a4af9ed1d0c1a93b06efb4fad5bbe9e48d1a941d999f832d100", "Name": "web", "State": {"Status": "running", "Running": true, "Pid": 1693, "ConmonPid": 1683, "ExitCode": 0, "StartedAt": "2026-11-30T18:30:51.719823347Z", "FinishedAt": "0001-01-01T00:00:00Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": 15, "Entrypoint": "", "Cmd": ["sleep", "1000"]}}"#;
+
+    #[test]
+    fn a_raw_calls_500_for_a_container_being_removed_should_mean_missing() {
+        let removing = CallError::Status(
+            500,
+            "container 0c0f… does not exist in database: no such container".into(),
+        );
+        let e = from_call("inspect", Duration::from_secs(1), removing);
+        assert!(matches!(e, RuntimeError::NotFound(_)), "{e}");
+        let other = CallError::Status(500, "something else broke".into());
+        let e = from_call("inspect", Duration::from_secs(1), other);
+        assert!(matches!(e, RuntimeError::Failed(_)), "{e}");
+    }
 
     #[test]
     fn inspect_should_read_podman_4_and_podman_5_shapes_alike() {
