@@ -89,7 +89,7 @@ enum Done {
     App(Reaction, Check),
     Sweep(Reaction, SweepFindings),
     Manifests(Reaction, Option<ManifestSet>),
-    Companions(crate::reconcile::companion::BatchOutcome),
+    Companions(crate::reconcile::companion::BatchReactions),
     Health(Reaction, HealthState),
 }
 

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::{Done, Reactor, REACT_TO};
 use crate::manifest::{Companion, ManifestSet};
 use crate::reconcile::companion::{
-    is_temp_file, reconcile_companions, Batch, BatchOutcome, CompanionItem, SharedSystemd,
+    is_temp_file, reconcile_companions, Batch, BatchReactions, CompanionItem, SharedSystemd,
     StartedFrom,
 };
 use crate::runtime::Podman;
@@ -302,7 +302,7 @@ impl<R: Podman> Reactor<R> {
     }
 
     /// A batch finished: settle each companion's key, report, requeue.
-    pub(super) fn finish_companions(&mut self, outcome: BatchOutcome) {
+    pub(super) fn finish_companions(&mut self, outcome: BatchReactions) {
         let now = Instant::now();
         self.comp.batch_running = false;
         self.comp.started_from = outcome.started_from;

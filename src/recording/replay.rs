@@ -85,20 +85,14 @@ pub struct ReplayArgs {
 /// What a replay did: the debug output, every call the reactor made, its counters.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The debug lines, when captured ([`replay_to_outcome`]); empty when
+    /// they went to an output of the caller's ([`replay`]).
     pub output: String,
     /// Calls to the simulated podman.
     pub calls: Vec<String>,
     /// Calls to the simulated systemd (none without unit directories).
     pub systemd_calls: Vec<String>,
     pub stats: Stats,
-}
-
-/// What [`replay`] hands back besides its output.
-#[derive(Debug, Clone)]
-pub struct Ended {
-    pub stats: Stats,
-    pub calls: Vec<String>,
-    pub systemd_calls: Vec<String>,
 }
 
 impl Outcome {
@@ -136,7 +130,7 @@ pub fn replay_to_outcome(
     unit_dirs: &[PathBuf],
 ) -> anyhow::Result<Outcome> {
     let buf = SharedBuf::default();
-    let ended = paused_runtime()?.block_on(replay(
+    let outcome = paused_runtime()?.block_on(replay(
         fixture,
         apps,
         unit_dirs,
@@ -145,9 +139,7 @@ pub fn replay_to_outcome(
     ))?;
     Ok(Outcome {
         output: buf.contents(),
-        calls: ended.calls,
-        systemd_calls: ended.systemd_calls,
-        stats: ended.stats,
+        ..outcome
     })
 }
 
@@ -167,7 +159,7 @@ pub async fn replay(
     unit_dirs: &[PathBuf],
     speed: Speed,
     out: Box<dyn Write + Send>,
-) -> anyhow::Result<Ended> {
+) -> anyhow::Result<Outcome> {
     let work = Workspace::copy(apps, unit_dirs)?;
     // Debug lines name manifest and unit files: show the user's directories,
     // not our copies (whose names change from one replay to the next).
@@ -269,7 +261,8 @@ pub async fn replay(
         ),
         false,
     );
-    Ok(Ended {
+    Ok(Outcome {
+        output: String::new(),
         stats,
         calls: sim.calls(),
         systemd_calls: systemd.map(|sd| sd.calls()).unwrap_or_default(),

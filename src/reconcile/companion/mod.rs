@@ -92,7 +92,7 @@ pub struct Batch {
 
 /// What a batch did: one summary (the shared calls) and one reaction per companion.
 #[derive(Debug, Clone)]
-pub struct BatchOutcome {
+pub struct BatchReactions {
     pub summary: Reaction,
     pub items: Vec<Reaction>,
     pub started_from: StartedFrom,
@@ -141,7 +141,7 @@ pub type SharedSystemd = Arc<dyn Systemd>;
 
 /// Reconcile `batch` against `sd`. Never panics; every failure lands in the
 /// reaction of the companion it concerns (a shared call's failure in all).
-pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchOutcome {
+pub async fn reconcile_companions(sd: &dyn Systemd, batch: Batch) -> BatchReactions {
     let Batch {
         unit_dir,
         scan_dirs,

@@ -2,7 +2,7 @@
 
 use super::plan::Plan;
 use super::unit_files::FileOutcome;
-use super::{BatchOutcome, StartedFrom, Work, AUTO_RESTART_RECHECK, TRANSIENT_RECHECK};
+use super::{BatchReactions, StartedFrom, Work, AUTO_RESTART_RECHECK, TRANSIENT_RECHECK};
 use crate::reconcile::{CallLog, Reaction};
 use crate::trigger::Key;
 
@@ -13,7 +13,7 @@ pub(super) fn finish(
     works: Vec<Work>,
     started_from: StartedFrom,
     shared_error: Option<String>,
-) -> BatchOutcome {
+) -> BatchReactions {
     summary.calls = slog.calls;
     let mut items = Vec::new();
     let mut removed = Vec::new();
@@ -154,7 +154,7 @@ pub(super) fn finish(
     if let Some(e) = shared_error {
         summary.result = Err(e);
     }
-    BatchOutcome {
+    BatchReactions {
         summary,
         items,
         started_from,
