@@ -7,6 +7,9 @@
 
 mod companions;
 mod duplicates;
+mod health;
+mod manifests;
+mod observers;
 mod outage;
 mod routing;
 
@@ -23,8 +26,8 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::manifest::{self, AppsDir, ManifestSet};
-use crate::observe::{EventSeen, Observer, Reacted};
+use crate::manifest::{AppsDir, ManifestSet};
+use crate::observe::Observer;
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
@@ -501,47 +504,6 @@ impl<R: Podman> Reactor<R> {
         }
     }
 
-    /// Add an observer of every event verdict and reaction (see [`crate::observe`]).
-    pub fn with_observer(mut self, mut observer: Box<dyn Observer>) -> Self {
-        observer.declared(&self.apps);
-        self.observers.push(observer);
-        self
-    }
-
-    /// Whether anyone reads event records (the reactor words events only then).
-    fn wants_events(&self) -> bool {
-        self.report.wants_events() || self.observers.iter().any(|o| o.wants_events())
-    }
-
-    /// One event's verdict, to the printer and every observer.
-    fn observe_event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
-        let seen = EventSeen {
-            at: Instant::now(),
-            source,
-            what,
-            subject,
-            verdict,
-        };
-        Observer::event(&mut self.report, &seen);
-        for o in &mut self.observers {
-            o.event(&seen);
-        }
-    }
-
-    /// One reaction, to the printer and every observer.
-    fn observe_reaction(&mut self, reaction: &Reaction, retry_in: Option<Duration>, quiet: bool) {
-        let reacted = Reacted {
-            at: Instant::now(),
-            reaction,
-            retry_in,
-            quiet,
-        };
-        Observer::reaction(&mut self.report, &reacted);
-        for o in &mut self.observers {
-            o.reaction(&reacted);
-        }
-    }
-
     /// The one way a finished reconcile (an app's, the sweep's, the
     /// manifests', each companion's) becomes the scheduler's verdict: the key
     /// is done or failed (and backs off), the reaction is reported with its
@@ -565,96 +527,6 @@ impl<R: Podman> Reactor<R> {
         if let Some(after) = reaction.requeue_after {
             self.sched.schedule(reaction.key.clone(), now + after);
         }
-    }
-
-    /// Take a freshly read apps directory: queue exactly the apps that changed.
-    fn apply_manifests(&mut self, set: ManifestSet, now: Instant) {
-        self.report_manifest_errors(&set);
-        let old = self.apps.clone();
-        let ids: BTreeSet<&String> = old.apps.keys().chain(set.apps.keys()).collect();
-        let mut changed = Vec::new();
-        for id in ids {
-            let why = match (old.apps.get(id), set.apps.get(id)) {
-                (None, Some(_)) => "manifest added",
-                (Some(_), None) => "manifest gone",
-                (Some(a), Some(b)) if a.app != b.app => "manifest changed",
-                _ => continue,
-            };
-            changed.push((id.clone(), why));
-        }
-        for id in set.apps.keys() {
-            self.had_manifest.insert(id.clone());
-        }
-        for o in &mut self.observers {
-            o.declared(&set);
-        }
-        self.apps = Arc::new(set);
-        self.diff_companions(&old, now);
-        self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
-        for (id, why) in changed {
-            let key = Key::App(id);
-            // A change of declaration is news: no backoff holds it back.
-            self.sched.reset_backoff(&key, now);
-            let verdict = self.schedule_verdict(key.clone(), now);
-            self.report
-                .event("apps-dir", why, &key.to_string(), &verdict);
-            if why == "manifest gone" {
-                if let Key::App(id) = &key {
-                    self.queue_duplicates_of(id, now);
-                }
-            }
-        }
-    }
-
-    /// Start the check timers of these apps that declare a healthcheck (a
-    /// timer already running keeps its time; it ends by itself when the
-    /// healthcheck goes).
-    fn schedule_checks(&mut self, ids: Vec<String>, now: Instant) {
-        for id in ids {
-            if let Some(h) = self
-                .apps
-                .apps
-                .get(&id)
-                .and_then(|a| a.app.container.healthcheck.as_ref())
-            {
-                self.sched.schedule(Key::Health(id), now + h.interval());
-            }
-        }
-    }
-
-    /// Whether orphans may be removed now: with `--prune-orphans`, and only
-    /// while every manifest is valid. An invalid file may be the one that
-    /// declares an orphan's app; its container must not pay for a typo.
-    fn prune_orphans(&self) -> bool {
-        self.cfg.prune_orphans && self.apps.errors.is_empty()
-    }
-
-    /// Each error once, while it lasts; a file that was in error and no
-    /// longer is gets one line saying so.
-    fn report_manifest_errors(&mut self, set: &ManifestSet) {
-        let errors: Vec<(PathBuf, String)> = set
-            .errors
-            .iter()
-            .map(|e| (e.file.clone(), e.to_string()))
-            .collect();
-        for (_, e) in &errors {
-            if !self.reported_errors.iter().any(|(_, r)| r == e) {
-                self.report.note("manifest error", e, true);
-            }
-        }
-        let fixed: BTreeSet<&PathBuf> = self
-            .reported_errors
-            .iter()
-            .map(|(f, _)| f)
-            .filter(|f| !errors.iter().any(|(e, _)| e == *f))
-            .collect();
-        for file in fixed {
-            let what = if file.exists() { "valid again" } else { "gone" };
-            let file = manifest::excerpt::file_name(&file.display().to_string());
-            self.report
-                .note("manifest", &format!("{file}: {what}"), false);
-        }
-        self.reported_errors = errors;
     }
 }
 

@@ -1,0 +1,88 @@
+//! A freshly read apps directory taken in: which apps changed, what its errors say, whether orphans may go.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::Reactor;
+use crate::manifest::{self, ManifestSet};
+use crate::runtime::Podman;
+use crate::trigger::Key;
+
+impl<R: Podman> Reactor<R> {
+    /// Take a freshly read apps directory: queue exactly the apps that changed.
+    pub(super) fn apply_manifests(&mut self, set: ManifestSet, now: Instant) {
+        self.report_manifest_errors(&set);
+        let old = self.apps.clone();
+        let ids: BTreeSet<&String> = old.apps.keys().chain(set.apps.keys()).collect();
+        let mut changed = Vec::new();
+        for id in ids {
+            let why = match (old.apps.get(id), set.apps.get(id)) {
+                (None, Some(_)) => "manifest added",
+                (Some(_), None) => "manifest gone",
+                (Some(a), Some(b)) if a.app != b.app => "manifest changed",
+                _ => continue,
+            };
+            changed.push((id.clone(), why));
+        }
+        for id in set.apps.keys() {
+            self.had_manifest.insert(id.clone());
+        }
+        for o in &mut self.observers {
+            o.declared(&set);
+        }
+        self.apps = Arc::new(set);
+        self.diff_companions(&old, now);
+        self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
+        for (id, why) in changed {
+            let key = Key::App(id);
+            // A change of declaration is news: no backoff holds it back.
+            self.sched.reset_backoff(&key, now);
+            let verdict = self.schedule_verdict(key.clone(), now);
+            self.report
+                .event("apps-dir", why, &key.to_string(), &verdict);
+            if why == "manifest gone" {
+                if let Key::App(id) = &key {
+                    self.queue_duplicates_of(id, now);
+                }
+            }
+        }
+    }
+
+    /// Whether orphans may be removed now: with `--prune-orphans`, and only
+    /// while every manifest is valid. An invalid file may be the one that
+    /// declares an orphan's app; its container must not pay for a typo.
+    pub(super) fn prune_orphans(&self) -> bool {
+        self.cfg.prune_orphans && self.apps.errors.is_empty()
+    }
+
+    /// Each error once, while it lasts; a file that was in error and no
+    /// longer is gets one line saying so.
+    pub(super) fn report_manifest_errors(&mut self, set: &ManifestSet) {
+        let errors: Vec<(PathBuf, String)> = set
+            .errors
+            .iter()
+            .map(|e| (e.file.clone(), e.to_string()))
+            .collect();
+        for (_, e) in &errors {
+            if !self.reported_errors.iter().any(|(_, r)| r == e) {
+                self.report.note("manifest error", e, true);
+            }
+        }
+        let fixed: BTreeSet<&PathBuf> = self
+            .reported_errors
+            .iter()
+            .map(|(f, _)| f)
+            .filter(|f| !errors.iter().any(|(e, _)| e == *f))
+            .collect();
+        for file in fixed {
+            let what = if file.exists() { "valid again" } else { "gone" };
+            let file = manifest::excerpt::file_name(&file.display().to_string());
+            self.report
+                .note("manifest", &format!("{file}: {what}"), false);
+        }
+        self.reported_errors = errors;
+    }
+}
