@@ -21,7 +21,9 @@
 //!   ignored); the reactor hands keys to the [`scheduler`], runs reconciles of
 //!   ready keys (a few at once, never the same key twice at once; companions
 //!   in one batch at a time, so a burst costs one `daemon-reload`) and settles
-//!   each finished one the same way.
+//!   each finished one the same way. `reactor/manifests.rs` takes in a freshly
+//!   read apps directory, `reactor/health.rs` keeps the health-check timers,
+//!   `reactor/observers.rs` hands each record to the printer and observers.
 //! * [`observe`]: the typed records of each event verdict and each reaction,
 //!   which the reactor hands to the debug printer and to every observer
 //!   (status, metrics).
