@@ -69,7 +69,11 @@ fn scan(
             continue;
         };
         if !meta.is_file() {
-            found.push(format!("{} is {}", path.display(), what_it_is(&meta)));
+            found.push(format!(
+                "{} is {}",
+                path.display(),
+                crate::manifest::read::kind_of(&meta)
+            ));
         }
     }
 }
@@ -84,24 +88,6 @@ fn is_read_by_quadlet(name: &str, in_dropin_dir: bool) -> bool {
             CompanionKind::from_extension(ext).is_some() || OTHER_QUADLET_EXTENSIONS.contains(&ext)
         }
         _ => false,
-    }
-}
-
-fn what_it_is(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else if t.is_dir() {
-        "a directory"
-    } else {
-        "not a regular file"
     }
 }
 
