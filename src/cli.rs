@@ -67,6 +67,10 @@ pub enum Command {
     },
     /// Print the man page, podkeeper(1), in roff.
     Manpage,
+    /// Ask the running daemon how every app and companion stands (exit 3: not running).
+    Status(crate::ops::status::StatusArgs),
+    /// Print the running daemon's Prometheus metrics (exit 3: not running).
+    Metrics(crate::ops::status::MetricsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +117,17 @@ pub struct RunArgs {
     /// Companions run under the system manager [default for root].
     #[arg(long)]
     pub system: bool,
+    /// Where `podkeeper status` and `podkeeper metrics` ask (a unix socket,
+    /// mode 0600) [default: /run/podkeeper/control.sock for root, else
+    /// $XDG_RUNTIME_DIR/podkeeper/control.sock].
+    #[arg(long, value_name = "PATH", conflicts_with = "no_control_socket")]
+    pub control_socket: Option<PathBuf>,
+    /// Open no control socket (`status` and `metrics` then cannot ask).
+    #[arg(long)]
+    pub no_control_socket: bool,
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +233,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let (systemd, unit_dirs) = companion_setup(&args);
     check_directories(&args.apps, &unit_dirs, &mut report)?;
     let apps = manifest::load_dir(&args.apps)?;
+    // Before any source starts: a socket another podkeeper holds, or a
+    // taken port, stops the start-up with a clear error.
+    let control = match args.no_control_socket {
+        true => None,
+        false => {
+            let path = args
+                .control_socket
+                .clone()
+                .unwrap_or_else(crate::ops::control::default_path);
+            Some(crate::ops::control::ControlSocket::bind(&path).context("control socket")?)
+        }
+    };
+    let metrics_listener = match args.metrics_listen {
+        Some(addr) => Some(crate::ops::metrics_http::bind(addr).await?),
+        None => None,
+    };
     let socket = args.socket.clone().unwrap_or_else(default_socket);
     let runtime = Arc::new(PodmanRuntime::new(&socket, Timeouts::default()));
     report.note(
@@ -363,6 +394,29 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
     let mut reactor = Reactor::new(runtime, rx, apps, cfg, report)
         .with_companions(Arc::new(systemd), unit_dirs)
         .with_startup_sweep(STARTUP_SWEEP_WITHIN);
+    if control.is_some() || metrics_listener.is_some() {
+        let shared = crate::ops::state::Shared::new();
+        reactor = reactor.with_observer(Box::new(crate::ops::state::Records::new(shared.clone())));
+        let mut report = Reporter::stdout(args.debug);
+        if let Some(control) = control {
+            report.note(
+                "control",
+                &format!("status and metrics on {}", control.path().display()),
+                false,
+            );
+            tokio::spawn(control.serve(shared.clone(), cancel.child_token()));
+        }
+        if let Some(listener) = metrics_listener {
+            if let Ok(addr) = listener.local_addr() {
+                report.note("metrics", &format!("serving http://{addr}/metrics"), false);
+            }
+            tokio::spawn(crate::ops::metrics_http::serve(
+                listener,
+                shared,
+                cancel.child_token(),
+            ));
+        }
+    }
     if let Some(notifier) = crate::ops::notify::Notifier::from_env() {
         reactor = reactor.with_observer(Box::new(notifier));
         // STOPPING=1 as the shutdown begins, not when the drain is over.

@@ -34,6 +34,12 @@ fn main() {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(podkeeper::record::record(args))),
+        Command::Status(args) => {
+            current_thread().and_then(|rt| rt.block_on(podkeeper::ops::status::status(&args)))
+        }
+        Command::Metrics(args) => {
+            current_thread().and_then(|rt| rt.block_on(podkeeper::ops::status::metrics(&args)))
+        }
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -48,6 +54,13 @@ fn main() {
             std::process::exit(2);
         }
     }
+}
+
+/// A one-thread runtime for the control socket's clients.
+fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Exit code 0 when `text` reached standard output, 1 when it could not.

@@ -41,6 +41,11 @@ pub struct Reacted<'a> {
     /// Covered by its batch's summary (a companion found as declared): the
     /// debug printer leaves it out; counters still count it.
     pub quiet: bool,
+    /// How long the scheduler holds the key back from now on (failure
+    /// backoff or crash-loop delay), if it does.
+    pub held_for: Option<Duration>,
+    /// How many keys the scheduler has queued, as this reaction settled.
+    pub queued: usize,
 }
 
 /// Receives the reactor's records. Both methods default to doing nothing.

@@ -369,6 +369,12 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         )
     }
 
+    /// Until when the key's failure backoff or crash-loop delay holds it
+    /// back, if either does (status shows it).
+    pub fn held_until(&self, key: &K) -> Option<Instant> {
+        self.keys.get(key).and_then(KeyState::not_before)
+    }
+
     /// Consecutive failures of the key so far.
     pub fn failures(&self, key: &K) -> u32 {
         self.keys.get(key).map_or(0, |s| s.failures)

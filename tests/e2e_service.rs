@@ -219,3 +219,55 @@ fn the_self_check_should_read_the_real_podman_and_warn_once_of_a_missing_exit_di
     assert_eq!(warnings, 1, "{}", d.output());
     d.stop();
 }
+
+#[test]
+fn sigterm_should_tell_systemd_stopping_before_the_drain() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+    let _s = serial();
+    let apps = Apps::new("i12-stop-");
+    apps.write("i12-stop-a", TRAP_CMD);
+    // Stand in for systemd: a datagram socket the daemon's user may write to.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut child = user_command(podkeeper_bin())
+        .args(["run", "--no-control-socket", "--apps"])
+        .arg(apps.path())
+        .arg("--socket")
+        .arg(socket())
+        .env("NOTIFY_SOCKET", &path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut read = |got: &mut Vec<String>| {
+        let n = sock.recv(&mut buf).expect("a notification within 30 s");
+        got.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    };
+    while !got.iter().any(|m| m.contains("READY=1")) {
+        read(&mut got);
+    }
+    assert!(is_running("i12-stop-a"));
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    while !got.iter().any(|m| m.contains("STOPPING=1")) {
+        read(&mut got);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{got:?}");
+    let stopping = got.iter().find(|m| m.contains("STOPPING=1")).unwrap();
+    assert!(stopping.contains("STATUS=stopping"), "{got:?}");
+    // Nothing after STOPPING claims readiness again.
+    let after = got.iter().skip_while(|m| !m.contains("STOPPING=1")).skip(1);
+    assert!(after.clone().all(|m| !m.contains("READY=1")), "{got:?}");
+}

@@ -232,6 +232,8 @@ mod tests {
             reaction: r,
             retry_in: None,
             quiet: false,
+            held_for: None,
+            queued: 0,
         });
     }
     use std::sync::{Arc, Mutex};

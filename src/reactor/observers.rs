@@ -44,11 +44,18 @@ impl<R: Podman> Reactor<R> {
         retry_in: Option<Duration>,
         quiet: bool,
     ) {
+        let now = Instant::now();
         let reacted = Reacted {
-            at: Instant::now(),
+            at: now,
             reaction,
             retry_in,
             quiet,
+            held_for: self
+                .sched
+                .held_until(&reaction.key)
+                .filter(|t| *t > now)
+                .map(|t| t - now),
+            queued: self.sched.queued(),
         };
         Observer::reaction(&mut self.report, &reacted);
         for o in &mut self.observers {

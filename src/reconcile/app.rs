@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{CallLog, Reaction};
+use super::{CallLog, Found, Reaction};
 use crate::manifest::{DesiredState, LoadedApp};
 use crate::runtime::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError};
 use crate::trigger::Key;
@@ -170,7 +170,38 @@ pub async fn reconcile_app<R: Podman>(
     let result = decide_and_act(rt, id, desired, may_remove, &mut log, &mut reaction).await;
     reaction.calls = log.calls;
     reaction.result = result.map_err(|e| e.to_string());
+    if reaction.result.is_ok() {
+        if let Some(found) = reaction.found.first_mut() {
+            left_as(found, reaction.action, desired);
+        }
+    }
     reaction
+}
+
+/// The container as inspected, for the reaction's record.
+fn found(id: &str, c: Option<&ContainerInfo>) -> Found {
+    Found {
+        app: id.to_string(),
+        container: c.map(|c| c.id.clone()),
+        state: c.map_or("missing", |c| c.state.as_str()).to_string(),
+    }
+}
+
+/// What a successful action left of the container it found.
+fn left_as(found: &mut Found, action: &str, desired: Option<&LoadedApp>) {
+    let stopped = desired.is_some_and(|d| d.app.state == DesiredState::Stopped);
+    let state = match action {
+        "start" | "unpause" => "running",
+        "create" | "recreate" if stopped => "created",
+        "create" | "recreate" => "running",
+        "stop" => "exited",
+        "remove" => {
+            found.container = None;
+            "missing"
+        }
+        _ => return,
+    };
+    found.state = state.to_string();
 }
 
 async fn decide_and_act<R: Podman>(
@@ -199,6 +230,7 @@ async fn decide_and_act<R: Podman>(
         actual = log.time("inspect", rt.inspect_container(id)).await?;
         graced = true;
     }
+    r.found = vec![found(id, actual.as_ref())];
     let Some(drift) = drift(desired, actual.as_ref()) else {
         r.why = match (desired, &actual) {
             (None, None) => "no manifest, no container".into(),
@@ -323,8 +355,11 @@ pub const NAME_IN_USE_POLL: Duration = Duration::from_millis(50);
 
 /// After a create that found the name taken by a container that exists
 /// after all: nothing was created; look again at once.
-fn look_again_unless(created: bool, r: &mut Reaction) {
-    if !created {
+fn look_again_unless(created: Option<String>, r: &mut Reaction) {
+    if let (Some(id), Some(found)) = (&created, r.found.first_mut()) {
+        found.container = Some(id.clone());
+    }
+    if created.is_none() {
         r.action = "wait";
         r.why = format!(
             "{}; a container of that name appeared, looking again",
@@ -336,13 +371,13 @@ fn look_again_unless(created: bool, r: &mut Reaction) {
 
 /// Create the container (pulling the image if it is missing) and start it,
 /// unless the app is declared `stopped`.
-/// `Ok(false)`: a container of that name turned up meanwhile (nothing was
-/// created; the caller looks again).
+/// `Ok(Some(id))`: created; `Ok(None)`: a container of that name turned up
+/// meanwhile (nothing was created; the caller looks again).
 async fn create_and_start<R: Podman>(
     rt: &R,
     app: &LoadedApp,
     log: &mut CallLog,
-) -> Result<bool, RuntimeError> {
+) -> Result<Option<String>, RuntimeError> {
     let req = CreateRequest {
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
@@ -360,14 +395,11 @@ async fn create_and_start<R: Podman>(
         }
         other => other?,
     };
-    if !created {
-        return Ok(false);
-    }
-    if app.app.state == DesiredState::Stopped {
-        return Ok(true);
+    if created.is_none() || app.app.state == DesiredState::Stopped {
+        return Ok(created);
     }
     log.time("start", rt.start_container(&app.app.id)).await?;
-    Ok(true)
+    Ok(created)
 }
 
 /// Whether a create failed because the image is not in local storage. The
@@ -389,16 +421,17 @@ async fn image_missing<R: Podman>(
 }
 
 /// Create, waiting while podman frees the name (a container it is removing
-/// right now); `Ok(false)` when a container of that name exists after all.
+/// right now): the new container's id, or `Ok(None)` when a container of
+/// that name exists after all.
 async fn create_when_free<R: Podman>(
     rt: &R,
     req: &CreateRequest,
     log: &mut CallLog,
-) -> Result<bool, RuntimeError> {
+) -> Result<Option<String>, RuntimeError> {
     let deadline = tokio::time::Instant::now() + NAME_IN_USE_GRACE;
     loop {
         match log.time("create", rt.create_container(req)).await {
-            Ok(_) => return Ok(true),
+            Ok(id) => return Ok(Some(id)),
             Err(RuntimeError::NameInUse(e)) => {
                 if tokio::time::Instant::now() >= deadline {
                     return Err(RuntimeError::Failed(format!(
@@ -413,7 +446,7 @@ async fn create_when_free<R: Podman>(
                     .await?
                     .is_some()
                 {
-                    return Ok(false);
+                    return Ok(None);
                 }
             }
             Err(e) => return Err(e),

@@ -59,6 +59,20 @@ pub struct Reaction {
     pub requeue_after: Option<Duration>,
     /// Apps to queue as a result (the sweep's findings), with the reason.
     pub queue: Vec<(Key, String)>,
+    /// The app containers this reconcile saw, as it left them (the app
+    /// reconciler: its own; the sweep: every declared app's). Read by
+    /// status; nothing decides on it.
+    pub found: Vec<Found>,
+}
+
+/// An app's container as a reconcile last knew it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub app: String,
+    /// The container id; `None` when there is no container.
+    pub container: Option<String>,
+    /// podman's state word (`running`, `exited`, …), or `missing`.
+    pub state: String,
 }
 
 impl Reaction {
@@ -72,6 +86,7 @@ impl Reaction {
             restarted_after: None,
             requeue_after: None,
             queue: Vec::new(),
+            found: Vec::new(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{CallLog, Reaction};
+use super::{CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
 use crate::runtime::{ContainerInfo, Podman, RuntimeError};
@@ -58,7 +58,13 @@ pub async fn sweep<R: Podman>(
                 .filter_map(|c| Some((c.id.clone(), c.label(APP_LABEL)?.to_string())))
                 .collect();
             for (id, app) in &apps.apps {
-                if let Some(d) = drift(Some(app), by_app.get(id.as_str()).copied()) {
+                let c = by_app.get(id.as_str()).copied();
+                reaction.found.push(Found {
+                    app: id.clone(),
+                    container: c.map(|c| c.id.clone()),
+                    state: c.map_or("missing", |c| c.state.as_str()).to_string(),
+                });
+                if let Some(d) = drift(Some(app), c) {
                     reaction.queue.push((Key::App(id.clone()), d.describe()));
                 }
             }

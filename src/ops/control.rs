@@ -1,0 +1,388 @@
+//! The control socket: an owner-only unix socket where `status` and `metrics` ask the running daemon, one line in, one reply out.
+//!
+//! The socket is bound, made 0600, and only then listens: nobody can
+//! connect while it has the umask's mode. Every client is served on its own
+//! task, off the reactor's, with a bounded request (one line, 1 KiB), a
+//! deadline for the whole exchange and a bound on clients at once; a peer of
+//! another uid (SO_PEERCRED) is refused even if the mode were loosened. A
+//! client that sends nothing, garbage or a flood, or leaves mid-reply, costs
+//! at most its task.
+
+use std::io::ErrorKind;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::state::Shared;
+
+/// The longest request line accepted.
+pub const MAX_REQUEST: usize = 1024;
+/// How long a client may take to send its request.
+pub const READ_LIMIT: Duration = Duration::from_secs(2);
+/// How long one whole exchange may take (a client that stops reading).
+pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
+/// Clients served at once; more are closed at once.
+pub const MAX_CLIENTS: usize = 16;
+/// The longest reply a client accepts.
+pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
+
+/// `/run/podkeeper/control.sock` for root, else
+/// `$XDG_RUNTIME_DIR/podkeeper/control.sock` (`/run/user/UID` when unset).
+pub fn default_path() -> PathBuf {
+    if crate::host::is_root() {
+        return PathBuf::from("/run/podkeeper/control.sock");
+    }
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", crate::host::euid())));
+    runtime.join("podkeeper/control.sock")
+}
+
+/// A bound control socket; the file is removed when it is dropped (if it
+/// is still the one bound here).
+pub struct ControlSocket {
+    listener: UnixListener,
+    path: PathBuf,
+    ino: u64,
+}
+
+impl ControlSocket {
+    /// Bind `path`: its directory is created 0700 when missing; a socket
+    /// file no daemon listens on (left by a killed one) is replaced; a live
+    /// one, a symlink or anything not a socket is refused.
+    pub fn bind(path: &Path) -> anyhow::Result<Self> {
+        let path = crate::host::absolute(path);
+        let dir = path
+            .parent()
+            .context("the control socket path has no directory")?;
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => bail!("{} is not a directory", dir.display()),
+            Err(e) if e.kind() == ErrorKind::NotFound => std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+        }
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Ok(m) if m.file_type().is_symlink() => {
+                bail!("{} is a symlink: refused, never followed", path.display())
+            }
+            Ok(m) if !m.file_type().is_socket() => {
+                bail!(
+                    "{} exists and is not a socket: refused, left as it is",
+                    path.display()
+                )
+            }
+            Ok(_) => match std::os::unix::net::UnixStream::connect(&path) {
+                Ok(_) => bail!(
+                    "another podkeeper is listening on {}: stop it, or give this one another --control-socket",
+                    path.display()
+                ),
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    // Left by a daemon that died: nobody listens.
+                    std::fs::remove_file(&path).with_context(|| {
+                        format!("cannot remove the stale socket {}", path.display())
+                    })?;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot probe {}", path.display()))
+                }
+            },
+        }
+        let listener = bind_owner_only(&path)?;
+        let ino = std::fs::symlink_metadata(&path)
+            .map(|m| m.ino())
+            .unwrap_or(0);
+        Ok(ControlSocket {
+            listener,
+            path,
+            ino,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serve clients until `cancel` fires.
+    pub async fn serve(self, shared: Arc<Shared>, cancel: CancellationToken) {
+        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        loop {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, most likely: do not spin.
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                continue; // Too many at once: this one is closed unanswered.
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let _ = tokio::time::timeout(CLIENT_LIMIT, serve_client(stream, &shared)).await;
+            });
+        }
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        // Only our own file: another daemon may have taken the path since.
+        if std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// bind(2), chmod 0600, then listen(2): a connect before the listen is
+/// refused, so no client ever reaches the socket with a looser mode.
+fn bind_owner_only(path: &Path) -> anyhow::Result<UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None)
+        .context("cannot create a unix socket")?;
+    let addr = SockAddr::unix(path).with_context(|| format!("{}", path.display()))?;
+    socket
+        .bind(&addr)
+        .with_context(|| format!("cannot bind {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot chmod {}", path.display()))?;
+    socket
+        .listen(MAX_CLIENTS as i32)
+        .with_context(|| format!("cannot listen on {}", path.display()))?;
+    socket.set_nonblocking(true)?;
+    let std: std::os::unix::net::UnixListener = socket.into();
+    Ok(UnixListener::from_std(std)?)
+}
+
+/// Whether a peer may ask: the daemon's own user, or root.
+fn allowed(peer_uid: u32) -> bool {
+    peer_uid == crate::host::euid() || peer_uid == 0
+}
+
+async fn serve_client(stream: UnixStream, shared: &Shared) {
+    match stream.peer_cred() {
+        Ok(cred) if allowed(cred.uid()) => {}
+        Ok(cred) => {
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "control socket: refused a client of another user"
+            );
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
+            return;
+        }
+    }
+    let (read, mut write) = stream.into_split();
+    let mut line = Vec::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
+    let request = match tokio::time::timeout(READ_LIMIT, reader.read_until(b'\n', &mut line)).await
+    {
+        Err(_) => return, // Sent nothing (or no whole line) in time.
+        Ok(Err(_)) => return,
+        Ok(Ok(_)) if line.len() > MAX_REQUEST => None,
+        Ok(Ok(_)) => std::str::from_utf8(&line).ok().map(str::trim),
+    };
+    let reply = match request {
+        Some("status") => match serde_json::to_string(&shared.status()) {
+            Ok(json) => json + "\n",
+            Err(e) => format!("error: {e}\n"),
+        },
+        Some("metrics") => shared.metrics_text(),
+        None => format!("error: request longer than {MAX_REQUEST} bytes or not UTF-8\n"),
+        Some(_) => "error: unknown request (allowed: status, metrics)\n".to_string(),
+    };
+    // A client gone mid-reply is its own loss.
+    let _ = write.write_all(reply.as_bytes()).await;
+    let _ = write.shutdown().await;
+}
+
+/// Why a client could not get its answer.
+#[derive(Debug)]
+pub enum AskError {
+    /// Nothing listens there: podkeeper is not running.
+    NotRunning(String),
+    Other(String),
+}
+
+impl std::fmt::Display for AskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AskError::NotRunning(s) | AskError::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Send one request to the daemon at `path`, return its reply.
+pub async fn ask(path: &Path, request: &str) -> Result<String, AskError> {
+    let shown = path.display();
+    let exchange = async {
+        let mut stream = UnixStream::connect(path)
+            .await
+            .map_err(|e| match e.kind() {
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused => AskError::NotRunning(
+                    format!("podkeeper is not running: nothing listens on {shown} ({e})"),
+                ),
+                ErrorKind::PermissionDenied => AskError::Other(format!(
+                    "{shown}: permission denied (the control socket is its owner's only)"
+                )),
+                _ => AskError::Other(format!("cannot connect to {shown}: {e}")),
+            })?;
+        stream
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
+        let mut reply = String::new();
+        stream
+            .take(MAX_REPLY)
+            .read_to_string(&mut reply)
+            .await
+            .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
+        if reply.is_empty() {
+            return Err(AskError::Other(format!(
+                "{shown}: the daemon closed without an answer (another user's daemon?)"
+            )));
+        }
+        if let Some(e) = reply.strip_prefix("error: ") {
+            return Err(AskError::Other(format!("{shown}: {}", e.trim_end())));
+        }
+        Ok(reply)
+    };
+    tokio::time::timeout(CLIENT_LIMIT, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(AskError::Other(format!(
+                "{shown}: no answer within {}s",
+                CLIENT_LIMIT.as_secs()
+            )))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    fn served(dir: &Path) -> (PathBuf, Arc<Shared>, CancellationToken) {
+        let path = dir.join("run/podkeeper/control.sock");
+        let socket = ControlSocket::bind(&path).unwrap();
+        let shared = Shared::new();
+        let cancel = CancellationToken::new();
+        tokio::spawn(socket.serve(shared.clone(), cancel.clone()));
+        (path, shared, cancel)
+    }
+
+    #[tokio::test]
+    async fn the_socket_should_be_owner_only_in_a_new_owner_only_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, cancel) = served(dir.path());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let reply = ask(&path, "status").await.unwrap();
+        let status: crate::ops::state::Status = serde_json::from_str(&reply).unwrap();
+        assert_eq!(status.pid, std::process::id());
+        assert!(ask(&path, "metrics").await.unwrap().ends_with("# EOF\n"));
+        let e = ask(&path, "stop").await.unwrap_err().to_string();
+        assert!(
+            e.contains("unknown request (allowed: status, metrics)"),
+            "{e}"
+        );
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_should_be_refused_a_stale_one_replaced_and_others_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, cancel) = served(dir.path());
+        let e = ControlSocket::bind(&path).err().unwrap().to_string();
+        assert!(e.starts_with("another podkeeper is listening on"), "{e}");
+        // A daemon killed: its file stays, nobody listens.
+        let stale = dir.path().join("stale.sock");
+        drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+        assert!(matches!(
+            ask(&stale, "status").await,
+            Err(AskError::NotRunning(_))
+        ));
+        let again = ControlSocket::bind(&stale).unwrap();
+        assert_eq!(again.path(), stale);
+        let file = dir.path().join("file.sock");
+        std::fs::write(&file, "keep me").unwrap();
+        let e = ControlSocket::bind(&file).err().unwrap().to_string();
+        assert!(e.contains("is not a socket: refused"), "{e}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+        let link = dir.path().join("link.sock");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = ControlSocket::bind(&link).err().unwrap().to_string();
+        assert!(e.contains("is a symlink: refused"), "{e}");
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn silent_garbage_and_flooding_clients_should_not_keep_others_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, cancel) = served(dir.path());
+        // One says nothing and stays; one sends a megabyte without a newline;
+        // one leaves at once; one sends garbage bytes.
+        let silent = UnixStream::connect(&path).await.unwrap();
+        let mut flood = UnixStream::connect(&path).await.unwrap();
+        let flooding = tokio::spawn(async move {
+            let _ = flood.write_all(&vec![b'x'; 1 << 20]).await;
+            let mut reply = String::new();
+            let _ = flood.read_to_string(&mut reply).await;
+            reply
+        });
+        drop(UnixStream::connect(&path).await.unwrap());
+        let mut garbage = UnixStream::connect(&path).await.unwrap();
+        garbage.write_all(b"\xff\xfe\x00status\n").await.unwrap();
+        let started = std::time::Instant::now();
+        ask(&path, "status").await.unwrap();
+        assert!(started.elapsed() < READ_LIMIT, "{:?}", started.elapsed());
+        let reply = flooding.await.unwrap();
+        assert!(
+            reply.is_empty() || reply.starts_with("error: request longer than 1024 bytes"),
+            "{reply}"
+        );
+        let mut reply = String::new();
+        garbage.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("error: "), "{reply}");
+        // The silent one is closed after the read limit, unanswered.
+        let mut silent = silent;
+        let mut reply = String::new();
+        silent.read_to_string(&mut reply).await.unwrap();
+        assert_eq!(reply, "");
+        cancel.cancel();
+    }
+
+    #[test]
+    fn peers_should_be_this_user_or_root() {
+        assert!(allowed(crate::host::euid()));
+        assert!(allowed(0));
+        assert!(!allowed(65534) || crate::host::euid() == 65534);
+    }
+}

@@ -1,0 +1,288 @@
+//! Prometheus metrics from the reactor's records, in the `prometheus-client` crate's types and text encoding.
+//!
+//! Counters move as records come (atomics; no allocation for events or
+//! reconciles: their label values are `&'static str`). The per-state gauges
+//! are read off the status board when someone asks, so they cost nothing
+//! in between.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use super::state::Board;
+use crate::observe::{EventSeen, Reacted};
+use crate::trigger::Key;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub source: &'static str,
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReconcileLabels {
+    pub kind: &'static str,
+    pub action: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabels {
+    pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+/// Every metric podkeeper exports, registered once.
+pub struct Metrics {
+    registry: Registry,
+    events: Family<EventLabels, Counter>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_seconds: Family<KindLabels, Histogram>,
+    restarts: Family<AppLabels, Counter>,
+    apps: Family<StateLabels, Gauge>,
+    companions: Family<StateLabels, Gauge>,
+    reconnects: Counter,
+    sweep_seconds: Histogram,
+    queue_depth: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms to ~65 s.
+    Histogram::new(exponential_buckets(0.001, 4.0, 9))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("podkeeper");
+        let m = Metrics {
+            registry: Registry::default(),
+            events: Family::default(),
+            reconciles: Family::default(),
+            reconcile_seconds: Family::new_with_constructor(seconds_histogram),
+            restarts: Family::default(),
+            apps: Family::default(),
+            companions: Family::default(),
+            reconnects: Counter::default(),
+            sweep_seconds: seconds_histogram(),
+            queue_depth: Gauge::default(),
+        };
+        registry.register(
+            "events",
+            "Events received from the sources, by source and type",
+            m.events.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Finished reconciles, by key kind, action and result",
+            m.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time a reconcile spent in podman and systemd calls, by key kind",
+            m.reconcile_seconds.clone(),
+        );
+        registry.register(
+            "restarts",
+            "Restarts of an app's container after an exit or a failed healthcheck",
+            m.restarts.clone(),
+        );
+        registry.register(
+            "apps",
+            "Declared apps by the state their container was last seen in",
+            m.apps.clone(),
+        );
+        registry.register(
+            "companions",
+            "Declared companions by state (active, waiting, failed, unknown)",
+            m.companions.clone(),
+        );
+        registry.register(
+            "stream_reconnects",
+            "Times the podman events stream was resumed after a gap",
+            m.reconnects.clone(),
+        );
+        registry.register(
+            "sweep_duration_seconds",
+            "Time a full sweep spent listing containers",
+            m.sweep_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Keys queued in the scheduler, as the last reconcile settled",
+            m.queue_depth.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// One event. The labels are words from a fixed list: a label set per
+    /// podman action someone invents would grow without bound.
+    pub fn count_event(&self, seen: &EventSeen<'_>) {
+        let (source, kind, reconnect) = event_labels(seen);
+        self.events
+            .get_or_create(&EventLabels {
+                source,
+                r#type: kind,
+            })
+            .inc();
+        if reconnect {
+            self.reconnects.inc();
+        }
+    }
+
+    pub fn count_reaction(&self, reacted: &Reacted<'_>) {
+        let r = reacted.reaction;
+        let kind = key_kind(&r.key);
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                kind,
+                action: r.action,
+                result: if r.result.is_ok() { "ok" } else { "failed" },
+            })
+            .inc();
+        let took = r.call_time().as_secs_f64();
+        self.reconcile_seconds
+            .get_or_create(&KindLabels { kind })
+            .observe(took);
+        if r.key == Key::Sweep {
+            self.sweep_seconds.observe(took);
+        }
+        self.queue_depth
+            .set(i64::try_from(reacted.queued).unwrap_or(i64::MAX));
+    }
+
+    pub fn count_restart(&self, app: &str) {
+        self.restarts
+            .get_or_create(&AppLabels {
+                app: app.to_string(),
+            })
+            .inc();
+    }
+
+    /// The text exposition (OpenMetrics, which Prometheus reads), with the
+    /// gauges set from `board` now.
+    pub fn encode(&self, board: &Board) -> String {
+        self.apps.clear();
+        for (state, n) in board.app_states() {
+            self.apps.get_or_create(&StateLabels { state }).set(n);
+        }
+        self.companions.clear();
+        for (state, n) in board.companion_states() {
+            self.companions
+                .get_or_create(&StateLabels {
+                    state: state.to_string(),
+                })
+                .set(n);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        out
+    }
+}
+
+/// `app`, `companion`, `sweep`, `manifests`, `health`.
+pub fn key_kind(key: &Key) -> &'static str {
+    match key {
+        Key::App(_) => "app",
+        Key::Companion(_) => "companion",
+        Key::Sweep => "sweep",
+        Key::Manifests => "manifests",
+        Key::Health(_) => "health",
+    }
+}
+
+/// podman's event actions podkeeper names in `type`; any other is `other`.
+const PODMAN_ACTIONS: &[&str] = &[
+    "attach",
+    "checkpoint",
+    "cleanup",
+    "commit",
+    "create",
+    "died",
+    "exec",
+    "exec_died",
+    "exited",
+    "export",
+    "health_status",
+    "import",
+    "init",
+    "kill",
+    "mount",
+    "pause",
+    "prune",
+    "pull",
+    "remove",
+    "rename",
+    "restart",
+    "restore",
+    "start",
+    "stop",
+    "sync",
+    "unmount",
+    "unpause",
+    "untag",
+    "tag",
+];
+
+const SOURCES: &[&str] = &[
+    "podman", "conmon", "apps-dir", "unit-dir", "timer", "sweep", "start-up",
+];
+
+const CHANGE_KINDS: &[&str] = &[
+    "create",
+    "modify",
+    "remove",
+    "rename-from",
+    "rename-to",
+    "rescan",
+];
+
+/// An event's `source` and `type` labels, and whether it is the events
+/// stream resuming after a gap. The one place that reads event records.
+fn event_labels(seen: &EventSeen<'_>) -> (&'static str, &'static str, bool) {
+    let source = SOURCES
+        .iter()
+        .find(|s| **s == seen.source)
+        .copied()
+        .unwrap_or("other");
+    let word = |list: &[&'static str], w: &str| list.iter().find(|a| **a == w).copied();
+    let kind = match source {
+        // "container died (137)", "image pull", "stream resumed after a gap"
+        "podman" => {
+            if seen.what.starts_with("stream resumed") {
+                return (source, "stream-resumed", true);
+            }
+            if seen.what.starts_with("stream connected") {
+                return (source, "stream-connected", false);
+            }
+            let action = seen.what.split_whitespace().nth(1).unwrap_or("");
+            word(PODMAN_ACTIONS, action)
+        }
+        "conmon" => Some("exit"),
+        "apps-dir" | "unit-dir" => word(CHANGE_KINDS, seen.what),
+        "timer" => Some("sweep-due"),
+        "sweep" => Some("differs"),
+        "start-up" => Some("first-sweep"),
+        _ => None,
+    };
+    (source, kind.unwrap_or("other"), false)
+}

@@ -1,0 +1,92 @@
+//! `--metrics-listen ADDR:PORT`: `GET /metrics` over HTTP/1 (hyper), for Prometheus to scrape; 404 for any other path.
+//!
+//! Each connection is served on its own task with one deadline for the
+//! whole connection, a small header buffer and a bound on connections at
+//! once; nothing here runs on the reactor's task.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper::server::conn::Http;
+use hyper::service::service_fn;
+use hyper::{Body, Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::state::Shared;
+
+/// One connection's whole life (headers, reply) may take this long.
+pub const CONNECTION_LIMIT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 16;
+/// Request head buffer (hyper's smallest).
+const MAX_HEAD: usize = 8192;
+
+/// The content type of OpenMetrics text, which `prometheus-client` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Bind `addr` now (so a taken port stops the start-up with a clear error).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--metrics-listen {addr}: cannot listen"))
+}
+
+/// Serve until `cancel` fires.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = service_fn(move |req| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(answer(&req, &shared)) }
+            });
+            let conn = Http::new()
+                .http1_only(true)
+                .http1_keep_alive(false)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(stream, service);
+            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
+        });
+    }
+}
+
+fn answer(req: &Request<Body>, shared: &Shared) -> Response<Body> {
+    let status = match (req.method(), req.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            return Response::builder()
+                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                .body(Body::from(shared.metrics_text()))
+                .unwrap_or_default();
+        }
+        (_, "/metrics") => StatusCode::METHOD_NOT_ALLOWED,
+        _ => StatusCode::NOT_FOUND,
+    };
+    let mut r = Response::new(Body::from(format!(
+        "{}: only GET /metrics is served\n",
+        status
+    )));
+    *r.status_mut() = status;
+    r
+}

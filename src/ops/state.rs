@@ -1,0 +1,458 @@
+//! What status shows: each app's and companion's state as the reactor's own records left it, kept by an observer.
+//!
+//! [`Records`] is an [`Observer`]: it reads the same event and reaction
+//! records as the debug printer, asks podman nothing, and keeps a [`Board`]
+//! (one row per declared app and companion) and the metrics' counters. The
+//! board sits behind a mutex only the reactor's task and a status request
+//! take; a reaction updates one row, an event only counters.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::metrics::Metrics;
+use crate::manifest::{DesiredState, ManifestSet};
+use crate::observe::{EventSeen, Observer, Reacted};
+use crate::reconcile::Reaction;
+use crate::trigger::Key;
+
+/// What the control socket serves from: the board and the metrics.
+pub struct Shared {
+    pub board: Mutex<Board>,
+    pub metrics: Metrics,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            board: Mutex::new(Board::default()),
+            metrics: Metrics::new(),
+        })
+    }
+
+    /// The board, even if a panic poisoned its lock (it holds plain data).
+    pub fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The status as served: computed on request, never kept.
+    pub fn status(&self) -> Status {
+        self.board().status(Utc::now())
+    }
+
+    /// The metrics text as served (the gauges are read off the board now).
+    pub fn metrics_text(&self) -> String {
+        let board = self.board();
+        self.metrics.encode(&board)
+    }
+}
+
+/// One reconcile as status shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastReaction {
+    /// Wall-clock time, RFC 3339.
+    pub at: String,
+    pub action: String,
+    pub reason: String,
+    /// `ok`, or `failed: …`.
+    pub result: String,
+}
+
+impl LastReaction {
+    fn of(r: &Reaction, at: DateTime<Utc>) -> Self {
+        LastReaction {
+            at: rfc3339(at),
+            action: r.action.to_string(),
+            reason: r.why.clone(),
+            result: match &r.result {
+                Ok(()) => "ok".into(),
+                Err(e) => format!("failed: {e}"),
+            },
+        }
+    }
+}
+
+/// One app's row, as kept between reactions.
+#[derive(Debug, Clone, Default)]
+pub struct AppRow {
+    pub declared: &'static str,
+    pub has_health: bool,
+    /// podman's state word or `missing`; `None` before any record said.
+    pub state: Option<String>,
+    pub container: Option<String>,
+    pub restarts: u64,
+    pub last: Option<LastReaction>,
+    /// The last failure's cause, in status words; cleared by a success.
+    pub failure: Option<String>,
+    /// What the app waits for (a dependency, podman's cleanup).
+    pub waiting_for: Option<String>,
+    /// It exited soon after a start: how long it had run.
+    pub crashed_after: Option<Duration>,
+    /// The scheduler (or the health restarts' backoff) holds it back until then.
+    pub held_until: Option<DateTime<Utc>>,
+    pub health: Option<String>,
+}
+
+/// One companion's row.
+#[derive(Debug, Clone, Default)]
+pub struct CompanionRow {
+    pub app: String,
+    pub kind: String,
+    /// `active` (as declared), `waiting`, `failed`, or `unknown` before any record.
+    pub state: &'static str,
+    pub last: Option<LastReaction>,
+    pub why: Option<String>,
+    pub held_until: Option<DateTime<Utc>>,
+}
+
+/// Every declared app and companion, as the reactor's records left them.
+#[derive(Debug, Default)]
+pub struct Board {
+    pub apps: BTreeMap<String, AppRow>,
+    pub companions: BTreeMap<String, CompanionRow>,
+    /// Why the last sweep could not list the containers (podman away).
+    pub podman_error: Option<String>,
+    pub last_sweep: Option<DateTime<Utc>>,
+    pub started: Option<DateTime<Utc>>,
+}
+
+/// `podkeeper status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub version: String,
+    pub pid: u32,
+    pub started: Option<String>,
+    pub last_sweep: Option<String>,
+    /// null, or why podman could not be listed at the last sweep.
+    pub podman_error: Option<String>,
+    pub apps: Vec<AppStatus>,
+    pub companions: Vec<CompanionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppStatus {
+    pub id: String,
+    /// `running` or `stopped`, as the manifest says.
+    pub declared: String,
+    /// podman's state word, `missing`, or `unknown` before the first sweep.
+    pub state: String,
+    pub container: Option<String>,
+    pub restarts: u64,
+    pub last_reaction: Option<LastReaction>,
+    /// null when the app is as declared.
+    pub why: Option<String>,
+    /// When a backoff or crash-loop delay in force ends (RFC 3339).
+    pub backoff_until: Option<String>,
+    /// podkeeper's own checks: `starting`, `healthy`, `failing`,
+    /// `unhealthy`; null without a healthcheck.
+    pub health: Option<String>,
+    pub waiting_for: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CompanionStatus {
+    pub name: String,
+    pub app: String,
+    pub kind: String,
+    pub state: String,
+    pub last_reaction: Option<LastReaction>,
+    pub why: Option<String>,
+    pub backoff_until: Option<String>,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn until(now: DateTime<Utc>, d: Option<Duration>) -> Option<DateTime<Utc>> {
+    d.and_then(|d| chrono::Duration::from_std(d).ok())
+        .map(|d| now + d)
+}
+
+/// A failed reconcile's cause in status words, from what the reconciler
+/// said (its action and error text are the record).
+pub fn cause(action: &str, error: &str) -> String {
+    let e = crate::manifest::excerpt::excerpt(error, 160);
+    if action == "conflict" || error.contains("still in use") {
+        format!("name conflict: {e}")
+    } else if error.starts_with("pull ") || error.contains("image not known") {
+        format!("image missing: {e}")
+    } else if error.starts_with("podman unreachable") || error.contains("did not answer within") {
+        format!("podman unreachable: {e}")
+    } else {
+        format!("failed: {e}")
+    }
+}
+
+impl Board {
+    fn app_reaction(&mut self, id: &str, r: &Reaction, at: DateTime<Utc>, held: Option<Duration>) {
+        let Some(row) = self.apps.get_mut(id) else {
+            return;
+        };
+        if let Some(f) = r.found.first() {
+            row.state = Some(f.state.clone());
+            row.container = f.container.clone();
+        }
+        if r.action != "none" || r.result.is_err() || row.last.is_none() {
+            row.last = Some(LastReaction::of(r, at));
+        }
+        row.held_until = until(at, held);
+        row.waiting_for = None;
+        match &r.result {
+            Err(e) => row.failure = Some(cause(r.action, e)),
+            Ok(()) => {
+                row.failure = None;
+                if r.action == "wait" {
+                    row.waiting_for = Some(match r.why.split_once("waiting for ") {
+                        Some((_, what)) => what.to_string(),
+                        None => r.why.clone(),
+                    });
+                }
+                if r.restarted_after.is_some() {
+                    row.restarts += 1;
+                    // Held back after this start: it is crash-looping.
+                    row.crashed_after = held.and(r.restarted_after);
+                } else if r.action != "none" || row.state.as_deref() != Some("running") {
+                    row.crashed_after = None;
+                }
+            }
+        }
+    }
+
+    fn health_reaction(&mut self, id: &str, r: &Reaction, at: DateTime<Utc>) {
+        let Some(row) = self.apps.get_mut(id) else {
+            return;
+        };
+        match (r.action, &r.result) {
+            ("healthy", _) => row.health = Some("healthy".into()),
+            ("failing", _) => row.health = Some("failing".into()),
+            ("restart", Ok(())) => {
+                row.health = Some("unhealthy".into());
+                row.restarts += 1;
+                row.state = Some("running".into());
+            }
+            ("wait", Ok(())) => {
+                row.health = Some("unhealthy".into());
+                row.held_until = until(at, r.requeue_after);
+            }
+            _ => {}
+        }
+        if r.action != "none" || r.result.is_err() {
+            row.last = Some(LastReaction::of(r, at));
+        }
+    }
+
+    fn companion_reaction(
+        &mut self,
+        name: &str,
+        r: &Reaction,
+        at: DateTime<Utc>,
+        held: Option<Duration>,
+    ) {
+        let Some(row) = self.companions.get_mut(name) else {
+            return;
+        };
+        if r.action != "none" || r.result.is_err() || row.last.is_none() {
+            row.last = Some(LastReaction::of(r, at));
+        }
+        row.held_until = until(at, held);
+        (row.state, row.why) = match (&r.result, r.action) {
+            (Err(e), action) => ("failed", Some(cause(action, e))),
+            (Ok(()), "wait") => ("waiting", Some(r.why.clone())),
+            (Ok(()), _) => ("active", None),
+        };
+    }
+
+    /// The status now: each row's `why` is worked out here, on request.
+    pub fn status(&self, now: DateTime<Utc>) -> Status {
+        let apps = self
+            .apps
+            .iter()
+            .map(|(id, row)| {
+                let held = row.held_until.filter(|t| *t > now);
+                let state = row.state.clone().unwrap_or_else(|| "unknown".into());
+                let as_declared = match row.declared {
+                    "stopped" => state != "running" && state != "paused" && state != "missing",
+                    _ => state == "running",
+                };
+                let why = if let Some(f) = &row.failure {
+                    Some(f.clone())
+                } else if let Some(w) = &row.waiting_for {
+                    Some(format!("waiting for {w}"))
+                } else if let (Some(up), Some(t)) = (row.crashed_after, held) {
+                    Some(format!(
+                        "crash-looping: exited after {} up; next restart not before {}",
+                        crate::report::secs(up),
+                        t.with_timezone(&chrono::Local).format("%H:%M:%S")
+                    ))
+                } else if let (Some(e), false) = (&self.podman_error, as_declared) {
+                    Some(format!("podman unreachable: {e}"))
+                } else if !as_declared {
+                    Some(format!("{state}, declared {}", row.declared))
+                } else if row.health.as_deref() == Some("unhealthy") {
+                    Some("unhealthy".into())
+                } else {
+                    None
+                };
+                AppStatus {
+                    id: id.clone(),
+                    declared: row.declared.to_string(),
+                    state,
+                    container: row.container.clone(),
+                    restarts: row.restarts,
+                    last_reaction: row.last.clone(),
+                    why,
+                    backoff_until: held.map(rfc3339),
+                    health: row.health.clone(),
+                    waiting_for: row.waiting_for.clone(),
+                }
+            })
+            .collect();
+        let companions = self
+            .companions
+            .iter()
+            .map(|(name, row)| CompanionStatus {
+                name: name.clone(),
+                app: row.app.clone(),
+                kind: row.kind.clone(),
+                state: row.state.to_string(),
+                last_reaction: row.last.clone(),
+                why: row.why.clone(),
+                backoff_until: row.held_until.filter(|t| *t > now).map(rfc3339),
+            })
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            pid: std::process::id(),
+            started: self.started.map(rfc3339),
+            last_sweep: self.last_sweep.map(rfc3339),
+            podman_error: self.podman_error.clone(),
+            apps,
+            companions,
+        }
+    }
+
+    /// How many apps (or companions) are in each state, for the gauges.
+    pub fn app_states(&self) -> BTreeMap<String, i64> {
+        let mut n = BTreeMap::new();
+        for row in self.apps.values() {
+            *n.entry(row.state.clone().unwrap_or_else(|| "unknown".into()))
+                .or_insert(0) += 1;
+        }
+        n
+    }
+
+    pub fn companion_states(&self) -> BTreeMap<&'static str, i64> {
+        let mut n = BTreeMap::new();
+        for row in self.companions.values() {
+            *n.entry(row.state).or_insert(0) += 1;
+        }
+        n
+    }
+}
+
+/// The observer that keeps the board and counts for the metrics.
+pub struct Records {
+    shared: Arc<Shared>,
+}
+
+impl Records {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        shared.board().started = Some(Utc::now());
+        Records { shared }
+    }
+}
+
+impl Observer for Records {
+    fn wants_events(&self) -> bool {
+        // Counting events needs their records; see Metrics::count_event.
+        true
+    }
+
+    fn event(&mut self, seen: &EventSeen<'_>) {
+        self.shared.metrics.count_event(seen);
+    }
+
+    fn reaction(&mut self, reacted: &Reacted<'_>) {
+        let r = reacted.reaction;
+        self.shared.metrics.count_reaction(reacted);
+        let at = Utc::now();
+        let held = reacted.held_for.or(reacted.retry_in);
+        let mut board = self.shared.board();
+        match &r.key {
+            Key::App(id) => {
+                if r.restarted_after.is_some() && r.result.is_ok() {
+                    self.shared.metrics.count_restart(id);
+                }
+                board.app_reaction(id, r, at, held);
+            }
+            Key::Health(id) => {
+                if r.action == "restart" && r.result.is_ok() {
+                    self.shared.metrics.count_restart(id);
+                }
+                board.health_reaction(id, r, at);
+            }
+            Key::Companion(name) => board.companion_reaction(name, r, at, held),
+            Key::Sweep => {
+                board.last_sweep = Some(at);
+                match &r.result {
+                    Ok(()) => {
+                        board.podman_error = None;
+                        for f in &r.found {
+                            if let Some(row) = board.apps.get_mut(&f.app) {
+                                row.state = Some(f.state.clone());
+                                row.container = f.container.clone();
+                            }
+                        }
+                    }
+                    Err(e) => board.podman_error = Some(e.clone()),
+                }
+            }
+            Key::Manifests => {}
+        }
+    }
+
+    fn declared(&mut self, apps: &ManifestSet) {
+        let mut board = self.shared.board();
+        let mut was = std::mem::take(&mut board.apps);
+        board.apps = apps
+            .apps
+            .iter()
+            .map(|(id, a)| {
+                let mut row = was.remove(id).unwrap_or_default();
+                row.declared = match a.app.state {
+                    DesiredState::Running => "running",
+                    DesiredState::Stopped => "stopped",
+                };
+                row.has_health = a.app.container.healthcheck.is_some();
+                match (row.has_health, &row.health) {
+                    (true, None) => row.health = Some("starting".into()),
+                    (false, _) => row.health = None,
+                    _ => {}
+                }
+                (id.clone(), row)
+            })
+            .collect();
+        let mut was = std::mem::take(&mut board.companions);
+        board.companions = apps
+            .companions()
+            .map(|(app, c)| {
+                let mut row = was.remove(&c.name).unwrap_or_else(|| CompanionRow {
+                    state: "unknown",
+                    ..CompanionRow::default()
+                });
+                row.app = app.to_string();
+                row.kind = format!("{:?}", c.kind).to_lowercase();
+                (c.name.clone(), row)
+            })
+            .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! The board and the metrics against the real reactor on the simulated podman, in virtual time.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::manifest::{assemble, parse_manifest};
+use crate::reactor::{Reactor, ReactorConfig};
+use crate::report::{Clock, Reporter, SharedBuf};
+use crate::runtime::sim_podman::SimRuntime;
+use crate::trigger::{PodmanEvent, StreamStatus, Trigger};
+
+fn set(manifests: &[(&str, &str)]) -> ManifestSet {
+    let parsed = manifests
+        .iter()
+        .map(|(id, extra)| {
+            let text =
+                format!("app:\n  id: {id}\n  container:\n    image: localhost/bb:1\n{extra}");
+            let file = format!("{id}.yaml");
+            let app = parse_manifest(Path::new(&file), &text).unwrap();
+            (file.into(), app)
+        })
+        .collect();
+    assemble(parsed, vec![])
+}
+
+struct Rig {
+    sim: SimRuntime,
+    events: mpsc::UnboundedReceiver<PodmanEvent>,
+    reactor: Reactor<SimRuntime>,
+    shared: Arc<Shared>,
+    _tx: mpsc::Sender<Trigger>,
+}
+
+impl Rig {
+    async fn start(apps: ManifestSet, images: &[&str]) -> Rig {
+        let (etx, events) = mpsc::unbounded_channel();
+        let sim = SimRuntime::new(images, Some(etx));
+        let (tx, rx) = mpsc::channel(1);
+        let report = Reporter::new(
+            false,
+            Clock::SinceStart(tokio::time::Instant::now()),
+            Box::new(SharedBuf::default()),
+        );
+        let shared = Shared::new();
+        let reactor = Reactor::new(
+            Arc::new(sim.clone()),
+            rx,
+            apps,
+            ReactorConfig::default(),
+            report,
+        )
+        .with_observer(Box::new(Records::new(shared.clone())));
+        let mut rig = Rig {
+            sim,
+            events,
+            reactor,
+            shared,
+            _tx: tx,
+        };
+        rig.reactor
+            .handle(Trigger::Stream(StreamStatus::Connected { resumed: false }));
+        rig.settle().await;
+        rig
+    }
+
+    /// Hand the simulated podman's events to the reactor until all is done.
+    async fn settle(&mut self) {
+        loop {
+            // Not run_until_idle: a failing or waiting key is retried for ever.
+            let until = tokio::time::Instant::now() + Duration::from_secs(3);
+            self.reactor.step_until(until).await;
+            let mut any = false;
+            while let Ok(ev) = self.events.try_recv() {
+                self.reactor.handle(Trigger::Podman(ev));
+                any = true;
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn app(&self, id: &str) -> AppStatus {
+        self.shared
+            .status()
+            .apps
+            .into_iter()
+            .find(|a| a.id == id)
+            .unwrap()
+    }
+
+    fn metrics(&self) -> prometheus_parse::Scrape {
+        let text = self.shared.metrics_text();
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        prometheus_parse::Scrape::parse(lines).unwrap()
+    }
+}
+
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_kills_should_count_two_restarts_and_a_quick_third_show_the_crash_loop() {
+    let mut rig = Rig::start(set(&[("web", ""), ("db", "")]), &["localhost/bb:1"]).await;
+    let web = rig.app("web");
+    assert_eq!((web.state.as_str(), web.restarts), ("running", 0));
+    assert_eq!(web.why, None);
+    let id = rig.sim.container("web").unwrap().id;
+    assert_eq!(web.container.as_deref(), Some(id.as_str()));
+    assert_eq!(web.last_reaction.as_ref().unwrap().action, "create");
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        rig.sim.crash("web", 137);
+        rig.settle().await;
+    }
+    let web = rig.app("web");
+    assert_eq!((web.state.as_str(), web.restarts), ("running", 2));
+    let last = web.last_reaction.unwrap();
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.reason.as_str(),
+            last.result.as_str()
+        ),
+        ("start", "exited (code 137)", "ok")
+    );
+    assert_eq!((web.why, web.backoff_until), (None, None));
+    assert_eq!(rig.app("db").restarts, 0);
+    let m = rig.metrics();
+    assert_eq!(
+        value(&m, "podkeeper_restarts_total", &[("app", "web")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "podkeeper_reconciles_total",
+            &[("kind", "app"), ("action", "start"), ("result", "ok")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&m, "podkeeper_apps", &[("state", "running")]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &m,
+            "podkeeper_events_total",
+            &[("source", "podman"), ("type", "died")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&m, "podkeeper_sweep_duration_seconds_count", &[]),
+        Some(1.0)
+    );
+
+    // At once again: the crash-loop delay holds the next restart back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    rig.sim.crash("web", 1);
+    rig.settle().await;
+    let web = rig.app("web");
+    assert_eq!(web.restarts, 3);
+    let why = web.why.unwrap();
+    assert!(why.starts_with("crash-looping: exited after "), "{why}");
+    assert!(why.contains("next restart not before"), "{why}");
+    assert!(web.backoff_until.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_image_should_say_why_and_until_when_it_is_held() {
+    let rig = Rig::start(set(&[("web", "")]), &[]).await;
+    let web = rig.app("web");
+    assert_eq!(web.state, "missing");
+    let why = web.why.unwrap();
+    assert!(
+        why.starts_with("image missing: pull localhost/bb:1"),
+        "{why}"
+    );
+    assert!(web.backoff_until.is_some(), "the failure backoff in force");
+    assert!(web.last_reaction.unwrap().result.starts_with("failed: "));
+    let m = rig.metrics();
+    let failed = value(
+        &m,
+        "podkeeper_reconciles_total",
+        &[("kind", "app"), ("action", "create"), ("result", "failed")],
+    );
+    assert!(failed.is_some_and(|n| n >= 1.0), "{failed:?}");
+    // Its retry waits in the queue.
+    assert_eq!(value(&m, "podkeeper_queue_depth", &[]), Some(1.0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_should_say_what_it_waits_for() {
+    let apps = set(&[
+        ("api", "  state: stopped\n"),
+        ("web", "  depends_on:\n    - app: api\n"),
+    ]);
+    let rig = Rig::start(apps, &["localhost/bb:1"]).await;
+    let web = rig.app("web");
+    assert_eq!(web.state, "missing");
+    assert_eq!(web.waiting_for.as_deref(), Some("api (created)"));
+    assert_eq!(web.why.as_deref(), Some("waiting for api (created)"));
+    let api = rig.app("api");
+    assert_eq!(
+        (api.declared.as_str(), api.state.as_str()),
+        ("stopped", "created")
+    );
+    assert_eq!(api.why, None, "stopped as declared");
+}
+
+#[test]
+fn causes_should_be_named_from_the_reconcilers_words() {
+    assert!(
+        cause("conflict", "a container of that name exists without").starts_with("name conflict: ")
+    );
+    assert!(
+        cause("create", "the name \"web\" is still in use after 5s").starts_with("name conflict: ")
+    );
+    assert!(cause("start", "podman unreachable: connection refused")
+        .starts_with("podman unreachable: "));
+    assert!(cause("none", "inspect did not answer within 15s").starts_with("podman unreachable: "));
+    assert!(cause("create", "pull localhost/x:1: not found").starts_with("image missing: "));
+    assert_eq!(
+        cause("start", "oci runtime error"),
+        "failed: oci runtime error"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sweep_podman_does_not_answer_should_be_shown_for_apps_not_as_declared() {
+    let mut rig = Rig::start(set(&[("web", "")]), &["localhost/bb:1"]).await;
+    rig.sim.set_unreachable(true);
+    rig.reactor.handle(Trigger::SweepTick);
+    rig.settle().await;
+    let s = rig.shared.status();
+    assert!(s.podman_error.is_some());
+    // Still running as last seen: no why.
+    assert_eq!(s.apps[0].why, None);
+    let table = crate::ops::status::table(&s);
+    assert!(table.contains("podman: "), "{table}");
+    assert!(table.contains("1/1 apps as declared"), "{table}");
+}

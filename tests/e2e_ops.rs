@@ -1,0 +1,313 @@
+//! Status and metrics of a real `podkeeper run` against the real podman: exact counts after two kill -9, the control socket's mode and peer check, bad clients.
+//!
+//! Every test holds `common::serial()`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const T: Duration = Duration::from_secs(30);
+
+/// A control socket path in a directory podkeeper creates (0700) and the
+/// test removes.
+struct Ctl(PathBuf);
+
+impl Ctl {
+    fn new(tag: &str) -> Ctl {
+        let dir = PathBuf::from(format!("/tmp/i12-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Ctl(dir.join("control.sock"))
+    }
+
+    fn arg(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+
+    /// `podkeeper ARGS --control-socket PATH`, as the stack's user.
+    fn client(&self, args: &[&str]) -> Output {
+        user_command("timeout")
+            .arg("30")
+            .arg(podkeeper_bin())
+            .args(args)
+            .args(["--control-socket", self.arg()])
+            .output()
+            .expect("run podkeeper")
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.client(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON")
+    }
+
+    fn app(&self, id: &str) -> serde_json::Value {
+        let s = self.status();
+        s["apps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not in {s}"))
+            .clone()
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// One HTTP/1.0 request: (status line, body).
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// kill -9 the app's main process and wait until podkeeper has started it again.
+fn kill_and_wait(app: &str) {
+    let before = inspect(app).expect("container");
+    kill9(before.pid);
+    wait_until(T, &format!("{app} started again"), || {
+        inspect(app).is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
+    });
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn two_kills_should_show_as_two_restarts_in_status_and_metrics() {
+    let _s = serial();
+    let apps = Apps::new("i12-ops-");
+    apps.write("i12-ops-web", TRAP_CMD);
+    apps.write("i12-ops-db", TRAP_CMD);
+    let ctl = Ctl::new("ops");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let d = Daemon::start(
+        apps.path(),
+        &["--control-socket", ctl.arg(), "--metrics-listen", &listen],
+    );
+    d.wait_ready();
+    wait_until(T, "both running", || {
+        is_running("i12-ops-web") && is_running("i12-ops-db")
+    });
+    assert_eq!(mode(&ctl.0), 0o600, "the control socket's mode");
+    assert_eq!(mode(ctl.0.parent().unwrap()), 0o700, "its directory's");
+    kill_and_wait("i12-ops-web");
+    kill_and_wait("i12-ops-web");
+    // The reaction is recorded right after the start returns.
+    wait_until(Duration::from_secs(5), "restarts 2 in status", || {
+        ctl.app("i12-ops-web")["restarts"] == 2
+    });
+    // A second exit within 10 s of a start is a crash loop: its 100 ms
+    // delay shows as the why while it holds.
+    std::thread::sleep(Duration::from_secs(1));
+    let web = ctl.app("i12-ops-web");
+    assert_eq!(web["restarts"], 2, "{web}");
+    assert_eq!(web["state"], "running", "{web}");
+    assert_eq!(web["why"], serde_json::Value::Null, "{web}");
+    assert_eq!(
+        web["container"],
+        inspect("i12-ops-web").unwrap().id.as_str()
+    );
+    assert_eq!(web["last_reaction"]["action"], "start", "{web}");
+    assert_eq!(web["last_reaction"]["reason"], "exited (code 137)", "{web}");
+    assert_eq!(web["last_reaction"]["result"], "ok", "{web}");
+    assert_eq!(ctl.app("i12-ops-db")["restarts"], 0);
+
+    let (status, body) = http_get(port, "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    let restarts = |text: &str, app: &str| {
+        sample(text, "podkeeper_restarts_total", &[("app", app)]).unwrap_or(0.0)
+    };
+    assert_eq!(restarts(&body, "i12-ops-web"), 2.0, "{body}");
+    assert_eq!(restarts(&body, "i12-ops-db"), 0.0, "{body}");
+    assert_eq!(
+        sample(&body, "podkeeper_apps", &[("state", "running")]),
+        Some(2.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "podkeeper_reconciles_total",
+            &[("kind", "app"), ("action", "start"), ("result", "ok")]
+        ),
+        Some(2.0),
+        "{body}"
+    );
+    // The same text through the control socket.
+    let out = ctl.client(&["metrics"]);
+    assert!(out.status.success());
+    assert_eq!(
+        restarts(&String::from_utf8_lossy(&out.stdout), "i12-ops-web"),
+        2.0
+    );
+    let (status, _) = http_get(port, "/other");
+    assert!(status.contains(" 404 "), "{status}");
+    // The people's table.
+    let out = ctl.client(&["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(table.contains("2/2 apps as declared"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("i12-ops-web ") && l.contains(" running ") && l.contains(" 2 ")),
+        "{table}"
+    );
+    d.stop();
+    assert!(!ctl.0.exists(), "the socket file is removed at exit");
+    let out = ctl.client(&["status"]);
+    assert_eq!(out.status.code(), Some(3), "not running: exit 3");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("podkeeper is not running"), "{err}");
+}
+
+/// The binary where user `nobody` can run it.
+fn nobody_bin() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = PathBuf::from(format!("/tmp/i12-nobody-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let to = dir.join("podkeeper");
+    std::fs::copy(podkeeper_bin(), &to).unwrap();
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+    to
+}
+
+fn as_nobody(bin: &Path, ctl: &Ctl) -> Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin)
+        .args(["status", "--control-socket", ctl.arg()])
+        .output()
+        .expect("run setpriv")
+}
+
+#[test]
+fn the_control_socket_should_refuse_other_users_and_outlive_bad_clients() {
+    use std::os::unix::fs::PermissionsExt;
+    let _s = serial();
+    let apps = Apps::new("i12-ctl-");
+    apps.write("i12-ctl-web", TRAP_CMD);
+    let ctl = Ctl::new("ctl");
+    let d = Daemon::start(apps.path(), &["--control-socket", ctl.arg()]);
+    d.wait_ready();
+    wait_until(T, "running", || is_running("i12-ctl-web"));
+    let bin = nobody_bin();
+    // Another user: the mode stops it.
+    let out = as_nobody(&bin, &ctl);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{out:?}"
+    );
+    // Even with the mode loosened by hand, SO_PEERCRED refuses it.
+    std::fs::set_permissions(
+        ctl.0.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctl.0, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = as_nobody(&bin, &ctl);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("closed without an answer"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("i12-ctl-web"));
+    let _ = std::fs::remove_dir_all(bin.parent().unwrap());
+
+    // Bad clients: silent (kept open), garbage, a megabyte, gone at once.
+    use std::os::unix::net::UnixStream;
+    let silent: Vec<UnixStream> = (0..3)
+        .map(|_| UnixStream::connect(&ctl.0).unwrap())
+        .collect();
+    let mut garbage = UnixStream::connect(&ctl.0).unwrap();
+    garbage.write_all(b"\x00\xff{\"status\"\n").unwrap();
+    let mut flood = UnixStream::connect(&ctl.0).unwrap();
+    let _ = flood.write_all(&vec![b's'; 1 << 20]);
+    drop(UnixStream::connect(&ctl.0).unwrap());
+    let mut reply = String::new();
+    garbage.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("error: "), "{reply}");
+    // The reactor is undisturbed: a kill is repaired, status answers at once.
+    kill_and_wait("i12-ctl-web");
+    let asked = Instant::now();
+    wait_until(Duration::from_secs(5), "restarts 1", || {
+        ctl.app("i12-ctl-web")["restarts"] == 1
+    });
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    drop(silent);
+    assert_eq!(d.stop(), Some(0));
+}
+
+#[test]
+fn a_second_daemon_on_the_same_control_socket_should_be_refused_with_a_clear_error() {
+    let _s = serial();
+    let apps = Apps::new("i12-two-");
+    let ctl = Ctl::new("two");
+    let d = Daemon::start(apps.path(), &["--control-socket", ctl.arg()]);
+    d.wait_ready();
+    let out = user_command("timeout")
+        .arg("30")
+        .arg(podkeeper_bin())
+        .args(["run", "--apps"])
+        .arg(apps.path())
+        .args(["--socket"])
+        .arg(socket())
+        .args(["--control-socket", ctl.arg()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("control socket: another podkeeper is listening on"),
+        "{err}"
+    );
+    // The first still answers.
+    assert!(ctl.status()["apps"].is_array());
+    assert_eq!(d.stop(), Some(0));
+}
