@@ -27,7 +27,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{AppsDir, ManifestSet};
-use crate::observe::Observer;
+use crate::observe::{EventSeen, Observer, Source, Subject, What};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
@@ -471,9 +471,16 @@ impl<R: Podman> Reactor<R> {
                     self.learn_duplicates(findings.duplicates);
                 }
                 self.on_sweep_reach(findings.unreachable, now);
-                for (key, why) in r.queue {
-                    let verdict = self.schedule_verdict(key.clone(), now);
-                    self.observe_event("sweep", &why, &key.to_string(), &verdict);
+                for (key, why) in &r.queue {
+                    let verdict = self.schedule_verdict(key, now);
+                    self.observe_event(&EventSeen {
+                        at: now,
+                        source: Source::Sweep,
+                        kind: "drift",
+                        what: What::Words(why),
+                        subject: Subject::Key(key.into()),
+                        verdict,
+                    });
                 }
                 let why = if self.cfg.prune_orphans {
                     "left alone while a manifest is invalid (it may be this app's)"

@@ -50,23 +50,28 @@ impl Reporter {
         let _ = self.out.flush();
     }
 
-    /// Whether [`Reporter::event`] shows anything: `--debug`, or tracing's
-    /// debug level enabled for this module. The reactor words an event (a
-    /// handful of allocations) only then: at hundreds of thousands of events a
-    /// second, words nobody reads are most of the cost.
-    pub fn wants_events(&self) -> bool {
-        self.debug || tracing::enabled!(tracing::Level::DEBUG)
-    }
-
     /// An event received from a source, and what the reactor made of it.
-    pub fn event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
+    /// Only here is a record put into words, and only when someone reads
+    /// them: `--debug`, or tracing's debug level (whose macro words its
+    /// fields only when enabled).
+    pub fn event(&mut self, e: &EventSeen<'_>) {
         if self.debug {
-            self.line(
-                "event",
-                &format!("{source:<8} {what:<24} {subject:<20} → {verdict}"),
+            let (source, what, subject) = (e.source.as_str(), e.what.to_string(), e.subject);
+            let text = format!(
+                "{source:<8} {what:<24} {:<20} → {}",
+                subject.to_string(),
+                e.verdict
             );
+            self.line("event", &text);
         } else {
-            tracing::debug!(source, what, subject, verdict, "event");
+            tracing::debug!(
+                source = e.source.as_str(),
+                kind = e.kind,
+                what = %e.what,
+                subject = %e.subject,
+                verdict = %e.verdict,
+                "event"
+            );
         }
     }
 
@@ -115,12 +120,8 @@ impl Reporter {
 
 /// The debug printer reads the reactor's records like any observer.
 impl Observer for Reporter {
-    fn wants_events(&self) -> bool {
-        Reporter::wants_events(self)
-    }
-
     fn event(&mut self, e: &EventSeen<'_>) {
-        Reporter::event(self, e.source, e.what, e.subject, e.verdict);
+        Reporter::event(self, e);
     }
 
     fn reaction(&mut self, r: &Reacted<'_>) {

@@ -1,0 +1,161 @@
+//! What an observer of the reactor's records costs: counting every event allocates nothing.
+//!
+//! Metrics count every event by source and type; at hundreds of thousands of
+//! podman events a second an allocation per event would be most of the
+//! reactor's work. This test counts the allocations of the test's own thread
+//! (a counting global allocator) while the reactor takes podman events.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use podkeeper::manifest::{assemble, parse_manifest};
+use podkeeper::observe::{EventSeen, Observer, Source};
+use podkeeper::reactor::{Reactor, ReactorConfig};
+use podkeeper::report::{Clock, Reporter};
+use podkeeper::runtime::sim_podman::SimRuntime;
+use podkeeper::trigger::{Actor, PodmanEvent, Trigger};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|a| a.set(a.get() + 1));
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, size: usize) -> *mut u8 {
+        ALLOCS.with(|a| a.set(a.get() + 1));
+        System.realloc(ptr, layout, size)
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// Counts events by source and type as a metrics observer would: in fixed
+/// slots, the type compared, never copied.
+#[derive(Default)]
+struct Count {
+    by_source: [u64; Source::ALL.len()],
+    died: u64,
+}
+
+struct Counter(Arc<Mutex<Count>>);
+
+impl Observer for Counter {
+    fn event(&mut self, e: &EventSeen<'_>) {
+        let mut c = self.0.lock().unwrap();
+        c.by_source[e.source as usize] += 1;
+        if e.kind == "died" {
+            c.died += 1;
+        }
+    }
+}
+
+fn event(action: &str, name: &str, labels: &[(&str, &str)]) -> Trigger {
+    let mut attributes: BTreeMap<String, String> = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    attributes.insert("name".into(), name.into());
+    Trigger::Podman(PodmanEvent {
+        typ: "container".into(),
+        action: action.into(),
+        actor: Actor {
+            id: format!("{name}-id"),
+            attributes,
+        },
+        time_nano: 1,
+        rest: Default::default(),
+    })
+}
+
+/// The allocations of handling `triggers`, after handling them once to warm
+/// up (tracing's call sites register on first use, maps grow).
+fn allocations_of(triggers: &[Trigger], observer: Option<Box<dyn Observer>>) -> u64 {
+    let app = parse_manifest(
+        Path::new("web.yaml"),
+        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
+    )
+    .unwrap();
+    let set = assemble(vec![("web.yaml".into(), app)], vec![]);
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let (_tx, rx) = mpsc::channel(1);
+    // Not --debug, and no tracing subscriber: nobody prints.
+    let report = Reporter::new(
+        false,
+        Clock::SinceStart(Instant::now()),
+        Box::new(std::io::sink()),
+    );
+    let mut reactor = Reactor::new(Arc::new(sim), rx, set, ReactorConfig::default(), report);
+    if let Some(o) = observer {
+        reactor = reactor.with_observer(o);
+    }
+    for t in triggers {
+        reactor.handle(t.clone());
+    }
+    let copies: Vec<Trigger> = triggers.to_vec();
+    let before = allocs();
+    for t in copies {
+        reactor.handle(t);
+    }
+    allocs() - before
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_observer_counting_events_should_cost_no_allocation() {
+    let app = [("io.podkeeper.app", "web")];
+    let ignored: Vec<Trigger> = (0..200)
+        .flat_map(|i| {
+            [
+                // Unmanaged, an orphan, and an action that changes nothing.
+                event("died", &format!("stranger{i}"), &[]),
+                event("died", "lost", &[("io.podkeeper.app", "lost")]),
+                event("exec_died", "web", &app),
+            ]
+        })
+        .collect();
+    // Each of these schedules app/web (a key, allocated, merged or marked dirty).
+    let scheduled: Vec<Trigger> = (0..200).map(|_| event("died", "web", &app)).collect();
+
+    let count = Arc::new(Mutex::new(Count::default()));
+    let counted = allocations_of(&ignored, Some(Box::new(Counter(count.clone()))));
+    assert_eq!(
+        counted,
+        0,
+        "allocations for {} ignored events",
+        ignored.len()
+    );
+    {
+        let c = count.lock().unwrap();
+        // Warm-up and measured pass, 600 events each.
+        assert_eq!(c.by_source[Source::Podman as usize], 1200);
+        assert_eq!(c.died, 800);
+    }
+
+    let bare = allocations_of(&scheduled, None);
+    let with_counter = allocations_of(
+        &scheduled,
+        Some(Box::new(Counter(Arc::new(Mutex::default())))),
+    );
+    assert!(bare > 0, "scheduling allocates its key");
+    assert_eq!(
+        with_counter, bare,
+        "the counting observer added allocations"
+    );
+}
