@@ -101,6 +101,17 @@ pub struct FileChange {
     pub kind: ChangeKind,
 }
 
+impl FileChange {
+    /// Look at the whole directory again (a missed or unknowable change).
+    pub fn rescan(dir: PathBuf) -> Self {
+        FileChange {
+            dir,
+            path: PathBuf::new(),
+            kind: ChangeKind::Rescan,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
