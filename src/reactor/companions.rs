@@ -251,18 +251,7 @@ impl<R: Podman> Reactor<R> {
                     self.comp.known.remove(&name);
                 }
             }
-            let key = Key::Companion(name);
-            // A change of declaration is news: no backoff holds it back.
-            self.sched.reset_backoff(&key, now);
-            let verdict = self.schedule_verdict(&key, now);
-            self.observe_event(&EventSeen {
-                at: now,
-                source: Source::AppsDir,
-                kind,
-                what: What::Words(why),
-                subject: Subject::Key(KeyRef::from(&key)),
-                verdict,
-            });
+            self.queue_declared(&Key::Companion(name), kind, why, now);
         }
     }
 

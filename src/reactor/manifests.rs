@@ -39,23 +39,29 @@ impl<R: Podman> Reactor<R> {
         self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
         for (id, (kind, why)) in changed {
             let key = Key::App(id);
-            // A change of declaration is news: no backoff holds it back.
-            self.sched.reset_backoff(&key, now);
-            let verdict = self.schedule_verdict(&key, now);
-            self.observe_event(&EventSeen {
-                at: now,
-                source: Source::AppsDir,
-                kind,
-                what: What::Words(why),
-                subject: Subject::Key(KeyRef::from(&key)),
-                verdict,
-            });
+            self.queue_declared(&key, kind, why, now);
             if kind == "manifest-gone" {
                 if let Key::App(id) = &key {
                     self.queue_duplicates_of(id, now);
                 }
             }
         }
+    }
+
+    /// `key`'s declaration changed (`kind`: `manifest-added`, …; `why` in
+    /// words): queue it now, past any backoff (a change of declaration is
+    /// news), and record the event.
+    pub(super) fn queue_declared(&mut self, key: &Key, kind: &str, why: &str, now: Instant) {
+        self.sched.reset_backoff(key, now);
+        let verdict = self.schedule_verdict(key, now);
+        self.observe_event(&EventSeen {
+            at: now,
+            source: Source::AppsDir,
+            kind,
+            what: What::Words(why),
+            subject: Subject::Key(KeyRef::from(key)),
+            verdict,
+        });
     }
 
     /// Whether orphans may be removed now: with `--prune-orphans`, and only
