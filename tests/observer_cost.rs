@@ -5,20 +5,15 @@
 //! reactor's work. This test counts the allocations of the test's own thread
 //! (a counting global allocator) while the reactor takes podman events.
 
+mod sim;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::observe::{EventSeen, Observer, Source};
-use podkeeper::reactor::{Reactor, ReactorConfig};
-use podkeeper::report::{Clock, Reporter};
-use podkeeper::runtime::sim_podman::SimRuntime;
-use podkeeper::trigger::{Actor, PodmanEvent, Trigger};
-use tokio::sync::mpsc;
-use tokio::time::Instant;
+use podkeeper::trigger::Trigger;
+use sim::{container_event, Setup};
 
 struct Counting;
 
@@ -68,44 +63,24 @@ impl Observer for Counter {
 }
 
 fn event(action: &str, name: &str, labels: &[(&str, &str)]) -> Trigger {
-    let mut attributes: BTreeMap<String, String> = labels
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    attributes.insert("name".into(), name.into());
-    Trigger::Podman(PodmanEvent {
-        typ: "container".into(),
-        action: action.into(),
-        actor: Actor {
-            id: format!("{name}-id"),
-            attributes,
-        },
-        time_nano: 1,
-        rest: Default::default(),
-    })
+    let mut attributes = labels.to_vec();
+    attributes.push(("name", name));
+    Trigger::Podman(container_event(action, &format!("{name}-id"), &attributes))
 }
 
 /// The allocations of handling `triggers`, after handling them once to warm
 /// up (tracing's call sites register on first use, maps grow).
 fn allocations_of(triggers: &[Trigger], observer: Option<Box<dyn Observer>>) -> u64 {
-    let app = parse_manifest(
-        Path::new("web.yaml"),
-        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
-    )
-    .unwrap();
-    let set = assemble(vec![("web.yaml".into(), app)], vec![]);
-    let sim = SimRuntime::new(&["localhost/bb:1"], None);
-    let (_tx, rx) = mpsc::channel(1);
+    let set = sim::manifests(&[(
+        "web.yaml",
+        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n".into(),
+    )]);
     // Not --debug, and no tracing subscriber: nobody prints.
-    let report = Reporter::new(
-        false,
-        Clock::SinceStart(Instant::now()),
-        Box::new(std::io::sink()),
-    );
-    let mut reactor = Reactor::new(Arc::new(sim), rx, set, ReactorConfig::default(), report);
+    let mut setup = Setup::fixed(sim::podman(), set).quiet();
     if let Some(o) = observer {
-        reactor = reactor.with_observer(o);
+        setup = setup.observer(o);
     }
+    let (mut reactor, _sim) = setup.build();
     for t in triggers {
         reactor.handle(t.clone());
     }
