@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::duration::secs;
 use crate::manifest::ManifestSet;
 use crate::reconcile::Reaction;
-use crate::report::secs;
 use crate::scheduler::Scheduled;
 use crate::trigger::{KeyRef, PodmanEvent};
 
@@ -286,113 +286,4 @@ pub trait Observer: Send {
     /// Called from the reactor loop itself, so a stuck loop stops calling it
     /// (systemd's watchdog).
     fn heartbeat(&mut self) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::sync::{Arc, Mutex};
-
-    use tokio::sync::mpsc;
-
-    use super::*;
-    use crate::manifest::{assemble, parse_manifest};
-    use crate::reactor::{Reactor, ReactorConfig};
-    use crate::report::{Clock, Reporter, SharedBuf};
-    use crate::runtime::sim_podman::SimRuntime;
-    use crate::trigger::{StreamStatus, Trigger};
-
-    /// One reaction as an observer kept it: key, action, call names, ok, retry.
-    type Kept = (String, String, Vec<String>, bool, Option<Duration>);
-
-    /// What an observer got: (source, kind, verdict) per event, and the reactions.
-    #[derive(Default)]
-    struct Seen {
-        events: Vec<(String, String, String)>,
-        reactions: Vec<Kept>,
-    }
-
-    struct Collect(Arc<Mutex<Seen>>);
-
-    impl Observer for Collect {
-        fn event(&mut self, e: &EventSeen<'_>) {
-            let mut seen = self.0.lock().unwrap();
-            seen.events.push((
-                e.source.as_str().into(),
-                e.kind.into(),
-                e.verdict.to_string(),
-            ));
-        }
-        fn reaction(&mut self, r: &Reacted<'_>) {
-            let calls = r
-                .reaction
-                .calls
-                .iter()
-                .map(|c| c.name.to_string())
-                .collect();
-            let mut seen = self.0.lock().unwrap();
-            seen.reactions.push((
-                r.reaction.key.to_string(),
-                r.reaction.action.to_string(),
-                calls,
-                r.reaction.result.is_ok(),
-                r.retry_in,
-            ));
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_observer_should_read_every_event_verdict_and_reaction_the_printer_reads() {
-        let app = parse_manifest(
-            Path::new("web.yaml"),
-            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
-        )
-        .unwrap();
-        let set = assemble(vec![("web.yaml".into(), app)], vec![]);
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let (_tx, rx) = mpsc::channel(1);
-        let printed = SharedBuf::default();
-        // The printer in --debug mode, to compare with.
-        let report = Reporter::new(
-            true,
-            Clock::SinceStart(Instant::now()),
-            Box::new(printed.clone()),
-        );
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut reactor = Reactor::new(
-            Arc::new(sim.clone()),
-            rx,
-            set,
-            ReactorConfig::default(),
-            report,
-        )
-        .with_observer(Box::new(Collect(seen.clone())));
-        reactor.handle(Trigger::Stream(StreamStatus::Connected { resumed: false }));
-        reactor.run_until_idle().await;
-
-        let seen = seen.lock().unwrap();
-        assert_eq!(
-            seen.events,
-            [
-                ("podman".into(), "connected".into(), "queue sweep".into()),
-                ("sweep".into(), "drift".into(), "queue app/web".into())
-            ] as [(String, String, String); 2]
-        );
-        let web = seen
-            .reactions
-            .iter()
-            .find(|r| r.0 == "app/web")
-            .expect("a reaction for app/web");
-        assert_eq!(web.1, "create");
-        assert!(web.2.contains(&"create".to_string()), "{:?}", web.2);
-        assert!(web.3 && web.4.is_none());
-        // The printer printed one line per record the observer got.
-        let out = printed.contents();
-        assert_eq!(out.matches("  event  ").count(), seen.events.len(), "{out}");
-        assert_eq!(
-            out.matches("  react  ").count(),
-            seen.reactions.len(),
-            "{out}"
-        );
-    }
 }

@@ -1,18 +1,19 @@
-//! What an observer of the reactor's records costs: counting every event allocates nothing.
+//! The observer seam (`podkeeper::observe`): an observer reads every record the debug printer reads, and counting them allocates nothing.
 //!
 //! Metrics count every event by source and type; at hundreds of thousands of
 //! podman events a second an allocation per event would be most of the
-//! reactor's work. This test counts the allocations of the test's own thread
-//! (a counting global allocator) while the reactor takes podman events.
+//! reactor's work. The cost test counts the allocations of the test's own
+//! thread (a counting global allocator) while the reactor takes podman events.
 
 mod sim;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use podkeeper::observe::{EventSeen, Observer, Source};
-use podkeeper::trigger::Trigger;
+use podkeeper::observe::{EventSeen, Observer, Reacted, Source};
+use podkeeper::trigger::{StreamStatus, Trigger};
 use sim::{container_event, Setup};
 
 struct Counting;
@@ -132,5 +133,84 @@ async fn an_observer_counting_events_should_cost_no_allocation() {
     assert_eq!(
         with_counter, bare,
         "the counting observer added allocations"
+    );
+}
+
+/// One reaction as an observer kept it: key, action, call names, ok, retry.
+type Kept = (String, String, Vec<String>, bool, Option<Duration>);
+
+/// What an observer got: (source, kind, verdict) per event, and the reactions.
+#[derive(Default)]
+struct Seen {
+    events: Vec<(String, String, String)>,
+    reactions: Vec<Kept>,
+}
+
+struct Collect(Arc<Mutex<Seen>>);
+
+impl Observer for Collect {
+    fn event(&mut self, e: &EventSeen<'_>) {
+        let mut seen = self.0.lock().unwrap();
+        seen.events.push((
+            e.source.as_str().into(),
+            e.kind.into(),
+            e.verdict.to_string(),
+        ));
+    }
+    fn reaction(&mut self, r: &Reacted<'_>) {
+        let calls = r
+            .reaction
+            .calls
+            .iter()
+            .map(|c| c.name.to_string())
+            .collect();
+        let mut seen = self.0.lock().unwrap();
+        seen.reactions.push((
+            r.reaction.key.to_string(),
+            r.reaction.action.to_string(),
+            calls,
+            r.reaction.result.is_ok(),
+            r.retry_in,
+        ));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_observer_should_read_every_event_verdict_and_reaction_the_printer_reads() {
+    let set = sim::manifests(&[(
+        "web.yaml",
+        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n".into(),
+    )]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    // The printer in --debug mode, to compare with.
+    let (mut reactor, sim) = Setup::fixed(sim::podman(), set)
+        .observer(Box::new(Collect(seen.clone())))
+        .build();
+    reactor.handle(Trigger::Stream(StreamStatus::Connected { resumed: false }));
+    reactor.run_until_idle().await;
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.events,
+        [
+            ("podman".into(), "connected".into(), "queue sweep".into()),
+            ("sweep".into(), "drift".into(), "queue app/web".into())
+        ] as [(String, String, String); 2]
+    );
+    let web = seen
+        .reactions
+        .iter()
+        .find(|r| r.0 == "app/web")
+        .expect("a reaction for app/web");
+    assert_eq!(web.1, "create");
+    assert!(web.2.contains(&"create".to_string()), "{:?}", web.2);
+    assert!(web.3 && web.4.is_none());
+    // The printer printed one line per record the observer got.
+    let out = sim.output();
+    assert_eq!(out.matches("  event  ").count(), seen.events.len(), "{out}");
+    assert_eq!(
+        out.matches("  react  ").count(),
+        seen.reactions.len(),
+        "{out}"
     );
 }

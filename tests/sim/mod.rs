@@ -1,7 +1,7 @@
 //! One simulated stack for the spec tests: the reactor over the simulated podman (and systemd), in paused tokio time, its debug lines kept.
 //!
 //! `tests/reactor_spec.rs`, `tests/companion_spec.rs`, `tests/bad_input_spec.rs`
-//! and `tests/observer_cost.rs` set their reactor up here ([`Setup`]) and
+//! and `tests/observe_spec.rs` set their reactor up here ([`Setup`]) and
 //! drive it through [`Sim`]. Nothing here touches the real podman or
 //! systemd: those tests use `tests/common`.
 
