@@ -31,13 +31,8 @@ fn start_with(apps: &[(&str, String)], prepare: impl FnOnce(&SimSystemd) + 'stat
     Setup::dir(sim::podman(), files).companions(prepare).start()
 }
 
-#[tokio::test(start_paused = true)]
-async fn startup_should_write_every_companion_reload_once_and_start_each() {
-    let h = start(&[
-        ("web", manifest("web", &[("web-tunnel", "container", UNIT)])),
-        ("db", manifest("db", &[("db-backup", "container", UNIT)])),
-    ]);
-    sleep(Duration::from_secs(1)).await;
+/// Both companions' files are as declared, written with one daemon-reload.
+fn assert_both_written_with_one_reload(h: &Sim) {
     assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
     assert_eq!(h.read_unit("db-backup.container").as_deref(), Some(UNIT));
     assert_eq!(
@@ -46,6 +41,16 @@ async fn startup_should_write_every_companion_reload_once_and_start_each() {
         "{:?}",
         h.systemd.calls()
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn startup_should_write_every_companion_reload_once_and_start_each() {
+    let h = start(&[
+        ("web", manifest("web", &[("web-tunnel", "container", UNIT)])),
+        ("db", manifest("db", &[("db-backup", "container", UNIT)])),
+    ]);
+    sleep(Duration::from_secs(1)).await;
+    assert_both_written_with_one_reload(&h);
     for svc in ["web-tunnel.service", "db-backup.service"] {
         assert_eq!(h.systemd.unit(svc).active_state, "active", "{svc}");
     }
@@ -381,14 +386,7 @@ async fn a_rescan_should_queue_every_companion_into_one_batch() {
     std::fs::remove_file(h.unit_path("db-backup.container")).unwrap();
     h.unit_changed("", ChangeKind::Rescan).await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
-    assert_eq!(h.read_unit("db-backup.container").as_deref(), Some(UNIT));
-    assert_eq!(
-        h.systemd.count("daemon-reload"),
-        1,
-        "{:?}",
-        h.systemd.calls()
-    );
+    assert_both_written_with_one_reload(&h);
     assert_eq!(h.systemd.count("restart"), 0);
     h.stop().await;
 }
