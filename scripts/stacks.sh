@@ -2,7 +2,8 @@
 # The podman stacks podkeeper is tested on, described in one place. Sourced by
 # scripts/setup-host (which builds them), scripts/env.sh (the test
 # environment of one stack), scripts/podman-service (its API service) and
-# scripts/test (which runs the end-to-end tests on each).
+# scripts/test (which runs the end-to-end tests on each); scripts/registry-service
+# uses its detach().
 #
 #   root      Debian 12's podman 4.3.1 as root: /run/podman/podman.sock
 #   podman5   Debian 13's podman 5.4.2 as root, in its own root filesystem and
@@ -70,4 +71,23 @@ as_stack_user() {
     (cd / && exec setpriv --reuid="$STACK_USER" --regid="$STACK_USER" --init-groups --reset-env \
         env XDG_RUNTIME_DIR="$STACK_RUNTIME_DIR" \
         DBUS_SESSION_BUS_ADDRESS="unix:path=$STACK_RUNTIME_DIR/bus" LANG=C.UTF-8 "$@")
+}
+
+# detach LOG CMD...: run CMD in the background as a service: its own session,
+# from / (so it keeps no caller's directory busy), stdin from /dev/null,
+# output appended to LOG, and without the caller's other open files (a
+# service started under "flock /tmp/podkeeper-e2e.lock" would otherwise hold
+# that lock for as long as it runs). Sets DETACHED_PID.
+detach() {
+    local log=$1
+    shift
+    (
+        cd /
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            ((fd > 2)) && eval "exec $fd>&-"
+        done
+        exec setsid nohup "$@" </dev/null >>"$log" 2>&1
+    ) &
+    DETACHED_PID=$!
 }

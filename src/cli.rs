@@ -1,5 +1,7 @@
 //! The command line: `run`, `check`, `record`, `replay`, `export`, their flags, and how they wire sources, channel and reactor.
 
+pub mod docs;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::duration::parse_sweep_interval;
-use crate::manifest::{self, ManifestSet};
+use crate::manifest;
 use crate::reactor::{Reactor, ReactorConfig};
 use crate::report::Reporter;
 use crate::runtime::engine::ExitDir;
@@ -141,62 +143,13 @@ pub struct CheckArgs {
 pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let trust = trust::check_dir("apps directory", &args.apps);
     let set = manifest::load_dir(&args.apps)?;
-    crate::report::print_text(&check_report(&set, &trust));
+    crate::report::print_text(&crate::report::check_report(&set, &trust));
     let refused = trust.iter().any(Finding::is_refusal);
     Ok(if set.errors.is_empty() && !refused {
         0
     } else {
         1
     })
-}
-
-/// One line per valid app, then one per error, one per directory entry
-/// skipped and one per finding about the directory itself.
-pub fn check_report(set: &ManifestSet, trust: &[Finding]) -> String {
-    let mut out = String::new();
-    let width = set.apps.keys().map(|k| k.len()).max().unwrap_or(0).max(4);
-    for (id, app) in &set.apps {
-        let file = app
-            .file
-            .file_name()
-            .map(|f| manifest::excerpt::file_name(&f.to_string_lossy()))
-            .unwrap_or_default();
-        let companions = match app.app.companions.len() {
-            0 => String::new(),
-            1 => ", 1 companion".into(),
-            n => format!(", {n} companions"),
-        };
-        out.push_str(&format!(
-            "ok     {id:<width$}  {file}  ({}{companions})\n",
-            manifest::excerpt::excerpt(&app.app.container.image, 80)
-        ));
-    }
-    for e in &set.errors {
-        out.push_str(&format!("error  {e}\n"));
-    }
-    for s in &set.skipped {
-        let file = manifest::excerpt::file_name(&s.file.display().to_string());
-        out.push_str(&format!("skip   {file}: {}\n", s.why));
-    }
-    for f in trust {
-        let tag = if f.is_refusal() { "error" } else { "warn " };
-        out.push_str(&format!("{tag}  {}\n", f.text()));
-    }
-    let refused = trust.iter().filter(|f| f.is_refusal()).count();
-    out.push_str(&format!(
-        "{} valid, {} invalid{}{}\n",
-        set.apps.len(),
-        set.errors.len(),
-        match set.skipped.len() {
-            0 => String::new(),
-            n => format!(", {n} skipped"),
-        },
-        match refused {
-            0 => String::new(),
-            _ => ", the directory is refused".to_string(),
-        }
-    ));
-    out
 }
 
 /// Check the apps and unit directories before trusting them: a refusal

@@ -1,4 +1,4 @@
-//! Durations as people write them on the command line: `300ms`, `30s`, `5m`, `1h`, bounded.
+//! Durations as people write them on the command line (`300ms`, `30s`, `5m`, `1h`, bounded) and as podkeeper writes them back.
 
 use std::time::Duration;
 
@@ -42,13 +42,7 @@ pub fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Du
             ))
         }
     };
-    let allowed = || {
-        format!(
-            "allowed: {} to {}",
-            crate::report::secs(min),
-            crate::report::secs(max)
-        )
-    };
+    let allowed = || format!("allowed: {} to {}", self::secs(min), self::secs(max));
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?} must be more than zero ({})", allowed()));
     }
@@ -57,6 +51,29 @@ pub fn parse_duration_within(s: &str, min: Duration, max: Duration) -> Result<Du
         Ok(d) if d > max => Err(format!("{s:?} is too long ({})", allowed())),
         Ok(d) => Ok(d),
         Err(_) => Err(format!("{s:?} is too long ({})", allowed())),
+    }
+}
+
+/// A call's duration for people: `0.4ms`, `12ms`.
+pub fn ms(d: Duration) -> String {
+    if d < Duration::from_millis(10) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// A delay for people: `250ms`, `8.0s`, `5m`, `1h`.
+pub fn secs(d: Duration) -> String {
+    let s = d.as_secs();
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if s >= 3600 && s % 3600 == 0 && d.subsec_nanos() == 0 {
+        format!("{}h", s / 3600)
+    } else if s >= 60 && s % 60 == 0 && d.subsec_nanos() == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

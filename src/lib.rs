@@ -17,16 +17,19 @@
 //!   push them into the single channel (`CHANNEL_CAPACITY`). They decide
 //!   nothing. Signals are a source too (`sources::signals`: SIGHUP reloads).
 //! * [`reactor`]: the single task that owns every piece of mutable state.
-//!   `reactor/routing.rs` maps triggers to keys (and says why an event is
-//!   ignored); the reactor hands keys to the [`scheduler`], runs reconciles of
+//!   `reactor/run_loop.rs` is its one loop (run, the drain at shutdown,
+//!   replay's steps and the tests differ only in when it stops);
+//!   `reactor/routing.rs` maps triggers to keys and records each event's
+//!   verdict; the reactor hands keys to the [`scheduler`], runs reconciles of
 //!   ready keys (a few at once, never the same key twice at once; companions
 //!   in one batch at a time, so a burst costs one `daemon-reload`) and settles
 //!   each finished one the same way. `reactor/manifests.rs` takes in a freshly
 //!   read apps directory, `reactor/health.rs` keeps the health-check timers,
 //!   `reactor/observers.rs` hands each record to the printer and observers.
-//! * [`observe`]: the typed records of each event verdict and each reaction,
-//!   which the reactor hands to the debug printer and to every observer
-//!   (status, metrics).
+//! * [`observe`]: the typed records of each event verdict (source, type,
+//!   subject, verdict: borrowed parts and small enums, so counting them
+//!   allocates nothing) and each reaction, which the reactor hands to the
+//!   debug printer and to every observer (status, metrics).
 //! * [`scheduler`]: the keyed work queue: idle / queued / running(+dirty) per key,
 //!   earliest deadline wins (or, debounced, the latest, capped), per-key
 //!   failure backoff and crash-loop delay.
@@ -42,17 +45,20 @@
 //!   apps directory as last read (the last valid declaration of a file stands).
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines (an observer of the
-//!   reactor's records) and tracing.
+//!   reactor's records, the only place they are put into words), tracing,
+//!   and `check`'s report.
 //! * [`ops`]: running as a service: systemd notify (an [`observe::Observer`] of the
-//!   reactor's records), the start-up self-check, completions and man page.
+//!   reactor's records) and the start-up self-check.
 //! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
 //!   or a cluster; it only reads manifests.
 //! * [`recording`]: event streams written down as fixtures (`record`), and fed
 //!   back to the same reactor against the simulations in virtual time
 //!   (`replay`); the file format as serde types both share.
-//! * [`cli`] on top: the command line and `run`'s wiring; no module imports it.
-//!   Below everything: [`duration`] (flag values), [`host`] (who podkeeper
-//!   runs as, absolute paths), [`backoff`].
+//! * [`cli`] on top: the command line and `run`'s wiring, and the
+//!   completions and man page generated from it (`cli/docs.rs`); no module
+//!   imports it. Below everything: [`duration`] (as flags take them and
+//!   lines write them), [`host`] (who podkeeper runs as, absolute paths),
+//!   [`backoff`].
 //!
 //! Shutdown follows mini-redis: a [`tokio_util::sync::CancellationToken`] tells
 //! sources to stop; when their senders drop, the channel closes and the reactor

@@ -24,8 +24,8 @@ fn main() {
     }
     let code = match cli.command {
         Command::Check(args) => cli::check(&args),
-        Command::Completions { shell } => Ok(print(&podkeeper::ops::docs::completions(shell))),
-        Command::Manpage => Ok(print(&podkeeper::ops::docs::manpage())),
+        Command::Completions { shell } => Ok(print(&cli::docs::completions(shell))),
+        Command::Manpage => Ok(print(&cli::docs::manpage())),
         Command::Replay(args) => podkeeper::replay::main(args),
         Command::Export(args) => podkeeper::export::main(args),
         Command::Record(args) => tokio::runtime::Builder::new_multi_thread()

@@ -5,27 +5,252 @@
 //! `Reactor::with_observer`: status and metrics read the
 //! same records the debug printer does, and never touch a reconciler.
 //! Observers run on the reactor's task: they must be quick and never block.
+//!
+//! An event record is built for every trigger on the hot path, so it is made
+//! of borrowed parts and small enums: building and counting one allocates
+//! nothing. Its words (`container died (137)`, `queue app/web in 30ms`) are
+//! made by the `Display` impls here, only when someone prints them.
 
+use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::duration::secs;
 use crate::manifest::ManifestSet;
 use crate::reconcile::Reaction;
+use crate::scheduler::Scheduled;
+use crate::trigger::{KeyRef, PodmanEvent};
 
-/// An event a source delivered, and what the reactor made of it.
+/// An event a source delivered (or a finding that queued work), and what the
+/// reactor made of it.
 #[derive(Debug, Clone, Copy)]
 pub struct EventSeen<'a> {
     /// On tokio's clock (virtual in a replay).
     pub at: Instant,
-    /// `podman`, `conmon`, `apps-dir`, `unit-dir`, `timer`, `sweep`, `start-up`, …
-    pub source: &'a str,
-    /// What happened, e.g. `container died (137)`.
-    pub what: &'a str,
-    /// The container, file or key it concerns (may be empty).
-    pub subject: &'a str,
+    /// Where it came from.
+    pub source: Source,
+    /// The event's type in one word, from a bounded set (a metrics label):
+    /// podman's action (`died`, `start`, `health_status`, `remove`, …) or
+    /// `connected` / `resumed` (the events stream); `exit-file` (conmon);
+    /// a file change (`create`, `modify`, `remove`, `rename-from`,
+    /// `rename-to`, `rescan`); after a re-read of the apps directory
+    /// `manifest-added`, `manifest-gone`, `manifest-changed`,
+    /// `companion-added`, `companion-gone`, `companion-changed`, `duplicate`;
+    /// `sweep-due`, `companions-due` (timer); `drift` (a sweep's finding);
+    /// `first-sweep`, `companions` (start-up).
+    pub kind: &'a str,
+    /// What happened, as the debug line words it: `container died (137)`.
+    pub what: What<'a>,
+    /// The container, file or key it concerns.
+    pub subject: Subject<'a>,
     /// What the reactor did with it: `queue app/web`, `ignored: …`.
-    pub verdict: &'a str,
+    pub verdict: Verdict<'a>,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// podman's events stream (and its connection).
+    Podman,
+    /// conmon's exit files.
+    Conmon,
+    /// The apps directory: a file change, or what a re-read found changed.
+    AppsDir,
+    /// A Quadlet unit directory.
+    UnitDir,
+    /// The periodic sweep's timer.
+    Timer,
+    /// A sweep that found an app differing from its manifest.
+    Sweep,
+    /// podkeeper starting.
+    StartUp,
+}
+
+impl Source {
+    /// Every source, e.g. to register a metric's labels up front.
+    pub const ALL: [Source; 7] = [
+        Source::Podman,
+        Source::Conmon,
+        Source::AppsDir,
+        Source::UnitDir,
+        Source::Timer,
+        Source::Sweep,
+        Source::StartUp,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Podman => "podman",
+            Source::Conmon => "conmon",
+            Source::AppsDir => "apps-dir",
+            Source::UnitDir => "unit-dir",
+            Source::Timer => "timer",
+            Source::Sweep => "sweep",
+            Source::StartUp => "start-up",
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What happened, kept in the form the reactor had it.
+#[derive(Debug, Clone, Copy)]
+pub enum What<'a> {
+    /// A podman event: `container died (137)`, `container health_status (unhealthy)`.
+    Podman(&'a PodmanEvent),
+    /// Words that say it: `exit file`, `manifest added`, a sweep's finding.
+    Words(&'a str),
+    /// A second container of this app (see `reactor/duplicates.rs`).
+    DuplicateOf(&'a str),
+}
+
+impl fmt::Display for What<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            What::Podman(ev) => {
+                write!(f, "{} {}", ev.typ, ev.action)?;
+                if let Some(code) = ev
+                    .label("containerExitCode")
+                    .filter(|_| ev.action == "died")
+                {
+                    write!(f, " ({code})")
+                } else if let Some(health) = ev.rest.get("HealthStatus").and_then(|h| h.as_str()) {
+                    write!(f, " ({health})")
+                } else {
+                    Ok(())
+                }
+            }
+            What::Words(words) => f.write_str(words),
+            What::DuplicateOf(app) => write!(f, "duplicate of app/{app}"),
+        }
+    }
+}
+
+/// What an event concerns.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    None,
+    /// A container's name, or a short container id.
+    Name(&'a str),
+    /// A file (relative to its watched directory), or the directory.
+    Path(&'a Path),
+    Key(KeyRef<'a>),
+}
+
+impl fmt::Display for Subject<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::None => Ok(()),
+            Subject::Name(name) => f.write_str(name),
+            Subject::Path(path) => path.display().fmt(f),
+            Subject::Key(key) => key.fmt(f),
+        }
+    }
+}
+
+/// What the reactor did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Queued the key, to run after this wait (zero: at once).
+    Queued(KeyRef<'a>, Duration),
+    /// The key was queued already; it runs after this wait.
+    Merged(KeyRef<'a>, Duration),
+    /// The key is running; it runs once more after.
+    Dirty(KeyRef<'a>),
+    /// Queued this many companions (every one podkeeper knows of).
+    Companions(usize),
+    Ignored(Ignored<'a>),
+}
+
+impl<'a> Verdict<'a> {
+    /// What scheduling `key` did, seen at `now`.
+    pub fn scheduled(key: KeyRef<'a>, scheduled: Scheduled, now: Instant) -> Self {
+        match scheduled {
+            Scheduled::Queued(t) => Verdict::Queued(key, t.saturating_duration_since(now)),
+            Scheduled::Merged(t) => Verdict::Merged(key, t.saturating_duration_since(now)),
+            Scheduled::Dirty => Verdict::Dirty(key),
+        }
+    }
+
+    /// The verdict in one word: `queued`, `merged`, `dirty` or `ignored`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Queued(..) | Verdict::Companions(_) => "queued",
+            Verdict::Merged(..) => "merged",
+            Verdict::Dirty(_) => "dirty",
+            Verdict::Ignored(_) => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for Verdict<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Queued(key, wait) if wait.is_zero() => write!(f, "queue {key}"),
+            Verdict::Queued(key, wait) => write!(f, "queue {key} in {}", secs(*wait)),
+            Verdict::Merged(key, wait) if wait.is_zero() => write!(f, "{key} already queued"),
+            Verdict::Merged(key, wait) => {
+                write!(f, "{key} already queued (runs in {})", secs(*wait))
+            }
+            Verdict::Dirty(key) => write!(f, "{key} running; runs once more after"),
+            Verdict::Companions(n) => write!(f, "queue {n} companion(s)"),
+            Verdict::Ignored(why) => write!(f, "ignored: {why}"),
+        }
+    }
+}
+
+/// Why an event changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored<'a> {
+    /// A podman event of this type (image, volume, …), not a container's.
+    NotAContainer(&'a str),
+    /// A container without podkeeper's label.
+    Unmanaged,
+    /// A labelled container whose app has no manifest.
+    Orphan,
+    /// This action cannot take a container out of its declared state.
+    NoChange(&'a str),
+    /// The last successful reconcile of this app already saw it.
+    SeenByCheck(&'a str),
+    /// An exit file of a container podkeeper does not manage.
+    NotManaged,
+    /// A file in the apps directory that is no manifest.
+    NotAManifest,
+    /// A unit-directory change or a Quadlet container's event while
+    /// companions are not enabled.
+    CompanionsOff,
+    /// podkeeper's own temporary file in a unit directory.
+    OwnTempFile,
+    /// A unit file no companion owns.
+    NoOwner,
+    /// A container of this systemd unit, which is no companion.
+    NotACompanion(&'a str),
+}
+
+impl fmt::Display for Ignored<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ignored::NotAContainer(typ) => write!(f, "{typ} events do not change an app"),
+            Ignored::Unmanaged => f.write_str("not managed (no io.podkeeper.app label)"),
+            Ignored::Orphan => f.write_str("orphan (no manifest)"),
+            Ignored::NoChange(action) => {
+                write!(f, "{action} does not leave the declared state")
+            }
+            Ignored::SeenByCheck(id) => write!(f, "older than the last check of app/{id}"),
+            Ignored::NotManaged => f.write_str("not a container podkeeper manages"),
+            Ignored::NotAManifest => f.write_str("not a manifest (*.yaml, *.yml)"),
+            Ignored::CompanionsOff => f.write_str("companions are not enabled"),
+            Ignored::OwnTempFile => f.write_str("podkeeper's own temporary file"),
+            Ignored::NoOwner => f.write_str("no companion owns it"),
+            Ignored::NotACompanion(unit) => write!(f, "{unit} is no companion"),
+        }
+    }
 }
 
 /// A finished reconcile (an app, the sweep, the manifests, a companion batch
@@ -48,14 +273,9 @@ pub struct Reacted<'a> {
     pub queued: usize,
 }
 
-/// Receives the reactor's records. Both methods default to doing nothing.
+/// Receives the reactor's records. Every method defaults to doing nothing.
 pub trait Observer: Send {
-    /// Whether this observer reads [`EventSeen`] records. Wording an event
-    /// costs allocations; the reactor words them only when someone reads.
-    fn wants_events(&self) -> bool {
-        false
-    }
-
+    /// Every event, as it is decided (cheap: see the module documentation).
     fn event(&mut self, _seen: &EventSeen<'_>) {}
 
     fn reaction(&mut self, _reacted: &Reacted<'_>) {}
@@ -71,112 +291,4 @@ pub trait Observer: Send {
     /// Called from the reactor loop itself, so a stuck loop stops calling it
     /// (systemd's watchdog).
     fn heartbeat(&mut self) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-    use std::sync::{Arc, Mutex};
-
-    use tokio::sync::mpsc;
-
-    use super::*;
-    use crate::manifest::{assemble, parse_manifest};
-    use crate::reactor::{Reactor, ReactorConfig};
-    use crate::report::{Clock, Reporter, SharedBuf};
-    use crate::runtime::sim_podman::SimRuntime;
-    use crate::trigger::{StreamStatus, Trigger};
-
-    /// One reaction as an observer kept it: key, action, call names, ok, retry.
-    type Kept = (String, String, Vec<String>, bool, Option<Duration>);
-
-    /// What an observer got: (source, verdict) per event, and the reactions.
-    #[derive(Default)]
-    struct Seen {
-        events: Vec<(String, String)>,
-        reactions: Vec<Kept>,
-    }
-
-    struct Collect(Arc<Mutex<Seen>>);
-
-    impl Observer for Collect {
-        fn wants_events(&self) -> bool {
-            true
-        }
-        fn event(&mut self, e: &EventSeen<'_>) {
-            let mut seen = self.0.lock().unwrap();
-            seen.events.push((e.source.into(), e.verdict.into()));
-        }
-        fn reaction(&mut self, r: &Reacted<'_>) {
-            let calls = r
-                .reaction
-                .calls
-                .iter()
-                .map(|c| c.name.to_string())
-                .collect();
-            let mut seen = self.0.lock().unwrap();
-            seen.reactions.push((
-                r.reaction.key.to_string(),
-                r.reaction.action.to_string(),
-                calls,
-                r.reaction.result.is_ok(),
-                r.retry_in,
-            ));
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_observer_should_read_every_event_verdict_and_reaction_the_printer_reads() {
-        let app = parse_manifest(
-            Path::new("web.yaml"),
-            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
-        )
-        .unwrap();
-        let set = assemble(vec![("web.yaml".into(), app)], vec![]);
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let (_tx, rx) = mpsc::channel(1);
-        let printed = SharedBuf::default();
-        // The printer in --debug mode, to compare with.
-        let report = Reporter::new(
-            true,
-            Clock::SinceStart(Instant::now()),
-            Box::new(printed.clone()),
-        );
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let mut reactor = Reactor::new(
-            Arc::new(sim.clone()),
-            rx,
-            set,
-            ReactorConfig::default(),
-            report,
-        )
-        .with_observer(Box::new(Collect(seen.clone())));
-        reactor.handle(Trigger::Stream(StreamStatus::Connected { resumed: false }));
-        reactor.run_until_idle().await;
-
-        let seen = seen.lock().unwrap();
-        assert_eq!(
-            seen.events,
-            [
-                ("podman".to_string(), "queue sweep".to_string()),
-                ("sweep".to_string(), "queue app/web".to_string())
-            ]
-        );
-        let web = seen
-            .reactions
-            .iter()
-            .find(|r| r.0 == "app/web")
-            .expect("a reaction for app/web");
-        assert_eq!(web.1, "create");
-        assert!(web.2.contains(&"create".to_string()), "{:?}", web.2);
-        assert!(web.3 && web.4.is_none());
-        // The printer printed one line per record the observer got.
-        let out = printed.contents();
-        assert_eq!(out.matches("  event  ").count(), seen.events.len(), "{out}");
-        assert_eq!(
-            out.matches("  react  ").count(),
-            seen.reactions.len(),
-            "{out}"
-        );
-    }
 }

@@ -12,8 +12,11 @@ mod manifests;
 mod observers;
 mod outage;
 mod routing;
+mod run_loop;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
+
+use run_loop::{Stopped, Until};
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,11 +26,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{AppsDir, ManifestSet};
-use crate::observe::Observer;
+use crate::observe::{EventSeen, Observer, Source, Subject, What};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
@@ -53,10 +56,6 @@ pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 pub const MANIFEST_SETTLE: Duration = Duration::from_millis(50);
 /// The longest a stream of changes can put a re-read off.
 pub const MANIFEST_SETTLE_MAX: Duration = Duration::from_secs(1);
-
-/// How many waiting triggers the reactor handles before it looks at finished
-/// reconciles, timers and shutdown again (a few microseconds' worth).
-const BATCH: usize = 64;
 
 /// How long before a check of an app began an event must have happened for
 /// that check to have seen it. podman writes an event (`died`: while it
@@ -213,71 +212,14 @@ impl<R: Podman> Reactor<R> {
     /// Run until the channel closes (every source has stopped) or `shutdown`
     /// fires, then let in-flight reconciles finish within the drain timeout.
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
-        // An observer's heartbeat (systemd's watchdog) beats from this loop,
-        // so a stuck loop stops it.
-        let beat_every = self
-            .observers
-            .iter()
-            .filter_map(|o| o.heartbeat_every())
-            .min();
-        let mut beat = tokio::time::interval(beat_every.unwrap_or(Duration::from_secs(3600)));
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            self.dispatch();
-            let deadline = self.next_deadline();
-            tokio::select! {
-                // Results first: they free slots and may queue follow-ups.
-                biased;
-                _ = shutdown.cancelled() => break,
-                // Before the channel: a storm of triggers must not starve
-                // the watchdog of a reactor that is working through it.
-                _ = beat.tick(), if beat_every.is_some() => {
-                    for o in &mut self.observers {
-                        o.heartbeat();
-                    }
-                }
-                Some(done) = self.inflight.join_next() => match done {
-                    Ok(done) => self.finish(done),
-                    Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
-                },
-                msg = self.rx.recv() => match msg {
-                    Some(trigger) => {
-                        self.on_trigger(trigger);
-                        // Take what else is waiting before going round again:
-                        // one select (cancellation, results, timer) per batch,
-                        // not per trigger, when events pour in.
-                        for _ in 1..BATCH {
-                            match self.rx.try_recv() {
-                                Ok(trigger) => self.on_trigger(trigger),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    None => break,
-                },
-                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
-            }
-        }
+        self.run_loop(Until::Shutdown(&shutdown)).await;
         self.drain().await;
         self.stats
     }
 
     /// Process triggers until nothing is queued or running (replay and tests).
     pub async fn run_until_idle(&mut self) {
-        loop {
-            self.dispatch();
-            if self.sched.is_idle() && self.inflight.is_empty() {
-                return;
-            }
-            let deadline = self.next_deadline();
-            tokio::select! {
-                biased;
-                Some(done) = self.inflight.join_next() => {
-                    if let Ok(done) = done { self.finish(done) }
-                }
-                _ = sleep_until(deadline.unwrap_or_else(far_future)), if deadline.is_some() => {}
-            }
-        }
+        self.run_loop(Until::Idle).await;
     }
 
     /// Handle one trigger now (replay feeds triggers one by one).
@@ -286,21 +228,9 @@ impl<R: Podman> Reactor<R> {
         self.dispatch();
     }
 
-    /// Wait for the next finished reconcile or deadline, for at most `until`.
+    /// Run finished reconciles and due keys until `until` (virtual time in replay).
     pub async fn step_until(&mut self, until: Instant) {
-        loop {
-            self.dispatch();
-            let deadline = self.next_deadline().map_or(until, |d| d.min(until));
-            tokio::select! {
-                biased;
-                Some(done) = self.inflight.join_next() => {
-                    if let Ok(done) = done { self.finish(done) }
-                }
-                _ = sleep_until(deadline) => {
-                    if Instant::now() >= until { return; }
-                }
-            }
-        }
+        self.run_loop(Until::Deadline(until)).await;
     }
 
     /// When the reactor next has something to do by itself: now while a
@@ -321,6 +251,8 @@ impl<R: Podman> Reactor<R> {
         &mut self.report
     }
 
+    /// Let the reconciles in flight finish (reporting each), within the
+    /// drain timeout; abandon what is left then.
     async fn drain(&mut self) {
         if self.inflight.is_empty() {
             return;
@@ -331,20 +263,13 @@ impl<R: Podman> Reactor<R> {
             false,
         );
         let deadline = Instant::now() + self.cfg.drain_timeout;
-        while !self.inflight.is_empty() {
-            tokio::select! {
-                Some(done) = self.inflight.join_next() => {
-                    if let Ok(done) = done {
-                        let r = done.reaction().clone();
-                        self.observe_reaction(&r, None, false);
-                    }
-                }
-                _ = sleep_until(deadline) => {
-                    self.report.note("shutdown", "drain timeout: abandoning reconciles in flight", true);
-                    self.inflight.abort_all();
-                    return;
-                }
-            }
+        if self.run_loop(Until::Drained(deadline)).await == Stopped::DrainTimedOut {
+            self.report.note(
+                "shutdown",
+                "drain timeout: abandoning reconciles in flight",
+                true,
+            );
+            self.inflight.abort_all();
         }
     }
 
@@ -471,9 +396,16 @@ impl<R: Podman> Reactor<R> {
                     self.learn_duplicates(findings.duplicates);
                 }
                 self.on_sweep_reach(findings.unreachable, now);
-                for (key, why) in r.queue {
-                    let verdict = self.schedule_verdict(key.clone(), now);
-                    self.observe_event("sweep", &why, &key.to_string(), &verdict);
+                for (key, why) in &r.queue {
+                    let verdict = self.schedule_verdict(key, now);
+                    self.observe_event(&EventSeen {
+                        at: now,
+                        source: Source::Sweep,
+                        kind: "drift",
+                        what: What::Words(why),
+                        subject: Subject::Key(key.into()),
+                        verdict,
+                    });
                 }
                 let why = if self.cfg.prune_orphans {
                     "left alone while a manifest is invalid (it may be this app's)"
@@ -528,8 +460,4 @@ impl<R: Podman> Reactor<R> {
             self.sched.schedule(reaction.key.clone(), now + after);
         }
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86400 * 365)
 }

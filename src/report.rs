@@ -1,12 +1,17 @@
-//! What podkeeper tells people: one aligned line per event and per reaction in `--debug`, tracing otherwise.
+//! What podkeeper tells people: one aligned line per event and per reaction in `--debug`, tracing otherwise, and `check`'s report.
 
 use std::io::Write;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::manifest::{self, ManifestSet};
 use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::Reaction;
+use crate::trust::Finding;
+
+/// Durations for people, as every line words them.
+pub use crate::duration::{ms, secs};
 
 /// Where line timestamps come from.
 #[derive(Debug, Clone, Copy)]
@@ -50,23 +55,28 @@ impl Reporter {
         let _ = self.out.flush();
     }
 
-    /// Whether [`Reporter::event`] shows anything: `--debug`, or tracing's
-    /// debug level enabled for this module. The reactor words an event (a
-    /// handful of allocations) only then: at hundreds of thousands of events a
-    /// second, words nobody reads are most of the cost.
-    pub fn wants_events(&self) -> bool {
-        self.debug || tracing::enabled!(tracing::Level::DEBUG)
-    }
-
     /// An event received from a source, and what the reactor made of it.
-    pub fn event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
+    /// Only here is a record put into words, and only when someone reads
+    /// them: `--debug`, or tracing's debug level (whose macro words its
+    /// fields only when enabled).
+    pub fn event(&mut self, e: &EventSeen<'_>) {
         if self.debug {
-            self.line(
-                "event",
-                &format!("{source:<8} {what:<24} {subject:<20} → {verdict}"),
+            let (source, what, subject) = (e.source.as_str(), e.what.to_string(), e.subject);
+            let text = format!(
+                "{source:<8} {what:<24} {:<20} → {}",
+                subject.to_string(),
+                e.verdict
             );
+            self.line("event", &text);
         } else {
-            tracing::debug!(source, what, subject, verdict, "event");
+            tracing::debug!(
+                source = e.source.as_str(),
+                kind = e.kind,
+                what = %e.what,
+                subject = %e.subject,
+                verdict = %e.verdict,
+                "event"
+            );
         }
     }
 
@@ -115,12 +125,8 @@ impl Reporter {
 
 /// The debug printer reads the reactor's records like any observer.
 impl Observer for Reporter {
-    fn wants_events(&self) -> bool {
-        Reporter::wants_events(self)
-    }
-
     fn event(&mut self, e: &EventSeen<'_>) {
-        Reporter::event(self, e.source, e.what, e.subject, e.verdict);
+        Reporter::event(self, e);
     }
 
     fn reaction(&mut self, r: &Reacted<'_>) {
@@ -130,26 +136,53 @@ impl Observer for Reporter {
     }
 }
 
-pub fn ms(d: Duration) -> String {
-    if d < Duration::from_millis(10) {
-        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
-    } else {
-        format!("{}ms", d.as_millis())
+/// `podkeeper check`'s report: one line per valid app, then one per error, one per directory entry
+/// skipped and one per finding about the directory itself.
+pub fn check_report(set: &ManifestSet, trust: &[Finding]) -> String {
+    let mut out = String::new();
+    let width = set.apps.keys().map(|k| k.len()).max().unwrap_or(0).max(4);
+    for (id, app) in &set.apps {
+        let file = app
+            .file
+            .file_name()
+            .map(|f| manifest::excerpt::file_name(&f.to_string_lossy()))
+            .unwrap_or_default();
+        let companions = match app.app.companions.len() {
+            0 => String::new(),
+            1 => ", 1 companion".into(),
+            n => format!(", {n} companions"),
+        };
+        out.push_str(&format!(
+            "ok     {id:<width$}  {file}  ({}{companions})\n",
+            manifest::excerpt::excerpt(&app.app.container.image, 80)
+        ));
     }
-}
-
-/// A delay for people: `250ms`, `8.0s`, `5m`, `1h`.
-pub fn secs(d: Duration) -> String {
-    let s = d.as_secs();
-    if d < Duration::from_secs(1) {
-        format!("{}ms", d.as_millis())
-    } else if s >= 3600 && s % 3600 == 0 && d.subsec_nanos() == 0 {
-        format!("{}h", s / 3600)
-    } else if s >= 60 && s % 60 == 0 && d.subsec_nanos() == 0 {
-        format!("{}m", s / 60)
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
+    for e in &set.errors {
+        out.push_str(&format!("error  {e}\n"));
     }
+    for s in &set.skipped {
+        let file = manifest::excerpt::file_name(&s.file.display().to_string());
+        out.push_str(&format!("skip   {file}: {}\n", s.why));
+    }
+    for f in trust {
+        let tag = if f.is_refusal() { "error" } else { "warn " };
+        out.push_str(&format!("{tag}  {}\n", f.text()));
+    }
+    let refused = trust.iter().filter(|f| f.is_refusal()).count();
+    out.push_str(&format!(
+        "{} valid, {} invalid{}{}\n",
+        set.apps.len(),
+        set.errors.len(),
+        match set.skipped.len() {
+            0 => String::new(),
+            n => format!(", {n} skipped"),
+        },
+        match refused {
+            0 => String::new(),
+            _ => ", the directory is refused".to_string(),
+        }
+    ));
+    out
 }
 
 /// A writer whose bytes can be read back (tests and replay).

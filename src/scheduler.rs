@@ -97,6 +97,24 @@ pub enum Finished {
     Failed,
 }
 
+/// Which deadline wins when a queued or running key is asked for again.
+#[derive(Debug, Clone, Copy)]
+enum Keep {
+    /// `schedule`: a trigger never delays what is already due.
+    Earliest,
+    /// `debounce`: each trigger puts the run off until writes settle.
+    Latest,
+}
+
+impl Keep {
+    fn pick(self, a: Instant, b: Instant) -> Instant {
+        match self {
+            Keep::Earliest => a.min(b),
+            Keep::Latest => a.max(b),
+        }
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Scheduler<K> {
@@ -128,23 +146,38 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
 
     /// Ask for `key` to run no earlier than `at` (and no earlier than its backoff allows).
     pub fn schedule(&mut self, key: K, at: Instant) -> Scheduled {
-        // Look up before inserting: most triggers find their key known, and
-        // cloning it for `entry` would cost an allocation per trigger.
-        if !self.keys.contains_key(&key) {
-            self.keys.insert(key.clone(), KeyState::new());
-        }
-        let Some(state) = self.keys.get_mut(&key) else {
-            unreachable!("inserted above");
-        };
+        self.place(key, at, Keep::Earliest)
+    }
+
+    /// Ask for `key` to run once triggers have stopped coming for `settle`:
+    /// each trigger moves a queued key's deadline to `now + settle` (the
+    /// latest deadline wins), but never past `max` after the first trigger
+    /// it holds back, so a steady trickle cannot put it off for ever. A
+    /// running key runs once more, `settle` after the last trigger. Backoff
+    /// holds as for [`Scheduler::schedule`].
+    pub fn debounce(&mut self, key: K, now: Instant, settle: Duration, max: Duration) -> Scheduled {
+        let state = Self::state_of(&mut self.keys, &key);
+        let since = *state.debounce_since.get_or_insert(now);
+        // Past the cap, a queued key stays ready where it is.
+        let at = (now + settle).min(since + max);
+        self.place(key, at, Keep::Latest)
+    }
+
+    /// Queue `key` for `at` (no earlier than its backoff), or fold `at` into
+    /// the deadline it already has, keeping the earliest or the latest.
+    fn place(&mut self, key: K, at: Instant, keep: Keep) -> Scheduled {
+        let state = Self::state_of(&mut self.keys, &key);
         let at = at.max(state.not_before().unwrap_or(at));
         match state.phase {
             Phase::Running { follow_up } => {
                 state.phase = Phase::Running {
-                    follow_up: Some(follow_up.map_or(at, |f| f.min(at))),
+                    follow_up: Some(follow_up.map_or(at, |f| keep.pick(f, at))),
                 };
                 Scheduled::Dirty
             }
-            Phase::Queued { at: queued, .. } if queued <= at => Scheduled::Merged(queued),
+            Phase::Queued { at: queued, .. } if keep.pick(queued, at) == queued => {
+                Scheduled::Merged(queued)
+            }
             Phase::Queued { at: queued, seq } => {
                 self.queue.remove(&(queued, seq));
                 Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
@@ -157,40 +190,16 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         }
     }
 
-    /// Ask for `key` to run once triggers have stopped coming for `settle`:
-    /// each trigger moves a queued key's deadline to `now + settle` (the
-    /// latest deadline wins), but never past `max` after the first trigger
-    /// it holds back, so a steady trickle cannot put it off for ever. A
-    /// running key runs once more, `settle` after the last trigger. Backoff
-    /// holds as for [`Scheduler::schedule`].
-    pub fn debounce(&mut self, key: K, now: Instant, settle: Duration, max: Duration) -> Scheduled {
-        if !self.keys.contains_key(&key) {
-            self.keys.insert(key.clone(), KeyState::new());
+    /// The state of `key`, made idle if it had none.
+    fn state_of<'a>(keys: &'a mut HashMap<K, KeyState>, key: &K) -> &'a mut KeyState {
+        // Look up before inserting: most triggers find their key known, and
+        // cloning it for `entry` would cost an allocation per trigger.
+        if !keys.contains_key(key) {
+            keys.insert(key.clone(), KeyState::new());
         }
-        let Some(state) = self.keys.get_mut(&key) else {
-            unreachable!("inserted above");
-        };
-        let since = *state.debounce_since.get_or_insert(now);
-        // Past the cap, a queued key stays ready where it is.
-        let at = (now + settle).min(since + max);
-        let at = at.max(state.not_before().unwrap_or(at));
-        match state.phase {
-            Phase::Running { follow_up } => {
-                state.phase = Phase::Running {
-                    follow_up: Some(follow_up.map_or(at, |f| f.max(at))),
-                };
-                Scheduled::Dirty
-            }
-            Phase::Queued { at: queued, .. } if queued >= at => Scheduled::Merged(queued),
-            Phase::Queued { at: queued, seq } => {
-                self.queue.remove(&(queued, seq));
-                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
-                Scheduled::Merged(at)
-            }
-            Phase::Idle => {
-                Self::enqueue(&mut self.queue, &mut self.seq, state, key, at);
-                Scheduled::Queued(at)
-            }
+        match keys.get_mut(key) {
+            Some(state) => state,
+            None => unreachable!("inserted above"),
         }
     }
 

@@ -22,12 +22,42 @@ pub enum Key {
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        KeyRef::from(self).fmt(f)
+    }
+}
+
+/// A [`Key`] borrowed: what a record names without copying the name (the
+/// reactor's hot path schedules `Key::App(id.to_string())` and words its
+/// verdict, if anyone asks, from the event's own `id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRef<'a> {
+    App(&'a str),
+    Companion(&'a str),
+    Sweep,
+    Manifests,
+    Health(&'a str),
+}
+
+impl<'a> From<&'a Key> for KeyRef<'a> {
+    fn from(key: &'a Key) -> Self {
+        match key {
+            Key::App(id) => KeyRef::App(id),
+            Key::Companion(name) => KeyRef::Companion(name),
+            Key::Sweep => KeyRef::Sweep,
+            Key::Manifests => KeyRef::Manifests,
+            Key::Health(id) => KeyRef::Health(id),
+        }
+    }
+}
+
+impl fmt::Display for KeyRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Key::App(id) => write!(f, "app/{id}"),
-            Key::Companion(name) => write!(f, "companion/{name}"),
-            Key::Sweep => f.write_str("sweep"),
-            Key::Manifests => f.write_str("manifests"),
-            Key::Health(id) => write!(f, "health/{id}"),
+            KeyRef::App(id) => write!(f, "app/{id}"),
+            KeyRef::Companion(name) => write!(f, "companion/{name}"),
+            KeyRef::Sweep => f.write_str("sweep"),
+            KeyRef::Manifests => f.write_str("manifests"),
+            KeyRef::Health(id) => write!(f, "health/{id}"),
         }
     }
 }
@@ -71,6 +101,17 @@ pub struct FileChange {
     pub kind: ChangeKind,
 }
 
+impl FileChange {
+    /// Look at the whole directory again (a missed or unknowable change).
+    pub fn rescan(dir: PathBuf) -> Self {
+        FileChange {
+            dir,
+            path: PathBuf::new(),
+            kind: ChangeKind::Rescan,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChangeKind {
@@ -83,16 +124,23 @@ pub enum ChangeKind {
     Rescan,
 }
 
-impl fmt::Display for ChangeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ChangeKind {
+    /// The change's name, as the recording format and the debug line write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
             ChangeKind::Create => "create",
             ChangeKind::Modify => "modify",
             ChangeKind::Remove => "remove",
             ChangeKind::RenameFrom => "rename-from",
             ChangeKind::RenameTo => "rename-to",
             ChangeKind::Rescan => "rescan",
-        })
+        }
+    }
+}
+
+impl fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

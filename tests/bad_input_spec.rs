@@ -2,130 +2,59 @@
 //!
 //! The same cases against the real podman are in `tests/e2e_bad_input.rs`.
 
+mod sim;
+
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use podkeeper::manifest::load_dir;
-use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
-use podkeeper::report::{Clock, Reporter, SharedBuf};
+use podkeeper::reactor::ReactorConfig;
 use podkeeper::runtime::sim_podman::SimRuntime;
-use podkeeper::trigger::{ChangeKind, FileChange, StreamStatus, Trigger};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::{sleep, Instant};
-use tokio_util::sync::CancellationToken;
+use podkeeper::trigger::ChangeKind;
+use sim::{count, Setup, Sim};
+use tokio::time::sleep;
 
 fn manifest(id: &str, sleep_for: u32) -> String {
     format!("app:\n  id: {id}\n  container:\n    image: localhost/bb:1\n    command: [\"/bin/sleep\", \"{sleep_for}\"]\n    network: none\n")
 }
 
-struct Harness {
-    sim: SimRuntime,
-    apps: tempfile::TempDir,
-    tx: mpsc::Sender<Trigger>,
-    out: SharedBuf,
-    cancel: CancellationToken,
-    task: JoinHandle<Stats>,
-}
-
-impl Harness {
-    /// A reactor over a real apps directory holding `files`, connected.
-    async fn start(files: &[(&str, String)], cfg: ReactorConfig, sim: SimRuntime) -> Self {
-        let apps = tempfile::tempdir().unwrap();
-        for (file, text) in files {
-            std::fs::write(apps.path().join(file), text).unwrap();
-        }
-        let set = load_dir(apps.path()).unwrap();
-        let (tx, rx) = mpsc::channel(1024);
-        let out = SharedBuf::default();
-        let report = Reporter::new(
-            true,
-            Clock::SinceStart(Instant::now()),
-            Box::new(out.clone()),
-        );
-        let cfg = ReactorConfig {
-            apps_dir: Some(apps.path().to_path_buf()),
-            ..cfg
-        };
-        let reactor = Reactor::new(Arc::new(sim.clone()), rx, set, cfg, report);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(reactor.run(cancel.clone()));
-        let h = Harness {
-            sim,
-            apps,
-            tx,
-            out,
-            cancel,
-            task,
-        };
-        h.tx.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
-            .await
-            .unwrap();
-        sleep(Duration::from_secs(1)).await;
-        h
-    }
-
-    fn path(&self, file: &str) -> std::path::PathBuf {
-        self.apps.path().join(file)
-    }
-
-    /// Write `text` into `file` as `cat > file` does: truncate, then write,
-    /// each step an inotify event.
-    async fn write(&self, file: &str, text: &str) {
-        std::fs::write(self.path(file), text).unwrap();
-        self.changed(file, ChangeKind::Modify).await;
-    }
-
-    async fn changed(&self, file: &str, kind: ChangeKind) {
-        self.tx
-            .send(Trigger::AppsDir(FileChange {
-                dir: self.apps.path().to_path_buf(),
-                path: file.into(),
-                kind,
-            }))
-            .await
-            .unwrap();
-    }
-
-    fn calls(&self) -> Vec<String> {
-        self.sim.calls()
-    }
-
-    async fn stop(self) -> String {
-        self.cancel.cancel();
-        self.task.await.unwrap();
-        self.out.contents()
-    }
-}
-
-fn sim() -> SimRuntime {
-    SimRuntime::new(&["localhost/bb:1"], None)
-}
-
-fn count(out: &str, needle: &str) -> usize {
-    out.lines().filter(|l| l.contains(needle)).count()
+/// A reactor over a real apps directory holding `files`, connected and settled.
+async fn start(files: &[(&str, String)], cfg: ReactorConfig, podman: SimRuntime) -> Sim {
+    let h = Setup::dir(podman, files.iter().cloned())
+        .config(cfg)
+        .start();
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    h
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_typo_should_leave_the_running_app_as_it_was() {
-    let h = Harness::start(
+    let h = start(
         &[("web.yaml", manifest("web", 1000))],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    let id = h.sim.container("web").unwrap().id;
-    let calls = h.calls().len();
-    h.write(
+    let id = h.podman.container("web").unwrap().id;
+    let calls = h.podman.calls().len();
+    h.write_app_file(
         "web.yaml",
         &manifest("web", 1000).replace("network:", "networkk:"),
     )
     .await;
     sleep(Duration::from_secs(2)).await;
-    assert_eq!(h.sim.container("web").unwrap().id, id, "the same container");
-    assert_eq!(h.calls()[calls..], [] as [String; 0], "not one podman call");
-    let out = h.stop().await;
+    assert_eq!(
+        h.podman.container("web").unwrap().id,
+        id,
+        "the same container"
+    );
+    assert_eq!(
+        h.podman.calls()[calls..],
+        [] as [String; 0],
+        "not one podman call"
+    );
+    let (_, out) = h.stop().await;
     assert_eq!(count(&out, "manifest gone"), 0, "{out}");
     let error = out
         .lines()
@@ -142,23 +71,23 @@ async fn a_typo_should_leave_the_running_app_as_it_was() {
 #[tokio::test(start_paused = true)]
 async fn a_two_step_write_should_leave_the_container_id_unchanged() {
     let text = manifest("web", 1000);
-    let h = Harness::start(
+    let h = start(
         &[("web.yaml", text.clone())],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    let id = h.sim.container("web").unwrap().id;
-    let calls = h.calls().len();
+    let id = h.podman.container("web").unwrap().id;
+    let calls = h.podman.calls().len();
     // `cat > web.yaml`: the truncation is read on its own (the writer was slow)…
-    h.write("web.yaml", "").await;
+    h.write_app_file("web.yaml", "").await;
     sleep(Duration::from_millis(200)).await;
     // …then the content, identical to what runs.
-    h.write("web.yaml", &text).await;
+    h.write_app_file("web.yaml", &text).await;
     sleep(Duration::from_secs(2)).await;
-    assert_eq!(h.sim.container("web").unwrap().id, id);
-    assert_eq!(h.calls()[calls..], [] as [String; 0]);
-    let out = h.stop().await;
+    assert_eq!(h.podman.container("web").unwrap().id, id);
+    assert_eq!(h.podman.calls()[calls..], [] as [String; 0]);
+    let (_, out) = h.stop().await;
     assert_eq!(
         count(&out, "react  manifests"),
         2,
@@ -170,17 +99,17 @@ async fn a_two_step_write_should_leave_the_container_id_unchanged() {
 
 #[tokio::test(start_paused = true)]
 async fn a_file_written_twice_within_the_settle_time_should_be_read_once_after_it_settles() {
-    let h = Harness::start(
+    let h = start(
         &[("web.yaml", manifest("web", 1000))],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    h.write("web.yaml", "").await;
+    h.write_app_file("web.yaml", "").await;
     sleep(Duration::from_millis(30)).await;
-    h.write("web.yaml", &manifest("web", 2000)).await;
+    h.write_app_file("web.yaml", &manifest("web", 2000)).await;
     sleep(Duration::from_secs(2)).await;
-    let out = h.stop().await;
+    let (_, out) = h.stop().await;
     let reads: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("react  manifests"))
@@ -197,53 +126,53 @@ async fn a_file_written_twice_within_the_settle_time_should_be_read_once_after_i
 
 #[tokio::test(start_paused = true)]
 async fn a_deleted_or_renamed_away_file_should_still_remove_its_app() {
-    let h = Harness::start(
+    let h = start(
         &[
             ("a.yaml", manifest("a", 1000)),
             ("b.yaml", manifest("b", 1000)),
         ],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    std::fs::remove_file(h.path("a.yaml")).unwrap();
-    h.changed("a.yaml", ChangeKind::Remove).await;
-    std::fs::rename(h.path("b.yaml"), h.path("b.yaml.bak")).unwrap();
-    h.changed("b.yaml", ChangeKind::RenameFrom).await;
+    std::fs::remove_file(h.apps_path("a.yaml")).unwrap();
+    h.apps_changed("a.yaml", ChangeKind::Remove).await;
+    std::fs::rename(h.apps_path("b.yaml"), h.apps_path("b.yaml.bak")).unwrap();
+    h.apps_changed("b.yaml", ChangeKind::RenameFrom).await;
     sleep(Duration::from_secs(2)).await;
-    assert!(h.sim.container("a").is_none());
-    assert!(h.sim.container("b").is_none());
+    assert!(h.podman.container("a").is_none());
+    assert!(h.podman.container("b").is_none());
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_file_that_now_declares_another_id_should_replace_the_old_app() {
-    let h = Harness::start(
+    let h = start(
         &[("a.yaml", manifest("a", 1000))],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    h.write("a.yaml", &manifest("a2", 1000)).await;
+    h.write_app_file("a.yaml", &manifest("a2", 1000)).await;
     sleep(Duration::from_secs(2)).await;
-    assert!(h.sim.container("a").is_none());
-    assert!(h.sim.container("a2").is_some());
+    assert!(h.podman.container("a").is_none());
+    assert!(h.podman.container("a2").is_some());
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_newcomer_declaring_a_running_apps_id_should_be_refused_not_cost_the_app() {
-    let h = Harness::start(
+    let h = start(
         &[("a.yaml", manifest("web", 1000))],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    let id = h.sim.container("web").unwrap().id;
-    h.write("b.yaml", &manifest("web", 2000)).await;
+    let id = h.podman.container("web").unwrap().id;
+    h.write_app_file("b.yaml", &manifest("web", 2000)).await;
     sleep(Duration::from_secs(2)).await;
-    assert_eq!(h.sim.container("web").unwrap().id, id);
-    let out = h.stop().await;
+    assert_eq!(h.podman.container("web").unwrap().id, id);
+    let (_, out) = h.stop().await;
     assert!(
         out.contains("b.yaml: app.id: id \"web\" is already declared in"),
         "{out}"
@@ -254,28 +183,28 @@ async fn a_newcomer_declaring_a_running_apps_id_should_be_refused_not_cost_the_a
 async fn prune_orphans_should_wait_while_a_manifest_is_invalid() {
     // A container of app "api", whose manifest has a typo at start-up: with
     // --prune-orphans it would be an orphan; it may be the typo's app.
-    let sim = sim();
+    let podman = sim::podman();
     let labels = [
         (podkeeper::APP_LABEL.to_string(), "api".to_string()),
         (podkeeper::SPEC_HASH_LABEL.to_string(), "0".to_string()),
     ]
     .into();
-    sim.add_running("api", labels);
+    podman.add_running("api", labels);
     let cfg = ReactorConfig {
         prune_orphans: true,
         ..ReactorConfig::default()
     };
-    let h = Harness::start(
+    let h = start(
         &[(
             "api.yaml",
             manifest("api", 1000).replace("image:", "imagee:"),
         )],
         cfg,
-        sim,
+        podman,
     )
     .await;
-    assert!(h.sim.container("api").is_some(), "left alone");
-    let out = h.stop().await;
+    assert!(h.podman.container("api").is_some(), "left alone");
+    let (_, out) = h.stop().await;
     assert!(
         out.contains("left alone while a manifest is invalid"),
         "{out}"
@@ -284,22 +213,22 @@ async fn prune_orphans_should_wait_while_a_manifest_is_invalid() {
 
 #[tokio::test(start_paused = true)]
 async fn a_fifo_and_a_directory_named_like_manifests_should_be_refused_and_named() {
-    let h = Harness::start(
+    let h = start(
         &[("web.yaml", manifest("web", 1000))],
         ReactorConfig::default(),
-        sim(),
+        sim::podman(),
     )
     .await;
-    let fifo = h.path("pipe.yaml");
+    let fifo = h.apps_path("pipe.yaml");
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-    h.changed("pipe.yaml", ChangeKind::Create).await;
-    std::fs::create_dir(h.path("dir.yaml")).unwrap();
-    h.changed("dir.yaml", ChangeKind::Create).await;
+    h.apps_changed("pipe.yaml", ChangeKind::Create).await;
+    std::fs::create_dir(h.apps_path("dir.yaml")).unwrap();
+    h.apps_changed("dir.yaml", ChangeKind::Create).await;
     sleep(Duration::from_secs(2)).await;
-    assert!(h.sim.container("web").is_some());
-    let out = h.stop().await;
+    assert!(h.podman.container("web").is_some());
+    let (_, out) = h.stop().await;
     assert!(
         out.contains("pipe.yaml: a FIFO, not a regular file"),
         "{out}"

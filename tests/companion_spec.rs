@@ -1,20 +1,14 @@
 //! The reactor's companion semantics, against the simulated systemd (and podman) under paused tokio time.
 
 mod common;
+mod sim;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
-use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::runtime::sim_systemd::SimSystemd;
-use podkeeper::trigger::{Actor, ChangeKind, FileChange, PodmanEvent, Trigger};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::{sleep, Instant};
-use tokio_util::sync::CancellationToken;
+use podkeeper::trigger::{ChangeKind, Trigger};
+use sim::{Setup, Sim};
+use tokio::time::sleep;
 
 const UNIT: &str = "[Container]\nImage=localhost/bb:1\nExec=/bin/sh -c 'trap \"exit 0\" TERM; sleep 100000 & wait'\nNetwork=none\n";
 
@@ -24,131 +18,41 @@ fn manifest(id: &str, companions: &[(&str, &str, &str)]) -> String {
         + &common::companions_yaml(companions)
 }
 
-struct Harness {
-    sd: SimSystemd,
-    units: tempfile::TempDir,
-    apps: tempfile::TempDir,
-    _generator: tempfile::TempDir,
-    tx: mpsc::Sender<Trigger>,
-    out: SharedBuf,
-    cancel: CancellationToken,
-    task: JoinHandle<Stats>,
+/// A reactor with companions on, its apps (`(id, manifest)`) in a real directory.
+fn start(apps: &[(&str, String)]) -> Sim {
+    start_with(apps, |_| {})
 }
 
-impl Harness {
-    /// A reactor with companions on, its apps in a real directory.
-    fn start(apps: &[(&str, String)]) -> Self {
-        Self::start_with(apps, |_| {})
-    }
+/// As [`start`], `prepare` setting the simulated systemd up first.
+fn start_with(apps: &[(&str, String)], prepare: impl FnOnce(&SimSystemd) + 'static) -> Sim {
+    let files = apps
+        .iter()
+        .map(|(id, text)| (format!("{id}.yaml"), text.clone()));
+    Setup::dir(sim::podman(), files).companions(prepare).start()
+}
 
-    fn start_with(apps: &[(&str, String)], prepare: impl FnOnce(&SimSystemd)) -> Self {
-        let units = tempfile::tempdir().unwrap();
-        let generator = tempfile::tempdir().unwrap();
-        let apps_dir = tempfile::tempdir().unwrap();
-        for (id, text) in apps {
-            std::fs::write(apps_dir.path().join(format!("{id}.yaml")), text).unwrap();
-        }
-        let set = podkeeper::manifest::load_dir(apps_dir.path()).unwrap();
-        assert!(set.errors.is_empty(), "{:?}", set.errors);
-        let sd = SimSystemd::new(&[units.path().to_path_buf()], generator.path());
-        prepare(&sd);
-        let (tx, rx) = mpsc::channel(4096);
-        let out = SharedBuf::default();
-        let report = Reporter::new(
-            true,
-            Clock::SinceStart(Instant::now()),
-            Box::new(out.clone()),
-        );
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let cfg = ReactorConfig {
-            apps_dir: Some(apps_dir.path().to_path_buf()),
-            ..ReactorConfig::default()
-        };
-        let reactor = Reactor::new(Arc::new(sim), rx, set, cfg, report)
-            .with_companions(Arc::new(sd.clone()), vec![units.path().to_path_buf()]);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(reactor.run(cancel.clone()));
-        Harness {
-            sd,
-            units,
-            apps: apps_dir,
-            _generator: generator,
-            tx,
-            out,
-            cancel,
-            task,
-        }
-    }
-
-    fn unit_path(&self, file: &str) -> PathBuf {
-        self.units.path().join(file)
-    }
-
-    fn read(&self, file: &str) -> Option<String> {
-        std::fs::read_to_string(self.unit_path(file)).ok()
-    }
-
-    async fn file_changed(&self, file: &str, kind: ChangeKind) {
-        self.tx
-            .send(Trigger::UnitDir(FileChange {
-                dir: self.units.path().to_path_buf(),
-                path: file.into(),
-                kind,
-            }))
-            .await
-            .unwrap();
-    }
-
-    async fn manifest_changed(&self, file: &str, kind: ChangeKind) {
-        self.tx
-            .send(Trigger::AppsDir(FileChange {
-                dir: self.apps.path().to_path_buf(),
-                path: file.into(),
-                kind,
-            }))
-            .await
-            .unwrap();
-    }
-
-    /// A podman event of the container a Quadlet unit runs.
-    async fn container_event(&self, unit: &str, action: &str) {
-        let attributes = [
-            ("PODMAN_SYSTEMD_UNIT".to_string(), unit.to_string()),
-            ("name".to_string(), format!("systemd-{unit}")),
-        ]
-        .into();
-        let ev = PodmanEvent {
-            typ: "container".into(),
-            action: action.into(),
-            actor: Actor {
-                id: "c0ffee".into(),
-                attributes,
-            },
-            time_nano: 1,
-            rest: Default::default(),
-        };
-        self.tx.send(Trigger::Podman(ev)).await.unwrap();
-    }
-
-    async fn stop(self) -> (Stats, String) {
-        self.cancel.cancel();
-        let stats = self.task.await.unwrap();
-        (stats, self.out.contents())
-    }
+/// Both companions' files are as declared, written with one daemon-reload.
+fn assert_both_written_with_one_reload(h: &Sim) {
+    assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
+    assert_eq!(h.read_unit("db-backup.container").as_deref(), Some(UNIT));
+    assert_eq!(
+        h.systemd.count("daemon-reload"),
+        1,
+        "{:?}",
+        h.systemd.calls()
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn startup_should_write_every_companion_reload_once_and_start_each() {
-    let h = Harness::start(&[
+    let h = start(&[
         ("web", manifest("web", &[("web-tunnel", "container", UNIT)])),
         ("db", manifest("db", &[("db-backup", "container", UNIT)])),
     ]);
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
-    assert_eq!(h.read("db-backup.container").as_deref(), Some(UNIT));
-    assert_eq!(h.sd.count("daemon-reload"), 1, "{:?}", h.sd.calls());
+    assert_both_written_with_one_reload(&h);
     for svc in ["web-tunnel.service", "db-backup.service"] {
-        assert_eq!(h.sd.unit(svc).active_state, "active", "{svc}");
+        assert_eq!(h.systemd.unit(svc).active_state, "active", "{svc}");
     }
     let (_, out) = h.stop().await;
     assert!(out.contains("companion/web-tunnel"), "{out}");
@@ -162,26 +66,31 @@ async fn n_companions_changed_at_once_should_cost_one_daemon_reload() {
         .iter()
         .map(|n| (n.as_str(), "container", UNIT))
         .collect();
-    let h = Harness::start(&[("web", manifest("web", &comps))]);
+    let h = start(&[("web", manifest("web", &comps))]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
+    h.systemd.clear_calls();
     // A script rewrites every file, one inotify event each.
     for n in &names {
         let file = format!("{n}.container");
         std::fs::write(h.unit_path(&file), "[Container]\nImage=wrong\n").unwrap();
-        h.file_changed(&file, ChangeKind::Modify).await;
+        h.unit_changed(&file, ChangeKind::Modify).await;
     }
     sleep(Duration::from_secs(1)).await;
     for n in &names {
         assert_eq!(
-            h.read(&format!("{n}.container")).as_deref(),
+            h.read_unit(&format!("{n}.container")).as_deref(),
             Some(UNIT),
             "{n}"
         );
     }
-    assert_eq!(h.sd.count("daemon-reload"), 1, "{:?}", h.sd.calls());
     assert_eq!(
-        h.sd.count("restart"),
+        h.systemd.count("daemon-reload"),
+        1,
+        "{:?}",
+        h.systemd.calls()
+    );
+    assert_eq!(
+        h.systemd.count("restart"),
         0,
         "restored definitions need no restart"
     );
@@ -190,28 +99,28 @@ async fn n_companions_changed_at_once_should_cost_one_daemon_reload() {
 
 #[tokio::test(start_paused = true)]
 async fn a_restored_file_should_not_restart_the_service_it_was_started_from() {
-    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    let h = start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;
-    let before = h.sd.unit("web-tunnel.service");
+    let before = h.systemd.unit("web-tunnel.service");
     assert_eq!(before.active_state, "active");
     // Deleted, then edited by hand: restored each time, never restarted.
     std::fs::remove_file(h.unit_path("web-tunnel.container")).unwrap();
-    h.file_changed("web-tunnel.container", ChangeKind::Remove)
+    h.unit_changed("web-tunnel.container", ChangeKind::Remove)
         .await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
+    assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
     std::fs::write(
         h.unit_path("web-tunnel.container"),
         "[Container]\nImage=x\n",
     )
     .unwrap();
-    h.file_changed("web-tunnel.container", ChangeKind::Modify)
+    h.unit_changed("web-tunnel.container", ChangeKind::Modify)
         .await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
-    let after = h.sd.unit("web-tunnel.service");
+    assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
+    let after = h.systemd.unit("web-tunnel.service");
     assert_eq!(after.invocation_id, before.invocation_id, "same run");
-    assert_eq!(h.sd.count("restart"), 0, "{:?}", h.sd.calls());
+    assert_eq!(h.systemd.count("restart"), 0, "{:?}", h.systemd.calls());
     let (_, out) = h.stop().await;
     assert!(out.contains("file missing: written"), "{out}");
     assert!(out.contains("not restarted"), "{out}");
@@ -219,10 +128,10 @@ async fn a_restored_file_should_not_restart_the_service_it_was_started_from() {
 
 #[tokio::test(start_paused = true)]
 async fn a_manifest_typo_or_a_unit_that_cannot_work_should_leave_the_companion_as_it_was() {
-    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    let h = start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;
-    let before = h.sd.unit("web-tunnel.service");
-    h.sd.clear_calls();
+    let before = h.systemd.unit("web-tunnel.service");
+    h.systemd.clear_calls();
     let good = manifest("web", &[("web-tunnel", "container", UNIT)]);
     for bad in [
         good.replace("image:", "imagee:"),
@@ -237,14 +146,14 @@ async fn a_manifest_typo_or_a_unit_that_cannot_work_should_leave_the_companion_a
         ),
         String::new(),
     ] {
-        std::fs::write(h.apps.path().join("web.yaml"), bad).unwrap();
-        h.manifest_changed("web.yaml", ChangeKind::Modify).await;
+        std::fs::write(h.apps_path("web.yaml"), bad).unwrap();
+        h.apps_changed("web.yaml", ChangeKind::Modify).await;
         sleep(Duration::from_secs(1)).await;
     }
-    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
-    assert_eq!(h.sd.calls(), [] as [String; 0], "not one systemd call");
+    assert_eq!(h.read_unit("web-tunnel.container").as_deref(), Some(UNIT));
+    assert_eq!(h.systemd.calls(), [] as [String; 0], "not one systemd call");
     assert_eq!(
-        h.sd.unit("web-tunnel.service").invocation_id,
+        h.systemd.unit("web-tunnel.service").invocation_id,
         before.invocation_id
     );
     let (_, out) = h.stop().await;
@@ -257,28 +166,28 @@ async fn a_manifest_typo_or_a_unit_that_cannot_work_should_leave_the_companion_a
 
 #[tokio::test(start_paused = true)]
 async fn a_changed_definition_should_restart_the_service_once() {
-    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    let h = start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;
     let new_unit = UNIT.replace("100000", "200000");
     std::fs::write(
-        h.apps.path().join("web.yaml"),
+        h.apps_path("web.yaml"),
         manifest("web", &[("web-tunnel", "container", &new_unit)]),
     )
     .unwrap();
-    h.manifest_changed("web.yaml", ChangeKind::Modify).await;
+    h.apps_changed("web.yaml", ChangeKind::Modify).await;
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        h.read("web-tunnel.container").as_deref(),
+        h.read_unit("web-tunnel.container").as_deref(),
         Some(new_unit.as_str())
     );
     assert_eq!(
-        h.sd.count("restart web-tunnel.service"),
+        h.systemd.count("restart web-tunnel.service"),
         1,
         "{:?}",
-        h.sd.calls()
+        h.systemd.calls()
     );
     assert!(h
-        .sd
+        .systemd
         .running_definition("web-tunnel.service")
         .unwrap()
         .contains("200000"));
@@ -288,15 +197,15 @@ async fn a_changed_definition_should_restart_the_service_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_crashed_companion_should_be_started_again_on_its_containers_event() {
-    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    let h = start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
-    h.sd.crash("web-tunnel.service");
-    h.container_event("web-tunnel.service", "died").await;
+    h.systemd.clear_calls();
+    h.systemd.crash("web-tunnel.service");
+    h.unit_container_event("web-tunnel.service", "died").await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.sd.unit("web-tunnel.service").active_state, "active");
+    assert_eq!(h.systemd.unit("web-tunnel.service").active_state, "active");
     assert_eq!(
-        h.sd.calls(),
+        h.systemd.calls(),
         [
             "show web-tunnel.service",
             "reset-failed web-tunnel.service",
@@ -315,38 +224,43 @@ async fn a_crashed_companion_should_be_started_again_on_its_containers_event() {
 #[tokio::test(start_paused = true)]
 async fn a_unit_systemd_is_auto_restarting_should_be_left_alone_until_it_gives_up() {
     let unit = format!("{UNIT}\n[Service]\nRestart=always\n");
-    let h = Harness::start(&[(
+    let h = start(&[(
         "web",
         manifest("web", &[("web-tunnel", "container", &unit)]),
     )]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
-    h.sd.begin_auto_restart("web-tunnel.service");
-    h.container_event("web-tunnel.service", "died").await;
+    h.systemd.clear_calls();
+    h.systemd.begin_auto_restart("web-tunnel.service");
+    h.unit_container_event("web-tunnel.service", "died").await;
     sleep(Duration::from_secs(3)).await;
-    assert_eq!(h.sd.count("start"), 0, "{:?}", h.sd.calls());
-    assert_eq!(h.sd.count("reset-failed"), 0, "{:?}", h.sd.calls());
-    assert!(
-        h.sd.count("show") <= 5,
-        "looked again about once a second: {:?}",
-        h.sd.calls()
+    assert_eq!(h.systemd.count("start"), 0, "{:?}", h.systemd.calls());
+    assert_eq!(
+        h.systemd.count("reset-failed"),
+        0,
+        "{:?}",
+        h.systemd.calls()
     );
-    h.sd.give_up("web-tunnel.service");
+    assert!(
+        h.systemd.count("show") <= 5,
+        "looked again about once a second: {:?}",
+        h.systemd.calls()
+    );
+    h.systemd.give_up("web-tunnel.service");
     sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        h.sd.count("start web-tunnel.service"),
+        h.systemd.count("start web-tunnel.service"),
         1,
         "{:?}",
-        h.sd.calls()
+        h.systemd.calls()
     );
-    assert_eq!(h.sd.unit("web-tunnel.service").active_state, "active");
+    assert_eq!(h.systemd.unit("web-tunnel.service").active_state, "active");
     let (_, out) = h.stop().await;
     assert!(out.contains("left to systemd until it gives up"), "{out}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_companion_that_fails_to_start_should_back_off_not_hot_loop() {
-    let h = Harness::start_with(
+    let h = start_with(
         &[(
             "web",
             manifest(
@@ -362,23 +276,29 @@ async fn a_companion_that_fails_to_start_should_back_off_not_hot_loop() {
     // Sweep ticks every 300 ms try to hurry the retries; they must not.
     for _ in 0..60 {
         sleep(Duration::from_millis(300)).await;
-        h.tx.send(Trigger::SweepTick).await.unwrap();
+        h.send(Trigger::SweepTick).await;
     }
     // 18 s: attempts at ~0, 1, 3, 7, 15 s.
     assert_eq!(
-        h.sd.count("start web-data-volume.service"),
+        h.systemd.count("start web-data-volume.service"),
         5,
         "{:?}",
-        h.sd.calls()
+        h.systemd.calls()
     );
-    assert_eq!(h.read("web-data.volume").as_deref(), Some("[Volume]\n"));
-    assert_eq!(h.sd.unit("web-data-volume.service").load_state, "loaded");
     assert_eq!(
-        h.sd.unit("web-tunnel.service").active_state,
+        h.read_unit("web-data.volume").as_deref(),
+        Some("[Volume]\n")
+    );
+    assert_eq!(
+        h.systemd.unit("web-data-volume.service").load_state,
+        "loaded"
+    );
+    assert_eq!(
+        h.systemd.unit("web-tunnel.service").active_state,
         "active",
         "the other is fine"
     );
-    assert_eq!(h.sd.count("start web-tunnel.service"), 1);
+    assert_eq!(h.systemd.count("start web-tunnel.service"), 1);
     let (stats, out) = h.stop().await;
     assert_eq!(stats.failures, 5);
     assert!(out.contains("companion/web-data"), "{out}");
@@ -387,7 +307,7 @@ async fn a_companion_that_fails_to_start_should_back_off_not_hot_loop() {
 
 #[tokio::test(start_paused = true)]
 async fn an_app_deleted_should_take_its_companions_with_one_reload_and_leave_others() {
-    let h = Harness::start(&[
+    let h = start(&[
         (
             "web",
             manifest(
@@ -401,41 +321,46 @@ async fn an_app_deleted_should_take_its_companions_with_one_reload_and_leave_oth
         ("db", manifest("db", &[("db-backup", "container", UNIT)])),
     ]);
     sleep(Duration::from_secs(1)).await;
-    let db_before = h.sd.unit("db-backup.service");
-    h.sd.clear_calls();
-    std::fs::remove_file(h.apps.path().join("web.yaml")).unwrap();
-    h.manifest_changed("web.yaml", ChangeKind::Remove).await;
+    let db_before = h.systemd.unit("db-backup.service");
+    h.systemd.clear_calls();
+    std::fs::remove_file(h.apps_path("web.yaml")).unwrap();
+    h.apps_changed("web.yaml", ChangeKind::Remove).await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-tunnel.container"), None);
-    assert_eq!(h.read("web-backup.container"), None);
-    assert_eq!(h.sd.unit("web-tunnel.service").load_state, "not-found");
-    assert_eq!(h.sd.count("stop web-tunnel.service"), 1);
-    assert_eq!(h.sd.count("stop web-backup.service"), 1);
-    assert_eq!(h.sd.count("daemon-reload"), 1, "{:?}", h.sd.calls());
-    assert_eq!(h.read("db-backup.container").as_deref(), Some(UNIT));
+    assert_eq!(h.read_unit("web-tunnel.container"), None);
+    assert_eq!(h.read_unit("web-backup.container"), None);
+    assert_eq!(h.systemd.unit("web-tunnel.service").load_state, "not-found");
+    assert_eq!(h.systemd.count("stop web-tunnel.service"), 1);
+    assert_eq!(h.systemd.count("stop web-backup.service"), 1);
     assert_eq!(
-        h.sd.unit("db-backup.service").invocation_id,
+        h.systemd.count("daemon-reload"),
+        1,
+        "{:?}",
+        h.systemd.calls()
+    );
+    assert_eq!(h.read_unit("db-backup.container").as_deref(), Some(UNIT));
+    assert_eq!(
+        h.systemd.unit("db-backup.service").invocation_id,
         db_before.invocation_id
     );
-    assert_eq!(h.sd.count("stop db-backup"), 0);
+    assert_eq!(h.systemd.count("stop db-backup"), 0);
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn unmanaged_unit_files_should_cause_no_systemd_call() {
-    let h = Harness::start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
+    let h = start(&[("web", manifest("web", &[("web-tunnel", "container", UNIT)]))]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
+    h.systemd.clear_calls();
     std::fs::write(h.unit_path("stranger.container"), "[Container]\n").unwrap();
     for kind in [ChangeKind::Create, ChangeKind::Modify, ChangeKind::Remove] {
-        h.file_changed("stranger.container", kind).await;
+        h.unit_changed("stranger.container", kind).await;
     }
-    h.file_changed(".web-tunnel.container.podkeeper-tmp", ChangeKind::Create)
+    h.unit_changed(".web-tunnel.container.podkeeper-tmp", ChangeKind::Create)
         .await;
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sd.calls().is_empty(), "{:?}", h.sd.calls());
+    assert!(h.systemd.calls().is_empty(), "{:?}", h.systemd.calls());
     assert_eq!(
-        h.read("stranger.container").as_deref(),
+        h.read_unit("stranger.container").as_deref(),
         Some("[Container]\n"),
         "untouched"
     );
@@ -450,27 +375,25 @@ async fn unmanaged_unit_files_should_cause_no_systemd_call() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rescan_should_queue_every_companion_into_one_batch() {
-    let h = Harness::start(&[
+    let h = start(&[
         ("web", manifest("web", &[("web-tunnel", "container", UNIT)])),
         ("db", manifest("db", &[("db-backup", "container", UNIT)])),
     ]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
+    h.systemd.clear_calls();
     // The whole directory went away and came back (empty).
     std::fs::remove_file(h.unit_path("web-tunnel.container")).unwrap();
     std::fs::remove_file(h.unit_path("db-backup.container")).unwrap();
-    h.file_changed("", ChangeKind::Rescan).await;
+    h.unit_changed("", ChangeKind::Rescan).await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-tunnel.container").as_deref(), Some(UNIT));
-    assert_eq!(h.read("db-backup.container").as_deref(), Some(UNIT));
-    assert_eq!(h.sd.count("daemon-reload"), 1, "{:?}", h.sd.calls());
-    assert_eq!(h.sd.count("restart"), 0);
+    assert_both_written_with_one_reload(&h);
+    assert_eq!(h.systemd.count("restart"), 0);
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_companion_due_while_a_batch_runs_should_go_into_the_next_batch() {
-    let h = Harness::start(&[(
+    let h = start(&[(
         "web",
         manifest(
             "web",
@@ -478,16 +401,21 @@ async fn a_companion_due_while_a_batch_runs_should_go_into_the_next_batch() {
         ),
     )]);
     sleep(Duration::from_secs(1)).await;
-    h.sd.clear_calls();
+    h.systemd.clear_calls();
     std::fs::remove_file(h.unit_path("web-a.container")).unwrap();
-    h.file_changed("web-a.container", ChangeKind::Remove).await;
+    h.unit_changed("web-a.container", ChangeKind::Remove).await;
     // web-a's batch is reloading (50 ms) when web-b's file goes.
     sleep(Duration::from_millis(60)).await;
     std::fs::remove_file(h.unit_path("web-b.container")).unwrap();
-    h.file_changed("web-b.container", ChangeKind::Remove).await;
+    h.unit_changed("web-b.container", ChangeKind::Remove).await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.read("web-a.container").as_deref(), Some(UNIT));
-    assert_eq!(h.read("web-b.container").as_deref(), Some(UNIT));
-    assert_eq!(h.sd.count("daemon-reload"), 2, "{:?}", h.sd.calls());
+    assert_eq!(h.read_unit("web-a.container").as_deref(), Some(UNIT));
+    assert_eq!(h.read_unit("web-b.container").as_deref(), Some(UNIT));
+    assert_eq!(
+        h.systemd.count("daemon-reload"),
+        2,
+        "{:?}",
+        h.systemd.calls()
+    );
     h.stop().await;
 }

@@ -660,16 +660,6 @@ fn a_podman_that_accepts_and_never_answers_should_be_reported_and_left_behind_wh
     assert_eq!(wait_child(child, T), Some(0));
 }
 
-/// Starts the podman service again even when the test fails half-way.
-struct ServiceGuard;
-impl Drop for ServiceGuard {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/podman-service"))
-            .arg("start")
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_lost_before_its_first_event_should_resume_from_its_first_connection() {
     use podkeeper::trigger::{StreamStatus, Trigger};
@@ -688,7 +678,7 @@ async fn a_stream_lost_before_its_first_event_should_resume_from_its_first_conne
         other => panic!("the events stream did not connect: {other:?}"),
     }
     let _service = ServiceGuard;
-    script("podman-service", "stop");
+    podman_service("stop");
     // Made while nobody listens: written to podman's events log only.
     podman_ok(&[
         "create",
@@ -698,7 +688,7 @@ async fn a_stream_lost_before_its_first_event_should_resume_from_its_first_conne
         "localhost/bb:1",
         "true",
     ]);
-    script("podman-service", "start");
+    podman_service("start");
     let found = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(t) = rx.recv().await {
             if let Trigger::Podman(ev) = t {

@@ -62,24 +62,6 @@ fn service_pids() -> Vec<i32> {
     pids
 }
 
-fn service(arg: &str) {
-    let ok = Command::new(repo().join("scripts/podman-service"))
-        .arg(arg)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "podman-service {arg}");
-}
-
-/// Starts the podman service again even when the test fails half-way.
-struct ServiceGuard;
-impl Drop for ServiceGuard {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/podman-service"))
-            .arg("start")
-            .status();
-    }
-}
-
 /// One podman event: (container name, action, when).
 type Ev = (String, String, DateTime<Utc>);
 
@@ -177,7 +159,7 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
         }
         if outage {
             std::thread::sleep(Duration::from_millis(1000));
-            service("start");
+            podman_service("start");
         }
         for (id, old) in victims.iter().zip(&before) {
             wait_until(Duration::from_secs(60), &format!("{id} repaired"), || {

@@ -1,117 +1,50 @@
 //! The reactor's scheduling semantics, against the simulated runtime under paused tokio time.
 
-use std::path::Path;
-use std::sync::Arc;
+mod sim;
+
 use std::time::Duration;
 
-use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
-use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
-use podkeeper::report::{Clock, Reporter, SharedBuf};
+use podkeeper::manifest::ManifestSet;
+use podkeeper::reactor::ReactorConfig;
 use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
 use podkeeper::runtime::ContainerState;
-use podkeeper::trigger::{StreamStatus, Trigger};
+use podkeeper::trigger::{ChangeKind, StreamStatus, Trigger};
+use sim::{podman_with_events, settle_until, Setup, Sim};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
-use tokio_util::sync::CancellationToken;
 
 fn manifest(id: &str, image: &str) -> String {
     format!("app:\n  id: {id}\n  container:\n    image: {image}\n    command: [\"/bin/sleep\", \"1000\"]\n    network: none\n")
 }
 
+/// Apps `ids` of the test image, their manifests fixed in memory.
 fn apps(ids: &[&str]) -> ManifestSet {
-    let parsed = ids
+    let files: Vec<(String, String)> = ids
         .iter()
-        .map(|id| {
-            let file = format!("{id}.yaml");
-            let app = parse_manifest(Path::new(&file), &manifest(id, "localhost/bb:1")).unwrap();
-            (file.into(), app)
-        })
+        .map(|id| (format!("{id}.yaml"), manifest(id, sim::IMAGE)))
         .collect();
-    assemble(parsed, vec![])
+    let refs: Vec<(&str, String)> = files.iter().map(|(f, t)| (f.as_str(), t.clone())).collect();
+    sim::manifests(&refs)
 }
 
-struct Harness {
-    sim: SimRuntime,
-    tx: mpsc::Sender<Trigger>,
-    out: SharedBuf,
-    cancel: CancellationToken,
-    task: JoinHandle<Stats>,
+/// The reactor over `podman` and `set`, reading what `podman` emits.
+fn start(
+    set: ManifestSet,
+    podman: SimRuntime,
+    events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+) -> Sim {
+    Setup::fixed(podman, set).events(events).start()
 }
 
-impl Harness {
-    fn start(
-        set: ManifestSet,
-        sim: SimRuntime,
-        events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
-    ) -> Self {
-        Self::start_with(set, sim, events, ReactorConfig::default())
-    }
-
-    fn start_with(
-        set: ManifestSet,
-        sim: SimRuntime,
-        mut events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
-        cfg: ReactorConfig,
-    ) -> Self {
-        let (tx, rx) = mpsc::channel(1024);
-        let out = SharedBuf::default();
-        let report = Reporter::new(
-            true,
-            Clock::SinceStart(Instant::now()),
-            Box::new(out.clone()),
-        );
-        let reactor = Reactor::new(Arc::new(sim.clone()), rx, set, cfg, report);
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(reactor.run(cancel.clone()));
-        // What the simulated podman emits reaches the reactor like the real stream.
-        let fwd = tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if fwd.send(Trigger::Podman(ev)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Harness {
-            sim,
-            tx,
-            out,
-            cancel,
-            task,
-        }
-    }
-
-    async fn send(&self, t: Trigger) {
-        self.tx.send(t).await.unwrap();
-    }
-
-    async fn connect(&self) {
-        self.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
-            .await;
-    }
-
-    async fn stop(self) -> (Stats, String) {
-        self.cancel.cancel();
-        let stats = self.task.await.unwrap();
-        (stats, self.out.contents())
-    }
-
-    fn calls_for(&self, app: &str) -> Vec<String> {
-        self.sim
-            .calls()
-            .into_iter()
-            .filter(|c| c.ends_with(&format!(" {app}")))
-            .collect()
-    }
-}
-
-fn sim() -> (
-    SimRuntime,
-    mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
-) {
-    let (etx, erx) = mpsc::unbounded_channel();
-    (SimRuntime::new(&["localhost/bb:1"], Some(etx)), erx)
+/// The reactor over a real apps directory holding `files` (re-read on change).
+fn start_in_dir(
+    files: &[(&str, String)],
+    podman: SimRuntime,
+    events: mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
+) -> Sim {
+    Setup::dir(podman, files.iter().cloned())
+        .events(events)
+        .start()
 }
 
 fn labels_for(set: &ManifestSet, id: &str) -> std::collections::BTreeMap<String, String> {
@@ -121,45 +54,45 @@ fn labels_for(set: &ManifestSet, id: &str) -> std::collections::BTreeMap<String,
 #[tokio::test(start_paused = true)]
 async fn startup_sweep_should_create_missing_apps_and_adopt_running_ones() {
     let set = apps(&["a", "b", "c"]);
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     sim.add_running("a", labels_for(&set, "a"));
     let a_id = sim.container("a").unwrap().id;
-    let h = Harness::start(set, sim, erx);
+    let h = start(set, sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     for id in ["a", "b", "c"] {
         assert_eq!(
-            h.sim.container(id).unwrap().state,
+            h.podman.container(id).unwrap().state,
             ContainerState::Running,
             "{id}"
         );
     }
     assert_eq!(
-        h.sim.container("a").unwrap().id,
+        h.podman.container("a").unwrap().id,
         a_id,
         "adopted, not recreated"
     );
     assert!(
         h.calls_for("a").is_empty(),
         "a matched: no call beyond the list: {:?}",
-        h.sim.calls()
+        h.podman.calls()
     );
     assert_eq!(h.calls_for("b"), ["inspect b", "create b", "start b"]);
-    assert_eq!(h.sim.calls().iter().filter(|c| *c == "list").count(), 1);
+    assert_eq!(h.podman.calls().iter().filter(|c| *c == "list").count(), 1);
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn reactor_should_restart_a_crashed_app_with_at_most_two_reconciles() {
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&["web", "other"]), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&["web", "other"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
-    h.sim.crash("web", 137);
+    h.podman.clear_calls();
+    h.podman.crash("web", 137);
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        h.sim.container("web").unwrap().state,
+        h.podman.container("web").unwrap().state,
         ContainerState::Running
     );
     let inspects = h
@@ -167,7 +100,7 @@ async fn reactor_should_restart_a_crashed_app_with_at_most_two_reconciles() {
         .iter()
         .filter(|c| c.starts_with("inspect"))
         .count();
-    assert!((1..=2).contains(&inspects), "{:?}", h.sim.calls());
+    assert!((1..=2).contains(&inspects), "{:?}", h.podman.calls());
     assert!(h.calls_for("other").is_empty(), "other apps see no call");
     let (_, out) = h.stop().await;
     assert!(out.contains("container died (137)"), "{out}");
@@ -179,22 +112,22 @@ async fn reactor_should_restart_a_crashed_app_with_at_most_two_reconciles() {
 
 #[tokio::test(start_paused = true)]
 async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
+    h.podman.clear_calls();
     for _ in 0..200 {
-        h.sim.stop_by_hand("web");
+        h.podman.stop_by_hand("web");
     }
     sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        h.sim.container("web").unwrap().state,
+        h.podman.container("web").unwrap().state,
         ContainerState::Running
     );
     // One reconcile (it waits out the exit grace and looks again before it
     // starts: two inspects) and at most one follow-up for what came meanwhile.
-    let calls = h.sim.calls();
+    let calls = h.podman.calls();
     assert_eq!(
         calls.iter().filter(|c| c.starts_with("start")).count(),
         1,
@@ -218,32 +151,25 @@ async fn a_burst_of_events_for_one_app_should_give_at_most_two_reconciles() {
 
 #[tokio::test(start_paused = true)]
 async fn events_of_unmanaged_containers_should_cause_no_call() {
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     sim.add_running("stranger", Default::default());
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
-    h.sim.crash("stranger", 137);
-    h.sim.remove_by_hand("stranger");
+    h.podman.clear_calls();
+    h.podman.crash("stranger", 137);
+    h.podman.remove_by_hand("stranger");
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    assert!(h.podman.calls().is_empty(), "{:?}", h.podman.calls());
     let (_, out) = h.stop().await;
     assert!(out.contains("ignored: not managed"), "{out}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_it() {
-    let parsed = vec![(
-        "web.yaml".into(),
-        parse_manifest(
-            Path::new("web.yaml"),
-            &manifest("web", "localhost/missing:1"),
-        )
-        .unwrap(),
-    )];
-    let (sim, erx) = sim();
-    let h = Harness::start(assemble(parsed, vec![]), sim, erx);
+    let set = sim::manifests(&[("web.yaml", manifest("web", "localhost/missing:1"))]);
+    let (sim, erx) = podman_with_events();
+    let h = start(set, sim, erx);
     h.connect().await;
     let t0 = Instant::now();
     // Sweep ticks every 300 ms try to hurry the retries; they must not.
@@ -253,12 +179,12 @@ async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_
     }
     // 18 s: attempts at ~0, 1, 3, 7, 15 s (1 s doubling).
     let pulls = h
-        .sim
+        .podman
         .calls()
         .iter()
         .filter(|c| c.starts_with("pull"))
         .count();
-    assert_eq!(pulls, 5, "{:?}", h.sim.calls());
+    assert_eq!(pulls, 5, "{:?}", h.podman.calls());
     assert!(t0.elapsed() >= Duration::from_secs(18));
     let (stats, out) = h.stop().await;
     assert_eq!(stats.failures, 5);
@@ -268,34 +194,33 @@ async fn failures_should_back_off_exponentially_and_triggers_should_not_shorten_
 
 #[tokio::test(start_paused = true)]
 async fn sweep_should_queue_only_the_apps_that_differ() {
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     // A runtime whose events never reach the reactor: only the sweep can notice.
     drop(erx);
-    let (_etx, silent) = mpsc::unbounded_channel();
-    let h = Harness::start(apps(&["a", "b", "c", "d"]), sim, silent);
+    let h = Setup::fixed(sim, apps(&["a", "b", "c", "d"])).start();
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.crash("c", 1);
+    h.podman.crash("c", 1);
     // Past the exit grace, so that one inspect decides.
     sleep(Duration::from_millis(300)).await;
-    h.sim.clear_calls();
+    h.podman.clear_calls();
     h.send(Trigger::SweepTick).await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.sim.calls(), ["list", "inspect c", "start c"]);
+    assert_eq!(h.podman.calls(), ["list", "inspect c", "start c"]);
     h.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_loop_should_be_delayed_like_dockers_restart_manager() {
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     let mut restarts = Vec::new();
     for _ in 0..5 {
         let died = Instant::now();
-        h.sim.crash("web", 1);
-        while h.sim.container("web").unwrap().state != ContainerState::Running {
+        h.podman.crash("web", 1);
+        while h.podman.container("web").unwrap().state != ContainerState::Running {
             sleep(Duration::from_millis(1)).await;
         }
         restarts.push(died.elapsed().as_millis() / 10 * 10);
@@ -312,11 +237,11 @@ async fn a_crash_loop_should_be_delayed_like_dockers_restart_manager() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stream_gap_should_queue_a_full_sweep() {
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
+    h.podman.clear_calls();
     h.send(Trigger::Stream(StreamStatus::Lost {
         error: "gone".into(),
     }))
@@ -324,44 +249,31 @@ async fn a_stream_gap_should_queue_a_full_sweep() {
     h.send(Trigger::Stream(StreamStatus::Connected { resumed: true }))
         .await;
     sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.sim.calls(), ["list"]);
+    assert_eq!(h.podman.calls(), ["list"]);
     let (_, out) = h.stop().await;
     assert!(out.contains("stream resumed after a gap"), "{out}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_deleted_manifest_should_remove_its_container_and_orphans_should_stay() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        manifest("web", "localhost/bb:1"),
-    )
-    .unwrap();
-    let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     let orphan_labels = [(podkeeper::APP_LABEL.to_string(), "old".to_string())].into();
     sim.add_running("old", orphan_labels);
-    let cfg = ReactorConfig {
-        apps_dir: Some(dir.path().to_path_buf()),
-        ..ReactorConfig::default()
-    };
-    let h = Harness::start_with(set, sim, erx, cfg);
+    let h = start_in_dir(&[("web.yaml", manifest("web", sim::IMAGE))], sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sim.container("web").is_some());
-    std::fs::remove_file(dir.path().join("web.yaml")).unwrap();
-    h.send(Trigger::AppsDir(podkeeper::trigger::FileChange {
-        dir: dir.path().to_path_buf(),
-        path: "web.yaml".into(),
-        kind: podkeeper::trigger::ChangeKind::Remove,
-    }))
-    .await;
+    assert!(h.podman.container("web").is_some());
+    std::fs::remove_file(h.apps_path("web.yaml")).unwrap();
+    h.apps_changed("web.yaml", ChangeKind::Remove).await;
     sleep(Duration::from_secs(1)).await;
     assert!(
-        h.sim.container("web").is_none(),
+        h.podman.container("web").is_none(),
         "removed with its manifest"
     );
-    assert!(h.sim.container("old").is_some(), "orphans are left alone");
+    assert!(
+        h.podman.container("old").is_some(),
+        "orphans are left alone"
+    );
     let (_, out) = h.stop().await;
     assert!(
         out.contains("old (old): labelled io.podkeeper.app but no manifest; left alone"),
@@ -376,13 +288,13 @@ async fn more_ready_apps_than_slots_should_wait_for_a_slot_not_spin() {
     // reactor never lets the clock advance, so this test would hang).
     let ids: Vec<String> = (0..10).map(|i| format!("app{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&refs), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&refs), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(2)).await;
     for id in &ids {
         assert_eq!(
-            h.sim.container(id).unwrap().state,
+            h.podman.container(id).unwrap().state,
             ContainerState::Running,
             "{id}"
         );
@@ -393,20 +305,19 @@ async fn more_ready_apps_than_slots_should_wait_for_a_slot_not_spin() {
 #[tokio::test(start_paused = true)]
 async fn a_died_event_older_than_the_last_successful_reconcile_should_be_ignored() {
     // The simulated stream is in the spec's hands: it delivers late.
-    let (sim, mut stream) = sim();
-    let (_etx, silent) = mpsc::unbounded_channel();
-    let h = Harness::start(apps(&["web"]), sim, silent);
+    let (sim, mut stream) = podman_with_events();
+    let h = Setup::fixed(sim, apps(&["web"])).start();
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
-    h.sim.crash("web", 137);
+    h.podman.clear_calls();
+    h.podman.crash("web", 137);
     // Half a second later a sweep finds web exited and restarts it; only
     // then does the stream deliver the crash's died, and deliver it again.
     sleep(Duration::from_millis(500)).await;
     h.send(Trigger::SweepTick).await;
     sleep(Duration::from_secs(1)).await;
     assert_eq!(h.calls_for("web"), ["inspect web", "start web"]);
-    h.sim.clear_calls();
+    h.podman.clear_calls();
     let mut late = Vec::new();
     while let Ok(ev) = stream.try_recv() {
         if ev.action == "died" {
@@ -418,7 +329,7 @@ async fn a_died_event_older_than_the_last_successful_reconcile_should_be_ignored
         h.send(Trigger::Podman(died.clone())).await;
     }
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    assert!(h.podman.calls().is_empty(), "{:?}", h.podman.calls());
     let (_, out) = h.stop().await;
     let ignored = out
         .lines()
@@ -430,21 +341,21 @@ async fn a_died_event_older_than_the_last_successful_reconcile_should_be_ignored
 
 #[tokio::test(start_paused = true)]
 async fn a_new_crash_right_after_a_restart_should_still_be_acted_on() {
-    let (sim, erx) = sim();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let (sim, erx) = podman_with_events();
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.crash("web", 137);
+    h.podman.crash("web", 137);
     // Crash again the moment podkeeper's restart is done: the new died is
     // stamped after the inspect that preceded that restart, however soon.
-    while h.sim.container("web").unwrap().state != ContainerState::Running {
+    while h.podman.container("web").unwrap().state != ContainerState::Running {
         sleep(Duration::from_millis(1)).await;
     }
-    h.sim.clear_calls();
-    h.sim.crash("web", 1);
+    h.podman.clear_calls();
+    h.podman.crash("web", 1);
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        h.sim.container("web").unwrap().state,
+        h.podman.container("web").unwrap().state,
         ContainerState::Running
     );
     // Looked at, the exit grace waited out, looked at again, started.
@@ -458,55 +369,27 @@ async fn a_new_crash_right_after_a_restart_should_still_be_acted_on() {
     assert!(died[0].contains("→ queue app/web"), "{out}");
 }
 
-/// Wait (virtual time, 10 ms at a time, at most `limit`) until `cond`
-/// holds. Re-reading the apps directory runs on a blocking thread, which
-/// paused time does not wait for: each step also gives it real time.
-async fn settle_until(limit: Duration, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !cond() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(1));
-        sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// An apps directory the reactor re-reads, and the trigger that says it changed.
-fn apps_dir_changed(dir: &Path, file: &str) -> Trigger {
-    Trigger::AppsDir(podkeeper::trigger::FileChange {
-        dir: dir.to_path_buf(),
-        path: file.into(),
-        kind: podkeeper::trigger::ChangeKind::RenameTo,
-    })
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_fix_should_not_wait_out_the_backoff() {
-    let dir = tempfile::tempdir().unwrap();
     // An image nobody has: create fails, the pull fails, the backoff grows.
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        manifest("web", "localhost/nope:1"),
-    )
-    .unwrap();
-    let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
-    let (sim, erx) = sim();
-    let cfg = ReactorConfig {
-        apps_dir: Some(dir.path().to_path_buf()),
-        ..ReactorConfig::default()
-    };
-    let h = Harness::start_with(set, sim, erx, cfg);
+    let (sim, erx) = podman_with_events();
+    let h = start_in_dir(
+        &[("web.yaml", manifest("web", "localhost/nope:1"))],
+        sim,
+        erx,
+    );
     h.connect().await;
     // Failures at 0, 1, 3, 7, 15, 31 s: the next retry is at 63 s.
     sleep(Duration::from_secs(40)).await;
-    assert!(h.sim.container("web").is_none());
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        manifest("web", "localhost/bb:1"),
-    )
-    .unwrap();
-    h.send(apps_dir_changed(dir.path(), "web.yaml")).await;
-    settle_until(Duration::from_secs(1), || h.sim.container("web").is_some()).await;
+    assert!(h.podman.container("web").is_none());
+    std::fs::write(h.apps_path("web.yaml"), manifest("web", sim::IMAGE)).unwrap();
+    h.apps_changed("web.yaml", ChangeKind::RenameTo).await;
+    settle_until(Duration::from_secs(1), || {
+        h.podman.container("web").is_some()
+    })
+    .await;
     assert_eq!(
-        h.sim.container("web").map(|c| c.state),
+        h.podman.container("web").map(|c| c.state),
         Some(ContainerState::Running),
         "the fix ran at once"
     );
@@ -523,38 +406,31 @@ async fn a_fix_should_not_wait_out_the_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn a_renamed_container_should_be_replaced_reported_once_and_removed_with_the_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        manifest("web", "localhost/bb:1"),
-    )
-    .unwrap();
-    let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
-    let (sim, erx) = sim();
-    let cfg = ReactorConfig {
-        apps_dir: Some(dir.path().to_path_buf()),
-        ..ReactorConfig::default()
-    };
-    let h = Harness::start_with(set, sim, erx, cfg);
+    let (sim, erx) = podman_with_events();
+    let h = start_in_dir(&[("web.yaml", manifest("web", sim::IMAGE))], sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    let first = h.sim.container("web").unwrap().id;
-    h.sim.rename_by_hand("web", "web-old");
+    let first = h.podman.container("web").unwrap().id;
+    h.podman.rename_by_hand("web", "web-old");
     sleep(Duration::from_secs(1)).await;
-    assert_ne!(h.sim.container("web").unwrap().id, first, "a new web");
-    assert_eq!(h.sim.container("web-old").unwrap().id, first, "left alone");
+    assert_ne!(h.podman.container("web").unwrap().id, first, "a new web");
+    assert_eq!(
+        h.podman.container("web-old").unwrap().id,
+        first,
+        "left alone"
+    );
     // Sweeps see it again: reported once all the same.
     h.send(Trigger::SweepTick).await;
     sleep(Duration::from_secs(1)).await;
-    std::fs::remove_file(dir.path().join("web.yaml")).unwrap();
-    h.send(apps_dir_changed(dir.path(), "web.yaml")).await;
+    std::fs::remove_file(h.apps_path("web.yaml")).unwrap();
+    h.apps_changed("web.yaml", ChangeKind::RenameTo).await;
     settle_until(Duration::from_secs(2), || {
-        h.sim.container("web").is_none() && h.sim.container("web-old").is_none()
+        h.podman.container("web").is_none() && h.podman.container("web-old").is_none()
     })
     .await;
-    assert!(h.sim.container("web").is_none());
+    assert!(h.podman.container("web").is_none());
     assert!(
-        h.sim.container("web-old").is_none(),
+        h.podman.container("web-old").is_none(),
         "gone with the manifest"
     );
     let (_, out) = h.stop().await;
@@ -568,27 +444,20 @@ async fn a_renamed_container_should_be_replaced_reported_once_and_removed_with_t
 
 #[tokio::test(start_paused = true)]
 async fn a_reload_should_reread_the_manifests_and_sweep() {
-    let dir = tempfile::tempdir().unwrap();
-    let set = podkeeper::manifest::load_dir(dir.path()).unwrap();
-    let (sim, erx) = sim();
-    let cfg = ReactorConfig {
-        apps_dir: Some(dir.path().to_path_buf()),
-        ..ReactorConfig::default()
-    };
-    let h = Harness::start_with(set, sim, erx, cfg);
+    let (sim, erx) = podman_with_events();
+    let h = start_in_dir(&[], sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
     // Written where no watcher saw it: only the reload finds it.
-    std::fs::write(
-        dir.path().join("web.yaml"),
-        manifest("web", "localhost/bb:1"),
-    )
-    .unwrap();
+    std::fs::write(h.apps_path("web.yaml"), manifest("web", sim::IMAGE)).unwrap();
     h.send(Trigger::Reload).await;
-    settle_until(Duration::from_secs(2), || h.sim.container("web").is_some()).await;
+    settle_until(Duration::from_secs(2), || {
+        h.podman.container("web").is_some()
+    })
+    .await;
     sleep(Duration::from_millis(500)).await;
     assert_eq!(
-        h.sim.container("web").map(|c| c.state),
+        h.podman.container("web").map(|c| c.state),
         Some(ContainerState::Running)
     );
     let (_, out) = h.stop().await;
@@ -598,42 +467,24 @@ async fn a_reload_should_reread_the_manifests_and_sweep() {
 
 #[tokio::test(start_paused = true)]
 async fn a_podman_that_does_not_answer_should_be_reported_once_and_its_return_too() {
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     sim.set_unreachable(true);
-    let (tx, rx) = mpsc::channel(1024);
-    let out = SharedBuf::default();
-    let report = Reporter::new(
-        true,
-        Clock::SinceStart(Instant::now()),
-        Box::new(out.clone()),
-    );
-    // No stream ever connects: the start-up sweep runs all the same.
-    let reactor = Reactor::new(
-        Arc::new(sim.clone()),
-        rx,
-        apps(&["web"]),
-        ReactorConfig::default(),
-        report,
-    )
-    .with_startup_sweep(Duration::from_secs(2));
-    let cancel = CancellationToken::new();
-    let task = tokio::spawn(reactor.run(cancel.clone()));
     drop(erx);
+    // No stream ever connects: the start-up sweep runs all the same.
+    let h = Setup::fixed(sim, apps(&["web"]))
+        .startup_sweep(Duration::from_secs(2))
+        .start();
     sleep(Duration::from_secs(20)).await;
-    assert!(sim.container("web").is_none());
-    sim.set_unreachable(false);
+    assert!(h.podman.container("web").is_none());
+    h.podman.set_unreachable(false);
     // The stream connects once podman answers.
-    tx.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
-        .await
-        .unwrap();
+    h.connect().await;
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        sim.container("web").map(|c| c.state),
+        h.podman.container("web").map(|c| c.state),
         Some(ContainerState::Running)
     );
-    cancel.cancel();
-    task.await.unwrap();
-    let out = out.contents();
+    let (_, out) = h.stop().await;
     let said = out
         .lines()
         .filter(|l| l.contains("podman is unreachable"))
@@ -651,21 +502,21 @@ fn sim5() -> (
     SimRuntime,
     mpsc::UnboundedReceiver<podkeeper::trigger::PodmanEvent>,
 ) {
-    let (sim, erx) = sim();
+    let (sim, erx) = podman_with_events();
     (sim.with_event_set(EventSet::V5), erx)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_podman_stop_on_podman_5_should_be_repaired_from_its_died_event_alone() {
     let (sim, erx) = sim5();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
-    h.sim.stop_by_hand("web");
+    h.podman.clear_calls();
+    h.podman.stop_by_hand("web");
     sleep(Duration::from_secs(1)).await;
     assert_eq!(
-        h.sim.container("web").unwrap().state,
+        h.podman.container("web").unwrap().state,
         ContainerState::Running
     );
     assert_eq!(
@@ -675,7 +526,7 @@ async fn a_podman_stop_on_podman_5_should_be_repaired_from_its_died_event_alone(
             .count(),
         1,
         "{:?}",
-        h.sim.calls()
+        h.podman.calls()
     );
     let (_, out) = h.stop().await;
     assert!(
@@ -708,10 +559,10 @@ fn event5(action: &str, extra: serde_json::Value) -> podkeeper::trigger::PodmanE
 #[tokio::test(start_paused = true)]
 async fn restart_health_status_and_image_pull_events_should_cost_no_reconcile() {
     let (sim, erx) = sim5();
-    let h = Harness::start(apps(&["web"]), sim, erx);
+    let h = start(apps(&["web"]), sim, erx);
     h.connect().await;
     sleep(Duration::from_secs(1)).await;
-    h.sim.clear_calls();
+    h.podman.clear_calls();
     let image_pull: podkeeper::trigger::PodmanEvent = serde_json::from_value(serde_json::json!({
         "status": "pull", "id": "localhost/bb:1", "Type": "image", "Action": "pull",
         "Actor": {"ID": "localhost/bb:1", "Attributes": {"name": "localhost/bb:1"}},
@@ -730,7 +581,7 @@ async fn restart_health_status_and_image_pull_events_should_cost_no_reconcile() 
         h.send(Trigger::Podman(ev)).await;
     }
     sleep(Duration::from_secs(1)).await;
-    assert!(h.sim.calls().is_empty(), "{:?}", h.sim.calls());
+    assert!(h.podman.calls().is_empty(), "{:?}", h.podman.calls());
     let (_, out) = h.stop().await;
     for line in [
         "image pull               localhost/bb:1       → ignored: image events do not change an app",
@@ -740,4 +591,94 @@ async fn restart_health_status_and_image_pull_events_should_cost_no_reconcile() 
     ] {
         assert!(out.contains(line), "{line}\n{out}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_should_report_what_is_in_flight_and_start_nothing_new() {
+    let (mut sim, erx) = podman_with_events();
+    sim.latency = Duration::from_secs(2);
+    let h = start(apps(&["web"]), sim, erx);
+    h.connect().await;
+    // The sweep's list is in flight (2 s): shut down now.
+    sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    let podman = h.podman.clone();
+    let (_, out) = h.stop().await;
+    // The sweep found web missing; the drain reports it but starts nothing.
+    assert_eq!(podman.calls(), ["list"]);
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(
+        out.contains("waiting for 1 reconcile(s) in flight"),
+        "{out}"
+    );
+    assert!(out.contains("react  sweep"), "{out}");
+    assert!(!out.contains("drain timeout"), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_should_abandon_what_outlasts_the_drain_timeout() {
+    let (mut sim, erx) = podman_with_events();
+    sim.latency = Duration::from_secs(600);
+    let cfg = ReactorConfig {
+        drain_timeout: Duration::from_secs(5),
+        ..ReactorConfig::default()
+    };
+    let h = Setup::fixed(sim, apps(&["web"]))
+        .events(erx)
+        .config(cfg)
+        .start();
+    h.connect().await;
+    sleep(Duration::from_millis(100)).await;
+    let t0 = Instant::now();
+    let (_, out) = h.stop().await;
+    let took = t0.elapsed();
+    assert!(
+        (Duration::from_secs(5)..Duration::from_secs(6)).contains(&took),
+        "{took:?}"
+    );
+    assert!(
+        out.contains("drain timeout: abandoning reconciles in flight"),
+        "{out}"
+    );
+    assert!(!out.contains("react  sweep"), "{out}");
+}
+
+/// Counts its heartbeats.
+struct Beats(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl podkeeper::observe::Observer for Beats {
+    fn heartbeat_every(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+    fn heartbeat(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_observers_heartbeat_should_beat_from_the_loop_through_a_storm_of_events() {
+    let beats = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (sim, erx) = podman_with_events();
+    let h = Setup::fixed(sim, apps(&["web"]))
+        .events(erx)
+        .observer(Box::new(Beats(beats.clone())))
+        .quiet()
+        .start();
+    h.connect().await;
+    // Ten seconds of events, a hundred every 10 ms, none of them news.
+    for _ in 0..1000 {
+        for i in 0..100 {
+            let ev = sim::container_event("exec_died", &format!("x{i}"), &[("name", "stranger")]);
+            h.send(Trigger::Podman(ev)).await;
+        }
+        sleep(Duration::from_millis(10)).await;
+    }
+    let n = beats.load(std::sync::atomic::Ordering::Relaxed);
+    // One at once, then one a second.
+    assert!((10..=12).contains(&n), "{n} heartbeats in 10 s");
+    h.stop().await;
 }

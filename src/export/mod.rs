@@ -371,7 +371,7 @@ mod tests {
         assert_eq!(export.errors.len(), 1);
         // Worded as `check` words it.
         assert_eq!(
-            crate::cli::check_report(&set, &[])
+            crate::report::check_report(&set, &[])
                 .lines()
                 .find(|l| l.starts_with("error"))
                 .unwrap(),

@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use super::state::Board;
-use crate::observe::{EventSeen, Reacted};
+use crate::observe::{EventSeen, Reacted, Source};
 use crate::trigger::Key;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,10 +135,10 @@ impl Metrics {
     /// One event. The labels are words from a fixed list: a label set per
     /// podman action someone invents would grow without bound.
     pub fn count_event(&self, seen: &EventSeen<'_>) {
-        let (source, kind, reconnect) = event_labels(seen);
+        let (kind, reconnect) = event_kind(seen);
         self.events
             .get_or_create(&EventLabels {
-                source,
+                source: seen.source.as_str(),
                 r#type: kind,
             })
             .inc();
@@ -210,8 +210,11 @@ pub fn key_kind(key: &Key) -> &'static str {
     }
 }
 
-/// podman's event actions podkeeper names in `type`; any other is `other`.
-const PODMAN_ACTIONS: &[&str] = &[
+/// The event kinds podkeeper names in `type` (see `observe::EventSeen::kind`);
+/// any other (a podman action this list does not know) is `other`, so the
+/// label's values stay bounded whatever podman sends.
+const KINDS: &[&str] = &[
+    // podman's actions
     "attach",
     "checkpoint",
     "cleanup",
@@ -237,52 +240,39 @@ const PODMAN_ACTIONS: &[&str] = &[
     "start",
     "stop",
     "sync",
+    "tag",
     "unmount",
     "unpause",
     "untag",
-    "tag",
-];
-
-const SOURCES: &[&str] = &[
-    "podman", "conmon", "apps-dir", "unit-dir", "timer", "sweep", "start-up",
-];
-
-const CHANGE_KINDS: &[&str] = &[
-    "create",
+    // the events stream, conmon, the directories, timers, sweep, start-up
+    "connected",
+    "resumed",
+    "exit-file",
     "modify",
-    "remove",
     "rename-from",
     "rename-to",
     "rescan",
+    "manifest-added",
+    "manifest-gone",
+    "manifest-changed",
+    "companion-added",
+    "companion-gone",
+    "companion-changed",
+    "duplicate",
+    "sweep-due",
+    "companions-due",
+    "drift",
+    "first-sweep",
+    "companions",
 ];
 
-/// An event's `source` and `type` labels, and whether it is the events
-/// stream resuming after a gap. The one place that reads event records.
-fn event_labels(seen: &EventSeen<'_>) -> (&'static str, &'static str, bool) {
-    let source = SOURCES
+/// An event's `type` label, and whether it is the events stream resuming
+/// after a gap. The one place that reads event records.
+fn event_kind(seen: &EventSeen<'_>) -> (&'static str, bool) {
+    let kind = KINDS
         .iter()
-        .find(|s| **s == seen.source)
+        .find(|k| **k == seen.kind)
         .copied()
         .unwrap_or("other");
-    let word = |list: &[&'static str], w: &str| list.iter().find(|a| **a == w).copied();
-    let kind = match source {
-        // "container died (137)", "image pull", "stream resumed after a gap"
-        "podman" => {
-            if seen.what.starts_with("stream resumed") {
-                return (source, "stream-resumed", true);
-            }
-            if seen.what.starts_with("stream connected") {
-                return (source, "stream-connected", false);
-            }
-            let action = seen.what.split_whitespace().nth(1).unwrap_or("");
-            word(PODMAN_ACTIONS, action)
-        }
-        "conmon" => Some("exit"),
-        "apps-dir" | "unit-dir" => word(CHANGE_KINDS, seen.what),
-        "timer" => Some("sweep-due"),
-        "sweep" => Some("differs"),
-        "start-up" => Some("first-sweep"),
-        _ => None,
-    };
-    (source, kind.unwrap_or("other"), false)
+    (kind, seen.source == Source::Podman && kind == "resumed")
 }

@@ -369,11 +369,6 @@ impl Records {
 }
 
 impl Observer for Records {
-    fn wants_events(&self) -> bool {
-        // Counting events needs their records; see Metrics::count_event.
-        true
-    }
-
     fn event(&mut self, seen: &EventSeen<'_>) {
         self.shared.metrics.count_event(seen);
     }

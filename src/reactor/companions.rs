@@ -15,15 +15,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::observers::emit;
 use super::{Done, Reactor, REACT_TO};
 use crate::manifest::{Companion, ManifestSet};
+use crate::observe::{EventSeen, Ignored, Source, Subject, Verdict, What};
 use crate::reconcile::companion::{
     is_temp_file, reconcile_companions, Batch, BatchReactions, CompanionItem, SharedSystemd,
     StartedFrom,
 };
 use crate::runtime::Podman;
-use crate::scheduler::Finished;
-use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent};
+use crate::scheduler::{Finished, Scheduler};
+use crate::trigger::{ChangeKind, FileChange, Key, KeyRef, PodmanEvent};
 
 /// How long unit-directory changes settle before their companions are
 /// reconciled (files written together go into one batch, one reload).
@@ -48,6 +50,44 @@ pub(super) struct Companions {
     pub(super) batch_running: bool,
 }
 
+impl Companions {
+    fn enabled(&self) -> bool {
+        self.systemd.is_some() && !self.unit_dirs.is_empty()
+    }
+
+    /// The companion whose unit file has this name (now or earlier in this run).
+    fn owner_of(&self, file: &str) -> Option<&str> {
+        self.known
+            .values()
+            .chain(self.retired.values())
+            .find(|c| c.file_name() == file)
+            .map(|c| c.name.as_str())
+    }
+
+    /// A podman event of a container a systemd unit started: its verdict,
+    /// having queued its companion if it is one and the event matters.
+    pub(super) fn unit_event_verdict<'a>(
+        &'a self,
+        sched: &mut Scheduler<Key>,
+        ev: &'a PodmanEvent,
+        unit: &'a str,
+        now: Instant,
+    ) -> Verdict<'a> {
+        let companion = self.known.values().find(|c| c.service_name() == unit);
+        match companion {
+            None => Verdict::Ignored(Ignored::NotACompanion(unit)),
+            Some(_) if !self.enabled() => Verdict::Ignored(Ignored::CompanionsOff),
+            // A Quadlet container that exits is removed (--rm) and its service
+            // goes inactive or failed; the reconcile reads which.
+            Some(c) if REACT_TO.contains(&ev.action.as_str()) => {
+                let scheduled = sched.schedule(Key::Companion(c.name.clone()), now);
+                Verdict::scheduled(KeyRef::Companion(&c.name), scheduled, now)
+            }
+            Some(_) => Verdict::Ignored(Ignored::NoChange(&ev.action)),
+        }
+    }
+}
+
 impl<R: Podman> Reactor<R> {
     /// Also keep the companions of the apps in their declared state, through
     /// `systemd`, writing their files into `unit_dirs[0]` (all are watched by
@@ -60,12 +100,12 @@ impl<R: Podman> Reactor<R> {
             .companions()
             .map(|(_, c)| (c.name.clone(), c.clone()))
             .collect();
-        self.queue_all_companions("start-up", "look at every companion");
+        self.queue_all_companions(Source::StartUp, "companions", "look at every companion");
         self
     }
 
     fn companions_enabled(&self) -> bool {
-        self.comp.systemd.is_some() && !self.comp.unit_dirs.is_empty()
+        self.comp.enabled()
     }
 
     /// Every companion podkeeper knows of: declared, or retired and still to be removed.
@@ -78,8 +118,8 @@ impl<R: Podman> Reactor<R> {
             .collect()
     }
 
-    /// Queue every companion (known or to be removed) with one debug line.
-    pub(super) fn queue_all_companions(&mut self, source: &str, what: &str) {
+    /// Queue every companion (known or to be removed) with one event record.
+    pub(super) fn queue_all_companions(&mut self, source: Source, kind: &str, what: &str) {
         if !self.companions_enabled() {
             return;
         }
@@ -91,12 +131,14 @@ impl<R: Podman> Reactor<R> {
         for name in &names {
             self.sched.schedule(Key::Companion(name.clone()), now);
         }
-        self.observe_event(
+        self.observe_event(&EventSeen {
+            at: now,
             source,
-            what,
-            "",
-            &format!("queue {} companion(s)", names.len()),
-        );
+            kind,
+            what: What::Words(what),
+            subject: Subject::None,
+            verdict: Verdict::Companions(names.len()),
+        });
     }
 
     /// Queue every companion (known or to be removed) now; how many.
@@ -113,9 +155,9 @@ impl<R: Podman> Reactor<R> {
 
     /// A change in a unit directory: queue the companion whose file it is.
     pub(super) fn on_unit_dir(&mut self, change: &FileChange, now: Instant) {
-        let name = change.path.to_string_lossy().into_owned();
+        let name = change.path.to_string_lossy();
         let verdict = if !self.companions_enabled() {
-            "ignored: companions are not enabled".to_string()
+            Verdict::Ignored(Ignored::CompanionsOff)
         } else if change.kind == ChangeKind::Rescan || change.path.as_os_str().is_empty() {
             // Overflow, or the directory itself went or came back: anything may have changed.
             let names = self.all_companion_names();
@@ -123,62 +165,33 @@ impl<R: Podman> Reactor<R> {
                 self.sched
                     .schedule(Key::Companion(n.clone()), now + UNIT_DIR_SETTLE);
             }
-            format!("queue {} companion(s)", names.len())
+            Verdict::Companions(names.len())
         } else if is_temp_file(&name) {
-            "ignored: podkeeper's own temporary file".to_string()
+            Verdict::Ignored(Ignored::OwnTempFile)
         } else {
-            match self.companion_of_file(&name) {
+            match self.comp.owner_of(&name) {
                 Some(companion) => {
-                    self.schedule_verdict(Key::Companion(companion), now + UNIT_DIR_SETTLE)
+                    let key = Key::Companion(companion.to_string());
+                    let scheduled = self.sched.schedule(key, now + UNIT_DIR_SETTLE);
+                    Verdict::scheduled(KeyRef::Companion(companion), scheduled, now)
                 }
-                None => "ignored: no companion owns it".to_string(),
+                None => Verdict::Ignored(Ignored::NoOwner),
             }
         };
         let subject = if change.path.as_os_str().is_empty() {
-            change.dir.display().to_string()
+            &change.dir
         } else {
-            name
+            &change.path
         };
-        self.report
-            .event("unit-dir", &change.kind.to_string(), &subject, &verdict);
-    }
-
-    /// The companion whose unit file has this name (now or earlier in this run).
-    fn companion_of_file(&self, file: &str) -> Option<String> {
-        self.comp
-            .known
-            .values()
-            .chain(self.comp.retired.values())
-            .find(|c| c.file_name() == file)
-            .map(|c| c.name.clone())
-    }
-
-    /// A podman event of a container a systemd unit started: the debug
-    /// verdict, having queued its companion if it is one and the event matters.
-    pub(super) fn on_unit_container_event(
-        &mut self,
-        ev: &PodmanEvent,
-        unit: &str,
-        now: Instant,
-    ) -> String {
-        let companion = self
-            .comp
-            .known
-            .values()
-            .find(|c| c.service_name() == unit)
-            .map(|c| c.name.clone());
-        match companion {
-            None => format!("ignored: {unit} is no companion"),
-            Some(_) if !self.companions_enabled() => {
-                "ignored: companions are not enabled".to_string()
-            }
-            // A Quadlet container that exits is removed (--rm) and its service
-            // goes inactive or failed; the reconcile reads which.
-            Some(name) if REACT_TO.contains(&ev.action.as_str()) => {
-                self.schedule_verdict(Key::Companion(name), now)
-            }
-            Some(_) => format!("ignored: {} does not leave the declared state", ev.action),
-        }
+        let seen = EventSeen {
+            at: now,
+            source: Source::UnitDir,
+            kind: change.kind.as_str(),
+            what: What::Words(change.kind.as_str()),
+            subject: Subject::Path(subject),
+            verdict,
+        };
+        emit(&mut self.report, &mut self.observers, &seen);
     }
 
     /// After the manifests changed: queue the companions that were added,
@@ -204,10 +217,10 @@ impl<R: Podman> Reactor<R> {
         for name in names {
             let was = before.get(name.as_str()).copied();
             let is = after.get(&name);
-            let why = match (was, is) {
-                (None, Some(_)) => "companion added",
-                (Some(_), None) => "companion gone",
-                (Some(a), Some(b)) if a != b => "companion changed",
+            let (kind, why) = match (was, is) {
+                (None, Some(_)) => ("companion-added", "companion added"),
+                (Some(_), None) => ("companion-gone", "companion gone"),
+                (Some(a), Some(b)) if a != b => ("companion-changed", "companion changed"),
                 _ => continue,
             };
             // The old file and service go when the new one has another file.
@@ -238,12 +251,7 @@ impl<R: Podman> Reactor<R> {
                     self.comp.known.remove(&name);
                 }
             }
-            let key = Key::Companion(name);
-            // A change of declaration is news: no backoff holds it back.
-            self.sched.reset_backoff(&key, now);
-            let verdict = self.schedule_verdict(key.clone(), now);
-            self.report
-                .event("apps-dir", why, &key.to_string(), &verdict);
+            self.queue_declared(&Key::Companion(name), kind, why, now);
         }
     }
 

@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 use super::Reactor;
+use crate::observe::{EventSeen, Source, Subject, What};
 use crate::runtime::Podman;
-use crate::trigger::Key;
+use crate::trigger::{Key, KeyRef};
 use crate::APP_LABEL;
 
 /// Container name → the app whose label it carries.
@@ -93,13 +94,15 @@ impl<R: Podman> Reactor<R> {
             .collect();
         for name in names {
             let key = Key::App(name);
-            let verdict = self.schedule_verdict(key.clone(), now);
-            self.observe_event(
-                "apps-dir",
-                &format!("duplicate of app/{app}"),
-                &key.to_string(),
-                &verdict,
-            );
+            let verdict = self.schedule_verdict(&key, now);
+            self.observe_event(&EventSeen {
+                at: now,
+                source: Source::AppsDir,
+                kind: "duplicate",
+                what: What::DuplicateOf(app),
+                subject: Subject::Key(KeyRef::from(&key)),
+                verdict,
+            });
         }
     }
 

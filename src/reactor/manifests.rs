@@ -8,8 +8,9 @@ use tokio::time::Instant;
 
 use super::Reactor;
 use crate::manifest::{self, ManifestSet};
+use crate::observe::{EventSeen, Source, Subject, What};
 use crate::runtime::Podman;
-use crate::trigger::Key;
+use crate::trigger::{Key, KeyRef};
 
 impl<R: Podman> Reactor<R> {
     /// Take a freshly read apps directory: queue exactly the apps that changed.
@@ -20,9 +21,9 @@ impl<R: Podman> Reactor<R> {
         let mut changed = Vec::new();
         for id in ids {
             let why = match (old.apps.get(id), set.apps.get(id)) {
-                (None, Some(_)) => "manifest added",
-                (Some(_), None) => "manifest gone",
-                (Some(a), Some(b)) if a.app != b.app => "manifest changed",
+                (None, Some(_)) => ("manifest-added", "manifest added"),
+                (Some(_), None) => ("manifest-gone", "manifest gone"),
+                (Some(a), Some(b)) if a.app != b.app => ("manifest-changed", "manifest changed"),
                 _ => continue,
             };
             changed.push((id.clone(), why));
@@ -36,19 +37,31 @@ impl<R: Podman> Reactor<R> {
         self.apps = Arc::new(set);
         self.diff_companions(&old, now);
         self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
-        for (id, why) in changed {
+        for (id, (kind, why)) in changed {
             let key = Key::App(id);
-            // A change of declaration is news: no backoff holds it back.
-            self.sched.reset_backoff(&key, now);
-            let verdict = self.schedule_verdict(key.clone(), now);
-            self.report
-                .event("apps-dir", why, &key.to_string(), &verdict);
-            if why == "manifest gone" {
+            self.queue_declared(&key, kind, why, now);
+            if kind == "manifest-gone" {
                 if let Key::App(id) = &key {
                     self.queue_duplicates_of(id, now);
                 }
             }
         }
+    }
+
+    /// `key`'s declaration changed (`kind`: `manifest-added`, …; `why` in
+    /// words): queue it now, past any backoff (a change of declaration is
+    /// news), and record the event.
+    pub(super) fn queue_declared(&mut self, key: &Key, kind: &str, why: &str, now: Instant) {
+        self.sched.reset_backoff(key, now);
+        let verdict = self.schedule_verdict(key, now);
+        self.observe_event(&EventSeen {
+            at: now,
+            source: Source::AppsDir,
+            kind,
+            what: What::Words(why),
+            subject: Subject::Key(KeyRef::from(key)),
+            verdict,
+        });
     }
 
     /// Whether orphans may be removed now: with `--prune-orphans`, and only

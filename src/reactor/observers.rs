@@ -7,6 +7,7 @@ use tokio::time::Instant;
 use super::Reactor;
 use crate::observe::{EventSeen, Observer, Reacted};
 use crate::reconcile::Reaction;
+use crate::report::Reporter;
 use crate::runtime::Podman;
 
 impl<R: Podman> Reactor<R> {
@@ -17,24 +18,10 @@ impl<R: Podman> Reactor<R> {
         self
     }
 
-    /// Whether anyone reads event records (the reactor words events only then).
-    pub(super) fn wants_events(&self) -> bool {
-        self.report.wants_events() || self.observers.iter().any(|o| o.wants_events())
-    }
-
-    /// One event's verdict, to the printer and every observer.
-    pub(super) fn observe_event(&mut self, source: &str, what: &str, subject: &str, verdict: &str) {
-        let seen = EventSeen {
-            at: Instant::now(),
-            source,
-            what,
-            subject,
-            verdict,
-        };
-        Observer::event(&mut self.report, &seen);
-        for o in &mut self.observers {
-            o.event(&seen);
-        }
+    /// One event's verdict, to the printer and every observer. A record
+    /// borrowing the reactor's own state goes through [`emit`] instead.
+    pub(super) fn observe_event(&mut self, seen: &EventSeen<'_>) {
+        emit(&mut self.report, &mut self.observers, seen);
     }
 
     /// One reaction, to the printer and every observer.
@@ -61,5 +48,18 @@ impl<R: Podman> Reactor<R> {
         for o in &mut self.observers {
             o.reaction(&reacted);
         }
+    }
+}
+
+/// One event's verdict, to the printer and every observer; a free function,
+/// so the record may borrow the rest of the reactor meanwhile.
+pub(super) fn emit(
+    report: &mut Reporter,
+    observers: &mut [Box<dyn Observer>],
+    seen: &EventSeen<'_>,
+) {
+    report.event(seen);
+    for o in observers {
+        o.event(seen);
     }
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Reactor;
+use crate::observe::{EventSeen, Source, Subject, What};
 use crate::runtime::Podman;
 use crate::trigger::Key;
 
@@ -28,9 +29,16 @@ impl<R: Podman> Reactor<R> {
     /// Sweep `within` from now, whether or not the events stream connects
     /// (`run` does this; replays and tests drive their own sweeps).
     pub fn with_startup_sweep(mut self, within: Duration) -> Self {
-        let key = Key::Sweep;
-        let verdict = self.schedule_verdict(key, Instant::now() + within);
-        self.observe_event("start-up", "first sweep", "", &verdict);
+        let now = Instant::now();
+        let verdict = self.schedule_verdict(&Key::Sweep, now + within);
+        self.observe_event(&EventSeen {
+            at: now,
+            source: Source::StartUp,
+            kind: "first-sweep",
+            what: What::Words("first sweep"),
+            subject: Subject::None,
+            verdict,
+        });
         self
     }
 

@@ -1,15 +1,15 @@
-//! The reactor's routing: which key a trigger concerns, and in words why an event is ignored or what scheduling it did.
+//! The reactor's routing: which key a trigger concerns, and the record of each event: why it is ignored or what scheduling it did.
 
 use tokio::time::Instant;
 
+use super::observers::emit;
 use super::{
     Reactor, CHECK_MARGIN, MANIFEST_SETTLE, MANIFEST_SETTLE_MAX, REACT_TO, SYSTEMD_UNIT_LABEL,
 };
 use crate::manifest;
-use crate::report::secs;
+use crate::observe::{EventSeen, Ignored, Source, Subject, Verdict, What};
 use crate::runtime::Podman;
-use crate::scheduler::Scheduled;
-use crate::trigger::{ChangeKind, FileChange, Key, PodmanEvent, StreamStatus, Trigger};
+use crate::trigger::{ChangeKind, FileChange, Key, KeyRef, PodmanEvent, StreamStatus, Trigger};
 use crate::APP_LABEL;
 
 impl<R: Podman> Reactor<R> {
@@ -22,14 +22,21 @@ impl<R: Podman> Reactor<R> {
                 // A sweep on every (re)connect covers whatever happened while
                 // nobody was listening.
                 self.on_stream_connected(now);
-                let what = if resumed {
+                let (kind, what) = if resumed {
                     self.sched.reset_failures(now);
-                    "stream resumed after a gap"
+                    ("resumed", "stream resumed after a gap")
                 } else {
-                    "stream connected"
+                    ("connected", "stream connected")
                 };
-                let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.observe_event("podman", what, "", &verdict);
+                let verdict = self.schedule_verdict(&Key::Sweep, now);
+                self.observe_event(&EventSeen {
+                    at: now,
+                    source: Source::Podman,
+                    kind,
+                    what: What::Words(what),
+                    subject: Subject::None,
+                    verdict,
+                });
             }
             Trigger::Stream(StreamStatus::Lost { error }) => {
                 self.report.note(
@@ -41,30 +48,49 @@ impl<R: Podman> Reactor<R> {
             Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
             Trigger::UnitDir(change) => self.on_unit_dir(&change, now),
             Trigger::ContainerExited { id } => {
-                let short = &id[..id.len().min(12)];
                 let verdict = match self.container_apps.get(&id) {
                     Some(app)
                         if self.apps.apps.contains_key(app) || self.had_manifest.contains(app) =>
                     {
-                        self.schedule_verdict(Key::App(app.clone()), now)
+                        let scheduled = self.sched.schedule(Key::App(app.clone()), now);
+                        Verdict::scheduled(KeyRef::App(app), scheduled, now)
                     }
-                    _ => "ignored: not a container podkeeper manages".to_string(),
+                    _ => Verdict::Ignored(Ignored::NotManaged),
                 };
-                self.observe_event("conmon", "exit file", short, &verdict);
+                let seen = EventSeen {
+                    at: now,
+                    source: Source::Conmon,
+                    kind: "exit-file",
+                    what: What::Words("exit file"),
+                    subject: Subject::Name(id.get(..12).unwrap_or(&id)),
+                    verdict,
+                };
+                emit(&mut self.report, &mut self.observers, &seen);
             }
             Trigger::SweepTick => {
-                let verdict = self.schedule_verdict(Key::Sweep, now);
-                self.observe_event("timer", "sweep due", "", &verdict);
+                let verdict = self.schedule_verdict(&Key::Sweep, now);
+                self.observe_event(&EventSeen {
+                    at: now,
+                    source: Source::Timer,
+                    kind: "sweep-due",
+                    what: What::Words("sweep due"),
+                    subject: Subject::None,
+                    verdict,
+                });
                 // The sweep covers companions too: one batch, one `show` for all.
-                self.queue_all_companions("timer", "sweep due (companions)");
+                self.queue_all_companions(
+                    Source::Timer,
+                    "companions-due",
+                    "sweep due (companions)",
+                );
             }
             Trigger::Reload => self.on_reload(now),
         }
     }
 
     /// The hot path: every podman event comes through here. It decides with
-    /// at most one allocation (the key it schedules) and puts the decision
-    /// into words only when the reporter shows them.
+    /// at most one allocation (the key it schedules); its record borrows the
+    /// event and is put into words only by whoever prints it.
     fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
         let is_container = ev.typ == "container";
         let app = if is_container {
@@ -93,17 +119,17 @@ impl<R: Podman> Reactor<R> {
             }
         }
         let verdict = if !is_container {
-            EventVerdict::NotAContainer
+            Verdict::Ignored(Ignored::NotAContainer(&ev.typ))
         } else {
             match app {
                 None => match ev.label(SYSTEMD_UNIT_LABEL) {
-                    Some(unit) => EventVerdict::Unit(self.on_unit_container_event(ev, unit, now)),
-                    None => EventVerdict::Unmanaged,
+                    Some(unit) => self.comp.unit_event_verdict(&mut self.sched, ev, unit, now),
+                    None => Verdict::Ignored(Ignored::Unmanaged),
                 },
                 // had_manifest holds every id of `apps` too: its hash lookup
                 // first, not a walk down the manifests' tree on every event.
                 Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
-                    EventVerdict::Orphan
+                    Verdict::Ignored(Ignored::Orphan)
                 }
                 Some(id)
                     if !crate::reconcile::app::event_may_leave_state(
@@ -112,28 +138,26 @@ impl<R: Podman> Reactor<R> {
                         REACT_TO,
                     ) =>
                 {
-                    EventVerdict::NoChange
+                    Verdict::Ignored(Ignored::NoChange(&ev.action))
                 }
-                Some(id) if self.seen_by_last_check(id, ev) => EventVerdict::SeenByCheck(id),
+                Some(id) if self.seen_by_last_check(id, ev) => {
+                    Verdict::Ignored(Ignored::SeenByCheck(id))
+                }
                 Some(id) => {
-                    EventVerdict::Scheduled(id, self.sched.schedule(Key::App(id.to_string()), now))
+                    let scheduled = self.sched.schedule(Key::App(id.to_string()), now);
+                    Verdict::scheduled(KeyRef::App(id), scheduled, now)
                 }
             }
         };
-        if !self.wants_events() {
-            return;
-        }
-        let mut what = format!("{} {}", ev.typ, ev.action);
-        if let Some(code) = ev
-            .label("containerExitCode")
-            .filter(|_| ev.action == "died")
-        {
-            what = format!("{what} ({code})");
-        } else if let Some(health) = ev.rest.get("HealthStatus").and_then(|h| h.as_str()) {
-            what = format!("{what} ({health})");
-        }
-        let verdict = verdict.describe(ev);
-        self.observe_event("podman", &what, ev.name(), &verdict);
+        let seen = EventSeen {
+            at: now,
+            source: Source::Podman,
+            kind: &ev.action,
+            what: What::Podman(ev),
+            subject: Subject::Name(ev.name()),
+            verdict,
+        };
+        emit(&mut self.report, &mut self.observers, &seen);
     }
 
     /// Whether the last successful reconcile of app `id` already saw what
@@ -177,16 +201,18 @@ impl<R: Podman> Reactor<R> {
             let scheduled =
                 self.sched
                     .debounce(Key::Manifests, now, MANIFEST_SETTLE, MANIFEST_SETTLE_MAX);
-            describe_scheduled(&Key::Manifests, scheduled)
+            Verdict::scheduled(KeyRef::Manifests, scheduled, now)
         } else {
-            "ignored: not a manifest (*.yaml, *.yml)".to_string()
+            Verdict::Ignored(Ignored::NotAManifest)
         };
-        self.observe_event(
-            "apps-dir",
-            &change.kind.to_string(),
-            &change.path.display().to_string(),
-            &verdict,
-        );
+        self.observe_event(&EventSeen {
+            at: now,
+            source: Source::AppsDir,
+            kind: change.kind.as_str(),
+            what: What::Words(change.kind.as_str()),
+            subject: Subject::Path(&change.path),
+            verdict,
+        });
     }
 
     /// SIGHUP: re-read the manifests, look at every companion's file and
@@ -202,56 +228,9 @@ impl<R: Podman> Reactor<R> {
         );
     }
 
-    /// Schedule `key` and say, for the debug line, what that did.
-    pub(super) fn schedule_verdict(&mut self, key: Key, at: Instant) -> String {
+    /// Schedule `key` at `at`; what that did, as an event's verdict.
+    pub(super) fn schedule_verdict<'k>(&mut self, key: &'k Key, at: Instant) -> Verdict<'k> {
         let scheduled = self.sched.schedule(key.clone(), at);
-        describe_scheduled(&key, scheduled)
-    }
-}
-
-/// What scheduling `key` did, in the words of the debug line.
-fn describe_scheduled(key: &Key, scheduled: Scheduled) -> String {
-    let now = Instant::now();
-    match scheduled {
-        Scheduled::Queued(t) if t <= now => format!("queue {key}"),
-        Scheduled::Queued(t) => format!("queue {key} in {}", secs(t - now)),
-        Scheduled::Merged(t) if t <= now => format!("{key} already queued"),
-        Scheduled::Merged(t) => format!("{key} already queued (runs in {})", secs(t - now)),
-        Scheduled::Dirty => format!("{key} running; runs once more after"),
-    }
-}
-
-/// What the reactor made of a podman event, kept in this form until someone
-/// reads it (see [`Reactor::on_podman_event`]).
-enum EventVerdict<'e> {
-    NotAContainer,
-    Unmanaged,
-    Orphan,
-    /// The action cannot take a container out of its declared state.
-    NoChange,
-    /// The app's last successful reconcile already saw it.
-    SeenByCheck(&'e str),
-    Scheduled(&'e str, Scheduled),
-    /// A systemd unit's container: the companions' verdict.
-    Unit(String),
-}
-
-impl EventVerdict<'_> {
-    fn describe(self, ev: &PodmanEvent) -> String {
-        match self {
-            EventVerdict::NotAContainer => {
-                format!("ignored: {} events do not change an app", ev.typ)
-            }
-            EventVerdict::Unmanaged => "ignored: not managed (no io.podkeeper.app label)".into(),
-            EventVerdict::Orphan => "ignored: orphan (no manifest)".into(),
-            EventVerdict::NoChange => {
-                format!("ignored: {} does not leave the declared state", ev.action)
-            }
-            EventVerdict::SeenByCheck(id) => {
-                format!("ignored: older than the last check of app/{id}")
-            }
-            EventVerdict::Scheduled(id, s) => describe_scheduled(&Key::App(id.to_string()), s),
-            EventVerdict::Unit(verdict) => verdict,
-        }
+        Verdict::scheduled(KeyRef::from(key), scheduled, Instant::now())
     }
 }

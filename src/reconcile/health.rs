@@ -143,7 +143,7 @@ pub async fn check_health<R: Podman>(
                 "unhealthy ({} failed checks); restart #{} held by the backoff for {}",
                 st.streak,
                 st.restarts + 1,
-                crate::report::secs(left)
+                crate::duration::secs(left)
             );
             r.requeue_after = Some(left);
             return Ok(());
@@ -154,7 +154,7 @@ pub async fn check_health<R: Podman>(
             "unhealthy: {} consecutive failed checks{output} (restart #{}, after {} up)",
             st.streak,
             st.restarts,
-            crate::report::secs(up)
+            crate::duration::secs(up)
         );
         log.time("stop", rt.stop_container(id)).await?;
         if let Err(e) = log.time("start", rt.start_container(id)).await {

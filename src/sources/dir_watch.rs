@@ -306,11 +306,7 @@ impl State {
                 // (deleted, recreated): watch it again.
                 d.watched = false;
             }
-            let change = FileChange {
-                dir: d.path.clone(),
-                path: PathBuf::new(),
-                kind: ChangeKind::Rescan,
-            };
+            let change = FileChange::rescan(d.path.clone());
             if tx.send(self.what.trigger(change)).await.is_err() {
                 return false;
             }
@@ -325,11 +321,7 @@ impl State {
             Err(e) => {
                 tracing::warn!(error = %e, "file watcher error; rescanning");
                 for d in &self.dirs {
-                    let change = FileChange {
-                        dir: d.path.clone(),
-                        path: PathBuf::new(),
-                        kind: ChangeKind::Rescan,
-                    };
+                    let change = FileChange::rescan(d.path.clone());
                     if tx.send(self.what.trigger(change)).await.is_err() {
                         return false;
                     }
@@ -416,14 +408,7 @@ fn fingerprint(dir: &Path, shallow: bool) -> u64 {
 fn changes(dirs: &[PathBuf], event: &Event) -> Vec<FileChange> {
     let mut out = Vec::new();
     if event.need_rescan() {
-        for dir in dirs {
-            out.push(FileChange {
-                dir: dir.clone(),
-                path: PathBuf::new(),
-                kind: ChangeKind::Rescan,
-            });
-        }
-        return out;
+        return dirs.iter().cloned().map(FileChange::rescan).collect();
     }
     let kind = match event.kind {
         EventKind::Create(_) => ChangeKind::Create,

@@ -3,7 +3,7 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// `podkeeper completions SHELL`: the completion script. Written to memory
 /// first: clap_complete panics on a write error (a closed pipe).
