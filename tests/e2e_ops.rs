@@ -154,7 +154,8 @@ fn two_kills_should_show_as_two_restarts_in_status_and_metrics() {
         inspect("i12-ops-web").unwrap().id.as_str()
     );
     assert_eq!(web["last_reaction"]["action"], "start", "{web}");
-    assert_eq!(web["last_reaction"]["reason"], "exited (code 137)", "{web}");
+    let reason = web["last_reaction"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("exited (code 137)"), "{web}");
     assert_eq!(web["last_reaction"]["result"], "ok", "{web}");
     assert_eq!(ctl.app("i12-ops-db")["restarts"], 0);
 
@@ -256,7 +257,7 @@ fn the_control_socket_should_refuse_other_users_and_outlive_bad_clients() {
     let out = as_nobody(&bin, &ctl);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("closed without an answer"), "{err}");
+    assert!(err.contains("refused: uid 65534 may not ask"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("i12-ctl-web"));
     let _ = std::fs::remove_dir_all(bin.parent().unwrap());
 

@@ -180,21 +180,24 @@ fn allowed(peer_uid: u32) -> bool {
 }
 
 async fn serve_client(stream: UnixStream, shared: &Shared) {
-    match stream.peer_cred() {
-        Ok(cred) if allowed(cred.uid()) => {}
+    let refused = match stream.peer_cred() {
+        Ok(cred) if allowed(cred.uid()) => None,
         Ok(cred) => {
             tracing::warn!(
                 uid = cred.uid(),
                 pid = cred.pid(),
                 "control socket: refused a client of another user"
             );
-            return;
+            Some(format!(
+                "error: refused: uid {} may not ask this daemon (its owner's only)\n",
+                cred.uid()
+            ))
         }
         Err(e) => {
             tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
-            return;
+            Some("error: refused: cannot tell who connected\n".to_string())
         }
-    }
+    };
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST as u64 + 1));
@@ -205,14 +208,17 @@ async fn serve_client(stream: UnixStream, shared: &Shared) {
         Ok(Ok(_)) if line.len() > MAX_REQUEST => None,
         Ok(Ok(_)) => std::str::from_utf8(&line).ok().map(str::trim),
     };
-    let reply = match request {
-        Some("status") => match serde_json::to_string(&shared.status()) {
+    // Refused only now, its request read: a close with unread data would
+    // reset the connection before the client reads why.
+    let reply = match (refused, request) {
+        (Some(refused), _) => refused,
+        (None, Some("status")) => match serde_json::to_string(&shared.status()) {
             Ok(json) => json + "\n",
             Err(e) => format!("error: {e}\n"),
         },
-        Some("metrics") => shared.metrics_text(),
-        None => format!("error: request longer than {MAX_REQUEST} bytes or not UTF-8\n"),
-        Some(_) => "error: unknown request (allowed: status, metrics)\n".to_string(),
+        (None, Some("metrics")) => shared.metrics_text(),
+        (None, None) => format!("error: request longer than {MAX_REQUEST} bytes or not UTF-8\n"),
+        (None, Some(_)) => "error: unknown request (allowed: status, metrics)\n".to_string(),
     };
     // A client gone mid-reply is its own loss.
     let _ = write.write_all(reply.as_bytes()).await;
@@ -254,12 +260,15 @@ pub async fn ask(path: &Path, request: &str) -> Result<String, AskError> {
             .write_all(format!("{request}\n").as_bytes())
             .await
             .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
-        let mut reply = String::new();
-        stream
-            .take(MAX_REPLY)
-            .read_to_string(&mut reply)
-            .await
-            .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
+        let mut reply = Vec::new();
+        match stream.take(MAX_REPLY).read_to_end(&mut reply).await {
+            Ok(_) => {}
+            // The daemon closed while part of the request was unread (one
+            // too long): what it said before is still its answer.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset && !reply.is_empty() => {}
+            Err(e) => return Err(AskError::Other(format!("{shown}: {e}"))),
+        }
+        let reply = String::from_utf8_lossy(&reply).into_owned();
         if reply.is_empty() {
             return Err(AskError::Other(format!(
                 "{shown}: the daemon closed without an answer (another user's daemon?)"
