@@ -244,7 +244,7 @@ fn sigterm_should_tell_systemd_stopping_before_the_drain() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut got = Vec::new();
+    let mut got: Vec<String> = Vec::new();
     let mut buf = [0u8; 4096];
     let mut read = |got: &mut Vec<String>| {
         let n = sock.recv(&mut buf).expect("a notification within 30 s");
