@@ -47,8 +47,11 @@
 //! * [`report`]: the human-readable `--debug` lines (an observer of the
 //!   reactor's records, the only place they are put into words), tracing,
 //!   and `check`'s report.
-//! * [`ops`]: running as a service: systemd notify (an [`observe::Observer`] of the
-//!   reactor's records) and the start-up self-check.
+//! * [`ops`]: running as a service: systemd notify and the status board and
+//!   metrics (both [`observe::Observer`]s of the reactor's records), the
+//!   control socket and `/metrics` listener that serve them off the
+//!   reactor's task, `status` and `metrics` (their clients), and the
+//!   start-up self-check.
 //! * [`export`]: `export kube`, the apps as Kubernetes YAML for `podman kube play`
 //!   or a cluster; it only reads manifests.
 //! * [`recording`]: event streams written down as fixtures (`record`), and fed
