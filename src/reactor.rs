@@ -43,9 +43,9 @@ use crate::APP_LABEL;
 /// `cleanup` and `kill` always travel with `died`. `stop` is a hint only: podman
 /// 4.3 often and podman 5 practically always leave it out of a `podman stop`
 /// (its `died` is the news). `restart` is podman's restart policy bringing a
-/// container back, `health_status` a healthcheck's verdict (manifests declare
-/// no healthcheck), `exec_died` a healthcheck's or exec's process: none
-/// leaves the declared state.
+/// container back, `exec_died` a healthcheck's or exec's process: none
+/// leaves the declared state. `health_status` (a check's verdict) goes to the
+/// app's health key instead (`reactor/health.rs`).
 pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 
 /// How long manifest-directory changes settle before the directory is re-read
@@ -156,6 +156,8 @@ pub struct Reactor<R: Podman> {
     checks: HashMap<String, Check>,
     /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
     health: HashMap<String, HealthState>,
+    /// App id → the app it waits for (its last reconcile's `wait`).
+    waiting: HashMap<String, String>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
@@ -195,6 +197,7 @@ impl<R: Podman> Reactor<R> {
             container_apps: HashMap::new(),
             checks: HashMap::new(),
             health: HashMap::new(),
+            waiting: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
@@ -262,11 +265,12 @@ impl<R: Podman> Reactor<R> {
         self.stats
     }
 
-    /// Process triggers until nothing is queued or running (replay and tests).
+    /// Process triggers until nothing is queued or running but the health
+    /// checks' timers, which requeue themselves for ever (replay and tests).
     pub async fn run_until_idle(&mut self) {
         loop {
             self.dispatch();
-            if self.sched.is_idle() && self.inflight.is_empty() {
+            if self.is_idle() {
                 return;
             }
             let deadline = self.next_deadline();
@@ -311,6 +315,16 @@ impl<R: Podman> Reactor<R> {
             return Some(Instant::now());
         }
         self.next_deadline()
+    }
+
+    /// Nothing to do but wait for a health check's timer: no reconcile
+    /// runs, and every queued key is a check due later. A replay ends here.
+    pub fn is_idle(&self) -> bool {
+        let now = Instant::now();
+        self.inflight.is_empty()
+            && self
+                .sched
+                .is_idle_but(|k, at| matches!(k, Key::Health(_)) && at > now)
     }
 
     pub fn stats(&self) -> &Stats {
@@ -464,6 +478,7 @@ impl<R: Podman> Reactor<R> {
                         }
                     }
                 }
+                self.after_app_reaction(&r, now);
             }
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
@@ -493,6 +508,9 @@ impl<R: Podman> Reactor<R> {
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
             Done::Health(r, st) => {
                 if let Key::Health(id) = r.key {
+                    if r.action == "healthy" {
+                        self.wake_dependents(&id, true, now);
+                    }
                     if st == HealthState::default() {
                         self.health.remove(&id);
                     } else {

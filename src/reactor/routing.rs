@@ -105,6 +105,9 @@ impl<R: Podman> Reactor<R> {
                 Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
                     EventVerdict::Orphan
                 }
+                Some(id) if ev.action == "health_status" => {
+                    EventVerdict::Health(self.on_health_status(id, ev, now))
+                }
                 Some(id)
                     if !crate::reconcile::app::event_may_leave_state(
                         self.apps.apps.get(id),
@@ -120,6 +123,12 @@ impl<R: Podman> Reactor<R> {
                 }
             }
         };
+        if is_container && ev.action == "start" {
+            if let Some(id) = app {
+                // A dependency started (by podkeeper or by hand): whoever waits for it looks now.
+                self.wake_dependents(id, false, now);
+            }
+        }
         if !self.wants_events() {
             return;
         }
@@ -234,6 +243,8 @@ enum EventVerdict<'e> {
     Scheduled(&'e str, Scheduled),
     /// A systemd unit's container: the companions' verdict.
     Unit(String),
+    /// A `health_status` of an app: the health side's verdict.
+    Health(String),
 }
 
 impl EventVerdict<'_> {
@@ -251,7 +262,7 @@ impl EventVerdict<'_> {
                 format!("ignored: older than the last check of app/{id}")
             }
             EventVerdict::Scheduled(id, s) => describe_scheduled(&Key::App(id.to_string()), s),
-            EventVerdict::Unit(verdict) => verdict,
+            EventVerdict::Unit(verdict) | EventVerdict::Health(verdict) => verdict,
         }
     }
 }

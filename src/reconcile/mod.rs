@@ -59,6 +59,9 @@ pub struct Reaction {
     pub requeue_after: Option<Duration>,
     /// Apps to queue as a result (the sweep's findings), with the reason.
     pub queue: Vec<(Key, String)>,
+    /// The app this one waits for (action `wait` on a dependency): the
+    /// reactor queues it again as soon as that app starts or turns healthy.
+    pub waits_for: Option<String>,
 }
 
 impl Reaction {
@@ -72,6 +75,7 @@ impl Reaction {
             restarted_after: None,
             requeue_after: None,
             queue: Vec::new(),
+            waits_for: None,
         }
     }
 

@@ -28,6 +28,9 @@ impl SimRuntime {
         if ev.typ != "container" || ev.name().is_empty() {
             return;
         }
+        if ev.action == "health_status" {
+            return self.observe_health(ev);
+        }
         let now = self.now();
         let mut st = self.lock();
         if ev.action == "remove" {
