@@ -25,11 +25,12 @@ impl<R: Podman> Reactor<R> {
     }
 
     /// A `health_status` event of app `id` (podman emits one for every check
-    /// run: podkeeper's own, or a user's `podman healthcheck run`). podman's
-    /// status in it counts every check run, so a verdict podkeeper has not
-    /// seen is news: the app's check runs now, without waiting for its
-    /// timer (and, when podman says `unhealthy`, a failure of that check
-    /// makes the app unhealthy at once). Returns the debug line's verdict.
+    /// run: podkeeper's own, or a user's `podman healthcheck run`). One that
+    /// is not podkeeper's own is news: the app's check runs now, without
+    /// waiting for its timer, and reads podman's status in its inspect
+    /// (the event's `HealthStatus` is no guide: podman 4.3 puts the status
+    /// from *before* that check in it, podman 5 the one after). Returns the
+    /// debug line's verdict.
     pub(super) fn on_health_status(&mut self, id: &str, ev: &PodmanEvent, now: Instant) -> String {
         let declared = self
             .apps
@@ -44,11 +45,6 @@ impl<R: Podman> Reactor<R> {
         if self.sched.is_running(&key) {
             return format!("ignored: {key} is checking now (its own check's event)");
         }
-        let status = ev
-            .rest
-            .get("HealthStatus")
-            .and_then(|s| s.as_str())
-            .unwrap_or("");
         let st = self.health.entry(id.to_string()).or_default();
         let checked = st
             .checked_at
@@ -57,10 +53,7 @@ impl<R: Podman> Reactor<R> {
         if checked {
             return format!("ignored: {key}'s last check ran it or came after it");
         }
-        if status == st.describe() {
-            return format!("ignored: {status}, as {key}'s last check found");
-        }
-        st.podman_unhealthy = status == "unhealthy";
+        st.asked_by_event = true;
         self.schedule_verdict(key, now)
     }
 

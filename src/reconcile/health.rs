@@ -42,11 +42,11 @@ pub struct HealthState {
     /// events' clock): a `health_status` stamped before it is that check's
     /// own (or one it superseded).
     pub checked_at: Option<DateTime<Utc>>,
-    /// podman said `unhealthy` in a `health_status` of a check someone else
-    /// ran (`podman healthcheck run`): its failing streak, which counts
-    /// every check run, reached `retries`. The next check, if it fails too,
-    /// makes the app unhealthy at once.
-    pub podman_unhealthy: bool,
+    /// This run was asked for by a `health_status` of a check someone else
+    /// ran (`podman healthcheck run`): if podman's status (which counts
+    /// every check run) is `unhealthy` and this check fails too, the app is
+    /// unhealthy at once.
+    pub asked_by_event: bool,
 }
 
 impl HealthState {
@@ -100,7 +100,11 @@ pub async fn check_health<R: Podman>(
             .and_then(|t| (rt.now() - t).to_std().ok())
             .unwrap_or_default();
         let in_start_period = up < h.start_period();
-        let podman_unhealthy = std::mem::take(&mut st.podman_unhealthy);
+        // Only when asked by a user's check: podman 4.3 keeps its failing
+        // streak across a restart, so its status alone would count the
+        // failures before podkeeper's last restart.
+        let podman_unhealthy = std::mem::take(&mut st.asked_by_event)
+            && c.health.as_deref() == Some("unhealthy");
         let check = log
             .time(
                 "healthcheck",

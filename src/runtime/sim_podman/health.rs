@@ -14,10 +14,12 @@
 //! * A start resets the status to `starting`; podman 4.3.1 keeps the failing
 //!   streak across it (a restarted container that failed 3 checks is
 //!   `unhealthy` after its first failure), podman 5.4.2 resets it to 0.
-//! * Every check run emits `health_status` with a top-level `HealthStatus`
-//!   (the container's status after the check); podman 4.3.1 then emits
-//!   `exec_died` with the check's exit code in `containerExitCode`, podman
-//!   5.4.2 nothing more.
+//! * Every check run emits `health_status` with a top-level `HealthStatus`:
+//!   podman 5.4.2 the container's status after the check; podman 4.3.1 the
+//!   status from *before* it (its event lags one check behind: with retries
+//!   2, failing checks say `starting`, `starting`, `unhealthy` while the
+//!   inspect says `starting`, `unhealthy`, `unhealthy`), and then
+//!   `exec_died` with the check's exit code in `containerExitCode`.
 //!
 //! Not modelled: `start_period` (podkeeper counts it itself), the check's
 //! output and timeout. `tests/sim_matches_podman.rs` checks the events.
@@ -112,8 +114,14 @@ impl SimRuntime {
                     "container {name} has no defined healthcheck"
                 )));
             };
+            let before = check.status;
             check.record(passed);
-            (c, passed, check.status)
+            // podman 4.3.1 puts the status from before the check in the event.
+            let said = match self.events_of {
+                EventSet::V4 => before,
+                EventSet::V5 => check.status,
+            };
+            (c, passed, said)
         };
         let code = i32::from(!passed);
         self.emit_full(&c, "health_status", None, Some(status));
