@@ -355,7 +355,12 @@ fn a_users_failing_healthcheck_run_should_restart_without_waiting_for_the_timer(
         let _ = podman(&["healthcheck", "run", "i13-hu-a"]);
         eprintln!(
             "podman's status: {}",
-            podman_ok(&["inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "i13-hu-a"])
+            podman_ok(&[
+                "inspect",
+                "-f",
+                "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+                "i13-hu-a"
+            ])
         );
     }
     let t = std::time::Instant::now();

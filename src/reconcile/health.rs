@@ -103,8 +103,8 @@ pub async fn check_health<R: Podman>(
         // Only when asked by a user's check: podman 4.3 keeps its failing
         // streak across a restart, so its status alone would count the
         // failures before podkeeper's last restart.
-        let podman_unhealthy = std::mem::take(&mut st.asked_by_event)
-            && c.health.as_deref() == Some("unhealthy");
+        let podman_unhealthy =
+            std::mem::take(&mut st.asked_by_event) && c.health.as_deref() == Some("unhealthy");
         let check = log
             .time(
                 "healthcheck",

@@ -96,6 +96,9 @@ struct SimState {
     unhealthy: BTreeSet<String>,
     /// Container name → its healthcheck as podman keeps it (see `health.rs`).
     checks: BTreeMap<String, health::SimCheck>,
+    /// Replay: the container whose recorded `health_status` came last (its
+    /// `exec_died` may follow).
+    last_health_event: Option<String>,
 }
 
 /// See the module documentation.

@@ -134,27 +134,42 @@ impl SimRuntime {
         })
     }
 
-    /// A recorded `health_status` (replay): the checks from now on give the
-    /// verdict it implies (`healthy`: passing; `starting` after a check, or
-    /// `unhealthy`: failing), and the container's status is the recorded one.
+    /// A recorded `health_status` or `exec_died` (replay): the checks from
+    /// now on give the verdict the recording implies, and the container's
+    /// status is the recorded one. podman 5 says the status after the check
+    /// (`healthy`: it passed; `starting` or `unhealthy`: it failed); podman
+    /// 4.3's status lags one check behind, but the `exec_died` right after
+    /// its `health_status` carries the check's exit code.
     pub(super) fn observe_health(&self, ev: &PodmanEvent) {
-        let Some(status) = ev
-            .rest
-            .get("HealthStatus")
-            .and_then(|s| s.as_str())
-            .and_then(status_of)
-        else {
-            return;
-        };
         let mut st = self.lock();
         let name = ev.name().to_string();
-        if status == "healthy" {
+        let after_check = st.last_health_event.take().is_some_and(|n| n == name);
+        let passed = match ev.action.as_str() {
+            "health_status" => {
+                let Some(status) = ev
+                    .rest
+                    .get("HealthStatus")
+                    .and_then(|s| s.as_str())
+                    .and_then(status_of)
+                else {
+                    return;
+                };
+                if let Some(check) = st.checks.get_mut(&name) {
+                    check.status = status;
+                }
+                st.last_health_event = Some(name.clone());
+                if self.events_of == EventSet::V4 {
+                    return;
+                }
+                status == "healthy"
+            }
+            "exec_died" if after_check => ev.label("containerExitCode") == Some("0"),
+            _ => return,
+        };
+        if passed {
             st.unhealthy.remove(&name);
         } else {
-            st.unhealthy.insert(name.clone());
-        }
-        if let Some(check) = st.checks.get_mut(&name) {
-            check.status = status;
+            st.unhealthy.insert(name);
         }
     }
 }
