@@ -156,6 +156,8 @@ pub struct Reactor<R: Podman> {
     checks: HashMap<String, Check>,
     /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
     health: HashMap<String, HealthState>,
+    /// Which `health_status` events are podkeeper's own checks'.
+    check_windows: health::CheckWindows,
     /// App id → the app it waits for (its last reconcile's `wait`).
     waiting: HashMap<String, String>,
     sched: Scheduler<Key>,
@@ -197,6 +199,7 @@ impl<R: Podman> Reactor<R> {
             container_apps: HashMap::new(),
             checks: HashMap::new(),
             health: HashMap::new(),
+            check_windows: health::CheckWindows::default(),
             waiting: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
@@ -447,7 +450,8 @@ impl<R: Podman> Reactor<R> {
             }
             Key::Companion(name) => self.spawn_companions(name),
             Key::Health(id) => {
-                let st = self.health.get(&id).cloned().unwrap_or_default();
+                let mut st = self.health.get(&id).cloned().unwrap_or_default();
+                st.asked_by_event = self.check_windows.began(&id, self.rt.now());
                 self.inflight.spawn(async move {
                     let (r, st) = check_health(&*rt, &id, apps.apps.get(&id), st).await;
                     Done::Health(r, st)
@@ -511,7 +515,9 @@ impl<R: Podman> Reactor<R> {
                     if r.action == "healthy" {
                         self.wake_dependents(&id, true, now);
                     }
+                    self.check_windows.ended(&id, st.checked_at);
                     if st == HealthState::default() {
+                        self.check_windows.forget(&id);
                         self.health.remove(&id);
                     } else {
                         self.health.insert(id, st);
