@@ -1,4 +1,4 @@
-//! The timers of podkeeper's own health checks, one scheduler key per checked app.
+//! The reactor's health side: the check timers (one key per checked app), which `health_status` events are news, and waking apps that wait for a dependency.
 
 use std::collections::{HashMap, HashSet};
 
