@@ -25,6 +25,7 @@
 //!   in one batch at a time, so a burst costs one `daemon-reload`) and settles
 //!   each finished one the same way. `reactor/manifests.rs` takes in a freshly
 //!   read apps directory, `reactor/health.rs` keeps the health-check timers,
+//!   routes `health_status` events and wakes apps waiting for a dependency,
 //!   `reactor/observers.rs` hands each record to the printer and observers.
 //! * [`observe`]: the typed records of each event verdict (source, type,
 //!   subject, verdict: borrowed parts and small enums, so counting them

@@ -231,6 +231,12 @@ pub enum Ignored<'a> {
     NoOwner,
     /// A container of this systemd unit, which is no companion.
     NotACompanion(&'a str),
+    /// A `health_status` of an app that declares no healthcheck.
+    NoHealthcheck,
+    /// The `health_status` of podkeeper's own check of this app.
+    OwnHealthCheck(&'a str),
+    /// A `health_status` from before this app's last check.
+    OlderThanHealthCheck(&'a str),
 }
 
 impl fmt::Display for Ignored<'_> {
@@ -248,6 +254,9 @@ impl fmt::Display for Ignored<'_> {
             Ignored::CompanionsOff => f.write_str("companions are not enabled"),
             Ignored::OwnTempFile => f.write_str("podkeeper's own temporary file"),
             Ignored::NoOwner => f.write_str("no companion owns it"),
+            Ignored::NoHealthcheck => f.write_str("no healthcheck declared, podkeeper runs none"),
+            Ignored::OwnHealthCheck(id) => write!(f, "health/{id}'s own check"),
+            Ignored::OlderThanHealthCheck(id) => write!(f, "older than health/{id}'s last check"),
             Ignored::NotACompanion(unit) => write!(f, "{unit} is no companion"),
         }
     }

@@ -46,9 +46,9 @@ use crate::APP_LABEL;
 /// `cleanup` and `kill` always travel with `died`. `stop` is a hint only: podman
 /// 4.3 often and podman 5 practically always leave it out of a `podman stop`
 /// (its `died` is the news). `restart` is podman's restart policy bringing a
-/// container back, `health_status` a healthcheck's verdict (manifests declare
-/// no healthcheck), `exec_died` a healthcheck's or exec's process: none
-/// leaves the declared state.
+/// container back, `exec_died` a healthcheck's or exec's process: none
+/// leaves the declared state. `health_status` (a check's verdict) goes to the
+/// app's health key instead (`reactor/health.rs`).
 pub const REACT_TO: &[&str] = &["died", "stop", "remove", "pause", "rename"];
 
 /// How long manifest-directory changes settle before the directory is re-read
@@ -155,6 +155,10 @@ pub struct Reactor<R: Podman> {
     checks: HashMap<String, Check>,
     /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
     health: HashMap<String, HealthState>,
+    /// Which `health_status` events are podkeeper's own checks'.
+    check_windows: health::CheckWindows,
+    /// App id → the app it waits for (its last reconcile's `wait`).
+    waiting: HashMap<String, String>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
     report: Reporter,
@@ -194,6 +198,8 @@ impl<R: Podman> Reactor<R> {
             container_apps: HashMap::new(),
             checks: HashMap::new(),
             health: HashMap::new(),
+            check_windows: health::CheckWindows::default(),
+            waiting: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
             report,
@@ -217,7 +223,8 @@ impl<R: Podman> Reactor<R> {
         self.stats
     }
 
-    /// Process triggers until nothing is queued or running (replay and tests).
+    /// Process triggers until nothing is queued or running but the health
+    /// checks' timers, which requeue themselves for ever (replay and tests).
     pub async fn run_until_idle(&mut self) {
         self.run_loop(Until::Idle).await;
     }
@@ -241,6 +248,16 @@ impl<R: Podman> Reactor<R> {
             return Some(Instant::now());
         }
         self.next_deadline()
+    }
+
+    /// Nothing to do but wait for a health check's timer: no reconcile
+    /// runs, and every queued key is a check due later. A replay ends here.
+    pub fn is_idle(&self) -> bool {
+        let now = Instant::now();
+        self.inflight.is_empty()
+            && self
+                .sched
+                .is_idle_but(|k, at| matches!(k, Key::Health(_)) && at > now)
     }
 
     pub fn stats(&self) -> &Stats {
@@ -358,7 +375,8 @@ impl<R: Podman> Reactor<R> {
             }
             Key::Companion(name) => self.spawn_companions(name),
             Key::Health(id) => {
-                let st = self.health.get(&id).cloned().unwrap_or_default();
+                let mut st = self.health.get(&id).cloned().unwrap_or_default();
+                st.asked_by_event = self.check_windows.began(&id, self.rt.now());
                 self.inflight.spawn(async move {
                     let (r, st) = check_health(&*rt, &id, apps.apps.get(&id), st).await;
                     Done::Health(r, st)
@@ -389,6 +407,7 @@ impl<R: Podman> Reactor<R> {
                         }
                     }
                 }
+                self.after_app_reaction(&r, now);
             }
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
@@ -425,7 +444,12 @@ impl<R: Podman> Reactor<R> {
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
             Done::Health(r, st) => {
                 if let Key::Health(id) = r.key {
+                    if r.action == "healthy" {
+                        self.wake_dependents(&id, true, now);
+                    }
+                    self.check_windows.ended(&id, st.checked_at);
                     if st == HealthState::default() {
+                        self.check_windows.forget(&id);
                         self.health.remove(&id);
                     } else {
                         self.health.insert(id, st);

@@ -401,6 +401,12 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     pub fn is_idle(&self) -> bool {
         self.running == 0 && self.queue.is_empty()
     }
+
+    /// Nothing running, and every queued key (there may be none) passes
+    /// `f(key, deadline)`.
+    pub fn is_idle_but(&self, f: impl Fn(&K, Instant) -> bool) -> bool {
+        self.running == 0 && self.queue.iter().all(|(&(at, _), k)| f(k, at))
+    }
 }
 
 #[cfg(test)]

@@ -334,3 +334,58 @@ fn a_stopped_app_should_be_created_kept_stopped_and_started_when_switched_back()
     assert_eq!(inspect("i13-st-a").unwrap().id, c.id, "not recreated");
     assert_eq!(d.stop(), Some(0));
 }
+
+/// A user's `podman healthcheck run` is a trigger: podman's `health_status`
+/// event saying `unhealthy` makes podkeeper check at once (its own timer is
+/// a minute away) and restart the app when that check fails too.
+#[test]
+fn a_users_failing_healthcheck_run_should_restart_without_waiting_for_the_timer() {
+    let _g = serial();
+    let apps = Apps::new("i13-hu-");
+    let text = checked("i13-hu-a", r#"["/bin/test", "-e", "/tmp/ok"]"#)
+        .replace("interval: 1s", "interval: 1m");
+    apps.write_raw("i13-hu-a.yaml", &text);
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running("i13-hu-a"));
+    let before = inspect("i13-hu-a").unwrap();
+    podman_ok(&["exec", "i13-hu-a", "rm", "/tmp/ok"]);
+    let mark = d.mark();
+    // retries 2: the first run leaves podman's status `starting`, the second makes it `unhealthy`.
+    for _ in 0..2 {
+        let _ = podman(&["healthcheck", "run", "i13-hu-a"]);
+        eprintln!(
+            "podman's status: {}",
+            podman_ok(&[
+                "inspect",
+                "-f",
+                "{{.State.Health.Status}} {{.State.Health.FailingStreak}}",
+                "i13-hu-a"
+            ])
+        );
+    }
+    let t = std::time::Instant::now();
+    let line = d.wait_line(mark, &["react", "health/i13-hu-a", "restart"], T);
+    assert!(
+        line.contains("unhealthy: podman's status unhealthy (checks run outside podkeeper) and this check failed (restart #1"),
+        "{line}"
+    );
+    wait_until(T, "restarted", || {
+        inspect("i13-hu-a")
+            .is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
+    });
+    eprintln!(
+        "second `podman healthcheck run` → running again: {:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        d.lines_since(mark)
+            .iter()
+            .any(|l| l.contains("health_status (unhealthy)")
+                && l.contains("i13-hu-a")
+                && l.contains("health/i13-hu-a")),
+        "{}",
+        d.output()
+    );
+    assert_eq!(d.stop(), Some(0));
+}

@@ -586,7 +586,7 @@ async fn restart_health_status_and_image_pull_events_should_cost_no_reconcile() 
     for line in [
         "image pull               localhost/bb:1       → ignored: image events do not change an app",
         "container restart        web                  → ignored: restart does not leave the declared state",
-        "container health_status (unhealthy) web                  → ignored: health_status does not leave the declared state",
+        "container health_status (unhealthy) web                  → ignored: no healthcheck declared, podkeeper runs none",
         "container exec_died      web                  → ignored: exec_died does not leave the declared state",
     ] {
         assert!(out.contains(line), "{line}\n{out}");

@@ -430,6 +430,56 @@ fn podman5_replay_should_leave_health_status_and_restart_policy_containers_alone
 }
 
 #[test]
+fn replay_should_act_on_a_users_healthcheck_runs_and_end_with_the_recording() {
+    let out = replay("health-restart");
+    let a = "rec-health-restart-a";
+    let (app, health) = (format!("app/{a}"), format!("health/{a}"));
+    // The first run by hand queues podkeeper's check (1 failure of 2, not
+    // printed); at the second podman's status is unhealthy and the check
+    // fails too: restart, in that instant plus the 4 calls. The restart's
+    // own stop wakes the app key twice (stop, then died while it ran): both
+    // find it running. The last run by hand passes: healthy.
+    assert_eq!(
+        reactions(&out),
+        [
+            r("sweep", "none"),
+            r(&health, "restart"),
+            r(&app, "none"),
+            r(&app, "none"),
+            r(&health, "healthy")
+        ],
+        "{}",
+        out.output
+    );
+    let unhealthy = lines_with(&out, &["health_status (unhealthy)", "already queued"]);
+    let restart = lines_with(&out, &["react", &health, "restart"]);
+    assert_eq!(unhealthy.len(), 1, "{}", out.output);
+    assert_eq!(
+        at_ms(restart[0]) - at_ms(unhealthy[0]),
+        20,
+        "{}",
+        out.output
+    );
+    assert!(
+        restart[0].contains("unhealthy: podman's status unhealthy (checks run outside podkeeper) and this check failed (restart #1"),
+        "{}",
+        out.output
+    );
+    // The recording podkeeper's restart (stop, died, start) is the echo of
+    // the replayed one: no second restart, no start by the app key.
+    assert_eq!(
+        out.calls.iter().filter(|c| c.starts_with("start ")).count(),
+        1,
+        "{:?}",
+        out.calls
+    );
+    // The check timers (a minute away) do not keep the replay going: it
+    // ends with the recording (6.0 s), not 600 s of checks later.
+    let done = lines_with(&out, &["replay", "done:"]);
+    assert!(at_ms(done[0]) < 7_000, "{}", out.output);
+}
+
+#[test]
 fn two_replays_of_a_fixture_should_print_the_same_bytes() {
     for name in [
         "crash-repair",
@@ -444,6 +494,7 @@ fn two_replays_of_a_fixture_should_print_the_same_bytes() {
         "podman5-crash-repair",
         "podman5-stop-rm",
         "podman5-health",
+        "health-restart",
     ] {
         let (a, b) = (replay(name), replay(name));
         assert_eq!(a.output, b.output, "{name}");

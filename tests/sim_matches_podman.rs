@@ -12,7 +12,11 @@
 //! `stop, died, remove` and `died, cleanup, remove`. For those steps, `stop`
 //! and `cleanup` are left out of both sides before comparing; everything else
 //! must match exactly. `podman rename` emits one `rename` event that names
-//! the container by its new name only (recorded on podman 4.3.1).
+//! the container by its new name only (recorded on podman 4.3.1). Each
+//! healthcheck run emits `health_status` (compared with its `HealthStatus`:
+//! podman 4.3's says the status from before the check, 5's the one after;
+//! 4.3 keeps the failing streak across the crash and restart) and, on 4.3,
+//! `exec_died` with the check's exit code.
 
 mod common;
 
@@ -46,13 +50,18 @@ enum Step {
     RenameByHand,
     /// `podman rm -f NAME-old` (the renamed container).
     RemoveRenamedByHand,
+    /// podkeeper's healthcheck call (`GET …/healthcheck`); the check fails.
+    Check,
 }
 
 const SCENARIO: &[Step] = &[
     Step::Create,
     Step::Start,
+    Step::Check,
+    Step::Check,
     Step::Crash,
     Step::Start,
+    Step::Check,
     Step::StopByHand,
     Step::Start,
     Step::RemoveByHand,
@@ -77,6 +86,7 @@ type Seen = (
     String,
     Vec<(String, String)>,
     Option<String>,
+    Option<String>,
 );
 
 fn seen(ev: &PodmanEvent) -> Seen {
@@ -88,18 +98,24 @@ fn seen(ev: &PodmanEvent) -> Seen {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let code = ev.label("containerExitCode").map(String::from);
+    let health = ev
+        .rest
+        .get("HealthStatus")
+        .and_then(|h| h.as_str())
+        .map(String::from);
     (
         ev.typ.clone(),
         ev.action.clone(),
         ev.name().to_string(),
         labels,
         code,
+        health,
     )
 }
 
 fn request(name: &str) -> CreateRequest {
     let text = format!(
-        "app:\n  id: {name}\n  container:\n    image: localhost/bb:1\n    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; sleep 100000 & wait\"]\n    network: none\n"
+        "app:\n  id: {name}\n  container:\n    image: localhost/bb:1\n    command: [\"/bin/sh\", \"-c\", \"trap 'exit 0' TERM; sleep 100000 & wait\"]\n    network: none\n    healthcheck:\n      command: [\"/bin/test\", \"-e\", \"/tmp/ok\"]\n      retries: 2\n"
     );
     let file = Path::new("t.yaml");
     let app = parse_manifest(file, &text).expect("manifest");
@@ -118,6 +134,13 @@ async fn act<R: Podman>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn F
         Step::Create => rt.create_container(req).await.map(|_| ()),
         Step::Start => rt.start_container(name).await,
         Step::Remove => rt.remove_container(name).await,
+        Step::Check => match rt.run_healthcheck(name, Duration::from_secs(10)).await {
+            Ok(r) => {
+                assert!(!r.passed, "the check tests a file that is not there");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
         other => {
             by_hand(other);
             Ok(())
@@ -218,6 +241,7 @@ async fn sim_should_emit_the_events_real_podman_emits() {
     // The simulation, through the same calls.
     let (etx, mut erx) = mpsc::unbounded_channel();
     let sim = Arc::new(SimRuntime::new(&["localhost/bb:1"], Some(etx)).with_event_set(set));
+    sim.set_healthy(&name, false);
     let sim_hand = |step: Step| match step {
         Step::Crash => sim.crash(&name, 137),
         Step::StopByHand => sim.stop_by_hand(&name),
@@ -245,8 +269,8 @@ async fn sim_should_emit_the_events_real_podman_emits() {
         assert!(
             same,
             "{step:?}: podman {version} emitted\n  {:?}\nthe simulation ({set:?})\n  {:?}",
-            real.iter().map(|s| (&s.1, &s.4)).collect::<Vec<_>>(),
-            sim.iter().map(|s| (&s.1, &s.4)).collect::<Vec<_>>(),
+            real.iter().map(|s| (&s.1, &s.4, &s.5)).collect::<Vec<_>>(),
+            sim.iter().map(|s| (&s.1, &s.4, &s.5)).collect::<Vec<_>>(),
         );
     }
 }

@@ -11,6 +11,7 @@
 //! `BENCH_POLL_TRIALS` (6), `BENCH_IDLE_SECS` (600), `BENCH_OUT` (bench-results).
 
 mod companion;
+mod health;
 mod idle;
 mod recovery;
 mod sim;
@@ -29,7 +30,7 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-const ALL_CASES: [&str; 5] = ["recovery", "companion", "idle", "scale", "burst"];
+const ALL_CASES: [&str; 6] = ["recovery", "companion", "idle", "scale", "burst", "health"];
 
 fn main() -> anyhow::Result<()> {
     // The simulated-scale case re-runs this binary per size, so RSS is that size's alone.
@@ -54,7 +55,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let real = cases
         .iter()
-        .any(|c| ["recovery", "companion", "idle"].contains(&c.as_str()));
+        .any(|c| ["recovery", "companion", "idle", "health"].contains(&c.as_str()));
     if real {
         rt.block_on(stack::cleanup());
     }
@@ -66,6 +67,7 @@ fn main() -> anyhow::Result<()> {
             "idle" => rt.block_on(idle::run(&mut results, &out)),
             "scale" => sim::scale(&mut results),
             "burst" => sim::burst(&mut results),
+            "health" => rt.block_on(health::run(&mut results, &out)),
             _ => unreachable!("checked above"),
         };
         if let Err(e) = run {

@@ -118,6 +118,12 @@ impl<R: Podman> Reactor<R> {
                 (None, _) => {}
             }
         }
+        if is_container && ev.action == "start" {
+            if let Some(id) = app {
+                // A dependency started (by podkeeper or by hand): whoever waits for it looks now.
+                self.wake_dependents(id, false, now);
+            }
+        }
         let verdict = if !is_container {
             Verdict::Ignored(Ignored::NotAContainer(&ev.typ))
         } else {
@@ -131,6 +137,7 @@ impl<R: Podman> Reactor<R> {
                 Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
                     Verdict::Ignored(Ignored::Orphan)
                 }
+                Some(id) if ev.action == "health_status" => self.on_health_status(id, ev, now),
                 Some(id)
                     if !crate::reconcile::app::event_may_leave_state(
                         self.apps.apps.get(id),

@@ -66,9 +66,7 @@ impl<R: Podman> Reactor<R> {
                 self.dispatch();
             }
             match until {
-                Until::Idle if self.sched.is_idle() && self.inflight.is_empty() => {
-                    return Stopped::Idle
-                }
+                Until::Idle if self.is_idle() => return Stopped::Idle,
                 Until::Drained(_) if self.inflight.is_empty() => return Stopped::Drained,
                 _ => {}
             }

@@ -249,9 +249,10 @@ async fn decide_and_act<R: Podman>(
         (&drift, desired)
     {
         if app.app.state == DesiredState::Running && !app.app.depends_on.is_empty() {
-            if let Some(waiting) = super::depends::unmet_dependency(rt, app, log).await? {
+            if let Some((dep, waiting)) = super::depends::unmet_dependency(rt, app, log).await? {
                 r.action = "wait";
                 r.why = format!("{}; waiting for {waiting}", r.why);
+                r.waits_for = Some(dep);
                 r.requeue_after = Some(super::depends::DEPENDENCY_POLL);
                 return Ok(());
             }

@@ -6,28 +6,33 @@ use super::CallLog;
 use crate::manifest::{Condition, LoadedApp};
 use crate::runtime::{ContainerState, Podman, RuntimeError};
 
-/// How often an app waiting for a dependency looks again.
-pub const DEPENDENCY_POLL: Duration = Duration::from_secs(1);
+/// How often an app waiting for a dependency looks again by itself: a
+/// safety net only. The reactor queues a waiting app the moment its
+/// dependency starts (its reconcile, or podman's `start` event) or passes a
+/// check.
+pub const DEPENDENCY_POLL: Duration = Duration::from_secs(10);
 
-/// The first dependency of `app` that does not meet its condition, in
-/// words (`db to be healthy (starting)`); `None` when all do. One inspect
-/// per dependency; apps without dependencies cost nothing.
+/// The first dependency of `app` that does not meet its condition: its id
+/// and, in words, what is awaited (`db to be healthy (starting)`); `None`
+/// when all do. One inspect per dependency; apps without dependencies cost
+/// nothing.
 pub async fn unmet_dependency<R: Podman>(
     rt: &R,
     app: &LoadedApp,
     log: &mut CallLog,
-) -> Result<Option<String>, RuntimeError> {
+) -> Result<Option<(String, String)>, RuntimeError> {
     for dep in &app.app.depends_on {
         let found = log.time("inspect", rt.inspect_container(&dep.app)).await?;
+        let unmet = |words: String| Ok(Some((dep.app.clone(), words)));
         let Some(c) = found else {
-            return Ok(Some(format!("{} (no container yet)", dep.app)));
+            return unmet(format!("{} (no container yet)", dep.app));
         };
         if c.state != ContainerState::Running {
-            return Ok(Some(format!("{} ({})", dep.app, c.state.as_str())));
+            return unmet(format!("{} ({})", dep.app, c.state.as_str()));
         }
         if dep.condition == Condition::Healthy && c.health.as_deref() != Some("healthy") {
             let status = c.health.as_deref().unwrap_or("not checked yet");
-            return Ok(Some(format!("{} to be healthy ({status})", dep.app)));
+            return unmet(format!("{} to be healthy ({status})", dep.app));
         }
     }
     Ok(None)

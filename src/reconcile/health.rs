@@ -38,6 +38,15 @@ pub struct HealthState {
     pub restarts: u32,
     /// No unhealthy restart before this.
     pub hold_until: Option<Instant>,
+    /// When the last check call returned, on the runtime's clock (podman's
+    /// events' clock): a `health_status` stamped before it is that check's
+    /// own (or one it superseded).
+    pub checked_at: Option<DateTime<Utc>>,
+    /// This run was asked for by a `health_status` of a check someone else
+    /// ran (`podman healthcheck run`): if podman's status (which counts
+    /// every check run) is `unhealthy` and this check fails too, the app is
+    /// unhealthy at once.
+    pub asked_by_event: bool,
 }
 
 impl HealthState {
@@ -91,12 +100,18 @@ pub async fn check_health<R: Podman>(
             .and_then(|t| (rt.now() - t).to_std().ok())
             .unwrap_or_default();
         let in_start_period = up < h.start_period();
+        // Only when asked by a user's check: podman 4.3 keeps its failing
+        // streak across a restart, so its status alone would count the
+        // failures before podkeeper's last restart.
+        let podman_unhealthy =
+            std::mem::take(&mut st.asked_by_event) && c.health.as_deref() == Some("unhealthy");
         let check = log
             .time(
                 "healthcheck",
                 rt.run_healthcheck(id, h.timeout() + CALL_MARGIN),
             )
             .await?;
+        st.checked_at = Some(rt.now());
         let now = Instant::now();
         if check.passed {
             st.streak = 0;
@@ -126,6 +141,10 @@ pub async fn check_health<R: Podman>(
             return Ok(());
         }
         st.streak += 1;
+        if podman_unhealthy {
+            // podman counted the checks run outside podkeeper too.
+            st.streak = st.streak.max(h.retries());
+        }
         st.healthy_since = None;
         r.why = format!("check failed ({}/{}){output}", st.streak, h.retries());
         if st.streak < h.retries() {
@@ -150,9 +169,13 @@ pub async fn check_health<R: Podman>(
         }
         r.action = "restart";
         st.restarts += 1;
+        let failed = if podman_unhealthy {
+            "podman's status unhealthy (checks run outside podkeeper) and this check failed".into()
+        } else {
+            format!("{} consecutive failed checks", st.streak)
+        };
         r.why = format!(
-            "unhealthy: {} consecutive failed checks{output} (restart #{}, after {} up)",
-            st.streak,
+            "unhealthy: {failed}{output} (restart #{}, after {} up)",
             st.restarts,
             crate::duration::secs(up)
         );

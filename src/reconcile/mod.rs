@@ -63,6 +63,9 @@ pub struct Reaction {
     /// reconciler: its own; the sweep: every declared app's). Read by
     /// status; nothing decides on it.
     pub found: Vec<Found>,
+    /// The app this one waits for (action `wait` on a dependency): the
+    /// reactor queues it again as soon as that app starts or turns healthy.
+    pub waits_for: Option<String>,
 }
 
 /// An app's container as a reconcile last knew it.
@@ -87,6 +90,7 @@ impl Reaction {
             requeue_after: None,
             queue: Vec::new(),
             found: Vec::new(),
+            waits_for: None,
         }
     }
 

@@ -199,6 +199,14 @@ pub async fn replay(
         sim.insert(c);
     }
     let manifests = manifest::load_dir(&work.apps)?;
+    // The containers podkeeper made carry their manifest's healthcheck.
+    for app in manifests.apps.values() {
+        if let Some(h) = &app.app.container.healthcheck {
+            if sim.container(&app.app.id).is_some() {
+                sim.declare_healthcheck(&app.app.id, h.retries());
+            }
+        }
+    }
     // Companions: systemd as it was when the recording started (see the module doc).
     let systemd = (!work.unit_dirs.is_empty())
         .then(|| SimSystemd::new(&work.unit_dirs, &work.root.join("generator")));

@@ -19,9 +19,11 @@
 //! conmon's cleanup has not moved the container on yet): podman 4.3 sometimes
 //! leaves it out, and 5.x, whose cleanup is quicker, practically always; the
 //! V4 sim always emits it, V5 never. `podman run` of a local image also emits
-//! `image pull`, a podman with a restart policy `restart`, a healthcheck
-//! `health_status` (with a top-level `HealthStatus`); podkeeper does none of
-//! these, so neither does the sim.
+//! `image pull`, a podman with a restart policy `restart`; podkeeper does
+//! neither, so neither does the sim. A healthcheck run (podkeeper's call of
+//! the healthcheck endpoint, or `podman healthcheck run`) emits
+//! `health_status` with a top-level `HealthStatus`, on podman 4.3 followed by
+//! `exec_died` carrying the check's exit code: see `sim_podman/health.rs`.
 //!
 //! `podman rename` → `rename`, naming the container by its new name only.
 //!
@@ -30,6 +32,7 @@
 //! a recorded `remove` removes it, a `rename` moves it (found by id) to its
 //! new name, and so on.
 
+mod health;
 mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +94,11 @@ struct SimState {
     unreachable: bool,
     /// Containers whose healthcheck fails (every other one passes).
     unhealthy: BTreeSet<String>,
+    /// Container name → its healthcheck as podman keeps it (see `health.rs`).
+    checks: BTreeMap<String, health::SimCheck>,
+    /// Replay: the container whose recorded `health_status` came last (its
+    /// `exec_died` may follow).
+    last_health_event: Option<String>,
 }
 
 /// See the module documentation.
@@ -174,13 +182,25 @@ impl SimRuntime {
     }
 
     fn emit(&self, c: &SimContainer, action: &str, exit_code: Option<i32>) {
+        self.emit_full(c, action, exit_code, None);
+    }
+
+    /// An event; `health` is the top-level `HealthStatus` of a `health_status`.
+    fn emit_full(
+        &self,
+        c: &SimContainer,
+        action: &str,
+        exit_code: Option<i32>,
+        health: Option<&str>,
+    ) {
         let Some(tx) = &self.events else { return };
         let mut attributes = c.labels.clone();
         attributes.insert("name".into(), c.name.clone());
         attributes.insert("image".into(), c.image.clone());
         let code = || exit_code.or(c.exit_code).unwrap_or(0).to_string();
         match (self.events_of, action) {
-            (_, "died") => {
+            // podman 4.3's `exec_died` of a healthcheck carries the check's code.
+            (_, "died") | (EventSet::V4, "exec_died") => {
                 attributes.insert("containerExitCode".into(), code());
             }
             // podman 4.3 puts `containerExitCode` on every container event,
@@ -202,6 +222,9 @@ impl SimRuntime {
         rest.insert("from".into(), c.image.clone().into());
         rest.insert("scope".into(), "local".into());
         rest.insert("time".into(), now.timestamp().into());
+        if let Some(h) = health {
+            rest.insert("HealthStatus".into(), h.into());
+        }
         let _ = tx.send(PodmanEvent {
             typ: "container".into(),
             action: action.into(),
@@ -346,7 +369,13 @@ impl Podman for SimRuntime {
 
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
         self.call(format!("inspect {name}")).await?;
-        Ok(self.lock().containers.get(name).map(info))
+        let st = self.lock();
+        Ok(st.containers.get(name).map(|c| {
+            let mut i = info(c);
+            // podman's inspect says `State.Health.Status`; its list does not.
+            i.health = st.checks.get(name).map(|h| h.status.to_string());
+            i
+        }))
     }
 
     async fn list_managed(&self) -> RuntimeResult<Vec<ContainerInfo>> {
@@ -388,6 +417,15 @@ impl Podman for SimRuntime {
                 exit_code: None,
             };
             st.containers.insert(req.name.clone(), c.clone());
+            match &req.spec.healthcheck {
+                Some(h) => {
+                    st.checks
+                        .insert(req.name.clone(), health::SimCheck::new(h.retries()));
+                }
+                None => {
+                    st.checks.remove(&req.name);
+                }
+            }
             c
         };
         self.emit(&c, "create", None);
@@ -408,7 +446,12 @@ impl Podman for SimRuntime {
             c.state = ContainerState::Running;
             c.started_at = Some(now);
             c.exit_code = Some(0);
-            c.clone()
+            let c = c.clone();
+            let set = self.events_of;
+            if let Some(check) = st.checks.get_mut(name) {
+                check.started(set);
+            }
+            c
         };
         self.emit(&c, "init", None);
         self.emit(&c, "start", None);
@@ -436,19 +479,7 @@ impl Podman for SimRuntime {
         _limit: std::time::Duration,
     ) -> RuntimeResult<super::HealthResult> {
         self.call(format!("healthcheck {name}")).await?;
-        let st = self.lock();
-        match st.containers.get(name) {
-            None => Err(RuntimeError::NotFound(format!(
-                "no container with name or ID {name:?} found"
-            ))),
-            Some(c) if c.state != ContainerState::Running => {
-                Err(RuntimeError::Failed("container is not running".into()))
-            }
-            Some(_) => Ok(super::HealthResult {
-                passed: !st.unhealthy.contains(name),
-                output: String::new(),
-            }),
-        }
+        self.check_now(name)
     }
 
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {

@@ -28,6 +28,10 @@ impl SimRuntime {
         if ev.typ != "container" || ev.name().is_empty() {
             return;
         }
+        if matches!(ev.action.as_str(), "health_status" | "exec_died") {
+            return self.observe_health(ev);
+        }
+        self.lock().last_health_event = None;
         let now = self.now();
         let mut st = self.lock();
         if ev.action == "remove" {

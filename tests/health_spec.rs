@@ -1,0 +1,312 @@
+//! Health, order and declared state on the simulated podman under paused time: the scenarios of the real-podman tests (tests/e2e_health.rs), pinned to the millisecond.
+//!
+//! The simulation answers each call after 5 ms of virtual time and keeps
+//! podman's health status as podman does (`src/runtime/sim_podman/health.rs`);
+//! its events reach the reactor at once. So a check is 10 ms (inspect,
+//! healthcheck), an unhealthy restart 20 ms (… stop, start), a create of a
+//! dependent 20 ms (inspect, inspect of its dependency, create, start).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
+use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
+use podkeeper::report::{Clock, Reporter, SharedBuf};
+use podkeeper::runtime::sim_podman::SimRuntime;
+use podkeeper::runtime::ContainerState;
+use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+const CMD: &str = r#"["/bin/sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; sleep 100000 & wait"]"#;
+
+/// An app; `check`: its healthcheck's interval and retries; `dep`: the app it
+/// waits for to be healthy.
+fn app(id: &str, check: Option<(&str, u32)>, dep: Option<&str>) -> String {
+    let mut m = format!(
+        "app:\n  id: {id}\n  container:\n    image: localhost/bb:1\n    command: {CMD}\n    network: none\n"
+    );
+    if let Some((interval, retries)) = check {
+        m += &format!("    healthcheck:\n      command: [\"/bin/test\", \"-e\", \"/tmp/ok\"]\n      interval: {interval}\n      timeout: 2s\n      retries: {retries}\n");
+    }
+    if let Some(dep) = dep {
+        m += &format!("  depends_on:\n    - app: {dep}\n      condition: healthy\n");
+    }
+    m
+}
+
+fn set(manifests: &[String]) -> ManifestSet {
+    let parsed = manifests
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let file = format!("{i}.yaml");
+            (
+                file.clone().into(),
+                parse_manifest(Path::new(&file), text).unwrap(),
+            )
+        })
+        .collect();
+    let set = assemble(parsed, vec![]);
+    assert!(set.errors.is_empty(), "{:?}", set.errors);
+    set
+}
+
+struct Harness {
+    sim: SimRuntime,
+    tx: mpsc::Sender<Trigger>,
+    out: SharedBuf,
+    cancel: CancellationToken,
+    task: JoinHandle<Stats>,
+    start: Instant,
+}
+
+impl Harness {
+    /// The reactor on `apps`, its events stream connected at instant 0.
+    async fn start(apps: ManifestSet) -> Self {
+        let (etx, mut events) = mpsc::unbounded_channel::<PodmanEvent>();
+        let sim = SimRuntime::new(&["localhost/bb:1"], Some(etx));
+        let (tx, rx) = mpsc::channel(1024);
+        let out = SharedBuf::default();
+        let start = Instant::now();
+        let report = Reporter::new(true, Clock::SinceStart(start), Box::new(out.clone()));
+        let reactor = Reactor::new(
+            Arc::new(sim.clone()),
+            rx,
+            apps,
+            ReactorConfig::default(),
+            report,
+        );
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(reactor.run(cancel.clone()));
+        let fwd = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if fwd.send(Trigger::Podman(ev)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tx.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
+            .await
+            .unwrap();
+        Harness {
+            sim,
+            tx,
+            out,
+            cancel,
+            task,
+            start,
+        }
+    }
+
+    /// Sleep until `ms` after the start.
+    async fn at(&self, ms: u64) {
+        sleep_until(self.start + Duration::from_millis(ms)).await;
+    }
+
+    /// `(ms, key, action)` of every reaction printed so far with `key`.
+    fn reactions(&self, key: &str) -> Vec<(u64, String)> {
+        reactions(&self.out.contents(), key)
+    }
+
+    fn output(&self) -> String {
+        self.out.contents()
+    }
+
+    async fn stop(self) -> String {
+        self.cancel.cancel();
+        let _ = self.task.await;
+        drop(self.tx);
+        self.out.contents()
+    }
+}
+
+/// The virtual time of a debug line (`+    1.234s  …`), in ms.
+fn ms(line: &str) -> u64 {
+    let stamp = line.trim_start_matches('+').trim_start();
+    let (s, rest) = stamp.split_once('.').unwrap();
+    s.parse::<u64>().unwrap() * 1000 + rest[..3].parse::<u64>().unwrap()
+}
+
+fn reactions(out: &str, key: &str) -> Vec<(u64, String)> {
+    out.lines()
+        .filter_map(|l| {
+            let rest = l.split_once("  react  ")?.1;
+            let mut words = rest.split_whitespace();
+            (words.next()? == key).then(|| (ms(l), words.next().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+fn r(ms: u64, action: &str) -> (u64, String) {
+    (ms, action.to_string())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_healthy_app_be_left_alone(
+) {
+    let h = Harness::start(set(&[app("web", Some(("10s", 3)), None)])).await;
+    h.at(15_000).await;
+    // The file the check reads is deleted.
+    h.sim.set_healthy("web", false);
+    let before = h.sim.container("web").unwrap();
+    h.at(41_000).await;
+    // The restart made it again (the app's command touches it).
+    h.sim.set_healthy("web", true);
+    h.at(120_000).await;
+    // Checks every 10 s from the last one's end: 3 failures (20, 30, 40 s,
+    // the first one news, the second not), the restart in the third's run,
+    // 25 s after the file went: within interval × retries + interval.
+    assert_eq!(
+        h.reactions("health/web"),
+        [
+            r(10_010, "healthy"),
+            r(20_020, "failing"),
+            r(40_050, "restart"),
+            r(50_060, "healthy")
+        ],
+        "{}",
+        h.output()
+    );
+    let after = h.sim.container("web").unwrap();
+    assert_eq!(after.id, before.id, "restarted, not recreated");
+    assert_eq!(after.state, ContainerState::Running);
+    let out = h.stop().await;
+    assert!(
+        out.contains("react  health/web               restart   unhealthy: 3 consecutive failed checks (restart #1, after 40.0s up) [inspect 5.0ms, healthcheck 5.0ms, stop 5.0ms, start 5.0ms] ok"),
+        "{out}"
+    );
+    // The restart's own stop woke the app key, which found it running.
+    assert_eq!(
+        reactions(&out, "app/web"),
+        [r(20, "create"), r(40_050, "none")]
+    );
+    // podman's events of podkeeper's own checks are no news.
+    assert!(
+        out.contains("container health_status (healthy) web                  → ignored: health/web's own check"),
+        "{out}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_that_always_fails_should_restart_spaced_by_the_crash_loop_backoff() {
+    let h = Harness::start(set(&[app("web", Some(("1s", 2)), None)])).await;
+    h.sim.set_healthy("web", false);
+    h.at(60_000).await;
+    let restarts: Vec<u64> = h
+        .reactions("health/web")
+        .into_iter()
+        .filter(|(_, a)| a == "restart")
+        .map(|(t, _)| t)
+        .collect();
+    let gaps: Vec<u64> = restarts.windows(2).map(|w| w[1] - w[0]).collect();
+    // Two failed checks 1 s apart (+ 10 ms each) and the 20 ms restart make
+    // 2,030 ms, while the backoff (100 ms doubling from restart #1) is
+    // shorter; from restart #6 on, its 3.2 s, 6.4 s, 12.8 s hold the next
+    // restart back (+ the 20 ms of the restart itself).
+    assert_eq!(restarts[0], 2_030, "{}", h.output());
+    assert_eq!(
+        gaps,
+        [2_030, 2_030, 2_030, 2_030, 2_030, 3_220, 6_420, 12_820],
+        "{}",
+        h.output()
+    );
+    let out = h.stop().await;
+    assert!(
+        out.contains("react  health/web               wait      unhealthy (2 failed checks); restart #7 held by the backoff for 1.2s"),
+        "{out}"
+    );
+    for n in 1..=9 {
+        assert!(out.contains(&format!("(restart #{n}, after ")), "{out}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_dependency_turns_healthy()
+{
+    let h = Harness::start(set(&[
+        app("db", Some(("1s", 3)), None),
+        app("api", Some(("1s", 3)), Some("db")),
+        app("web", None, Some("api")),
+    ]))
+    .await;
+    h.at(10_000).await;
+    // db is created at once; its first check (1 s after start-up) passes,
+    // and api is created in that instant (+ its 4 calls), not at its next
+    // look; api's first check after that passes, and web follows the same way.
+    assert_eq!(h.reactions("app/db"), [r(20, "create")]);
+    assert_eq!(h.reactions("health/db"), [r(1_010, "healthy")]);
+    assert_eq!(h.reactions("app/api"), [r(15, "wait"), r(1_030, "create")]);
+    assert_eq!(h.reactions("health/api"), [r(2_015, "healthy")]);
+    assert_eq!(
+        h.reactions("app/web"),
+        [r(15, "wait"), r(2_035, "create")],
+        "{}",
+        h.output()
+    );
+    assert!(h.output().contains(
+        "react  app/web                  wait      container missing; waiting for api (no container yet)"
+    ));
+
+    // web killed: started again after the exit grace, its dependency
+    // looked at once and found healthy: no wait.
+    h.sim.crash("web", 137);
+    h.at(12_000).await;
+    let out = h.stop().await;
+    assert_eq!(
+        reactions(&out, "app/web"),
+        [r(15, "wait"), r(2_035, "create"), r(10_215, "start")],
+        "{out}"
+    );
+    assert!(
+        out.contains("react  app/web                  start     exited (code 137), after the exit grace [inspect 5.0ms, grace 195ms, inspect 5.0ms, inspect 5.0ms, start 5.0ms] ok"),
+        "{out}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_users_failing_healthcheck_run_should_be_acted_on_without_waiting_for_the_timer() {
+    let h = Harness::start(set(&[app("web", Some(("1m", 3)), None)])).await;
+    h.at(61_000).await;
+    h.sim.set_healthy("web", false);
+    for t in [62_000, 62_500] {
+        h.at(t).await;
+        // `podman healthcheck run web`, by hand.
+        h.sim.check_now("web").unwrap();
+    }
+    h.at(62_600).await;
+    // The restart made the file again; the user checks once more.
+    h.sim.set_healthy("web", true);
+    h.at(63_000).await;
+    h.sim.check_now("web").unwrap();
+    h.at(64_000).await;
+    let out = h.stop().await;
+    // Each run by hand queues podkeeper's check at once (its timer is due
+    // at 120 s). The first finds podman's status healthy (1 failure of 3)
+    // and fails: 1/3. By the second podman has counted 4 failures (the
+    // user's and podkeeper's): unhealthy, and podkeeper's check fails too:
+    // restart. The third, passing, is healthy again.
+    assert_eq!(
+        reactions(&out, "health/web"),
+        [
+            r(60_010, "healthy"),
+            r(62_010, "failing"),
+            r(62_520, "restart"),
+            r(63_010, "healthy")
+        ],
+        "{out}"
+    );
+    for line in [
+        // podman 4.3's event says the status from before the check.
+        "+   62.000s  event  podman   container health_status (healthy) web                  → health/web already queued",
+        "+   62.010s  event  podman   container health_status (healthy) web                  → ignored: health/web's own check",
+        "+   62.510s  event  podman   container health_status (unhealthy) web                  → ignored: health/web's own check",
+        "+   62.520s  react  health/web               restart   unhealthy: podman's status unhealthy (checks run outside podkeeper) and this check failed (restart #1, after 62.5s up)",
+    ] {
+        assert!(out.contains(line), "{line}\n{out}");
+    }
+}
