@@ -264,9 +264,12 @@ fn reconciles(log: &str, names: &[String]) -> Vec<f64> {
     count.into_values().collect()
 }
 
-/// Every container `start` event since the subscription: (name, time).
+/// A container's name and the time of one of its `start` events.
+type Start = (String, DateTime<Utc>);
+
+/// Every container `start` event since the subscription.
 struct Starts {
-    seen: Arc<Mutex<Vec<(String, DateTime<Utc>)>>>,
+    seen: Arc<Mutex<Vec<Start>>>,
     child: Mutex<Option<tokio::process::Child>>,
 }
 
