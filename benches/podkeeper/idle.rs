@@ -105,6 +105,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
     let count_file = tmp.path().join("poll-commands");
     let mut poller = start_poller(n_comp, &count_file)?;
     let poller_pid = poller.id().map_or(0, |p| p as i32);
+    crate::interrupt::register(poller_pid);
 
     let req0 = requests.lock().map(|r| r.len()).unwrap_or(0);
     let events0 = count_events(&pk.log_text());
@@ -131,6 +132,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
         .map(|s| s.lines().count())
         .unwrap_or(0);
     let _ = poller.kill().await;
+    crate::interrupt::unregister(poller_pid);
     pk.stop().await;
     cancel.cancel();
 

@@ -2,17 +2,24 @@
 //!
 //! Run it through `bash scripts/bench` (sets the host up, builds in release,
 //! draws the plot). Cases, selected with `BENCH_CASES` (comma-separated,
-//! default all): `recovery`, `companion`, `idle` on the real stack, `scale`
-//! and `burst` on the simulated runtime. Every sample goes to
-//! `$BENCH_OUT/latest.csv`; the table goes to stdout and `$BENCH_OUT/table.md`;
-//! a full run also rewrites `BENCHMARKS.md`.
+//! default all): `recovery`, `companion`, `idle`, `mass` on the real stack,
+//! `scale` and `burst` on the simulated runtime. Each case's results are
+//! saved as `$BENCH_OUT/parts/<case><BENCH_PART>.json`, so cases run apart
+//! (each short enough for the host-wide lock) add up: every run rewrites
+//! `$BENCH_OUT/latest.csv`, `table.md` and `targets.md` from all the parts
+//! there, and `BENCHMARKS.md` once every case has a part.
 //!
-//! Knobs: `BENCH_TRIALS` (20), `BENCH_ROTATE` (containers per subject, 4),
-//! `BENCH_POLL_TRIALS` (6), `BENCH_IDLE_SECS` (600), `BENCH_OUT` (bench-results).
+//! Knobs: `BENCH_TRIALS` (30), `BENCH_ROTATE` (containers per subject, 4),
+//! `BENCH_POLL_TRIALS` (6), `BENCH_IDLE_SECS` (600), `BENCH_OUT` (bench-results),
+//! `BENCH_PART` (a suffix for the part's name), and for `mass`:
+//! `BENCH_MASS_APPS` (200), `BENCH_MASS_CONCURRENCY` (1,4,8,16),
+//! `BENCH_MASS_SUBJECTS` (podkeeper,podman,quadlet).
 
 mod companion;
 mod health;
 mod idle;
+mod interrupt;
+mod mass;
 mod recovery;
 mod sim;
 mod stack;
@@ -30,7 +37,15 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-const ALL_CASES: [&str; 6] = ["recovery", "companion", "idle", "scale", "burst", "health"];
+const ALL_CASES: [&str; 7] = [
+    "recovery",
+    "companion",
+    "idle",
+    "mass",
+    "scale",
+    "burst",
+    "health",
+];
 
 fn main() -> anyhow::Result<()> {
     // The simulated-scale case re-runs this binary per size, so RSS is that size's alone.
@@ -50,21 +65,32 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| "bench-results".into()));
-    std::fs::create_dir_all(&out)?;
-    let mut results = Results::default();
+    let parts = out.join("parts");
+    std::fs::create_dir_all(&parts)?;
+    let suffix = std::env::var("BENCH_PART").unwrap_or_default();
+    anyhow::ensure!(
+        suffix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-'),
+        "BENCH_PART {suffix:?}: only letters, digits and '-'"
+    );
     let rt = tokio::runtime::Runtime::new()?;
     let real = cases
         .iter()
-        .any(|c| ["recovery", "companion", "idle", "health"].contains(&c.as_str()));
+        .any(|c| ["recovery", "companion", "idle", "mass", "health"].contains(&c.as_str()));
     if real {
+        interrupt::install(&rt)?;
         rt.block_on(stack::cleanup());
     }
     for case in &cases {
         eprintln!("== bench: {case}");
+        let mut results = Results::default();
+        results.when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
         let run = match case.as_str() {
             "recovery" => rt.block_on(recovery::run(&mut results, &out)),
             "companion" => rt.block_on(companion::run(&mut results, &out)),
             "idle" => rt.block_on(idle::run(&mut results, &out)),
+            "mass" => rt.block_on(mass::run(&mut results, &out)),
             "scale" => sim::scale(&mut results),
             "burst" => sim::burst(&mut results),
             "health" => rt.block_on(health::run(&mut results, &out)),
@@ -76,19 +102,49 @@ fn main() -> anyhow::Result<()> {
             results.note(format!("case {case} failed: {e:#}"));
         }
         // Save after every case: a long run interrupted keeps what it measured.
-        results.write_csv(&out.join("latest.csv"))?;
+        results.save(&parts.join(format!("{case}{suffix}.json")))?;
     }
     if real {
         rt.block_on(stack::cleanup());
     }
+    // Every part there, in the order of the cases.
+    let mut names: Vec<String> = std::fs::read_dir(&parts)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    let rank = |n: &str| {
+        ALL_CASES
+            .iter()
+            .position(|c| n.starts_with(c))
+            .unwrap_or(99)
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    let mut results = Results::default();
+    let mut runs = Vec::new();
+    for n in &names {
+        let part = Results::load(&parts.join(n))?;
+        runs.push(format!("`{}` {}", n.trim_end_matches(".json"), part.when));
+        results.merge(part);
+    }
+    if names.iter().any(|n| n.starts_with("mass")) {
+        rt.block_on(mass::targets(&mut results));
+    }
+    results.write_csv(&out.join("latest.csv"))?;
     let table = results.table();
     let targets = results.targets();
     println!("\n{table}\n{targets}");
     std::fs::write(out.join("table.md"), &table)?;
     std::fs::write(out.join("targets.md"), &targets)?;
     std::fs::write(out.join("analysis.md"), results.analysis())?;
-    if cases.len() == ALL_CASES.len() {
-        std::fs::write("BENCHMARKS.md", results.benchmarks_md(&out))?;
+    if ALL_CASES
+        .iter()
+        .all(|c| names.iter().any(|n| n.starts_with(c)))
+    {
+        std::fs::write(
+            "BENCHMARKS.md",
+            results.benchmarks_md(&out, &runs.join(", ")),
+        )?;
         eprintln!("wrote BENCHMARKS.md");
     }
     Ok(())

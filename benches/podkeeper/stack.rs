@@ -33,7 +33,13 @@ pub fn user_unit_dir() -> PathBuf {
 }
 
 /// The local podman CLI (not a remote client of the service), with a time limit.
+/// Refused once the bench is interrupted (only [`cleanup`] runs podman then).
 pub async fn podman(args: &[&str]) -> anyhow::Result<String> {
+    anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
+    podman_now(args).await
+}
+
+async fn podman_now(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("timeout")
         .arg("120")
         .arg("podman")
@@ -53,6 +59,11 @@ pub async fn podman(args: &[&str]) -> anyhow::Result<String> {
 }
 
 pub async fn systemctl(args: &[&str]) -> anyhow::Result<String> {
+    anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
+    systemctl_now(args).await
+}
+
+async fn systemctl_now(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("systemctl")
         .arg("--user")
         .args(args)
@@ -237,6 +248,7 @@ pub struct Podkeeper {
 
 impl Podkeeper {
     pub async fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
         let file = std::fs::File::create(log)?;
         let child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
             .arg("run")
@@ -247,6 +259,9 @@ impl Podkeeper {
             .kill_on_drop(true)
             .spawn()
             .context("start podkeeper")?;
+        if let Some(pid) = child.id() {
+            crate::interrupt::register(pid as i32);
+        }
         Ok(Podkeeper {
             child,
             log: log.to_path_buf(),
@@ -263,12 +278,16 @@ impl Podkeeper {
 
     /// SIGTERM, then wait (podkeeper drains in-flight reconciles).
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
+        let pid = self.child.id();
+        if let Some(pid) = pid {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
         let _ = tokio::time::timeout(Duration::from_secs(40), self.child.wait()).await;
         let _ = self.child.kill().await;
+        if let Some(pid) = pid {
+            crate::interrupt::unregister(pid as i32);
+        }
     }
 }
 
@@ -308,12 +327,12 @@ pub fn proc_usage(pid: i32) -> Option<(f64, f64, f64)> {
 
 /// Remove everything named `bench-…`: containers, user units, their files.
 pub async fn cleanup() {
-    if let Ok(names) = podman(&["ps", "-a", "--format", "{{.Names}}"]).await {
+    if let Ok(names) = podman_now(&["ps", "-a", "--format", "{{.Names}}"]).await {
         let ours: Vec<&str> = names.lines().filter(|n| n.starts_with(PREFIX)).collect();
         if !ours.is_empty() {
             let mut args = vec!["rm", "-f", "-t", "0"];
             args.extend(ours.iter().copied());
-            let _ = podman(&args).await;
+            let _ = podman_now(&args).await;
         }
     }
     let dir = user_unit_dir();
@@ -333,15 +352,15 @@ pub async fn cleanup() {
     if !units.is_empty() {
         let mut args = vec!["stop"];
         args.extend(units.iter().map(String::as_str));
-        let _ = systemctl(&args).await;
-        let _ = systemctl(&["daemon-reload"]).await;
+        let _ = systemctl_now(&args).await;
+        let _ = systemctl_now(&["daemon-reload"]).await;
         let mut args = vec!["reset-failed"];
         args.extend(units.iter().map(String::as_str));
-        let _ = systemctl(&args).await;
+        let _ = systemctl_now(&args).await;
         // Quadlet containers are --rm, but a failed stop may leave one.
-        if let Ok(names) = podman(&["ps", "-a", "--format", "{{.Names}}"]).await {
+        if let Ok(names) = podman_now(&["ps", "-a", "--format", "{{.Names}}"]).await {
             for n in names.lines().filter(|n| n.starts_with(PREFIX)) {
-                let _ = podman(&["rm", "-f", "-t", "0", n]).await;
+                let _ = podman_now(&["rm", "-f", "-t", "0", n]).await;
             }
         }
     }

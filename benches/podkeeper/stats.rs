@@ -8,7 +8,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-#[derive(Debug, Clone)]
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     pub case: String,
     pub metric: String,
@@ -51,15 +53,18 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
 }
 
 /// One target of the issue and whether this run met it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Target {
     what: String,
     measured: String,
     met: Option<bool>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
+    /// When the case was measured (a part's stamp; empty for a merge).
+    #[serde(default)]
+    pub when: String,
     samples: Vec<Sample>,
     notes: Vec<String>,
     analysis: Vec<String>,
@@ -93,6 +98,25 @@ impl Results {
 
     pub fn summary(&self, case: &str, metric: &str, subject: &str) -> Option<Summary> {
         summarize(&self.values(case, metric, subject))
+    }
+
+    /// One case's results, saved so that cases run apart (each under the
+    /// host-wide lock for a few minutes) make one table.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        std::fs::write(path, serde_json::to_string(self)?)?;
+        Ok(())
+    }
+
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        Ok(serde_json::from_str(&std::fs::read_to_string(path)?)?)
+    }
+
+    /// Append another part's samples, targets, notes and analysis.
+    pub fn merge(&mut self, other: Results) {
+        self.samples.extend(other.samples);
+        self.notes.extend(other.notes);
+        self.analysis.extend(other.analysis);
+        self.targets.extend(other.targets);
     }
 
     pub fn note(&mut self, text: String) {
@@ -204,21 +228,25 @@ impl Results {
         std::fs::write(path, s)
     }
 
-    pub fn benchmarks_md(&self, out: &Path) -> String {
-        let when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z");
+    /// `runs`: which part was measured when.
+    pub fn benchmarks_md(&self, out: &Path, runs: &str) -> String {
         let out = out.display();
         format!(
             "# Benchmarks\n\n\
              podkeeper against podman's own `--restart=always`, systemd's `Restart=always` \
-             (through Quadlet), and polling, all measured in one run on the same machine \
-             (issue 5). This machine is a noisy 2-vCPU VM: compare only the ratios within \
-             one run, never absolute numbers across runs.\n\n\
-             ```sh\nbash scripts/bench            # everything, about 15 minutes (10 of them idle)\n\
-             BENCH_IDLE_SECS=60 bash scripts/bench   # a quicker idle case\n\
-             BENCH_CASES=scale,burst bash scripts/bench   # only the simulated cases\n```\n\n\
+             (through Quadlet), a shell loop of `podman run` and polling, measured side by side \
+             on the same machine (issues 5 and 14). This machine is a noisy 2-vCPU VM shared \
+             with other work: compare only the ratios within one case's run, never absolute \
+             numbers across runs.\n\n\
+             ```sh\nflock /tmp/podkeeper-e2e.lock bash scripts/bench   # everything (about 25 minutes, 10 of them idle)\n\
+             BENCH_CASES=recovery bash scripts/bench      # one case; its part joins the others in {out}/parts\n\
+             BENCH_CASES=mass BENCH_MASS_SUBJECTS=podman,quadlet BENCH_PART=-peers bash scripts/bench\n\
+             BENCH_IDLE_SECS=60 bash scripts/bench        # a quicker idle case\n\
+             bash scripts/bench-interrupt-check INT       # an interrupted bench leaves nothing named bench-…\n```\n\n\
              Raw samples: `{out}/latest.csv`; the podkeeper logs of the run: `{out}/*.log`.\n\n\
-             Latest run: {when}.\n\n\
+             Measured (each case's part, its start): {runs}.\n\n\
              ![latency distributions]({out}/latest.png)\n\n\
+             ![mass recovery against --max-concurrent]({out}/mass.png)\n\n\
              ## Results\n\n{}\n\
              ## Targets\n\n{}\n\
              ## Analysis\n\n{}\n\n\
@@ -293,4 +321,19 @@ running reactor, timed until the channel is drained; the process's peak RSS (VmH
 the simulated podman's own state, so it is an upper bound).\n\
 5. **Burst** (simulated, paused tokio time): 10,000 `died` events for 100 crashed apps spread \
 over one second; reconciles per app (count of `inspect` calls) and the time from the last event \
-until the reactor is idle.\n";
+until the reactor is idle.\n\
+6. **Mass** (real podman, `BENCH_MASS_APPS`, default 200 identical containers per subject). \
+Cold start: no container exists; podkeeper is started on 200 manifests (once per \
+`--max-concurrent` of 1, 4, 8, 16), against a shell loop of `podman run -d --restart=always` \
+(what a user's script does) and against 200 Quadlet `.container` units with `Restart=always` \
+(`systemctl --user daemon-reload`, timed apart, then one `systemctl --user start --no-block` \
+of all). Then, once every container has run 10.5 s, all 200 main processes are killed in one \
+loop of `kill(2)`, and the time runs to the last container running again, under podkeeper, \
+under podman's restart policy and under systemd. Every time ends at the last container's \
+`start` event, stamped by podman in nanoseconds and read from one `podman events` \
+subscription, so no subject is slowed by the bench polling it. Reconciles per app: podkeeper's \
+`react` lines per app after the kill.\n\
+\n\
+An interrupted bench (SIGINT, SIGTERM) kills the processes it started, removes every \
+container, Quadlet unit file and unit named `bench-…` and reloads systemd \
+(`scripts/bench-interrupt-check` checks it).\n";
