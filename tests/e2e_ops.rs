@@ -189,6 +189,18 @@ fn two_kills_should_show_as_two_restarts_in_status_and_metrics() {
     );
     let (status, _) = http_get(port, "/other");
     assert!(status.contains(" 404 "), "{status}");
+    // Clients that are no HTTP client: a silent one held open, garbage,
+    // a megabyte of header. None of them keeps /metrics from answering.
+    let silent = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut garbage = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = garbage.write_all(b"\x00\xff not http at all\r\n\r\n");
+    let mut huge = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let _ = write!(huge, "GET /metrics HTTP/1.1\r\nX-Big: ");
+    let _ = huge.write_all(&vec![b'a'; 1 << 20]);
+    let (status, body) = http_get(port, "/metrics");
+    assert!(status.contains(" 200 "), "{status}");
+    assert_eq!(restarts(&body, "i12-ops-web"), 2.0, "{body}");
+    drop((silent, garbage, huge));
     // The people's table.
     let out = ctl.client(&["status"]);
     let table = String::from_utf8_lossy(&out.stdout);
