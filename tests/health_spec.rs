@@ -310,3 +310,44 @@ async fn a_users_failing_healthcheck_run_should_be_acted_on_without_waiting_for_
         assert!(out.contains(line), "{line}\n{out}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_podman_should_never_count_as_a_failed_check_nor_restart_the_app() {
+    let h = Harness::start(set(&[app("web", Some(("1s", 2)), None)])).await;
+    h.at(1_500).await;
+    let before = h.sim.container("web").unwrap();
+    // podman stops answering for 10 s: ten check intervals, five times the
+    // retries. A check that cannot ask podman has no verdict on the app.
+    h.sim.set_unreachable(true);
+    h.at(11_500).await;
+    h.sim.set_unreachable(false);
+    h.at(30_000).await;
+    let after = h.sim.container("web").unwrap();
+    let out = h.stop().await;
+    let actions: Vec<String> = reactions(&out, "health/web")
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert!(
+        !actions.iter().any(|a| a == "restart" || a == "failing"),
+        "{out}"
+    );
+    // The calls failed, and were retried with the backoff.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("react  health/web") && l.contains("FAILED")),
+        "{out}"
+    );
+    // Once podman answers, the checks run again and pass (a check that
+    // finds the app as healthy as before prints no reaction, only podman's
+    // event of it).
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("health_status (healthy) web"))
+            .any(|l| ms(l) > 11_500),
+        "{out}"
+    );
+    assert_eq!(after.id, before.id);
+    assert_eq!(after.state, ContainerState::Running);
+    assert_eq!(after.started_at, before.started_at, "never restarted");
+}
