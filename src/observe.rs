@@ -220,6 +220,9 @@ pub enum Ignored<'a> {
     SeenByCheck(&'a str),
     /// An exit file of a container podkeeper does not manage.
     NotManaged,
+    /// An exit file just written, where podman cannot tell a crash from a
+    /// user's stop: podkeeper acts once podman has collected it.
+    UntilCollected,
     /// A file in the apps directory that is no manifest.
     NotAManifest,
     /// A unit-directory change or a Quadlet container's event while
@@ -250,6 +253,9 @@ impl fmt::Display for Ignored<'_> {
             }
             Ignored::SeenByCheck(id) => write!(f, "older than the last check of app/{id}"),
             Ignored::NotManaged => f.write_str("not a container podkeeper manages"),
+            Ignored::UntilCollected => f.write_str(
+                "acting once podman collects it (this podman cannot tell a crash from a stop yet)",
+            ),
             Ignored::NotAManifest => f.write_str("not a manifest (*.yaml, *.yml)"),
             Ignored::CompanionsOff => f.write_str("companions are not enabled"),
             Ignored::OwnTempFile => f.write_str("podkeeper's own temporary file"),

@@ -7,6 +7,7 @@
 
 mod companions;
 mod duplicates;
+mod exits;
 mod health;
 mod manifests;
 mod observers;
@@ -153,6 +154,8 @@ pub struct Reactor<R: Podman> {
     /// App id → when its last successful reconcile began. An event from well
     /// before that is no news: that reconcile's inspect saw its effect.
     checks: HashMap<String, Check>,
+    /// Exit files seen written, and when each app was last looked at.
+    exits: exits::Exits,
     /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
     health: HashMap<String, HealthState>,
     /// Which `health_status` events are podkeeper's own checks'.
@@ -197,6 +200,7 @@ impl<R: Podman> Reactor<R> {
             reported_errors: Vec::new(),
             container_apps: HashMap::new(),
             checks: HashMap::new(),
+            exits: exits::Exits::default(),
             health: HashMap::new(),
             check_windows: health::CheckWindows::default(),
             waiting: HashMap::new(),
@@ -327,6 +331,7 @@ impl<R: Podman> Reactor<R> {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
+                self.exits.looking(&id, Instant::now());
                 self.inflight.spawn(async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);

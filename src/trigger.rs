@@ -75,11 +75,20 @@ pub enum Trigger {
     UnitDir(FileChange),
     /// The periodic full sweep is due.
     SweepTick,
-    /// conmon wrote an exit file: the container's main process just ended
-    /// (the events stream says so too, later).
-    ContainerExited { id: String },
+    /// conmon's exit file of a container changed: its main process just
+    /// ended (the events stream says so too, later).
+    ContainerExited { id: String, file: ExitFile },
     /// SIGHUP: re-read the manifests and every companion's unit file, and sweep.
     Reload,
+}
+
+/// What became of a container's exit file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitFile {
+    /// conmon wrote it, the instant the process ended; nobody has looked yet.
+    Written,
+    /// podman read and deleted it: its cleanup of the exit is under way.
+    Collected,
 }
 
 /// The podman events stream's state, as the events source sees it.

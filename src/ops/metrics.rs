@@ -248,6 +248,7 @@ const KINDS: &[&str] = &[
     "connected",
     "resumed",
     "exit-file",
+    "exit-written",
     "modify",
     "rename-from",
     "rename-to",

@@ -9,7 +9,9 @@ use super::{
 use crate::manifest;
 use crate::observe::{EventSeen, Ignored, Source, Subject, Verdict, What};
 use crate::runtime::Podman;
-use crate::trigger::{ChangeKind, FileChange, Key, KeyRef, PodmanEvent, StreamStatus, Trigger};
+use crate::trigger::{
+    ChangeKind, ExitFile, FileChange, Key, KeyRef, PodmanEvent, StreamStatus, Trigger,
+};
 use crate::APP_LABEL;
 
 impl<R: Podman> Reactor<R> {
@@ -47,26 +49,7 @@ impl<R: Podman> Reactor<R> {
             }
             Trigger::AppsDir(change) => self.on_apps_dir(&change, now),
             Trigger::UnitDir(change) => self.on_unit_dir(&change, now),
-            Trigger::ContainerExited { id } => {
-                let verdict = match self.container_apps.get(&id) {
-                    Some(app)
-                        if self.apps.apps.contains_key(app) || self.had_manifest.contains(app) =>
-                    {
-                        let scheduled = self.sched.schedule(Key::App(app.clone()), now);
-                        Verdict::scheduled(KeyRef::App(app), scheduled, now)
-                    }
-                    _ => Verdict::Ignored(Ignored::NotManaged),
-                };
-                let seen = EventSeen {
-                    at: now,
-                    source: Source::Conmon,
-                    kind: "exit-file",
-                    what: What::Words("exit file"),
-                    subject: Subject::Name(id.get(..12).unwrap_or(&id)),
-                    verdict,
-                };
-                emit(&mut self.report, &mut self.observers, &seen);
-            }
+            Trigger::ContainerExited { id, file } => self.on_exit_file(&id, file, now),
             Trigger::SweepTick => {
                 let verdict = self.schedule_verdict(&Key::Sweep, now);
                 self.observe_event(&EventSeen {
@@ -88,6 +71,47 @@ impl<R: Podman> Reactor<R> {
         }
     }
 
+    /// conmon's exit file of container `id` was written or collected (see
+    /// `sources::exit_watch`). Acted on when written where podman records
+    /// stop intent (the reconciler's inspect then tells a crash from a stop);
+    /// otherwise once collected, which is news unless a reconcile already
+    /// looked after the write.
+    fn on_exit_file(&mut self, id: &str, file: ExitFile, now: Instant) {
+        let managed = self
+            .container_apps
+            .get(id)
+            .filter(|app| self.apps.apps.contains_key(*app) || self.had_manifest.contains(*app));
+        let verdict = match (managed, file) {
+            (None, _) => Verdict::Ignored(Ignored::NotManaged),
+            (Some(_), ExitFile::Written) if !self.rt.reports_stop_intent() => {
+                Verdict::Ignored(Ignored::UntilCollected)
+            }
+            (Some(app), ExitFile::Collected) if self.exits.collected_seen(id, app) => {
+                Verdict::Ignored(Ignored::SeenByCheck(app))
+            }
+            (Some(app), file) => {
+                if file == ExitFile::Written {
+                    self.exits.written(id, now);
+                }
+                let scheduled = self.sched.schedule(Key::App(app.clone()), now);
+                Verdict::scheduled(KeyRef::App(app), scheduled, now)
+            }
+        };
+        let (kind, what) = match file {
+            ExitFile::Written => ("exit-written", "exit file written"),
+            ExitFile::Collected => ("exit-file", "exit file"),
+        };
+        let seen = EventSeen {
+            at: now,
+            source: Source::Conmon,
+            kind,
+            what: What::Words(what),
+            subject: Subject::Name(id.get(..12).unwrap_or(id)),
+            verdict,
+        };
+        emit(&mut self.report, &mut self.observers, &seen);
+    }
+
     /// The hot path: every podman event comes through here. It decides with
     /// at most one allocation (the key it schedules); its record borrows the
     /// event and is put into words only by whoever prints it.
@@ -102,6 +126,7 @@ impl<R: Podman> Reactor<R> {
             match (app, ev.action.as_str()) {
                 (_, "remove") => {
                     self.container_apps.remove(&ev.actor.id);
+                    self.exits.forget_container(&ev.actor.id);
                     self.forget_duplicate(ev.name());
                 }
                 (Some(app), "rename") => {

@@ -147,7 +147,18 @@ fn cleanup_pending(c: &ContainerInfo, now: DateTime<Utc>) -> bool {
 ///
 /// The exit file is deleted 50 to 150 ms after the exit, so this costs a
 /// crash's repair at most that difference.
+///
+/// podman 4.7 and later record a user's stop, rm or kill before they signal
+/// the process ([`ContainerInfo::stopped_by_user`]): there the grace (and
+/// the wait for podman's own cleanup) holds only for an exit a user caused,
+/// and a crash is restarted the moment it is seen.
 pub const EXIT_GRACE: Duration = Duration::from_millis(200);
+
+/// Whether this exit may be a user's stop or rm still under way: podman 4.7
+/// and later say so outright; an older podman cannot tell, so any exit may be.
+fn may_be_a_stop(c: &ContainerInfo) -> bool {
+    c.stopped_by_user != Some(false)
+}
 
 /// How much of the exit grace is left for this container, if it exited
 /// only just now.
@@ -219,6 +230,7 @@ async fn decide_and_act<R: Podman>(
         .filter(|c| {
             desired.is_some_and(|d| d.app.state == DesiredState::Running)
                 && c.state != ContainerState::Running
+                && may_be_a_stop(c)
         })
         .and_then(|c| exit_grace_left(c, rt.now()))
     {
@@ -295,12 +307,15 @@ async fn decide_and_act<R: Podman>(
         (Drift::NotRunning { .. }, Some(_))
             if actual
                 .as_ref()
-                .is_some_and(|c| cleanup_pending(c, rt.now())) =>
+                .is_some_and(|c| may_be_a_stop(c) && cleanup_pending(c, rt.now())) =>
         {
             // podman's cleanup of this exit (conmon's exit command, or the
             // `podman stop` that caused it) has not run yet. Starting now
-            // would make that cleanup fail ("refusing to clean up"): look
+            // would make a `podman stop` fail ("refusing to clean up"): look
             // again shortly (the exit file's deletion usually wakes us first).
+            // A crash (podman 4.7+ says which) starts at once: conmon's exit
+            // command then finds it running and gives up, which podman 5.3
+            // and later take as the normal case.
             r.action = "wait";
             r.why = format!("{}, podman still cleaning up", r.why);
             r.requeue_after = Some(CLEANUP_POLL);
@@ -537,6 +552,7 @@ mod tests {
             finished_at: Some(finished),
             exit_code: Some(1),
             health: None,
+            stopped_by_user: None,
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

@@ -229,6 +229,7 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
             started_at: None,
             finished_at: None,
             exit_code: c.exit_code.map(|n| n as i32),
+            stopped_by_user: None,
         });
     }
     Ok(ParsedHeader {

@@ -121,28 +121,40 @@ pub struct Ping {
 pub async fn ping(socket: &Path, limit: Duration) -> Result<Ping, CallError> {
     let call = async {
         let (resp, listener_uid) = request(socket, &path("/_ping")).await?;
-        let header = |name: &str| {
-            resp.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
-        let server = header("Server");
-        let version = server
-            .strip_prefix("Libpod/")
-            .and_then(|v| v.split_whitespace().next())
-            .unwrap_or("unknown")
-            .to_string();
         Ok(Ping {
-            version,
-            api_version: header("Libpod-API-Version"),
+            version: server_version(&resp),
+            api_version: header(&resp, "Libpod-API-Version"),
             listener_uid,
         })
     };
     tokio::time::timeout(limit, call)
         .await
         .map_err(|_| CallError::Timeout)?
+}
+
+fn header(resp: &hyper::Response<hyper::Body>, name: &str) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// podman's version, from the `Server: Libpod/<version> (linux)` header
+/// every libpod answer carries; `unknown` when it is not there.
+fn server_version(resp: &hyper::Response<hyper::Body>) -> String {
+    header(resp, "Server")
+        .strip_prefix("Libpod/")
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// A podman version's major and minor numbers (`5.4.2` → `(5, 4)`); `None`
+/// for one that cannot be read.
+pub fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    Some((parts.next()??, parts.next()??))
 }
 
 /// The most of an answer podkeeper reads (an inspect is a few kB; a list of
@@ -155,8 +167,22 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     path: &str,
     limit: Duration,
 ) -> Result<T, CallError> {
+    get_json_versioned(socket, path, limit)
+        .await
+        .map(|(t, _)| t)
+}
+
+/// [`get_json`], with the version of the podman that answered (its
+/// `Server` header): what an answer means can depend on it.
+pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    limit: Duration,
+) -> Result<(T, String), CallError> {
     let call = async {
-        let mut body = get(socket, path).await?;
+        let (resp, _) = request(socket, path).await?;
+        let version = server_version(&resp);
+        let mut body = resp.into_body();
         let mut bytes = Vec::new();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.map_err(|e| CallError::Unreachable(format!("GET {path}: {e}")))?;
@@ -167,7 +193,9 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
             }
             bytes.extend_from_slice(&chunk);
         }
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Body(format!("GET {path}: {e}")))
+        let t = serde_json::from_slice(&bytes)
+            .map_err(|e| CallError::Body(format!("GET {path}: {e}")))?;
+        Ok((t, version))
     };
     tokio::time::timeout(limit, call)
         .await

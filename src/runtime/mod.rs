@@ -32,6 +32,11 @@ pub struct ContainerInfo {
     /// podkeeper's checks through its API last left it; `None` without a
     /// healthcheck, or where the runtime's answer does not say (list).
     pub health: Option<String>,
+    /// Whether a user's `podman stop`, `rm` or `kill` ended its last run.
+    /// podman 4.7 and later record it *before* they signal the process, so
+    /// an exit with `Some(false)` is a crash, never a stop still under way;
+    /// `None` where podman does not say (before 4.7, and in lists).
+    pub stopped_by_user: Option<bool>,
 }
 
 impl ContainerInfo {
@@ -153,6 +158,16 @@ pub trait Podman: Send + Sync + 'static {
     /// reactor compares event times with it (never with its own clock), so a
     /// simulated runtime on virtual time is judged on that time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Whether this podman records a user's stop before it signals the
+    /// process (podman 4.7 and later: `State.StoppedByUser`). Then an exit
+    /// can be acted on the instant conmon writes its exit file: the inspect
+    /// tells a crash from a stop still under way. Without it podkeeper waits
+    /// until podman has collected the exit, and a little longer (see
+    /// `reconcile::app::EXIT_GRACE`).
+    fn reports_stop_intent(&self) -> bool {
+        false
+    }
 
     /// The container of that name, or `None` when there is none.
     fn inspect_container(

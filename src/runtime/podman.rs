@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -67,6 +69,21 @@ pub struct PodmanRuntime {
     api: Podman,
     socket: PathBuf,
     timeouts: Timeouts,
+    /// Whether the podman that answered last records a user's stop before
+    /// it signals (see [`STOP_INTENT_SINCE`]); every answer updates it, so a
+    /// podman upgraded under a running podkeeper is seen as it is.
+    stop_intent: Arc<AtomicBool>,
+}
+
+/// The first podman that records a user's stop, rm or kill
+/// (`State.StoppedByUser`) before it signals the container and shows it in
+/// an inspect: 4.6 moved the record before the signal (podman#18259), 4.7
+/// put it into the inspect (podman commit 589867d).
+pub const STOP_INTENT_SINCE: (u32, u32) = (4, 7);
+
+/// Whether podman `version` records stop intent (see [`STOP_INTENT_SINCE`]).
+pub fn records_stop_intent(version: &str) -> bool {
+    libpod::major_minor(version).is_some_and(|v| v >= STOP_INTENT_SINCE)
 }
 
 impl PodmanRuntime {
@@ -76,6 +93,7 @@ impl PodmanRuntime {
             api: Podman::unix_versioned(socket, libpod::api_version()),
             socket: socket.to_path_buf(),
             timeouts,
+            stop_intent: Arc::default(),
         }
     }
 
@@ -85,9 +103,12 @@ impl PodmanRuntime {
 
     /// podman's versions, mode and exit directory (see [`engine`]).
     pub async fn engine(&self) -> RuntimeResult<Engine> {
-        engine::discover(&self.socket, self.timeouts.quick)
+        let engine = engine::discover(&self.socket, self.timeouts.quick)
             .await
-            .map_err(|e| from_call("info", self.timeouts.quick, e))
+            .map_err(|e| from_call("info", self.timeouts.quick, e))?;
+        self.stop_intent
+            .store(records_stop_intent(&engine.version), Ordering::Relaxed);
+        Ok(engine)
     }
 }
 
@@ -131,6 +152,9 @@ struct InspectState {
     finished_at: Option<String>,
     #[serde(rename = "Health", default)]
     health: Option<InspectHealth>,
+    /// podman 4.7+; left out when false.
+    #[serde(rename = "StoppedByUser", default)]
+    stopped_by_user: bool,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -146,7 +170,9 @@ struct InspectConfig {
 }
 
 impl Inspect {
-    fn into_info(self) -> ContainerInfo {
+    /// `stop_intent`: whether the podman that answered records a user's stop
+    /// (then a missing `StoppedByUser` means false, not "unknown").
+    fn into_info(self, stop_intent: bool) -> ContainerInfo {
         // podman says 0001-01-01T00:00:00Z for "never".
         let time = |t: Option<String>| {
             t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
@@ -166,6 +192,7 @@ impl Inspect {
                 .health
                 .map(|h| h.status)
                 .filter(|s| !s.is_empty()),
+            stopped_by_user: stop_intent.then_some(self.state.stopped_by_user),
         }
     }
 }
@@ -258,10 +285,19 @@ impl super::Podman for PodmanRuntime {
         Utc::now()
     }
 
+    fn reports_stop_intent(&self) -> bool {
+        self.stop_intent.load(Ordering::Relaxed)
+    }
+
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
         let path = libpod::path(&format!("/containers/{}/json", libpod::urlencode(name)));
-        match libpod::get_json::<Inspect>(&self.socket, &path, self.timeouts.quick).await {
-            Ok(r) => Ok(Some(r.into_info())),
+        match libpod::get_json_versioned::<Inspect>(&self.socket, &path, self.timeouts.quick).await
+        {
+            Ok((r, version)) => {
+                let stop_intent = records_stop_intent(&version);
+                self.stop_intent.store(stop_intent, Ordering::Relaxed);
+                Ok(Some(r.into_info(stop_intent)))
+            }
             Err(CallError::Status(404, _)) => Ok(None),
             // A container `podman rm` is removing right now: podman 4.3
             // answers HTTP 500 "… no such container"; it is missing.
@@ -301,6 +337,7 @@ impl super::Podman for PodmanRuntime {
                 finished_at: ts(c.exited_at),
                 exit_code: c.exit_code,
                 health: None,
+                stopped_by_user: None,
             })
             .collect())
     }
@@ -545,22 +582,49 @@ mod tests {
 
     #[test]
     fn inspect_should_read_podman_4_and_podman_5_shapes_alike() {
-        let five = serde_json::from_str::<Inspect>(V5).unwrap().into_info();
+        let five = serde_json::from_str::<Inspect>(V5).unwrap().into_info(true);
         assert_eq!(five.state, ContainerState::Exited);
         assert_eq!(five.exit_code, Some(137));
         assert_eq!(five.label(crate::APP_LABEL), Some("web"));
         assert!(five.last_uptime().is_some_and(|d| d.as_secs() == 10));
-        let four = serde_json::from_str::<Inspect>(V4).unwrap().into_info();
+        let four = serde_json::from_str::<Inspect>(V4)
+            .unwrap()
+            .into_info(false);
         assert_eq!(four.state, ContainerState::Running);
         assert_eq!(four.name, "web");
         assert!(four.started_at.is_some());
         assert_eq!(four.finished_at, None, "year one means never");
+        assert_eq!(five.stopped_by_user, Some(false), "left out means false");
+        assert_eq!(four.stopped_by_user, None, "podman 4.3 does not say");
+    }
+
+    #[test]
+    fn a_users_stop_should_read_as_such_from_podman_4_7_on() {
+        let stopped = V5.replace(
+            r#""ExitCode": 137,"#,
+            r#""ExitCode": 137, "StoppedByUser": true,"#,
+        );
+        let info = serde_json::from_str::<Inspect>(&stopped).unwrap();
+        assert_eq!(info.into_info(true).stopped_by_user, Some(true));
+        for (version, records) in [
+            ("4.3.1", false),
+            ("4.6.2", false),
+            ("4.7.0", true),
+            ("4.9.4-rhel", true),
+            ("5.4.2", true),
+            ("unknown", false),
+            ("", false),
+        ] {
+            assert_eq!(records_stop_intent(version), records, "{version}");
+        }
     }
 
     #[test]
     fn inspect_should_tolerate_missing_labels_and_times() {
         let bare = r#"{"Id": "x", "State": {"Status": "created"}, "Config": {"Labels": null}}"#;
-        let info = serde_json::from_str::<Inspect>(bare).unwrap().into_info();
+        let info = serde_json::from_str::<Inspect>(bare)
+            .unwrap()
+            .into_info(true);
         assert_eq!(info.state, ContainerState::Created);
         assert!(info.labels.is_empty() && info.started_at.is_none());
     }

@@ -57,6 +57,9 @@ pub struct SimContainer {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub exit_code: Option<i32>,
+    /// A user's stop (or rm, kill) ended its last run (podman's
+    /// `StoppedByUser`); `None` where a replayed recording does not say.
+    pub stopped_by_user: Option<bool>,
 }
 
 /// Which podman's event sequences the simulation emits (see the module documentation).
@@ -262,6 +265,7 @@ impl SimRuntime {
             started_at: Some(self.now()),
             finished_at: None,
             exit_code: None,
+            stopped_by_user: Some(false),
         };
         st.containers.insert(name.into(), c);
     }
@@ -279,6 +283,7 @@ impl SimRuntime {
             }
             c.state = ContainerState::Exited;
             c.exit_code = Some(code);
+            c.stopped_by_user = Some(false);
             c.finished_at = Some(now);
             c.clone()
         };
@@ -298,6 +303,7 @@ impl SimRuntime {
             };
             c.state = ContainerState::Exited;
             c.exit_code = Some(0);
+            c.stopped_by_user = Some(true);
             c.finished_at = Some(now);
             c.clone()
         };
@@ -367,6 +373,10 @@ impl Podman for SimRuntime {
         self.now_utc()
     }
 
+    fn reports_stop_intent(&self) -> bool {
+        self.events_of == EventSet::V5
+    }
+
     async fn inspect_container(&self, name: &str) -> RuntimeResult<Option<ContainerInfo>> {
         self.call(format!("inspect {name}")).await?;
         let st = self.lock();
@@ -374,6 +384,8 @@ impl Podman for SimRuntime {
             let mut i = info(c);
             // podman's inspect says `State.Health.Status`; its list does not.
             i.health = st.checks.get(name).map(|h| h.status.to_string());
+            // So does its `State.StoppedByUser`, from podman 4.7 (the 5 set here).
+            i.stopped_by_user = c.stopped_by_user.filter(|_| self.reports_stop_intent());
             i
         }))
     }
@@ -415,6 +427,7 @@ impl Podman for SimRuntime {
                 started_at: None,
                 finished_at: None,
                 exit_code: None,
+                stopped_by_user: Some(false),
             };
             st.containers.insert(req.name.clone(), c.clone());
             match &req.spec.healthcheck {
@@ -446,6 +459,7 @@ impl Podman for SimRuntime {
             c.state = ContainerState::Running;
             c.started_at = Some(now);
             c.exit_code = Some(0);
+            c.stopped_by_user = Some(false);
             let c = c.clone();
             let set = self.events_of;
             if let Some(check) = st.checks.get_mut(name) {
@@ -527,5 +541,6 @@ fn info(c: &SimContainer) -> ContainerInfo {
         finished_at: c.finished_at,
         exit_code: c.exit_code,
         health: None,
+        stopped_by_user: None,
     }
 }

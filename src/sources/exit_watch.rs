@@ -1,18 +1,20 @@
-//! The exit accelerator: conmon's exit files, watched so podkeeper hears of an exit as soon as podman has dealt with it.
+//! The exit accelerator: conmon's exit files, watched so podkeeper hears of an exit before the events stream says so.
 //!
 //! conmon renames `<exit dir>/<container id>` into place the instant a
-//! container's process exits; podman's cleanup process (conmon's exit
-//! command, or the `podman stop` that caused the exit) reads it, deletes it,
-//! and finishes cleaning up under the container's lock. The events stream
-//! reports the same exit 0–250 ms later (the file events logger is read four
-//! times a second).
+//! container's process exits ([`ExitFile::Written`]); podman's cleanup process
+//! (conmon's exit command, or the `podman stop` that caused the exit) reads
+//! it, deletes it ([`ExitFile::Collected`]) and finishes cleaning up under
+//! the container's lock. The events stream reports the same exit 0–250 ms
+//! later (the file events logger is read four times a second).
 //!
-//! The signal used is the file's *deletion*: by then podman has taken the exit
-//! in hand, and an inspect waits for the rest of its cleanup, so a start that
-//! follows never races it (starting before cleanup makes podman's cleanup, or
-//! a user's `podman stop`, fail with "refusing to clean up"). Reacting to the
-//! file's creation would only add a look at a container that podman is still
-//! stopping, and that look takes the container's lock away from the cleanup.
+//! Both moments are sent; the reactor picks the one it can act on. A podman
+//! that records a user's stop before it signals (4.7 and later) lets the
+//! reconciler tell a crash from a stop at the first look, so the written
+//! file is enough. An older one cannot tell: there podkeeper waits for the
+//! deletion, after which an inspect waits for the rest of podman's cleanup,
+//! so a start that follows never races it (starting before cleanup makes a
+//! user's `podman stop` fail with "refusing to clean up", and one between a
+//! `podman rm`'s two steps leaks the process).
 //! This watcher only makes podkeeper hear sooner: it carries no state, and the
 //! events stream and the sweep stay the source of truth. An exit of a
 //! container podkeeper does not manage is ignored by the reactor.
@@ -20,6 +22,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use notify::event::{ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
@@ -27,7 +30,7 @@ use super::TriggerTx;
 use crate::backoff::Backoff;
 use crate::report::Reporter;
 use crate::runtime::engine::{self, ExitDir};
-use crate::trigger::Trigger;
+use crate::trigger::{ExitFile, Trigger};
 
 /// How often podkeeper asks again while it only has podman's default: after
 /// 500 ms, doubling to a minute (a `_ping` and a container list when nothing
@@ -138,7 +141,24 @@ fn container_id(path: &Path) -> Option<String> {
     (name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())).then(|| name.to_string())
 }
 
-/// Watch `dir` until cancelled, sending [`Trigger::ContainerExited`] per exit file podman collected.
+/// What an inotify event in the exit directory says of the file at `paths`:
+/// which container's exit file, and what became of it. conmon writes the
+/// file under a temporary name and renames it into place (glib's
+/// `g_file_set_contents`); the temporary names are no container ids. A
+/// rename within the directory also comes as one `Both` event after its
+/// `To`: only the `To` counts, so one exit is one trigger.
+fn exit_file(event: &notify::Event) -> Option<(String, ExitFile)> {
+    let (path, file) = match event.kind {
+        EventKind::Remove(_) => (event.paths.first()?, ExitFile::Collected),
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            (event.paths.first()?, ExitFile::Written)
+        }
+        _ => return None,
+    };
+    Some((container_id(path)?, file))
+}
+
+/// Watch `dir` until cancelled, sending a [`Trigger::ContainerExited`] per exit file written or collected.
 pub fn spawn(
     dir: PathBuf,
     tx: TriggerTx,
@@ -154,15 +174,15 @@ pub fn spawn(
                 _ = cancel.cancelled() => return,
                 r = raw_rx.recv() => match r { Some(r) => r, None => return },
             };
-            let Ok(event) = res else { continue };
-            // The deletion: podman has collected the exit (see above).
-            if !matches!(event.kind, EventKind::Remove(_)) {
+            let Some((id, file)) = res.ok().as_ref().and_then(exit_file) else {
                 continue;
-            }
-            for id in event.paths.iter().filter_map(|p| container_id(p)) {
-                if tx.send(Trigger::ContainerExited { id }).await.is_err() {
-                    return;
-                }
+            };
+            if tx
+                .send(Trigger::ContainerExited { id, file })
+                .await
+                .is_err()
+            {
+                return;
             }
         }
     }))
@@ -180,6 +200,38 @@ mod tests {
         assert_eq!(
             container_id(Path::new(&format!("/x/{}.tmp", "a".repeat(60)))),
             None
+        );
+    }
+
+    #[test]
+    fn a_renamed_into_place_file_should_be_written_and_a_deletion_collected() {
+        use notify::event::{CreateKind, RemoveKind};
+        let id = "b".repeat(64);
+        let at = |name: &str| PathBuf::from(format!("/run/libpod/exits/{name}"));
+        let ev = |kind, paths: Vec<PathBuf>| notify::Event {
+            kind,
+            paths,
+            attrs: Default::default(),
+        };
+        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        let from = EventKind::Modify(ModifyKind::Name(RenameMode::From));
+        let removed = EventKind::Remove(RemoveKind::File);
+        let created = EventKind::Create(CreateKind::File);
+        let tmp = at(&format!("{id}.4XK1Z2"));
+        assert_eq!(exit_file(&ev(created, vec![tmp.clone()])), None);
+        assert_eq!(exit_file(&ev(from, vec![tmp.clone()])), None);
+        let written = Some((id.clone(), ExitFile::Written));
+        assert_eq!(exit_file(&ev(to, vec![at(&id)])), written);
+        assert_eq!(
+            exit_file(&ev(both, vec![tmp, at(&id)])),
+            None,
+            "its To counted"
+        );
+        assert_eq!(exit_file(&ev(created, vec![at(&id)])), written);
+        assert_eq!(
+            exit_file(&ev(removed, vec![at(&id)])),
+            Some((id, ExitFile::Collected))
         );
     }
 }

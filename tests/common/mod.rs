@@ -530,6 +530,15 @@ impl Daemon {
         self.lines().into_iter().skip(mark).collect()
     }
 
+    /// The debug lines (after `mark`) that are reactions of `key`.
+    pub fn reactions(&self, mark: usize, key: &str) -> Vec<String> {
+        let needle = format!("react  {key} ");
+        self.lines_since(mark)
+            .into_iter()
+            .filter(|l| l.contains(&needle))
+            .collect()
+    }
+
     /// Wait for a line (after `mark`) containing every one of `parts`.
     pub fn wait_line(&self, mark: usize, parts: &[&str], limit: Duration) -> String {
         let mut found = String::new();

@@ -70,6 +70,7 @@ impl SimRuntime {
                 started_at: None,
                 finished_at: None,
                 exit_code: None,
+                stopped_by_user: None,
             });
         // When it happened, on podman's clock (the simulation's): the event
         // arrives 0 to 250 ms later.
@@ -99,19 +100,29 @@ impl SimRuntime {
                 c.state = ContainerState::Running;
                 c.started_at = Some(at);
                 c.exit_code = Some(0);
+                c.stopped_by_user = Some(false);
             }
+            // podman 4.7+ records these before the exit they cause; a
+            // recording shows the `kill` (and podman 4's `stop`) only.
+            "kill" => c.stopped_by_user = Some(true),
             "died" => {
                 c.state = ContainerState::Exited;
+                // A crash or a user's stop: a recording of podman 5 shows no
+                // difference (a `kill` before it says so, and podman 4's `stop`).
+                if c.stopped_by_user != Some(true) {
+                    c.stopped_by_user = None;
+                }
                 c.finished_at = Some(at);
                 c.exit_code = ev.label("containerExitCode").and_then(|s| s.parse().ok());
             }
             "stop" if c.state == ContainerState::Running => {
                 c.state = ContainerState::Exited;
                 c.finished_at = Some(at);
+                c.stopped_by_user = Some(true);
             }
             "pause" => c.state = ContainerState::Paused,
             "unpause" => c.state = ContainerState::Running,
-            // init, cleanup, kill, exec, attach, … change nothing podkeeper reads.
+            // init, cleanup, exec, attach, … change nothing podkeeper reads.
             _ => {}
         }
     }
