@@ -2,7 +2,7 @@
 //!
 //! * [`validate`]: text → [`App`], every field checked; [`limits`]: every bound;
 //!   [`yaml_budget`]: the YAML's cost bounded before serde_yaml runs;
-//!   [`unit`]: what a companion's unit file needs; [`excerpt`]: content
+//!   [`unit`](mod@unit): what a companion's unit file needs; [`excerpt`]: content
 //!   quoted in errors, short and sanitized.
 //! * [`read`]: one file read safely (regular files only, bounded, never blocking).
 //! * [`apps_dir`]: the directory as last read, where the last valid
