@@ -436,8 +436,14 @@ fn a_removed_and_recreated_unit_directory_should_get_its_companions_back() {
             && units.read("e2e-cs5-b.container").as_deref() == Some(UNIT)
     });
     d.wait_line(mark, &["event", "unit-dir", "queue 2 companion(s)"], T);
-    // Watched again: a later delete is noticed too.
-    std::thread::sleep(Duration::from_millis(300));
+    // Watched again: a later delete is noticed too. Once the batch that
+    // restored both has finished (on a loaded host it can still be running
+    // when the files are back; a trigger then folds into it).
+    d.wait_line(mark, &["react", "companion/e2e-cs5-a "], T);
+    d.wait_line(mark, &["react", "companion/e2e-cs5-b "], T);
+    wait_until(T, "both active again", || {
+        is_active("e2e-cs5-a.service") && is_active("e2e-cs5-b.service")
+    });
     let mark = d.mark();
     std::fs::remove_file(units.file("e2e-cs5-a.container")).unwrap();
     wait_until(T, "restored again", || {
@@ -450,11 +456,13 @@ fn a_removed_and_recreated_unit_directory_should_get_its_companions_back() {
             "unit-dir",
             "remove",
             "e2e-cs5-a.container",
-            "queue companion/e2e-cs5-a",
+            "→ queue companion/e2e-cs5-a",
         ],
         T,
     );
-    assert!(is_active("e2e-cs5-a.service") && is_active("e2e-cs5-b.service"));
+    wait_until(T, "both active at the end", || {
+        is_active("e2e-cs5-a.service") && is_active("e2e-cs5-b.service")
+    });
     assert_eq!(d.stop(), Some(0));
 }
 
