@@ -6,20 +6,13 @@
 //! healthcheck), an unhealthy restart 20 ms (… stop, start), a create of a
 //! dependent 20 ms (inspect, inspect of its dependency, create, start).
 
+mod sim;
+
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use podkeeper::manifest::{assemble, parse_manifest, ManifestSet};
-use podkeeper::reactor::{Reactor, ReactorConfig, Stats};
-use podkeeper::report::{Clock, Reporter, SharedBuf};
-use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::runtime::ContainerState;
-use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
-use tokio_util::sync::CancellationToken;
+use sim::{Setup, Sim};
 
 const CMD: &str = r#"["/bin/sh", "-c", "touch /tmp/ok; trap 'exit 0' TERM; sleep 100000 & wait"]"#;
 
@@ -55,74 +48,13 @@ fn set(manifests: &[String]) -> ManifestSet {
     set
 }
 
-struct Harness {
-    sim: SimRuntime,
-    tx: mpsc::Sender<Trigger>,
-    out: SharedBuf,
-    cancel: CancellationToken,
-    task: JoinHandle<Stats>,
-    start: Instant,
-}
-
-impl Harness {
-    /// The reactor on `apps`, its events stream connected at instant 0.
-    async fn start(apps: ManifestSet) -> Self {
-        let (etx, mut events) = mpsc::unbounded_channel::<PodmanEvent>();
-        let sim = SimRuntime::new(&["localhost/bb:1"], Some(etx));
-        let (tx, rx) = mpsc::channel(1024);
-        let out = SharedBuf::default();
-        let start = Instant::now();
-        let report = Reporter::new(true, Clock::SinceStart(start), Box::new(out.clone()));
-        let reactor = Reactor::new(
-            Arc::new(sim.clone()),
-            rx,
-            apps,
-            ReactorConfig::default(),
-            report,
-        );
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(reactor.run(cancel.clone()));
-        let fwd = tx.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = events.recv().await {
-                if fwd.send(Trigger::Podman(ev)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        tx.send(Trigger::Stream(StreamStatus::Connected { resumed: false }))
-            .await
-            .unwrap();
-        Harness {
-            sim,
-            tx,
-            out,
-            cancel,
-            task,
-            start,
-        }
-    }
-
-    /// Sleep until `ms` after the start.
-    async fn at(&self, ms: u64) {
-        sleep_until(self.start + Duration::from_millis(ms)).await;
-    }
-
-    /// `(ms, key, action)` of every reaction printed so far with `key`.
-    fn reactions(&self, key: &str) -> Vec<(u64, String)> {
-        reactions(&self.out.contents(), key)
-    }
-
-    fn output(&self) -> String {
-        self.out.contents()
-    }
-
-    async fn stop(self) -> String {
-        self.cancel.cancel();
-        let _ = self.task.await;
-        drop(self.tx);
-        self.out.contents()
-    }
+/// The reactor on `apps` over a simulated podman whose events reach it,
+/// the stream connected at instant 0.
+async fn start(apps: ManifestSet) -> Sim {
+    let (podman, events) = sim::podman_with_events();
+    let h = Setup::fixed(podman, apps).events(events).start();
+    h.connect().await;
+    h
 }
 
 /// The virtual time of a debug line (`+    1.234s  …`), in ms.
@@ -149,20 +81,20 @@ fn r(ms: u64, action: &str) -> (u64, String) {
 #[tokio::test(start_paused = true)]
 async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_healthy_app_be_left_alone(
 ) {
-    let h = Harness::start(set(&[app("web", Some(("10s", 3)), None)])).await;
+    let h = start(set(&[app("web", Some(("10s", 3)), None)])).await;
     h.at(15_000).await;
     // The file the check reads is deleted.
-    h.sim.set_healthy("web", false);
-    let before = h.sim.container("web").unwrap();
+    h.podman.set_healthy("web", false);
+    let before = h.podman.container("web").unwrap();
     h.at(41_000).await;
     // The restart made it again (the app's command touches it).
-    h.sim.set_healthy("web", true);
+    h.podman.set_healthy("web", true);
     h.at(120_000).await;
     // Checks every 10 s from the last one's end: 3 failures (20, 30, 40 s,
     // the first one news, the second not), the restart in the third's run,
     // 25 s after the file went: within interval × retries + interval.
     assert_eq!(
-        h.reactions("health/web"),
+        reactions(&h.output(), "health/web"),
         [
             r(10_010, "healthy"),
             r(20_020, "failing"),
@@ -172,10 +104,10 @@ async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_h
         "{}",
         h.output()
     );
-    let after = h.sim.container("web").unwrap();
+    let after = h.podman.container("web").unwrap();
     assert_eq!(after.id, before.id, "restarted, not recreated");
     assert_eq!(after.state, ContainerState::Running);
-    let out = h.stop().await;
+    let (_, out) = h.stop().await;
     assert!(
         out.contains("react  health/web               restart   unhealthy: 3 consecutive failed checks (restart #1, after 40.0s up) [inspect 5.0ms, healthcheck 5.0ms, stop 5.0ms, start 5.0ms] ok"),
         "{out}"
@@ -194,11 +126,10 @@ async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_h
 
 #[tokio::test(start_paused = true)]
 async fn a_check_that_always_fails_should_restart_spaced_by_the_crash_loop_backoff() {
-    let h = Harness::start(set(&[app("web", Some(("1s", 2)), None)])).await;
-    h.sim.set_healthy("web", false);
+    let h = start(set(&[app("web", Some(("1s", 2)), None)])).await;
+    h.podman.set_healthy("web", false);
     h.at(60_000).await;
-    let restarts: Vec<u64> = h
-        .reactions("health/web")
+    let restarts: Vec<u64> = reactions(&h.output(), "health/web")
         .into_iter()
         .filter(|(_, a)| a == "restart")
         .map(|(t, _)| t)
@@ -215,7 +146,7 @@ async fn a_check_that_always_fails_should_restart_spaced_by_the_crash_loop_backo
         "{}",
         h.output()
     );
-    let out = h.stop().await;
+    let (_, out) = h.stop().await;
     assert!(
         out.contains("react  health/web               wait      unhealthy (2 failed checks); restart #7 held by the backoff for 1.2s"),
         "{out}"
@@ -228,7 +159,7 @@ async fn a_check_that_always_fails_should_restart_spaced_by_the_crash_loop_backo
 #[tokio::test(start_paused = true)]
 async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_dependency_turns_healthy()
 {
-    let h = Harness::start(set(&[
+    let h = start(set(&[
         app("db", Some(("1s", 3)), None),
         app("api", Some(("1s", 3)), Some("db")),
         app("web", None, Some("api")),
@@ -238,12 +169,15 @@ async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_depende
     // db is created at once; its first check (1 s after start-up) passes,
     // and api is created in that instant (+ its 4 calls), not at its next
     // look; api's first check after that passes, and web follows the same way.
-    assert_eq!(h.reactions("app/db"), [r(20, "create")]);
-    assert_eq!(h.reactions("health/db"), [r(1_010, "healthy")]);
-    assert_eq!(h.reactions("app/api"), [r(15, "wait"), r(1_030, "create")]);
-    assert_eq!(h.reactions("health/api"), [r(2_015, "healthy")]);
+    assert_eq!(reactions(&h.output(), "app/db"), [r(20, "create")]);
+    assert_eq!(reactions(&h.output(), "health/db"), [r(1_010, "healthy")]);
     assert_eq!(
-        h.reactions("app/web"),
+        reactions(&h.output(), "app/api"),
+        [r(15, "wait"), r(1_030, "create")]
+    );
+    assert_eq!(reactions(&h.output(), "health/api"), [r(2_015, "healthy")]);
+    assert_eq!(
+        reactions(&h.output(), "app/web"),
         [r(15, "wait"), r(2_035, "create")],
         "{}",
         h.output()
@@ -254,9 +188,9 @@ async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_depende
 
     // web killed: started again after the exit grace, its dependency
     // looked at once and found healthy: no wait.
-    h.sim.crash("web", 137);
+    h.podman.crash("web", 137);
     h.at(12_000).await;
-    let out = h.stop().await;
+    let (_, out) = h.stop().await;
     assert_eq!(
         reactions(&out, "app/web"),
         [r(15, "wait"), r(2_035, "create"), r(10_215, "start")],
@@ -270,21 +204,21 @@ async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_depende
 
 #[tokio::test(start_paused = true)]
 async fn a_users_failing_healthcheck_run_should_be_acted_on_without_waiting_for_the_timer() {
-    let h = Harness::start(set(&[app("web", Some(("1m", 3)), None)])).await;
+    let h = start(set(&[app("web", Some(("1m", 3)), None)])).await;
     h.at(61_000).await;
-    h.sim.set_healthy("web", false);
+    h.podman.set_healthy("web", false);
     for t in [62_000, 62_500] {
         h.at(t).await;
         // `podman healthcheck run web`, by hand.
-        h.sim.check_now("web").unwrap();
+        h.podman.check_now("web").unwrap();
     }
     h.at(62_600).await;
     // The restart made the file again; the user checks once more.
-    h.sim.set_healthy("web", true);
+    h.podman.set_healthy("web", true);
     h.at(63_000).await;
-    h.sim.check_now("web").unwrap();
+    h.podman.check_now("web").unwrap();
     h.at(64_000).await;
-    let out = h.stop().await;
+    let (_, out) = h.stop().await;
     // Each run by hand queues podkeeper's check at once (its timer is due
     // at 120 s). The first finds podman's status healthy (1 failure of 3)
     // and fails: 1/3. By the second podman has counted 4 failures (the
@@ -313,17 +247,17 @@ async fn a_users_failing_healthcheck_run_should_be_acted_on_without_waiting_for_
 
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_podman_should_never_count_as_a_failed_check_nor_restart_the_app() {
-    let h = Harness::start(set(&[app("web", Some(("1s", 2)), None)])).await;
+    let h = start(set(&[app("web", Some(("1s", 2)), None)])).await;
     h.at(1_500).await;
-    let before = h.sim.container("web").unwrap();
+    let before = h.podman.container("web").unwrap();
     // podman stops answering for 10 s: ten check intervals, five times the
     // retries. A check that cannot ask podman has no verdict on the app.
-    h.sim.set_unreachable(true);
+    h.podman.set_unreachable(true);
     h.at(11_500).await;
-    h.sim.set_unreachable(false);
+    h.podman.set_unreachable(false);
     h.at(30_000).await;
-    let after = h.sim.container("web").unwrap();
-    let out = h.stop().await;
+    let after = h.podman.container("web").unwrap();
+    let (_, out) = h.stop().await;
     let actions: Vec<String> = reactions(&out, "health/web")
         .into_iter()
         .map(|(_, a)| a)

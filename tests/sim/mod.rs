@@ -177,9 +177,10 @@ impl Setup {
         let systemd = SimSystemd::new(&[units.path().to_path_buf()], generator.path());
         let (tx, rx) = mpsc::channel(4096);
         let out = SharedBuf::default();
+        let started = Instant::now();
         let report = Reporter::new(
             self.debug,
-            Clock::SinceStart(Instant::now()),
+            Clock::SinceStart(started),
             Box::new(out.clone()),
         );
         let mut reactor = Reactor::new(Arc::new(self.podman.clone()), rx, set, cfg, report);
@@ -213,6 +214,7 @@ impl Setup {
             _generator: generator,
             tx,
             out,
+            started,
             cancel: CancellationToken::new(),
             task: None,
         };
@@ -237,6 +239,8 @@ pub struct Sim {
     _generator: tempfile::TempDir,
     tx: mpsc::Sender<Trigger>,
     out: SharedBuf,
+    /// Instant 0 of the debug lines' clock (`+    1.234s`).
+    started: Instant,
     cancel: CancellationToken,
     task: Option<JoinHandle<Stats>>,
 }
@@ -244,6 +248,11 @@ pub struct Sim {
 impl Sim {
     pub async fn send(&self, t: Trigger) {
         self.tx.send(t).await.unwrap();
+    }
+
+    /// Sleep until `ms` after instant 0 of the debug lines.
+    pub async fn at(&self, ms: u64) {
+        tokio::time::sleep_until(self.started + Duration::from_millis(ms)).await;
     }
 
     /// The events stream connects (a sweep follows).
