@@ -9,6 +9,7 @@ last of the apps running, podkeeper at each --max-concurrent, podman and
 Quadlet as horizontal lines.
 """
 import csv
+import os
 import statistics
 import sys
 from collections import OrderedDict
@@ -24,6 +25,15 @@ mass_dst = sys.argv[3] if len(sys.argv) > 3 else None
 rows = OrderedDict()
 with open(src, newline="") as f:
     all_rows = list(csv.DictReader(f))
+# Which podman: the first line of the bench's table.md beside the CSV.
+measured_on = ""
+try:
+    with open(os.path.join(os.path.dirname(src), "table.md")) as f:
+        first = f.readline().strip()
+    if first.startswith("Measured on"):
+        measured_on = "\n" + first
+except OSError:
+    pass
 
 
 def plot_mass(path):
@@ -57,7 +67,7 @@ def plot_mass(path):
     ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.set_xlabel("podkeeper --max-concurrent")
     ax.set_ylabel("seconds until the last app runs")
-    ax.set_title("Mass: all apps at once (scripts/bench case 6)")
+    ax.set_title("Mass: all apps at once (scripts/bench case 6)" + measured_on, fontsize=9 if measured_on else None)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -90,7 +100,7 @@ ax.set_yticks(range(len(labels)))
 ax.set_yticklabels(labels, fontsize=8)
 ax.set_xscale("log")
 ax.set_xlabel("milliseconds (log scale); bar = median")
-ax.set_title("podkeeper vs peers, same run (scripts/bench)")
+ax.set_title("podkeeper vs peers, same run (scripts/bench)" + measured_on, fontsize=9 if measured_on else None)
 ax.grid(axis="x", which="both", alpha=0.3)
 fig.tight_layout()
 fig.savefig(dst, dpi=110)

@@ -220,7 +220,7 @@ fn start_poller(n_comp: usize, count: &Path) -> anyhow::Result<tokio::process::C
     let script = r#"
 count=$1; names=$2; units=$3
 while :; do
-  podman inspect --format '{{.Name}} {{.State.Running}}' $names | awk '$2 != "true" {print $1}' | xargs -r podman start >/dev/null
+  "$PODMAN" inspect --format '{{.Name}} {{.State.Running}}' $names | awk '$2 != "true" {print $1}' | xargs -r "$PODMAN" start >/dev/null
   echo inspect >> "$count"
   if [ -n "$units" ]; then
     paste <(printf '%s\n' $units) <(systemctl --user is-active $units) | awk '$2 != "active" {print $1}' | xargs -r systemctl --user start
@@ -234,6 +234,7 @@ done
         .arg(count)
         .arg(names.join(" "))
         .arg(units.join(" "))
+        .env("PODMAN", stack::cli())
         .env_remove("CONTAINER_HOST")
         .env("XDG_RUNTIME_DIR", "/run/user/0")
         .stdout(Stdio::null())

@@ -9,6 +9,15 @@
 //! `$BENCH_OUT/latest.csv`, `table.md` and `targets.md` from all the parts
 //! there, and `BENCHMARKS.md` once every case has a part.
 //!
+//! The stack is the one `scripts/env.sh` was sourced for (`PODKEEPER_STACK`;
+//! `scripts/bench` sources it for `BENCH_STACK`, default `root`): its podman
+//! CLI and API socket. On `podman5` only `recovery` runs (without its
+//! Quadlet peer): the other real cases need root's systemd user manager,
+//! whose Quadlet units run the host's podman 4.3, and the simulated ones
+//! have no stack. Parts record their stack and podman; a parts directory
+//! holds one stack's (`scripts/bench` keeps another stack's in
+//! `$BENCH_OUT/<stack>`), and only root's runs write `BENCHMARKS.md`.
+//!
 //! Knobs: `BENCH_TRIALS` (30), `BENCH_ROTATE` (containers per subject, 4),
 //! `BENCH_POLL_TRIALS` (6), `BENCH_IDLE_SECS` (600), `BENCH_OUT` (bench-results),
 //! `BENCH_PART` (a suffix for the part's name), and for `mass`:
@@ -25,7 +34,9 @@ mod sim;
 mod stack;
 mod stats;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use stats::Results;
 
@@ -47,16 +58,109 @@ const ALL_CASES: [&str; 7] = [
     "health",
 ];
 
+/// The cases on the real stack (the others run on the simulated podman).
+const REAL_CASES: [&str; 5] = ["recovery", "companion", "idle", "mass", "health"];
+
+/// Why `case` does not run on `stack`, if it does not.
+fn unavailable(case: &str, stack: &str) -> Option<&'static str> {
+    if stack == "root" {
+        return None;
+    }
+    match case {
+        "recovery" => None,
+        "companion" | "idle" => Some(
+            "its companions are Quadlet units of root's systemd user manager, which run the host's podman 4.3",
+        ),
+        "mass" => Some(
+            "its Quadlet subject needs root's systemd user manager, whose units run the host's podman 4.3",
+        ),
+        "health" => Some(
+            "it compares with podman's own healthchecks under root's systemd and reads the root stack's API service",
+        ),
+        _ => Some("it runs on a simulated podman: no stack to measure; it runs with the root stack"),
+    }
+}
+
+/// Where the figures come from: the podman of each part (simulated ones have none).
+fn measured_on(parts: &[(String, Results)]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, part) in parts {
+        if !REAL_CASES.iter().any(|c| name.starts_with(c)) {
+            continue;
+        }
+        let on = if part.podman.is_empty() {
+            "podman not recorded".to_string()
+        } else {
+            part.podman.clone()
+        };
+        match groups.iter_mut().find(|(g, _)| *g == on) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((on, vec![name])),
+        }
+    }
+    match groups.as_slice() {
+        [] => "Measured on the simulated podman only.".into(),
+        [(on, _)] => format!("Measured on {on}."),
+        _ => {
+            let each: Vec<String> = groups
+                .iter()
+                .map(|(on, names)| format!("{on}: {}", names.join(", ")))
+                .collect();
+            format!("Measured on {}.", each.join("; "))
+        }
+    }
+}
+
+/// Every part in `parts`, in the order of the cases, with its name (no
+/// `.json`); an error when one was measured on another stack than `stack`.
+fn load_parts(parts: &Path, stack: &str) -> anyhow::Result<Vec<(String, Results)>> {
+    let mut names: Vec<String> = std::fs::read_dir(parts)?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".json"))
+        .collect();
+    let rank = |n: &str| {
+        ALL_CASES
+            .iter()
+            .position(|c| n.starts_with(c))
+            .unwrap_or(99)
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    let mut loaded = Vec::new();
+    for n in &names {
+        let path = parts.join(n);
+        let part = Results::load(&path).with_context(|| format!("read {}", path.display()))?;
+        let of = if part.stack.is_empty() {
+            "root"
+        } else {
+            &part.stack
+        };
+        // One stack's figures per table: never podman 4 beside podman 5.
+        anyhow::ensure!(
+            of == stack,
+            "{} was measured on stack {of}, this run is on {stack}: keep each stack's parts in its own BENCH_OUT",
+            path.display()
+        );
+        loaded.push((n.trim_end_matches(".json").to_string(), part));
+    }
+    Ok(loaded)
+}
+
 fn main() -> anyhow::Result<()> {
     // The simulated-scale case re-runs this binary per size, so RSS is that size's alone.
     if let Ok(n) = std::env::var("BENCH_SCALE_CHILD") {
         return sim::scale_child(n.parse()?);
     }
-    let cases: Vec<String> = match std::env::var("BENCH_CASES") {
+    let stack = stack::name();
+    anyhow::ensure!(
+        ["root", "podman5"].contains(&stack.as_str()),
+        "stack {stack:?}: the bench runs podman and podkeeper as root, on the stacks root and podman5 only"
+    );
+    let (mut cases, chosen): (Vec<String>, bool) = match std::env::var("BENCH_CASES") {
         Ok(s) if !s.trim().is_empty() && s.trim() != "all" => {
-            s.split(',').map(|c| c.trim().to_string()).collect()
+            (s.split(',').map(|c| c.trim().to_string()).collect(), true)
         }
-        _ => ALL_CASES.iter().map(|s| s.to_string()).collect(),
+        _ => (ALL_CASES.iter().map(|s| s.to_string()).collect(), false),
     };
     for c in &cases {
         anyhow::ensure!(
@@ -64,6 +168,23 @@ fn main() -> anyhow::Result<()> {
             "unknown case {c:?} (known: {ALL_CASES:?})"
         );
     }
+    // Cases asked for by name are refused on a stack they cannot run on;
+    // of all the cases, those are skipped, each with a line.
+    let refused: Vec<String> = cases
+        .iter()
+        .filter_map(|c| Some(format!("{c}: {}", unavailable(c, &stack)?)))
+        .collect();
+    if chosen {
+        anyhow::ensure!(
+            refused.is_empty(),
+            "not on stack {stack}:\n  {}\n(BENCH_STACK unset runs every case on root's podman)",
+            refused.join("\n  ")
+        );
+    }
+    for r in &refused {
+        eprintln!("bench: skipping on stack {stack}: {r}");
+    }
+    cases.retain(|c| unavailable(c, &stack).is_none());
     let out = PathBuf::from(std::env::var("BENCH_OUT").unwrap_or_else(|_| "bench-results".into()));
     let parts = out.join("parts");
     std::fs::create_dir_all(&parts)?;
@@ -74,18 +195,28 @@ fn main() -> anyhow::Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || c == '-'),
         "BENCH_PART {suffix:?}: only letters, digits and '-'"
     );
+    // Before measuring: a part of another stack here would mix two podmans in one table.
+    load_parts(&parts, &stack)?;
     let rt = tokio::runtime::Runtime::new()?;
-    let real = cases
-        .iter()
-        .any(|c| ["recovery", "companion", "idle", "mass", "health"].contains(&c.as_str()));
+    let real = cases.iter().any(|c| REAL_CASES.contains(&c.as_str()));
+    let mut podman = String::new();
     if real {
         interrupt::install(&rt)?;
+        let version = rt
+            .block_on(stack::podman_version())
+            .unwrap_or_else(|e| format!("of unknown version ({e:#})"));
+        podman = stack::describe(&version);
+        eprintln!("bench: {podman}, its CLI {}", stack::cli());
         rt.block_on(stack::cleanup());
     }
     for case in &cases {
         eprintln!("== bench: {case}");
         let mut results = Results::default();
         results.when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
+        results.stack = stack.clone();
+        if REAL_CASES.contains(&case.as_str()) {
+            results.podman = podman.clone();
+        }
         let run = match case.as_str() {
             "recovery" => rt.block_on(recovery::run(&mut results, &out)),
             "companion" => rt.block_on(companion::run(&mut results, &out)),
@@ -107,24 +238,13 @@ fn main() -> anyhow::Result<()> {
     if real {
         rt.block_on(stack::cleanup());
     }
-    // Every part there, in the order of the cases.
-    let mut names: Vec<String> = std::fs::read_dir(&parts)?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.ends_with(".json"))
-        .collect();
-    let rank = |n: &str| {
-        ALL_CASES
-            .iter()
-            .position(|c| n.starts_with(c))
-            .unwrap_or(99)
-    };
-    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    let loaded = load_parts(&parts, &stack)?;
+    let names: Vec<String> = loaded.iter().map(|(n, _)| n.clone()).collect();
+    let on = measured_on(&loaded);
     let mut results = Results::default();
     let mut runs = Vec::new();
-    for n in &names {
-        let part = Results::load(&parts.join(n))?;
-        runs.push(format!("`{}` {}", n.trim_end_matches(".json"), part.when));
+    for (n, part) in loaded {
+        runs.push(format!("`{n}` {}", part.when));
         results.merge(part);
     }
     if names.iter().any(|n| n.starts_with("mass")) {
@@ -133,17 +253,18 @@ fn main() -> anyhow::Result<()> {
     results.write_csv(&out.join("latest.csv"))?;
     let table = results.table();
     let targets = results.targets();
-    println!("\n{table}\n{targets}");
-    std::fs::write(out.join("table.md"), &table)?;
-    std::fs::write(out.join("targets.md"), &targets)?;
+    println!("\n{on}\n\n{table}\n{targets}");
+    std::fs::write(out.join("table.md"), format!("{on}\n\n{table}"))?;
+    std::fs::write(out.join("targets.md"), format!("{on}\n\n{targets}"))?;
     std::fs::write(out.join("analysis.md"), results.analysis())?;
-    if ALL_CASES
-        .iter()
-        .all(|c| names.iter().any(|n| n.starts_with(c)))
+    if stack == "root"
+        && ALL_CASES
+            .iter()
+            .all(|c| names.iter().any(|n| n.starts_with(c)))
     {
         std::fs::write(
             "BENCHMARKS.md",
-            results.benchmarks_md(&out, &runs.join(", ")),
+            results.benchmarks_md(&out, &format!("{}. {on}", runs.join(", "))),
         )?;
         eprintln!("wrote BENCHMARKS.md");
     }

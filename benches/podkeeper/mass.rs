@@ -134,7 +134,7 @@ async fn podman(results: &mut Results, events: &Starts, n: usize) -> anyhow::Res
     let names = names("bench-mr-", n);
     anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
     let script = format!(
-        "for n in \"$@\"; do podman run -d --restart=always --name \"$n\" --network=none {} /bin/sh -c '{}' >/dev/null || exit 1; done",
+        "for n in \"$@\"; do \"$PODMAN\" run -d --restart=always --name \"$n\" --network=none {} /bin/sh -c '{}' >/dev/null || exit 1; done",
         stack::IMAGE,
         stack::TRAP
     );
@@ -144,6 +144,7 @@ async fn podman(results: &mut Results, events: &Starts, n: usize) -> anyhow::Res
         .arg(&script)
         .arg("loop")
         .args(&names)
+        .env("PODMAN", stack::cli())
         .env_remove("CONTAINER_HOST")
         .kill_on_drop(true)
         .spawn()?;
@@ -276,7 +277,7 @@ struct Starts {
 impl Starts {
     async fn subscribe() -> anyhow::Result<Self> {
         anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
-        let mut child = tokio::process::Command::new("podman")
+        let mut child = tokio::process::Command::new(stack::cli())
             .args([
                 "events",
                 "--filter",
@@ -289,7 +290,7 @@ impl Starts {
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .context("podman events")?;
+            .with_context(|| format!("{} events", stack::cli()))?;
         if let Some(pid) = child.id() {
             crate::interrupt::register(pid as i32);
         }

@@ -2,6 +2,9 @@
 //!
 //! Everything the benchmark creates is named `bench-…` and removed by [`cleanup`];
 //! the podman API service itself is never stopped (others test against it).
+//! Which podman: the stack `scripts/env.sh` was sourced for (`scripts/bench`
+//! sources it for `BENCH_STACK`): its CLI (`PODKEEPER_PODMAN`) and its API
+//! socket (`PODKEEPER_PODMAN_SOCKET`); unset, the host's `podman` as root.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -17,11 +20,57 @@ pub const IMAGE: &str = "localhost/bb:1";
 /// A command that exits on SIGTERM (busybox sleep as PID 1 ignores it).
 pub const TRAP: &str = "trap \"exit 0\" TERM; sleep 100000 & wait";
 
+/// The stack under test (`scripts/env.sh`'s `PODKEEPER_STACK`; unset: `root`).
+pub fn name() -> String {
+    std::env::var("PODKEEPER_STACK")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "root".into())
+}
+
+/// The stack's podman CLI (`PODKEEPER_PODMAN`, e.g. `/usr/local/bin/podman5`), else `podman`.
+pub fn cli() -> String {
+    std::env::var("PODKEEPER_PODMAN")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "podman".into())
+}
+
+/// Whether a systemd user manager's Quadlet runs this stack's podman, so
+/// that Quadlet units are a peer here (`PODKEEPER_COMPANIONS`; on podman 5
+/// they would run the host's podman 4.3).
+pub fn has_quadlet() -> bool {
+    std::env::var("PODKEEPER_COMPANIONS").map_or(true, |v| v != "0")
+}
+
+/// The stack's API socket: `PODKEEPER_PODMAN_SOCKET`, else `CONTAINER_HOST`, else root's.
 pub fn socket() -> PathBuf {
+    if let Ok(s) = std::env::var("PODKEEPER_PODMAN_SOCKET") {
+        if !s.is_empty() {
+            return PathBuf::from(s);
+        }
+    }
     match std::env::var("CONTAINER_HOST") {
         Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
         _ => PathBuf::from("/run/podman/podman.sock"),
     }
+}
+
+/// The version of the podman answering on [`socket`] (its `_ping`), e.g. `5.4.2`.
+pub async fn podman_version() -> anyhow::Result<String> {
+    let ping = podkeeper::runtime::libpod::ping(&socket(), Duration::from_secs(10))
+        .await
+        .with_context(|| format!("ping podman at {}", socket().display()))?;
+    Ok(ping.version)
+}
+
+/// One line for the output: which podman the figures are of.
+pub fn describe(version: &str) -> String {
+    format!(
+        "podman {version} (stack {}, {})",
+        name(),
+        socket().display()
+    )
 }
 
 /// Where Quadlet reads root's user units (`--user`).
@@ -42,7 +91,7 @@ pub async fn podman(args: &[&str]) -> anyhow::Result<String> {
 async fn podman_now(args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("timeout")
         .arg("120")
-        .arg("podman")
+        .arg(cli())
         .args(args)
         .env_remove("CONTAINER_HOST")
         .output()
@@ -50,7 +99,8 @@ async fn podman_now(args: &[&str]) -> anyhow::Result<String> {
         .context("run podman")?;
     if !out.status.success() {
         bail!(
-            "podman {}: {}",
+            "{} {}: {}",
+            cli(),
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -129,6 +179,35 @@ impl Api {
             running: st.status.as_deref() == Some("running"),
             started_at: st.started_at?,
         })
+    }
+
+    /// The `--exit-dir` podman gave the conmon of container `name` (its
+    /// engine `tmp_dir`'s `exits`): where podkeeper should be watching.
+    pub async fn conmon_exit_dir(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let r = self
+            .0
+            .containers()
+            .get(name)
+            .inspect()
+            .await
+            .with_context(|| format!("inspect {name}"))?;
+        let pid = r.state.and_then(|s| s.conmon_pid).unwrap_or(0);
+        anyhow::ensure!(pid > 0, "{name} has no conmon");
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .with_context(|| format!("read the command line of {name}'s conmon {pid}"))?;
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        args.iter()
+            .enumerate()
+            .find_map(|(i, a)| match a.strip_prefix("--exit-dir") {
+                Some("") => args.get(i + 1).cloned(),
+                Some(v) => v.strip_prefix('=').map(String::from),
+                None => None,
+            })
+            .map(PathBuf::from)
+            .with_context(|| format!("conmon {pid} of {name} has no --exit-dir"))
     }
 
     /// Wait until `name` runs with a StartedAt after `after`.
@@ -276,6 +355,25 @@ impl Podkeeper {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Wait (up to `limit`) until podkeeper's log says it watches an exit
+    /// directory it read off a running container's conmon, not podman's
+    /// default; that directory and the log line.
+    pub async fn watched_exit_dir(&self, limit: Duration) -> anyhow::Result<(PathBuf, String)> {
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(found) = watched_exit_dir(&self.log_text()) {
+                return Ok(found);
+            }
+            if tokio::time::Instant::now() > until {
+                bail!(
+                    "podkeeper's log ({}) names no exit directory read off a conmon within {limit:?}",
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// SIGTERM, then wait (podkeeper drains in-flight reconciles).
     pub async fn stop(mut self) {
         let pid = self.child.id();
@@ -289,6 +387,19 @@ impl Podkeeper {
             crate::interrupt::unregister(pid as i32);
         }
     }
+}
+
+/// The last `exit-dir` note of a `--debug` log that names a directory found
+/// on a conmon's command line: `watching DIR (--exit-dir of conmon N)`.
+fn watched_exit_dir(log: &str) -> Option<(PathBuf, String)> {
+    log.lines()
+        .rev()
+        .filter(|l| l.contains("  note   exit-dir ") && l.contains("(--exit-dir of conmon "))
+        .find_map(|l| {
+            let rest = &l[l.find("watching ")? + "watching ".len()..];
+            let dir = &rest[..rest.find(" (")?];
+            Some((PathBuf::from(dir), l.trim().to_string()))
+        })
 }
 
 /// Does this podkeeper build know companions (issue 3)?

@@ -65,6 +65,14 @@ pub struct Results {
     /// When the case was measured (a part's stamp; empty for a merge).
     #[serde(default)]
     pub when: String,
+    /// The stack it was measured on (`scripts/env.sh`'s; empty in parts
+    /// written before stacks were told apart: `root`).
+    #[serde(default)]
+    pub stack: String,
+    /// The podman it was measured on, for people (empty: a simulated case,
+    /// or not recorded).
+    #[serde(default)]
+    pub podman: String,
     samples: Vec<Sample>,
     notes: Vec<String>,
     analysis: Vec<String>,
@@ -240,11 +248,12 @@ impl Results {
              numbers across runs.\n\n\
              ```sh\nflock /tmp/podkeeper-e2e.lock bash scripts/bench   # everything (about 25 minutes, 10 of them idle)\n\
              BENCH_CASES=recovery bash scripts/bench      # one case; its part joins the others in {out}/parts\n\
+             BENCH_STACK=podman5 BENCH_CASES=recovery bash scripts/bench   # on podman 5.4; results in {out}/podman5\n\
              BENCH_CASES=mass BENCH_MASS_SUBJECTS=podman,quadlet BENCH_PART=-peers bash scripts/bench\n\
              BENCH_IDLE_SECS=60 bash scripts/bench        # a quicker idle case\n\
              bash scripts/bench-interrupt-check INT       # an interrupted bench leaves nothing named bench-…\n```\n\n\
              Raw samples: `{out}/latest.csv`; the podkeeper logs of the run: `{out}/*.log`.\n\n\
-             Measured (each case's part, its start): {runs}.\n\n\
+             Measured (each case's part, its start): {runs}\n\n\
              ![latency distributions]({out}/latest.png)\n\n\
              ![mass recovery against --max-concurrent]({out}/mass.png)\n\n\
              ## Results\n\n{}\n\
