@@ -8,7 +8,7 @@ mod sim;
 use std::time::Duration;
 
 use podkeeper::manifest::ManifestSet;
-use podkeeper::reconcile::app::EXIT_GRACE;
+use podkeeper::reconcile::app::{CLEANUP_POLL, EXIT_GRACE};
 use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
 use podkeeper::runtime::ContainerState;
 use podkeeper::trigger::{ExitFile, Trigger};
@@ -105,10 +105,19 @@ async fn on_podman_5_a_users_stop_should_still_wait_out_the_exit_grace() {
     exit_file(&h, &id, ExitFile::Written).await;
     let took = restarted(&h, t0).await;
     assert!(took >= EXIT_GRACE, "a stop gets the grace: {took:?}");
+    // It looks every CLEANUP_POLL (an rm would be done once it is gone),
+    // and starts once the grace is over.
+    let calls = h.calls_for("web");
+    let looks = EXIT_GRACE.as_millis() / CLEANUP_POLL.as_millis() + 1;
     assert_eq!(
-        h.calls_for("web"),
-        ["inspect web", "inspect web", "start web"],
-        "one look, the grace, a second look, the start"
+        calls.last().map(String::as_str),
+        Some("start web"),
+        "{calls:?}"
+    );
+    assert!(
+        calls[..calls.len() - 1].iter().all(|c| c == "inspect web")
+            && (calls.len() - 1) as u128 <= looks,
+        "{calls:?}"
     );
     let (_, out) = h.stop().await;
     assert!(
@@ -151,4 +160,35 @@ async fn an_exit_file_of_a_container_podkeeper_does_not_manage_should_change_not
     assert!(h.podman.calls().is_empty(), "{:?}", h.podman.calls());
     let (_, out) = h.stop().await;
     assert_eq!(count(&out, "not a container podkeeper manages"), 2, "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_podman_5_a_users_rm_should_be_replaced_as_soon_as_the_container_is_gone() {
+    let (h, id) = running(EventSet::V5).await;
+    // `podman rm -f`: the stop (StoppedByUser recorded first), the exit
+    // file, and the removal once rm has its lock back.
+    h.podman.stop_by_hand("web");
+    let t0 = Instant::now();
+    exit_file(&h, &id, ExitFile::Written).await;
+    sleep(Duration::from_millis(30)).await;
+    h.podman.remove_by_hand("web");
+    settle_until(Duration::from_secs(5), || {
+        h.podman
+            .container("web")
+            .is_some_and(|c| c.state == ContainerState::Running)
+    })
+    .await;
+    let took = t0.elapsed();
+    assert!(
+        took < EXIT_GRACE,
+        "recreated once gone, not after the whole grace: {took:?}"
+    );
+    let calls = h.calls_for("web");
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("create")).count(),
+        1,
+        "{calls:?}"
+    );
+    let (stats, _) = h.stop().await;
+    assert_eq!(stats.failures, 0);
 }

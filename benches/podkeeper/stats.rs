@@ -323,13 +323,16 @@ Peer: a shell loop polling the same containers and units every 30 s with one bat
 inspect` and one batched `systemctl --user is-active` (the kindest polling there is), its CPU \
 measured the same way (its children included).\n\
 4. **Scale** (simulated podman, `SimRuntime`, 5 ms per call). For 1,000 and 10,000 apps, each \
-size in a fresh process: podman calls caused by one `kill -9` (its `died` and `cleanup` events); \
+size in a fresh process: podman calls caused by one `kill -9` (its `died` and `cleanup` events), \
+with podman 4's and podman 5's events and answers (4.3 cannot tell a crash from a stop by hand, \
+so the exit grace looks twice; 5 says which it was); \
 calls of one full sweep with 1 % of the apps stopped behind podkeeper's back; reactor throughput: \
 1,000,000 `died` events round-robin over the apps through the channel (capacity 4096) into a \
 running reactor, timed until the channel is drained; the process's peak RSS (VmHWM; it includes \
 the simulated podman's own state, so it is an upper bound).\n\
 5. **Burst** (simulated, paused tokio time): 10,000 `died` events for 100 crashed apps spread \
-over one second; reconciles per app (count of `inspect` calls) and the time from the last event \
+over one second, and all at once, with podman 4's and podman 5's events; reconciles per app (each \
+reaction of the app's key, counted by an observer) and the time from the last event \
 until the reactor is idle.\n\
 6. **Mass** (real podman, `BENCH_MASS_APPS`, default 200 identical containers per subject). \
 Cold start: no container exists; podkeeper is started on 200 manifests (once per \

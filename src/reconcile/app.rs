@@ -225,7 +225,7 @@ async fn decide_and_act<R: Podman>(
 ) -> Result<(), RuntimeError> {
     let mut actual = log.time("inspect", rt.inspect_container(id)).await?;
     let mut graced = false;
-    if let Some(left) = actual
+    if let Some(mut left) = actual
         .as_ref()
         .filter(|c| {
             desired.is_some_and(|d| d.app.state == DesiredState::Running)
@@ -237,10 +237,27 @@ async fn decide_and_act<R: Podman>(
         // Perhaps a `podman stop` or `podman rm` by hand that has yet to
         // finish: give it the rest of the grace, then look again, within
         // this one reconcile (the key stays held, so triggers meanwhile fold
-        // into at most one follow-up).
-        log.time("grace", tokio::time::sleep(left)).await;
-        actual = log.time("inspect", rt.inspect_container(id)).await?;
-        graced = true;
+        // into at most one follow-up). Where podman says a user stopped it,
+        // look every CLEANUP_POLL instead: a `podman rm` is done the moment
+        // the container is gone, and its replacement need not wait longer.
+        let by_user = actual.as_ref().and_then(|c| c.stopped_by_user) == Some(true);
+        loop {
+            let step = if by_user {
+                left.min(CLEANUP_POLL)
+            } else {
+                left
+            };
+            log.time("grace", tokio::time::sleep(step)).await;
+            actual = log.time("inspect", rt.inspect_container(id)).await?;
+            graced = true;
+            left = left.saturating_sub(step);
+            let settled = actual
+                .as_ref()
+                .is_none_or(|c| c.state == ContainerState::Running);
+            if !by_user || settled || left.is_zero() {
+                break;
+            }
+        }
     }
     r.found = vec![found(id, actual.as_ref())];
     let Some(drift) = drift(desired, actual.as_ref()) else {
