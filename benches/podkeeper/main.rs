@@ -58,6 +58,27 @@ const ALL_CASES: [&str; 7] = [
     "health",
 ];
 
+/// The last run of each other stack (`$BENCH_OUT/<stack>/`, as
+/// `BENCH_STACK=<stack>` writes it): its table and targets, one section each.
+fn other_stacks(out: &Path) -> String {
+    let mut md = String::new();
+    for stack in ["podman5"] {
+        let dir = out.join(stack);
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        if let (Some(table), Some(targets)) = (read("table.md"), read("targets.md")) {
+            // Each file opens with its "Measured on …" line: keep one.
+            let targets = targets
+                .split_once("\n\n")
+                .map_or(targets.as_str(), |(_, t)| t);
+            md += &format!(
+                "## On stack {stack}\n\n`BENCH_STACK={stack} bash scripts/bench` (results in `{}`):\n\n{table}\n{targets}\n",
+                dir.display()
+            );
+        }
+    }
+    md
+}
+
 /// The cases on the real stack (the others run on the simulated podman).
 const REAL_CASES: [&str; 5] = ["recovery", "companion", "idle", "mass", "health"];
 
@@ -264,7 +285,11 @@ fn main() -> anyhow::Result<()> {
     {
         std::fs::write(
             "BENCHMARKS.md",
-            results.benchmarks_md(&out, &format!("{}. {on}", runs.join(", "))),
+            results.benchmarks_md(
+                &out,
+                &format!("{}. {on}", runs.join(", ")),
+                &other_stacks(&out),
+            ),
         )?;
         eprintln!("wrote BENCHMARKS.md");
     }

@@ -236,8 +236,9 @@ impl Results {
         std::fs::write(path, s)
     }
 
-    /// `runs`: which part was measured when.
-    pub fn benchmarks_md(&self, out: &Path, runs: &str) -> String {
+    /// `runs`: which part was measured when; `elsewhere`: the tables of
+    /// the other stacks' runs, already in Markdown (empty when none).
+    pub fn benchmarks_md(&self, out: &Path, runs: &str, elsewhere: &str) -> String {
         let out = out.display();
         format!(
             "# Benchmarks\n\n\
@@ -258,6 +259,7 @@ impl Results {
              ![mass recovery against --max-concurrent]({out}/mass.png)\n\n\
              ## Results\n\n{}\n\
              ## Targets\n\n{}\n\
+             {elsewhere}\
              ## Analysis\n\n{}\n\n\
              ## How each case is measured\n\n{}",
             self.table(),
