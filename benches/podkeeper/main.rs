@@ -58,11 +58,14 @@ const ALL_CASES: [&str; 7] = [
     "health",
 ];
 
+/// The stacks besides root that the bench runs on.
+const OTHER_STACKS: &[&str] = &["podman5"];
+
 /// The last run of each other stack (`$BENCH_OUT/<stack>/`, as
 /// `BENCH_STACK=<stack>` writes it): its table and targets, one section each.
 fn other_stacks(out: &Path) -> String {
     let mut md = String::new();
-    for stack in ["podman5"] {
+    for stack in OTHER_STACKS {
         let dir = out.join(stack);
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
         if let (Some(table), Some(targets)) = (read("table.md"), read("targets.md")) {
@@ -174,7 +177,7 @@ fn main() -> anyhow::Result<()> {
     }
     let stack = stack::name();
     anyhow::ensure!(
-        ["root", "podman5"].contains(&stack.as_str()),
+        stack == "root" || OTHER_STACKS.contains(&stack.as_str()),
         "stack {stack:?}: the bench runs podman and podkeeper as root, on the stacks root and podman5 only"
     );
     let (mut cases, chosen): (Vec<String>, bool) = match std::env::var("BENCH_CASES") {
