@@ -17,9 +17,9 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::accept::{self, Bounds};
 use super::state::Shared;
 
 /// The longest request line accepted.
@@ -118,30 +118,16 @@ impl ControlSocket {
 
     /// Serve clients until `cancel` fires.
     pub async fn serve(self, shared: Arc<Shared>, cancel: CancellationToken) {
-        let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-        loop {
-            let accepted = tokio::select! {
-                _ = cancel.cancelled() => break,
-                a = self.listener.accept() => a,
-            };
-            let stream = match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of descriptors, most likely: do not spin.
-                    tracing::warn!(error = %e, "control socket: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                continue; // Too many at once: this one is closed unanswered.
-            };
+        let bounds = Bounds {
+            what: "control socket",
+            max: MAX_CLIENTS,
+            limit: CLIENT_LIMIT,
+        };
+        accept::serve(&self.listener, bounds, cancel, move |stream| {
             let shared = shared.clone();
-            tokio::spawn(async move {
-                let _slot = slot;
-                let _ = tokio::time::timeout(CLIENT_LIMIT, serve_client(stream, &shared)).await;
-            });
-        }
+            async move { serve_client(stream, &shared).await }
+        })
+        .await;
     }
 }
 

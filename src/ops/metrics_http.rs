@@ -14,9 +14,9 @@ use hyper::server::conn::Http;
 use hyper::service::service_fn;
 use hyper::{Body, Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use super::accept::{self, Bounds};
 use super::state::Shared;
 
 /// One connection's whole life (headers, reply) may take this long.
@@ -38,38 +38,27 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 
 /// Serve until `cancel` fires.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
+    let bounds = Bounds {
+        what: "metrics listener",
+        max: MAX_CONNECTIONS,
+        limit: CONNECTION_LIMIT,
+    };
+    accept::serve(&listener, bounds, cancel, move |stream| {
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &shared)) }
-            });
-            let conn = Http::new()
+        let service = service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(answer(&req, &shared)) }
+        });
+        async move {
+            let _ = Http::new()
                 .http1_only(true)
                 .http1_keep_alive(false)
                 .max_buf_size(MAX_HEAD)
-                .serve_connection(stream, service);
-            let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
-        });
-    }
+                .serve_connection(stream, service)
+                .await;
+        }
+    })
+    .await;
 }
 
 fn answer(req: &Request<Body>, shared: &Shared) -> Response<Body> {

@@ -3,9 +3,11 @@
 //! Nothing here reconciles anything. [`notify`] and [`state`] hear the
 //! reactor through the [`crate::observe::Observer`] seam; [`state`] keeps
 //! the board [`status`] shows and the counters [`metrics`] exports, served
-//! off the reactor's task by the [`control`] socket and [`metrics_http`];
+//! off the reactor's task by the [`control`] socket and [`metrics_http`]
+//! (both through [`accept`]'s bounded loop);
 //! [`selfcheck`] reads what podman already said about itself at start-up.
 
+pub mod accept;
 pub mod control;
 pub mod metrics;
 pub mod metrics_http;
