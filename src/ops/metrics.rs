@@ -210,70 +210,83 @@ pub fn key_kind(key: &Key) -> &'static str {
     }
 }
 
-/// The event kinds podkeeper names in `type` (see `observe::EventSeen::kind`);
-/// any other (a podman action this list does not know) is `other`, so the
-/// label's values stay bounded whatever podman sends.
+/// The event kinds podkeeper names in `type` (see `observe::EventSeen::kind`):
+/// podman's actions, and the words of the events stream, conmon, the
+/// directories, the timers, the sweep and the start-up. Any other (a podman
+/// action this list does not know) is `other`, so the label's values stay
+/// bounded whatever podman sends. Sorted: looked up by binary search, once
+/// per event.
 const KINDS: &[&str] = &[
-    // podman's actions
     "attach",
     "checkpoint",
     "cleanup",
     "commit",
+    "companion-added",
+    "companion-changed",
+    "companion-gone",
+    "companions",
+    "companions-due",
+    "connected",
     "create",
     "died",
+    "drift",
+    "duplicate",
     "exec",
     "exec_died",
+    "exit-file",
+    "exit-written",
     "exited",
     "export",
+    "first-sweep",
     "health_status",
     "import",
     "init",
     "kill",
+    "manifest-added",
+    "manifest-changed",
+    "manifest-gone",
+    "modify",
     "mount",
     "pause",
     "prune",
     "pull",
     "remove",
     "rename",
+    "rename-from",
+    "rename-to",
+    "rescan",
     "restart",
     "restore",
+    "resumed",
     "start",
     "stop",
+    "sweep-due",
     "sync",
     "tag",
     "unmount",
     "unpause",
     "untag",
-    // the events stream, conmon, the directories, timers, sweep, start-up
-    "connected",
-    "resumed",
-    "exit-file",
-    "exit-written",
-    "modify",
-    "rename-from",
-    "rename-to",
-    "rescan",
-    "manifest-added",
-    "manifest-gone",
-    "manifest-changed",
-    "companion-added",
-    "companion-gone",
-    "companion-changed",
-    "duplicate",
-    "sweep-due",
-    "companions-due",
-    "drift",
-    "first-sweep",
-    "companions",
 ];
 
 /// An event's `type` label, and whether it is the events stream resuming
 /// after a gap. The one place that reads event records.
 fn event_kind(seen: &EventSeen<'_>) -> (&'static str, bool) {
     let kind = KINDS
-        .iter()
-        .find(|k| **k == seen.kind)
-        .copied()
-        .unwrap_or("other");
+        .binary_search(&seen.kind)
+        .map_or("other", |i| KINDS[i]);
     (kind, seen.source == Source::Podman && kind == "resumed")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinds_should_be_sorted_so_a_binary_search_finds_each() {
+        assert!(KINDS.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+        for k in KINDS {
+            assert_eq!(KINDS.binary_search(k).map(|i| KINDS[i]), Ok(*k));
+        }
+        assert!(KINDS.binary_search(&"no-such-action").is_err());
+    }
 }
