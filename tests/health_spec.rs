@@ -285,3 +285,19 @@ async fn an_unreachable_podman_should_never_count_as_a_failed_check_nor_restart_
     assert_eq!(after.state, ContainerState::Running);
     assert_eq!(after.started_at, before.started_at, "never restarted");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_should_be_woken_once_when_its_dependency_starts() {
+    let api = app("api", None, None) + "  depends_on:\n    - app: db\n      condition: running\n";
+    let h = start(set(&[app("db", None, None), api])).await;
+    h.at(5_000).await;
+    // db's start is heard twice (podkeeper's own reaction and podman's
+    // `start` event): api waits, then is created once, with no second look.
+    let (_, out) = h.stop().await;
+    assert_eq!(reactions(&out, "app/db"), [r(20, "create")], "{out}");
+    assert_eq!(
+        reactions(&out, "app/api"),
+        [r(15, "wait"), r(40, "create")],
+        "{out}"
+    );
+}

@@ -83,7 +83,11 @@ impl<R: Podman> Reactor<R> {
             .filter(|(app, dep)| dep.as_str() == id && meets(app))
             .map(|(app, _)| app.clone())
             .collect();
+        // Woken once: its reconcile says again what it waits for, if it
+        // still does. podkeeper's own start and podman's `start` event for
+        // it then wake it once, not twice.
         for app in woken {
+            self.waiting.remove(&app);
             self.sched.schedule(Key::App(app), now);
         }
     }
