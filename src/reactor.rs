@@ -417,6 +417,8 @@ impl<R: Podman> Reactor<R> {
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
                     self.container_apps = findings.containers.into_iter().collect();
+                    let known = &self.container_apps;
+                    self.exits.keep_containers(|id| known.contains_key(id));
                     self.learn_duplicates(findings.duplicates);
                 }
                 self.on_sweep_reach(findings.unreachable, now);

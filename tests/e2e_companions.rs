@@ -436,11 +436,7 @@ fn a_removed_and_recreated_unit_directory_should_get_its_companions_back() {
             && units.read("e2e-cs5-b.container").as_deref() == Some(UNIT)
     });
     d.wait_line(mark, &["event", "unit-dir", "queue 2 companion(s)"], T);
-    // Watched again: a later delete is noticed too. Once the batch that
-    // restored both has finished (on a loaded host it can still be running
-    // when the files are back; a trigger then folds into it).
-    d.wait_line(mark, &["react", "companion/e2e-cs5-a "], T);
-    d.wait_line(mark, &["react", "companion/e2e-cs5-b "], T);
+    // Watched again: a later delete is noticed too.
     wait_until(T, "both active again", || {
         is_active("e2e-cs5-a.service") && is_active("e2e-cs5-b.service")
     });
@@ -456,7 +452,10 @@ fn a_removed_and_recreated_unit_directory_should_get_its_companions_back() {
             "unit-dir",
             "remove",
             "e2e-cs5-a.container",
-            "→ queue companion/e2e-cs5-a",
+            // Queued, or folded into a batch still running (its own
+            // rewrites of the files come back as events): either way seen.
+            "→ ",
+            "companion/e2e-cs5-a",
         ],
         T,
     );

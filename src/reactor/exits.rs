@@ -51,6 +51,13 @@ impl Exits {
     pub fn forget_container(&mut self, id: &str) {
         self.written.remove(id);
     }
+
+    /// Keep only the exit files of containers that still exist (after a
+    /// sweep): one whose deletion or removal was never heard (an inotify
+    /// queue overflow, a stream gap) is not kept for the daemon's lifetime.
+    pub fn keep_containers(&mut self, exists: impl Fn(&str) -> bool) {
+        self.written.retain(|id, _| exists(id));
+    }
 }
 
 #[cfg(test)]
@@ -78,5 +85,12 @@ mod tests {
         e.forget_container("c2");
         e.looking("web", ms(31));
         assert!(!e.collected_seen("c2", "web"));
+        // A sweep that no longer finds c3 forgets it.
+        e.written("c3", ms(40));
+        e.written("c4", ms(40));
+        e.keep_containers(|id| id == "c4");
+        e.looking("web", ms(41));
+        assert!(!e.collected_seen("c3", "web"));
+        assert!(e.collected_seen("c4", "web"));
     }
 }
