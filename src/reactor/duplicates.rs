@@ -59,7 +59,7 @@ impl<R: Podman> Reactor<R> {
             self.dups.known.remove(name);
             return;
         }
-        if !self.apps.apps.contains_key(app) && !self.had_manifest.contains(app) {
+        if !self.has_or_had_manifest(app) {
             // An orphan's copy: the orphan rules apply.
             return;
         }

@@ -13,6 +13,14 @@ use crate::runtime::Podman;
 use crate::trigger::{Key, KeyRef};
 
 impl<R: Podman> Reactor<R> {
+    /// Whether app `id` has a manifest, or had one in this run: its
+    /// containers are podkeeper's; any other labelled one is an orphan.
+    /// `had_manifest` holds every id of `apps` too; `apps` is asked as well
+    /// so the answer never depends on the order the two are updated in.
+    pub(super) fn has_or_had_manifest(&self, id: &str) -> bool {
+        self.had_manifest.contains(id) || self.apps.apps.contains_key(id)
+    }
+
     /// Take a freshly read apps directory: queue exactly the apps that changed.
     pub(super) fn apply_manifests(&mut self, set: ManifestSet, now: Instant) {
         self.report_manifest_errors(&set);

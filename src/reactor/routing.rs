@@ -80,7 +80,7 @@ impl<R: Podman> Reactor<R> {
         let managed = self
             .container_apps
             .get(id)
-            .filter(|app| self.apps.apps.contains_key(*app) || self.had_manifest.contains(*app));
+            .filter(|app| self.has_or_had_manifest(app));
         let verdict = match (managed, file) {
             (None, _) => Verdict::Ignored(Ignored::NotManaged),
             (Some(_), ExitFile::Written) if !self.rt.reports_stop_intent() => {
@@ -157,11 +157,9 @@ impl<R: Podman> Reactor<R> {
                     Some(unit) => self.comp.unit_event_verdict(&mut self.sched, ev, unit, now),
                     None => Verdict::Ignored(Ignored::Unmanaged),
                 },
-                // had_manifest holds every id of `apps` too: its hash lookup
-                // first, not a walk down the manifests' tree on every event.
-                Some(id) if !self.had_manifest.contains(id) && !self.apps.apps.contains_key(id) => {
-                    Verdict::Ignored(Ignored::Orphan)
-                }
+                // A hash lookup first, not a walk down the manifests' tree
+                // on every event (see has_or_had_manifest).
+                Some(id) if !self.has_or_had_manifest(id) => Verdict::Ignored(Ignored::Orphan),
                 Some(id) if ev.action == "health_status" => self.on_health_status(id, ev, now),
                 Some(id)
                     if !crate::reconcile::app::event_may_leave_state(
