@@ -40,14 +40,7 @@ fn a_crash_should_be_restarted_from_the_first_exit_file_this_podman_lets_podkeep
     let mark = d.mark();
     let mut took = Vec::new();
     for _ in 0..3 {
-        let c = inspect("e2e-exit-web").unwrap();
-        let t0 = Instant::now();
-        kill9(c.pid);
-        wait_until(T, "restarted", || {
-            inspect("e2e-exit-web")
-                .is_some_and(|n| n.status == "running" && n.started_at != c.started_at)
-        });
-        took.push(t0.elapsed());
+        took.push(kill_and_wait("e2e-exit-web"));
         std::thread::sleep(Duration::from_millis(800));
     }
     println!("kill -9 -> running: {took:?} (podman records stops: {records_stops})");
@@ -117,14 +110,7 @@ fn podman_rm_f_by_hand_should_be_repaired_with_no_failure_and_no_leaked_process(
     let mark = d.mark();
     let (mut kill, mut rm) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        let c = inspect("e2e-rmf-web").unwrap();
-        let t0 = Instant::now();
-        kill9(c.pid);
-        wait_until(T, "restarted", || {
-            inspect("e2e-rmf-web")
-                .is_some_and(|n| n.status == "running" && n.started_at != c.started_at)
-        });
-        kill.push(t0.elapsed());
+        kill.push(kill_and_wait("e2e-rmf-web"));
         std::thread::sleep(Duration::from_millis(800));
     }
     let mut removed = Vec::new();

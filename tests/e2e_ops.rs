@@ -103,15 +103,6 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         })
 }
 
-/// kill -9 the app's main process and wait until podkeeper has started it again.
-fn kill_and_wait(app: &str) {
-    let before = inspect(app).expect("container");
-    kill9(before.pid);
-    wait_until(T, &format!("{app} started again"), || {
-        inspect(app).is_some_and(|c| c.status == "running" && c.started_at != before.started_at)
-    });
-}
-
 fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

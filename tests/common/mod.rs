@@ -353,6 +353,20 @@ pub fn kill9(pid: i64) {
     assert!(status.is_ok_and(|s| s.success()), "kill -9 {pid}");
 }
 
+/// `kill -9` of app `app`'s main process, then wait (30 s at most) until
+/// podkeeper has started it again; how long that took.
+pub fn kill_and_wait(app: &str) -> Duration {
+    let before = inspect(app).expect("container");
+    let t0 = Instant::now();
+    kill9(before.pid);
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{app} started again"),
+        || inspect(app).is_some_and(|c| c.status == "running" && c.started_at != before.started_at),
+    );
+    t0.elapsed()
+}
+
 pub fn is_running(name: &str) -> bool {
     inspect(name).is_some_and(|c| c.status == "running")
 }
