@@ -152,9 +152,10 @@ struct InspectState {
     finished_at: Option<String>,
     #[serde(rename = "Health", default)]
     health: Option<InspectHealth>,
-    /// podman 4.7+; left out when false.
+    /// podman 4.7+; left out when false (a `null` reads as false too, so
+    /// an odd answer never fails the whole inspect).
     #[serde(rename = "StoppedByUser", default)]
-    stopped_by_user: bool,
+    stopped_by_user: Option<bool>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -192,7 +193,7 @@ impl Inspect {
                 .health
                 .map(|h| h.status)
                 .filter(|s| !s.is_empty()),
-            stopped_by_user: stop_intent.then_some(self.state.stopped_by_user),
+            stopped_by_user: stop_intent.then_some(self.state.stopped_by_user.unwrap_or(false)),
         }
     }
 }
@@ -606,6 +607,12 @@ mod tests {
         );
         let info = serde_json::from_str::<Inspect>(&stopped).unwrap();
         assert_eq!(info.into_info(true).stopped_by_user, Some(true));
+        let null = V5.replace(
+            r#""ExitCode": 137,"#,
+            r#""ExitCode": 137, "StoppedByUser": null,"#,
+        );
+        let info = serde_json::from_str::<Inspect>(&null).expect("a null is no error");
+        assert_eq!(info.into_info(true).stopped_by_user, Some(false));
         for (version, records) in [
             ("4.3.1", false),
             ("4.6.2", false),
