@@ -236,10 +236,6 @@ pub enum Ignored<'a> {
     NotACompanion(&'a str),
     /// A `health_status` of an app that declares no healthcheck.
     NoHealthcheck,
-    /// The `health_status` of podkeeper's own check of this app.
-    OwnHealthCheck(&'a str),
-    /// A `health_status` from before this app's last check.
-    OlderThanHealthCheck(&'a str),
 }
 
 impl fmt::Display for Ignored<'_> {
@@ -261,8 +257,6 @@ impl fmt::Display for Ignored<'_> {
             Ignored::OwnTempFile => f.write_str("podkeeper's own temporary file"),
             Ignored::NoOwner => f.write_str("no companion owns it"),
             Ignored::NoHealthcheck => f.write_str("no healthcheck declared, podkeeper runs none"),
-            Ignored::OwnHealthCheck(id) => write!(f, "health/{id}'s own check"),
-            Ignored::OlderThanHealthCheck(id) => write!(f, "older than health/{id}'s last check"),
             Ignored::NotACompanion(unit) => write!(f, "{unit} is no companion"),
         }
     }

@@ -14,6 +14,7 @@ mod observers;
 mod outage;
 mod routing;
 mod run_loop;
+mod slots;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
 
@@ -130,6 +131,8 @@ pub struct Stats {
     pub reconciles: u64,
     pub sweeps: u64,
     pub failures: u64,
+    /// Reconcile tasks that panicked (each settled as a failure).
+    pub panics: u64,
 }
 
 /// See the module documentation.
@@ -158,12 +161,17 @@ pub struct Reactor<R: Podman> {
     exits: exits::Exits,
     /// App id → its healthcheck's streak and verdict (apps with a healthcheck).
     health: HashMap<String, HealthState>,
-    /// Which `health_status` events are podkeeper's own checks'.
-    check_windows: health::CheckWindows,
     /// App id → the app it waits for (its last reconcile's `wait`).
     waiting: HashMap<String, String>,
     sched: Scheduler<Key>,
     inflight: JoinSet<Done>,
+    /// Which ready key may start: the slots, one run per app, each task's keys.
+    slots: slots::Slots,
+    /// Apps whose health run is in flight: cancelled when the app's
+    /// declaration changes, so a restart decided on the old one is called off.
+    health_runs: HashMap<String, CancellationToken>,
+    /// App id → the why of its last printed wait (a repeat is not printed).
+    waits_said: HashMap<String, String>,
     report: Reporter,
     /// Who else reads the records of events and reactions (status, metrics).
     observers: Vec<Box<dyn Observer>>,
@@ -189,6 +197,7 @@ impl<R: Podman> Reactor<R> {
             .apps_dir
             .as_deref()
             .map(|dir| Arc::new(std::sync::Mutex::new(AppsDir::resume(dir, &apps))));
+        let slots = slots::Slots::new(cfg.max_concurrent);
         let mut reactor = Reactor {
             rt,
             rx,
@@ -202,10 +211,12 @@ impl<R: Podman> Reactor<R> {
             checks: HashMap::new(),
             exits: exits::Exits::default(),
             health: HashMap::new(),
-            check_windows: health::CheckWindows::default(),
             waiting: HashMap::new(),
             sched: Scheduler::default(),
             inflight: JoinSet::new(),
+            slots,
+            health_runs: HashMap::new(),
+            waits_said: HashMap::new(),
             report,
             observers: Vec::new(),
             stats: Stats::default(),
@@ -299,40 +310,54 @@ impl<R: Podman> Reactor<R> {
     fn next_deadline(&self) -> Option<Instant> {
         // Every slot taken: a ready key cannot start before a reconcile
         // finishes, which wakes the loop anyway. Waiting for a deadline that
-        // has passed would spin (and freeze paused time in tests).
-        if self.inflight.len() >= self.cfg.max_concurrent.max(1) {
+        // has passed would spin (and freeze paused time in tests); so would
+        // one of a key held back (its app busy: the end of that run wakes us).
+        if self.slots.is_full() {
             return None;
         }
-        let batch_running = self.comp.batch_running;
-        self.sched
-            .next_deadline_if(|k| !(batch_running && matches!(k, Key::Companion(_))))
+        self.sched.next_deadline_if(|k| self.may_start(k))
     }
 
-    /// Start every ready key, up to the concurrency bound.
+    /// Whether a ready `key` may start now: a slot is free for it, no other
+    /// key of its app runs, and (a companion) no companion batch runs.
+    fn may_start(&self, key: &Key) -> bool {
+        !(self.comp.batch_running && matches!(key, Key::Companion(_))) && self.slots.accepts(key)
+    }
+
+    /// Start every ready key that may start.
     fn dispatch(&mut self) {
         let now = Instant::now();
-        while self.inflight.len() < self.cfg.max_concurrent.max(1) {
-            // One companion batch at a time: companion keys wait for the next.
-            let batch_running = self.comp.batch_running;
-            let Some(key) = self
-                .sched
-                .pop_ready_if(now, |k| !(batch_running && matches!(k, Key::Companion(_))))
-            else {
+        loop {
+            let (comp, slots) = (&self.comp, &self.slots);
+            let Some(key) = self.sched.pop_ready_if(now, |k| {
+                !(comp.batch_running && matches!(k, Key::Companion(_))) && slots.accepts(k)
+            }) else {
                 break;
             };
             self.spawn(key);
         }
     }
 
+    /// Spawn the reconcile of `keys` (one key, or a companion batch).
+    fn launch(
+        &mut self,
+        keys: Vec<Key>,
+        task: impl std::future::Future<Output = Done> + Send + 'static,
+    ) {
+        let id = self.inflight.spawn(task).id();
+        self.slots.started(id, keys);
+    }
+
     fn spawn(&mut self, key: Key) {
         let rt = self.rt.clone();
         let apps = self.apps.clone();
+        let keys = vec![key.clone()];
         match key {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
                 self.exits.looking(&id, Instant::now());
-                self.inflight.spawn(async move {
+                self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
                     let r = reconcile_app(&*rt, &id, apps.apps.get(&id), may_remove).await;
@@ -343,14 +368,14 @@ impl<R: Podman> Reactor<R> {
                 self.stats.sweeps += 1;
                 let removable = self.had_manifest.clone();
                 let prune = self.prune_orphans();
-                self.inflight.spawn(async move {
+                self.launch(keys, async move {
                     let (r, f) = sweep(&*rt, &apps, &removable, prune).await;
                     Done::Sweep(r, f)
                 });
             }
             Key::Manifests => {
                 let dir = self.apps_dir.clone();
-                self.inflight.spawn(async move {
+                self.launch(keys, async move {
                     let mut r = Reaction::new(Key::Manifests);
                     r.action = "reload";
                     let Some(dir) = dir else {
@@ -380,10 +405,11 @@ impl<R: Podman> Reactor<R> {
             }
             Key::Companion(name) => self.spawn_companions(name),
             Key::Health(id) => {
-                let mut st = self.health.get(&id).cloned().unwrap_or_default();
-                st.asked_by_event = self.check_windows.began(&id, self.rt.now());
-                self.inflight.spawn(async move {
-                    let (r, st) = check_health(&*rt, &id, apps.apps.get(&id), st).await;
+                let st = self.health.get(&id).cloned().unwrap_or_default();
+                let cancel = CancellationToken::new();
+                self.health_runs.insert(id.clone(), cancel.clone());
+                self.launch(keys, async move {
+                    let (r, st) = check_health(&*rt, &id, apps.apps.get(&id), st, &cancel).await;
                     Done::Health(r, st)
                 });
             }
@@ -397,11 +423,14 @@ impl<R: Podman> Reactor<R> {
         };
         let now = Instant::now();
         let reaction = done.reaction();
-        // A health check that changed nothing is no news.
+        // A health check that changed nothing is no news; nor is an app's
+        // wait that says what its last one said (a stop by hand looked at
+        // every few ms until podman is done with it).
         let quiet_check = matches!(reaction.key, Key::Health(_))
             && reaction.action == "none"
             && reaction.result.is_ok();
-        self.settle(reaction, now, !quiet_check);
+        let said_already = self.wait_said_before(reaction);
+        self.settle(reaction, now, !(quiet_check || said_already));
         match done {
             Done::App(r, check) => {
                 if let (Key::App(id), Ok(())) = (&r.key, &r.result) {
@@ -451,12 +480,11 @@ impl<R: Podman> Reactor<R> {
             Done::Manifests(_, Some(set)) => self.apply_manifests(set, now),
             Done::Health(r, st) => {
                 if let Key::Health(id) = r.key {
+                    self.health_runs.remove(&id);
                     if r.action == "healthy" {
                         self.wake_dependents(&id, true, now);
                     }
-                    self.check_windows.ended(&id, st.checked_at);
                     if st == HealthState::default() {
-                        self.check_windows.forget(&id);
                         self.health.remove(&id);
                     } else {
                         self.health.insert(id, st);
@@ -464,6 +492,46 @@ impl<R: Podman> Reactor<R> {
                 }
             }
             Done::Manifests(_, None) | Done::Companions(_) => {}
+        }
+    }
+
+    /// Whether `r` is an app's wait that repeats its last one word for word
+    /// (remembered until the app does something else).
+    fn wait_said_before(&mut self, r: &Reaction) -> bool {
+        let Key::App(id) = &r.key else { return false };
+        if r.action != "wait" || r.result.is_err() {
+            self.waits_said.remove(id);
+            return false;
+        }
+        if self.waits_said.get(id) == Some(&r.why) {
+            return true;
+        }
+        self.waits_said.insert(id.clone(), r.why.clone());
+        false
+    }
+
+    /// A task that panicked (or was aborted) took its reaction with it: its
+    /// keys are settled as failed, so they back off and run again, never
+    /// left running for good.
+    fn settle_lost(&mut self, keys: Vec<Key>, e: &tokio::task::JoinError, draining: bool) {
+        tracing::error!(error = %e, "a reconcile task panicked");
+        self.stats.panics += 1;
+        let now = Instant::now();
+        for key in keys {
+            match &key {
+                Key::Companion(_) => self.comp.batch_running = false,
+                Key::Health(id) => {
+                    self.health_runs.remove(id);
+                }
+                _ => {}
+            }
+            let mut r = Reaction::new(key);
+            r.result = Err(format!("the reconcile panicked: {e}"));
+            if draining {
+                self.observe_reaction(&r, None, false);
+            } else {
+                self.settle(&r, now, true);
+            }
         }
     }
 

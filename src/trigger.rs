@@ -20,6 +20,16 @@ pub enum Key {
     Health(String),
 }
 
+impl Key {
+    /// The app whose container this key acts on (one run per app at a time).
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            Key::App(id) | Key::Health(id) => Some(id),
+            Key::Companion(_) | Key::Sweep | Key::Manifests => None,
+        }
+    }
+}
+
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         KeyRef::from(self).fmt(f)

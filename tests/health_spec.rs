@@ -2,9 +2,11 @@
 //!
 //! The simulation answers each call after 5 ms of virtual time and keeps
 //! podman's health status as podman does (`src/runtime/sim_podman/health.rs`);
-//! its events reach the reactor at once. So a check is 10 ms (inspect,
-//! healthcheck), an unhealthy restart 20 ms (… stop, start), a create of a
-//! dependent 20 ms (inspect, inspect of its dependency, create, start).
+//! its events reach the reactor at once. So a check is 15 ms (inspect,
+//! healthcheck, inspect of what podman logged), an unhealthy restart 25 ms
+//! (… stop, start), a create of a dependent 20 ms (inspect, inspect of its
+//! dependency, create, start). Each check's own `health_status` makes the
+//! reactor read podman's log once more (one inspect, nothing new: quiet).
 
 mod sim;
 
@@ -90,16 +92,16 @@ async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_h
     // The restart made it again (the app's command touches it).
     h.podman.set_healthy("web", true);
     h.at(120_000).await;
-    // Checks every 10 s from the last one's end: 3 failures (20, 30, 40 s,
-    // the first one news, the second not), the restart in the third's run,
-    // 25 s after the file went: within interval × retries + interval.
+    // Checks every 10 s: 3 failures (20, 30, 40 s, the first one news, the
+    // second not), the restart in the third's run, 25 s after the file
+    // went: within interval × retries + interval.
     assert_eq!(
         reactions(&h.output(), "health/web"),
         [
-            r(10_010, "healthy"),
-            r(20_020, "failing"),
-            r(40_050, "restart"),
-            r(50_060, "healthy")
+            r(10_015, "healthy"),
+            r(20_015, "failing"),
+            r(40_025, "restart"),
+            r(50_040, "healthy")
         ],
         "{}",
         h.output()
@@ -109,19 +111,22 @@ async fn a_check_file_deleted_should_restart_after_retries_failed_checks_and_a_h
     assert_eq!(after.state, ContainerState::Running);
     let (_, out) = h.stop().await;
     assert!(
-        out.contains("react  health/web               restart   unhealthy: 3 consecutive failed checks (restart #1, after 40.0s up) [inspect 5.0ms, healthcheck 5.0ms, stop 5.0ms, start 5.0ms] ok"),
+        out.contains("react  health/web               restart   unhealthy: 3 consecutive failed checks: exit code 1 (restart #1, after 40.0s up) [inspect 5.0ms, healthcheck 5.0ms, inspect 5.0ms, stop 5.0ms, start 5.0ms] ok"),
         "{out}"
     );
-    // The restart's own stop woke the app key, which found it running.
+    // The restart's own stop woke the app key, which ran once the health
+    // key was done (one run per app at a time) and found it running.
     assert_eq!(
         reactions(&out, "app/web"),
-        [r(20, "create"), r(40_050, "none")]
+        [r(20, "create"), r(40_035, "none")]
     );
-    // podman's events of podkeeper's own checks are no news.
+    // podman's event of podkeeper's own check makes one more read of the
+    // log, which finds nothing new and prints nothing.
     assert!(
-        out.contains("container health_status (healthy) web                  → ignored: health/web's own check"),
+        out.contains("container health_status (healthy) web                  → health/web running; runs once more after"),
         "{out}"
     );
+    assert_eq!(out.matches("react  health/web").count(), 4, "{out}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -135,14 +140,15 @@ async fn a_check_that_always_fails_should_restart_spaced_by_the_crash_loop_backo
         .map(|(t, _)| t)
         .collect();
     let gaps: Vec<u64> = restarts.windows(2).map(|w| w[1] - w[0]).collect();
-    // Two failed checks 1 s apart (+ 10 ms each) and the 20 ms restart make
-    // 2,030 ms, while the backoff (100 ms doubling from restart #1) is
-    // shorter; from restart #6 on, its 3.2 s, 6.4 s, 12.8 s hold the next
-    // restart back (+ the 20 ms of the restart itself).
-    assert_eq!(restarts[0], 2_030, "{}", h.output());
+    // Two failed checks 1 s apart (the first at 1 s) and the 25 ms of the
+    // restart's run make 2,025 ms, while the backoff (100 ms doubling from
+    // restart #1) is shorter; from restart #6 on, its 3.2 s, 6.4 s, 12.8 s
+    // hold the next restart back: it comes the moment the hold ends (+ the
+    // 15 ms of the restart itself).
+    assert_eq!(restarts[0], 2_025, "{}", h.output());
     assert_eq!(
         gaps,
-        [2_030, 2_030, 2_030, 2_030, 2_030, 3_220, 6_420, 12_820],
+        [2_025, 2_025, 2_025, 2_025, 2_025, 3_215, 6_415, 12_815],
         "{}",
         h.output()
     );
@@ -169,13 +175,19 @@ async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_depende
     // db is created at once; its first check (1 s after start-up) passes,
     // and api is created in that instant (+ its 4 calls), not at its next
     // look; api's first check after that passes, and web follows the same way.
-    assert_eq!(reactions(&h.output(), "app/db"), [r(20, "create")]);
-    assert_eq!(reactions(&h.output(), "health/db"), [r(1_010, "healthy")]);
+    let out = h.output();
+    assert_eq!(reactions(&out, "app/db"), [r(20, "create")], "{out}");
+    assert_eq!(reactions(&out, "health/db"), [r(1_015, "healthy")], "{out}");
     assert_eq!(
-        reactions(&h.output(), "app/api"),
-        [r(15, "wait"), r(1_030, "create")]
+        reactions(&out, "app/api"),
+        [r(15, "wait"), r(1_035, "create")],
+        "{out}"
     );
-    assert_eq!(reactions(&h.output(), "health/api"), [r(2_015, "healthy")]);
+    assert_eq!(
+        reactions(&out, "health/api"),
+        [r(2_015, "healthy")],
+        "{out}"
+    );
     assert_eq!(
         reactions(&h.output(), "app/web"),
         [r(15, "wait"), r(2_035, "create")],
@@ -186,18 +198,24 @@ async fn a_chain_should_start_in_order_each_dependent_in_the_instant_its_depende
         "react  app/web                  wait      container missing; waiting for api (no container yet)"
     ));
 
-    // web killed: started again after the exit grace, its dependency
-    // looked at once and found healthy: no wait.
+    // web killed: looked at within the exit grace (a wait), started once
+    // it is over, its dependency looked at once and found healthy: no wait
+    // for it.
     h.podman.crash("web", 137);
     h.at(12_000).await;
     let (_, out) = h.stop().await;
     assert_eq!(
         reactions(&out, "app/web"),
-        [r(15, "wait"), r(2_035, "create"), r(10_215, "start")],
+        [
+            r(15, "wait"),
+            r(2_035, "create"),
+            r(10_005, "wait"),
+            r(10_215, "start")
+        ],
         "{out}"
     );
     assert!(
-        out.contains("react  app/web                  start     exited (code 137), after the exit grace [inspect 5.0ms, grace 195ms, inspect 5.0ms, inspect 5.0ms, start 5.0ms] ok"),
+        out.contains("react  app/web                  start     exited (code 137)                    [inspect 5.0ms, inspect 5.0ms, start 5.0ms] ok"),
         "{out}"
     );
 }
@@ -207,42 +225,48 @@ async fn a_users_failing_healthcheck_run_should_be_acted_on_without_waiting_for_
     let h = start(set(&[app("web", Some(("1m", 3)), None)])).await;
     h.at(61_000).await;
     h.podman.set_healthy("web", false);
-    for t in [62_000, 62_500] {
+    for t in [62_000, 62_500, 62_800] {
         h.at(t).await;
         // `podman healthcheck run web`, by hand.
         h.podman.check_now("web").unwrap();
     }
-    h.at(62_600).await;
+    h.at(62_900).await;
     // The restart made the file again; the user checks once more.
     h.podman.set_healthy("web", true);
     h.at(63_000).await;
     h.podman.check_now("web").unwrap();
     h.at(64_000).await;
     let (_, out) = h.stop().await;
-    // Each run by hand queues podkeeper's check at once (its timer is due
-    // at 120 s). The first finds podman's status healthy (1 failure of 3)
-    // and fails: 1/3. By the second podman has counted 4 failures (the
-    // user's and podkeeper's): unhealthy, and podkeeper's check fails too:
-    // restart. The third, passing, is healthy again.
+    // Each run by hand is logged by podman, and its event makes podkeeper
+    // read the log at once (its own check is due at 120 s): 1/3, 2/3, then
+    // the third failure in a row restarts, 5 ms (an inspect) after the run
+    // plus the stop and start. The fourth, passing, is healthy again.
     assert_eq!(
         reactions(&out, "health/web"),
         [
-            r(60_010, "healthy"),
-            r(62_010, "failing"),
-            r(62_520, "restart"),
-            r(63_010, "healthy")
+            r(60_015, "healthy"),
+            r(62_005, "failing"),
+            r(62_815, "restart"),
+            r(63_005, "healthy")
         ],
         "{out}"
     );
     for line in [
         // podman 4.3's event says the status from before the check.
         "+   62.000s  event  podman   container health_status (healthy) web                  → health/web already queued",
-        "+   62.010s  event  podman   container health_status (healthy) web                  → ignored: health/web's own check",
-        "+   62.510s  event  podman   container health_status (unhealthy) web                  → ignored: health/web's own check",
-        "+   62.520s  react  health/web               restart   unhealthy: podman's status unhealthy (checks run outside podkeeper) and this check failed (restart #1, after 62.5s up)",
+        "+   62.815s  react  health/web               restart   unhealthy: 3 consecutive failed checks: exit code 1 (restart #1, after 62.8s up) [inspect 5.0ms, stop 5.0ms, start 5.0ms] ok",
     ] {
         assert!(out.contains(line), "{line}\n{out}");
     }
+    // Only runs logged after the restart count: the one passing run.
+    assert_eq!(h_streak_line(&out), None, "{out}");
+}
+
+/// A failure counted after the last restart, if any was printed.
+fn h_streak_line(out: &str) -> Option<&str> {
+    out.lines()
+        .filter(|l| l.contains("react  health/web") && ms(l) > 62_815)
+        .find(|l| l.contains("check failed"))
 }
 
 #[tokio::test(start_paused = true)]

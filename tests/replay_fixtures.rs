@@ -65,13 +65,18 @@ fn lines_with<'a>(out: &'a Outcome, needles: &[&str]) -> Vec<&'a str> {
 fn replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strangers() {
     let out = replay("crash-repair");
     let a = "app/rec-crash-repair-a";
+    // An exit still within its grace is looked at again when the grace is
+    // over (a wait, then the start); the first died came after it.
     assert_eq!(
         reactions(&out),
         [
             r("sweep", "none"),
             r(a, "start"),
+            r(a, "wait"),
             r(a, "start"),
+            r(a, "wait"),
             r(a, "start"),
+            r(a, "wait"),
             r(a, "start")
         ],
         "{}",
@@ -102,10 +107,15 @@ fn replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strangers() {
 fn replay_should_delay_a_crash_loop_by_100ms_doubling() {
     let out = replay("crash-loop");
     let a = "app/rec-crash-loop-a";
+    // The first four exits are seen within their grace: a wait, then the
+    // start; later ones wait in the crash-loop delay, past the grace.
     let mut expected = vec![r("sweep", "queue"), r(a, "create")];
-    expected.extend(std::iter::repeat_n(r(a, "start"), 7));
+    for _ in 0..4 {
+        expected.extend([r(a, "wait"), r(a, "start")]);
+    }
+    expected.extend(std::iter::repeat_n(r(a, "start"), 3));
     assert_eq!(reactions(&out), expected, "{}", out.output);
-    let starts: Vec<u64> = lines_with(&out, &["react", a])
+    let starts: Vec<u64> = lines_with(&out, &["react", a, "start"])
         .iter()
         .map(|l| at_ms(l))
         .collect();
@@ -121,14 +131,16 @@ fn replay_should_delay_a_crash_loop_by_100ms_doubling() {
 fn replay_should_repair_a_stop_and_an_rm_by_hand_with_at_most_two_reconciles_each() {
     let out = replay("stop-rm");
     let a = "app/rec-stop-rm-a";
-    // The second run of each pair is the dirty follow-up: more events for the
-    // app arrived while it ran, and it finds everything as declared.
+    // The stop: a look within the exit grace, then the start when it is
+    // over (the events meanwhile fold into it). The rm: a create and its
+    // dirty follow-up (more events for the app arrived while it ran), which
+    // finds everything as declared.
     assert_eq!(
         reactions(&out),
         [
             r("sweep", "none"),
+            r(a, "wait"),
             r(a, "start"),
-            r(a, "none"),
             r(a, "create"),
             r(a, "none")
         ],
@@ -339,13 +351,18 @@ fn podman5_replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strange
         out.output
     );
     let a = "app/rec-podman5-crash-repair-a";
+    // Replay's podman records no stop intent (the recording cannot say):
+    // as on podman 4, an exit within its grace is a wait, then the start.
     assert_eq!(
         reactions(&out),
         [
             r("sweep", "none"),
+            r(a, "wait"),
+            r(a, "start"),
+            r(a, "wait"),
             r(a, "start"),
             r(a, "start"),
-            r(a, "start"),
+            r(a, "wait"),
             r(a, "start")
         ],
         "{}",
@@ -377,13 +394,14 @@ fn podman5_replay_should_restart_a_crashed_app_once_per_crash_and_ignore_strange
 fn podman5_replay_should_repair_a_stop_that_sends_no_stop_event_and_an_rm() {
     let out = replay("podman5-stop-rm");
     let a = "app/rec-podman5-stop-rm-a";
-    // podman 5's `podman stop` is `died (0)`, `cleanup`: one reconcile, which
-    // gives the stop the rest of the exit grace; `rm -f` is `died (0)`, `remove`: a create and
-    // its dirty follow-up.
+    // podman 5's `podman stop` is `died (0)`, `cleanup`: a look that gives
+    // the stop the rest of the exit grace, then the start; `rm -f` is
+    // `died (0)`, `remove`: a create and its dirty follow-up.
     assert_eq!(
         reactions(&out),
         [
             r("sweep", "none"),
+            r(a, "wait"),
             r(a, "start"),
             r(a, "create"),
             r(a, "none")
@@ -392,11 +410,11 @@ fn podman5_replay_should_repair_a_stop_that_sends_no_stop_event_and_an_rm() {
         out.output
     );
     assert!(!out.output.contains("container stop "), "{}", out.output);
-    let start = lines_with(&out, &["react", a, "start"]);
+    let wait = lines_with(&out, &["react", a, "wait"]);
     assert!(
-        start[0].contains("exited (code 0), after the exit grace"),
+        wait[0].contains("exited (code 0), within the exit grace: looking again"),
         "{}",
-        start[0]
+        wait[0]
     );
     assert!(out.output.contains(
         "container died (0)       rec-podman5-stop-rm-a → queue app/rec-podman5-stop-rm-a"
@@ -434,15 +452,20 @@ fn replay_should_act_on_a_users_healthcheck_runs_and_end_with_the_recording() {
     let out = replay("health-restart");
     let a = "rec-health-restart-a";
     let (app, health) = (format!("app/{a}"), format!("health/{a}"));
-    // The first run by hand queues podkeeper's check (1 failure of 2, not
-    // printed); at the second podman's status is unhealthy and the check
-    // fails too: restart, in that instant plus the 4 calls. The restart's
-    // own stop wakes the app key twice (stop, then died while it ran): both
-    // find it running. The last run by hand passes: healthy.
+    // The first run by hand (a failure podman logged) makes podkeeper read
+    // the log at once: its first check is due too, and fails: 2 of 2,
+    // restart, in that instant plus the 5 calls. The recorded checks after
+    // that (the recording podkeeper's, which had restarted nothing yet)
+    // fail on the restarted container too: 2 of 2 again, restart #2 (the
+    // backoff's 100 ms are long over). Each restart's stop wakes the app
+    // key, which runs after the health key (one run per app) and finds it
+    // running. The last run by hand passes: healthy.
     assert_eq!(
         reactions(&out),
         [
             r("sweep", "none"),
+            r(&health, "restart"),
+            r(&app, "none"),
             r(&health, "restart"),
             r(&app, "none"),
             r(&app, "none"),
@@ -451,25 +474,25 @@ fn replay_should_act_on_a_users_healthcheck_runs_and_end_with_the_recording() {
         "{}",
         out.output
     );
-    let unhealthy = lines_with(&out, &["health_status (unhealthy)", "already queued"]);
+    let first_run = lines_with(&out, &["health_status (starting)", "already queued"]);
     let restart = lines_with(&out, &["react", &health, "restart"]);
-    assert_eq!(unhealthy.len(), 1, "{}", out.output);
     assert_eq!(
-        at_ms(restart[0]) - at_ms(unhealthy[0]),
-        20,
+        at_ms(restart[0]) - at_ms(first_run[0]),
+        25,
         "{}",
         out.output
     );
     assert!(
-        restart[0].contains("unhealthy: podman's status unhealthy (checks run outside podkeeper) and this check failed (restart #1"),
+        restart[0].contains("unhealthy: 2 consecutive failed checks: exit code 1 (restart #1"),
         "{}",
         out.output
     );
-    // The recording podkeeper's restart (stop, died, start) is the echo of
-    // the replayed one: no second restart, no start by the app key.
+    assert!(restart[1].contains("(restart #2"), "{}", out.output);
+    // The recording podkeeper's restart (stop, died, start) is an echo: the
+    // app key never starts anything itself.
     assert_eq!(
         out.calls.iter().filter(|c| c.starts_with("start ")).count(),
-        1,
+        2,
         "{:?}",
         out.calls
     );

@@ -28,7 +28,7 @@ use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
 use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
-use podkeeper::runtime::{CreateRequest, Podman};
+use podkeeper::runtime::{CreateRequest, HealthCall, Podman};
 use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,17 @@ async fn act<R: Podman>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn F
         Step::Create => rt.create_container(req).await.map(|_| ()),
         Step::Start => rt.start_container(name).await,
         Step::Remove => rt.remove_container(name).await,
-        Step::Check => match rt.run_healthcheck(name, Duration::from_secs(10)).await {
+        Step::Check => match rt
+            .run_healthcheck(
+                name,
+                HealthCall {
+                    timeout: Duration::from_secs(10),
+                    command: &[],
+                    pid: None,
+                },
+            )
+            .await
+        {
             Ok(r) => {
                 assert!(!r.passed, "the check tests a file that is not there");
                 Ok(())

@@ -281,6 +281,7 @@ impl<R: Podman> Reactor<R> {
         {
             names.push(n);
         }
+        let keys = names.iter().cloned().map(Key::Companion).collect();
         let items: Vec<CompanionItem> = names
             .into_iter()
             .map(|name| CompanionItem {
@@ -305,8 +306,9 @@ impl<R: Podman> Reactor<R> {
         };
         self.stats.reconciles += batch.items.len() as u64;
         self.comp.batch_running = true;
-        self.inflight
-            .spawn(async move { Done::Companions(reconcile_companions(&*systemd, batch).await) });
+        self.launch(keys, async move {
+            Done::Companions(reconcile_companions(&*systemd, batch).await)
+        });
     }
 
     /// A batch finished: settle each companion's key, report, requeue.

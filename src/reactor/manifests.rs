@@ -34,6 +34,10 @@ impl<R: Podman> Reactor<R> {
                 (Some(a), Some(b)) if a.app != b.app => ("manifest-changed", "manifest changed"),
                 _ => continue,
             };
+            // A health restart decided on the old declaration is called off.
+            if let Some(run) = self.health_runs.get(id) {
+                run.cancel();
+            }
             changed.push((id.clone(), why));
         }
         for id in set.apps.keys() {

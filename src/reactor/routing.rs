@@ -93,6 +93,7 @@ impl<R: Podman> Reactor<R> {
                 if file == ExitFile::Written {
                     self.exits.written(id, now);
                 }
+                self.slots.repair_due(app);
                 let scheduled = self.sched.schedule(Key::App(app.clone()), now);
                 Verdict::scheduled(KeyRef::App(app), scheduled, now)
             }
@@ -160,7 +161,7 @@ impl<R: Podman> Reactor<R> {
                 // A hash lookup first, not a walk down the manifests' tree
                 // on every event (see has_or_had_manifest).
                 Some(id) if !self.has_or_had_manifest(id) => Verdict::Ignored(Ignored::Orphan),
-                Some(id) if ev.action == "health_status" => self.on_health_status(id, ev, now),
+                Some(id) if ev.action == "health_status" => self.on_health_status(id, now),
                 Some(id)
                     if !crate::reconcile::app::event_may_leave_state(
                         self.apps.apps.get(id),
@@ -174,6 +175,9 @@ impl<R: Podman> Reactor<R> {
                     Verdict::Ignored(Ignored::SeenByCheck(id))
                 }
                 Some(id) => {
+                    if ev.action == "died" {
+                        self.slots.repair_due(id);
+                    }
                     let scheduled = self.sched.schedule(Key::App(id.to_string()), now);
                     Verdict::scheduled(KeyRef::App(id), scheduled, now)
                 }

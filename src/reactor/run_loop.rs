@@ -86,13 +86,20 @@ impl<R: Podman> Reactor<R> {
                         o.heartbeat();
                     }
                 }
-                Some(done) = self.inflight.join_next() => match done {
-                    Ok(done) if draining => {
-                        let r = done.reaction().clone();
-                        self.observe_reaction(&r, None, false);
+                Some(done) = self.inflight.join_next_with_id() => match done {
+                    Ok((id, done)) => {
+                        self.slots.finished(id);
+                        if draining {
+                            let r = done.reaction().clone();
+                            self.observe_reaction(&r, None, false);
+                        } else {
+                            self.finish(done);
+                        }
                     }
-                    Ok(done) => self.finish(done),
-                    Err(e) => tracing::error!(error = %e, "a reconcile task panicked"),
+                    Err(e) => {
+                        let keys = self.slots.finished(e.id());
+                        self.settle_lost(keys, &e, draining);
+                    }
                 },
                 msg = self.rx.recv(), if shutdown.is_some() => match msg {
                     Some(trigger) => {

@@ -223,43 +223,36 @@ async fn decide_and_act<R: Podman>(
     log: &mut CallLog,
     r: &mut Reaction,
 ) -> Result<(), RuntimeError> {
-    let mut actual = log.time("inspect", rt.inspect_container(id)).await?;
-    let mut graced = false;
-    if let Some(mut left) = actual
+    let actual = log.time("inspect", rt.inspect_container(id)).await?;
+    r.found = vec![found(id, actual.as_ref())];
+    if let Some((c, left)) = actual
         .as_ref()
         .filter(|c| {
             desired.is_some_and(|d| d.app.state == DesiredState::Running)
                 && c.state != ContainerState::Running
                 && may_be_a_stop(c)
         })
-        .and_then(|c| exit_grace_left(c, rt.now()))
+        .and_then(|c| Some((c, exit_grace_left(c, rt.now())?)))
     {
         // Perhaps a `podman stop` or `podman rm` by hand that has yet to
-        // finish: give it the rest of the grace, then look again, within
-        // this one reconcile (the key stays held, so triggers meanwhile fold
-        // into at most one follow-up). Where podman says a user stopped it,
-        // look every CLEANUP_POLL instead: a `podman rm` is done the moment
-        // the container is gone, and its replacement need not wait longer.
-        let by_user = actual.as_ref().and_then(|c| c.stopped_by_user) == Some(true);
-        loop {
-            let step = if by_user {
-                left.min(CLEANUP_POLL)
-            } else {
-                left
-            };
-            log.time("grace", tokio::time::sleep(step)).await;
-            actual = log.time("inspect", rt.inspect_container(id)).await?;
-            graced = true;
-            left = left.saturating_sub(step);
-            let settled = actual
-                .as_ref()
-                .is_none_or(|c| c.state == ContainerState::Running);
-            if !by_user || settled || left.is_zero() {
-                break;
-            }
-        }
+        // finish: look again when the grace is over. A requeue, not a
+        // sleep: the slot is free meanwhile, and triggers (the exit file's
+        // collection, podman's `remove`) fold into that look or bring it
+        // forward. Where podman says a user stopped it, look every
+        // CLEANUP_POLL: a `podman rm` is done the moment the container is
+        // gone, and its replacement need not wait longer.
+        let by_user = c.stopped_by_user == Some(true);
+        r.action = "wait";
+        let state =
+            drift(desired, Some(c)).map_or_else(|| c.state.as_str().into(), |d| d.describe());
+        r.why = format!("{state}, within the exit grace: looking again");
+        r.requeue_after = Some(if by_user {
+            left.min(CLEANUP_POLL)
+        } else {
+            left
+        });
+        return Ok(());
     }
-    r.found = vec![found(id, actual.as_ref())];
     let Some(drift) = drift(desired, actual.as_ref()) else {
         r.why = match (desired, &actual) {
             (None, None) => "no manifest, no container".into(),
@@ -269,9 +262,6 @@ async fn decide_and_act<R: Podman>(
         return Ok(());
     };
     r.why = drift.describe();
-    if graced {
-        r.why = format!("{}, after the exit grace", r.why);
-    }
     // Whatever would start the container waits for its dependencies (a
     // recreate too: the old container stays as it is meanwhile).
     if let (Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. }, Some(app)) =
@@ -545,8 +535,12 @@ mod tests {
         assert_eq!(sim.calls(), ["inspect web", "stop web"]);
         assert_ne!(sim.container("web").unwrap().state, ContainerState::Running);
 
-        // Switched back: started, the same container.
+        // Switched back: started, the same container, once the exit grace is
+        // over (the first look asks to look again then: no sleep in a slot).
         sim.clear_calls();
+        let r = reconcile_app(&sim, "web", Some(&loaded(running)), false).await;
+        assert_eq!(r.action, "wait", "{r:?}");
+        tokio::time::advance(r.requeue_after.unwrap()).await;
         let r = reconcile_app(&sim, "web", Some(&loaded(running)), false).await;
         assert_eq!(r.action, "start", "{r:?}");
         assert_eq!(sim.container("web").unwrap().state, ContainerState::Running);
@@ -570,6 +564,8 @@ mod tests {
             exit_code: Some(1),
             health: None,
             stopped_by_user: None,
+            pid: None,
+            health_log: Vec::new(),
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

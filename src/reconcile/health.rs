@@ -1,19 +1,26 @@
-//! Run one app's healthcheck on podkeeper's own timer, count failures, restart an unhealthy app with the crash-loop backoff.
+//! One app's healthcheck: podkeeper's own runs on its timer, every run podman logged counted once, an unhealthy app restarted with the crash-loop backoff.
+//!
+//! The verdict is folded from podman's health log (`State.Health.Log`), not
+//! from who ran what: podkeeper's own run and a user's `podman healthcheck
+//! run` are both entries there, told apart by their start time, so each is
+//! counted exactly once whatever they overlap, and entries from before the
+//! container's current start are never counted (podman 4.3 keeps its failing
+//! streak across a restart). A `health_status` event only makes podkeeper
+//! look at the log at once; its own run is due on its timer.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{CallLog, Reaction};
 use crate::backoff::Backoff;
-use crate::manifest::{DesiredState, LoadedApp};
-use crate::runtime::{ContainerState, Podman, RuntimeError};
+use crate::manifest::{DesiredState, HealthCheck, LoadedApp};
+use crate::runtime::{
+    ContainerInfo, ContainerState, HealthCall, HealthLogEntry, HealthResult, Podman, RuntimeError,
+};
 use crate::trigger::Key;
-
-/// How long the check call may take beyond the check's own timeout
-/// (podman kills the check at its timeout; this bounds a hung podman).
-pub const CALL_MARGIN: Duration = Duration::from_secs(5);
 
 /// Healthy for this long after an unhealthy restart: the restart backoff
 /// is forgotten, the next unhealthy verdict restarts at once.
@@ -38,15 +45,12 @@ pub struct HealthState {
     pub restarts: u32,
     /// No unhealthy restart before this.
     pub hold_until: Option<Instant>,
-    /// When the last check call returned, on the runtime's clock (podman's
-    /// events' clock): a `health_status` stamped before it is that check's
-    /// own (or one it superseded).
-    pub checked_at: Option<DateTime<Utc>>,
-    /// This run was asked for by a `health_status` of a check someone else
-    /// ran (`podman healthcheck run`): if podman's status (which counts
-    /// every check run) is `unhealthy` and this check fails too, the app is
-    /// unhealthy at once.
-    pub asked_by_event: bool,
+    /// The starts of the entries of podman's health log as last read: those
+    /// are counted (the log holds a few, so this does too).
+    pub counted: Vec<DateTime<Utc>>,
+    /// When podkeeper's own next run is due (`None`: at once). A run asked
+    /// for earlier (a `health_status` event) only reads the log.
+    pub next_check: Option<Instant>,
 }
 
 impl HealthState {
@@ -60,14 +64,32 @@ impl HealthState {
     }
 }
 
-/// Check the app `id` once. The reaction's `requeue_after` is the next
-/// check; `None` when the app has no healthcheck (any more), which ends its
-/// checks. Action `none` means nothing changed (the reactor does not print it).
+/// What the log entries not counted before said.
+#[derive(Debug, Default)]
+struct Fold {
+    /// How many new runs ended (counted or in the start period).
+    runs: u32,
+    /// The verdict of the newest of them.
+    last_passed: Option<bool>,
+    /// Why the newest failed one failed.
+    output: Option<String>,
+    /// Failures in the start period (not counted).
+    early: u32,
+    /// A failure began a streak (the first failure of a healthy app is news).
+    from_zero: bool,
+}
+
+/// Check the app `id`: read podman's health log, run the check when it is
+/// due, and act on the streak. The reaction's `requeue_after` is the next
+/// due run; `None` when the app has no healthcheck (any more), which ends
+/// its checks. Action `none` means nothing changed (the reactor does not
+/// print it).
 pub async fn check_health<R: Podman>(
     rt: &R,
     id: &str,
     desired: Option<&LoadedApp>,
     mut st: HealthState,
+    cancel: &CancellationToken,
 ) -> (Reaction, HealthState) {
     let mut r = Reaction::new(Key::Health(id.to_string()));
     let mut log = CallLog::default();
@@ -78,43 +100,182 @@ pub async fn check_health<R: Podman>(
         r.why = "no healthcheck declared: checks end".into();
         return (r, HealthState::default());
     };
-    r.requeue_after = Some(h.interval());
-    let result = async {
-        let Some(c) = log.time("inspect", rt.inspect_container(id)).await? else {
-            r.why = "no container: not checked".into();
-            return Ok(());
+    let now = Instant::now();
+    let due = st.next_check.is_none_or(|t| t <= now);
+    if due {
+        st.next_check = Some(now + h.interval());
+    }
+    let result = look_and_act(rt, id, h, due, &mut st, &mut log, &mut r, cancel).await;
+    // The next due run, or the end of the backoff holding an unhealthy
+    // app's restart back, whichever comes first.
+    let now = Instant::now();
+    let mut next = st
+        .next_check
+        .map_or(h.interval(), |t| t.saturating_duration_since(now));
+    if let Some(hold) = st.hold_until.filter(|_| st.healthy == Some(false)) {
+        next = next.min(hold.saturating_duration_since(now));
+    }
+    r.requeue_after = Some(next);
+    r.calls = log.calls;
+    r.result = result.map_err(|e| e.to_string());
+    (r, st)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn look_and_act<R: Podman>(
+    rt: &R,
+    id: &str,
+    h: &HealthCheck,
+    due: bool,
+    st: &mut HealthState,
+    log: &mut CallLog,
+    r: &mut Reaction,
+    cancel: &CancellationToken,
+) -> Result<(), RuntimeError> {
+    let Some(c) = log.time("inspect", rt.inspect_container(id)).await? else {
+        r.why = "no container: not checked".into();
+        return Ok(());
+    };
+    if c.state != ContainerState::Running {
+        r.why = format!("{}: not checked", c.state.as_str());
+        st.streak = 0;
+        return Ok(());
+    }
+    if c.started_at != st.started_at {
+        // A new start: a new streak, a new start period.
+        st.started_at = c.started_at;
+        st.streak = 0;
+        st.healthy = None;
+    }
+    let mut fold = fold_log(st, &c, h.start_period());
+    let mut own: Option<HealthResult> = None;
+    if due {
+        let began = rt.now();
+        let call = HealthCall {
+            timeout: h.timeout(),
+            command: &h.command,
+            pid: c.pid,
         };
-        if c.state != ContainerState::Running {
-            r.why = format!("{}: not checked", c.state.as_str());
-            st.streak = 0;
+        let result = log
+            .time("healthcheck", rt.run_healthcheck(id, call))
+            .await?;
+        // What podman logged of it (and of any run beside it).
+        let after = log.time("inspect", rt.inspect_container(id)).await?;
+        let logged = after
+            .as_ref()
+            .filter(|a| a.started_at == c.started_at)
+            .map(|a| {
+                let more = fold_log(st, a, h.start_period());
+                let logged = a.health_log.iter().any(|e| e.start >= began);
+                fold.merge(more);
+                logged
+            })
+            .unwrap_or(false);
+        if !logged {
+            // podman logged nothing of this run (it could not start it):
+            // its answer is the verdict.
+            fold.merge(st.count(result.passed, &result.output, false));
+        }
+        own = Some(result);
+    }
+    verdict(rt, id, h, &c, st, fold, own, log, r, cancel).await
+}
+
+impl Fold {
+    fn merge(&mut self, later: Fold) {
+        self.runs += later.runs;
+        self.early += later.early;
+        self.from_zero |= later.from_zero;
+        if later.last_passed.is_some() {
+            self.last_passed = later.last_passed;
+        }
+        if later.output.is_some() {
+            self.output = later.output;
+        }
+    }
+}
+
+impl HealthState {
+    /// Count one run's verdict into the streak.
+    fn count(&mut self, passed: bool, output: &str, early: bool) -> Fold {
+        let mut f = Fold {
+            runs: 1,
+            last_passed: Some(passed),
+            ..Fold::default()
+        };
+        if passed {
+            self.streak = 0;
+        } else if early {
+            f.early = 1;
+        } else {
+            f.from_zero = self.streak == 0;
+            self.streak += 1;
+            f.output = Some(output.to_string());
+        }
+        f
+    }
+}
+
+/// Count the entries of `c`'s health log not counted before, oldest first;
+/// entries from before its current start are skipped.
+fn fold_log(st: &mut HealthState, c: &ContainerInfo, start_period: Duration) -> Fold {
+    let mut fold = Fold::default();
+    for e in &c.health_log {
+        if st.counted.contains(&e.start) || c.started_at.is_some_and(|s| e.start < s) {
+            continue;
+        }
+        let early = c
+            .started_at
+            .is_some_and(|s| (e.start - s).to_std().unwrap_or_default() < start_period);
+        fold.merge(st.count(e.passed(), &entry_output(e), early));
+    }
+    st.counted = c.health_log.iter().map(|e| e.start).collect();
+    fold
+}
+
+/// What a failed entry says: its output, or that it timed out.
+fn entry_output(e: &HealthLogEntry) -> String {
+    match (e.exit_code, e.output.trim()) {
+        (-1, "") => "no result within its timeout".into(),
+        (code, "") => format!("exit code {code}"),
+        (_, out) => out.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn verdict<R: Podman>(
+    rt: &R,
+    id: &str,
+    h: &HealthCheck,
+    c: &ContainerInfo,
+    st: &mut HealthState,
+    fold: Fold,
+    own: Option<HealthResult>,
+    log: &mut CallLog,
+    r: &mut Reaction,
+    cancel: &CancellationToken,
+) -> Result<(), RuntimeError> {
+    let now = Instant::now();
+    let up = c
+        .started_at
+        .and_then(|t| (rt.now() - t).to_std().ok())
+        .unwrap_or_default();
+    let output = own
+        .filter(|o| !o.passed && !o.output.is_empty())
+        .map(|o| o.output)
+        .or(fold.output)
+        .map(|o| format!(": {}", crate::manifest::excerpt::excerpt(&o, 80)))
+        .unwrap_or_default();
+    match fold.last_passed {
+        // Still unhealthy, its restart held by the backoff, which is over now.
+        None if st.healthy == Some(false)
+            && st.streak >= h.retries()
+            && st.hold_until.is_none_or(|t| t <= now) => {}
+        None => {
+            r.why = "no new check run".into();
             return Ok(());
         }
-        if c.started_at != st.started_at {
-            // A new start: a new streak, a new start period.
-            st.started_at = c.started_at;
-            st.streak = 0;
-            st.healthy = None;
-        }
-        let up = c
-            .started_at
-            .and_then(|t| (rt.now() - t).to_std().ok())
-            .unwrap_or_default();
-        let in_start_period = up < h.start_period();
-        // Only when asked by a user's check: podman 4.3 keeps its failing
-        // streak across a restart, so its status alone would count the
-        // failures before podkeeper's last restart.
-        let podman_unhealthy =
-            std::mem::take(&mut st.asked_by_event) && c.health.as_deref() == Some("unhealthy");
-        let check = log
-            .time(
-                "healthcheck",
-                rt.run_healthcheck(id, h.timeout() + CALL_MARGIN),
-            )
-            .await?;
-        st.checked_at = Some(rt.now());
-        let now = Instant::now();
-        if check.passed {
-            st.streak = 0;
+        Some(true) => {
             if st.healthy != Some(true) {
                 r.action = "healthy";
                 st.healthy_since = Some(now);
@@ -131,190 +292,68 @@ pub async fn check_health<R: Podman>(
             }
             return Ok(());
         }
-        let output = if check.output.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", crate::manifest::excerpt::excerpt(&check.output, 80))
-        };
-        if in_start_period {
+        Some(false) if st.streak == 0 => {
             r.why = format!("check failed in the start period (not counted){output}");
             return Ok(());
         }
-        st.streak += 1;
-        if podman_unhealthy {
-            // podman counted the checks run outside podkeeper too.
-            st.streak = st.streak.max(h.retries());
-        }
-        st.healthy_since = None;
-        r.why = format!("check failed ({}/{}){output}", st.streak, h.retries());
-        if st.streak < h.retries() {
-            // The first failure of a healthy app is news; the next ones are not.
-            if st.streak == 1 && st.healthy == Some(true) {
-                r.action = "failing";
-            }
-            return Ok(());
-        }
-        st.healthy = Some(false);
-        if let Some(hold) = st.hold_until.filter(|t| *t > now) {
-            let left = hold - now;
-            r.action = "wait";
-            r.why = format!(
-                "unhealthy ({} failed checks); restart #{} held by the backoff for {}",
-                st.streak,
-                st.restarts + 1,
-                crate::duration::secs(left)
-            );
-            r.requeue_after = Some(left);
-            return Ok(());
-        }
-        r.action = "restart";
-        st.restarts += 1;
-        let failed = if podman_unhealthy {
-            "podman's status unhealthy (checks run outside podkeeper) and this check failed".into()
-        } else {
-            format!("{} consecutive failed checks", st.streak)
-        };
-        r.why = format!(
-            "unhealthy: {failed}{output} (restart #{}, after {} up)",
-            st.restarts,
-            crate::duration::secs(up)
-        );
-        log.time("stop", rt.stop_container(id)).await?;
-        if let Err(e) = log.time("start", rt.start_container(id)).await {
-            // The app reconciler (woken by the stop's `died`) may have
-            // started it first: that is what was wanted.
-            let now_running = log
-                .time("inspect", rt.inspect_container(id))
-                .await?
-                .is_some_and(|c| c.state == ContainerState::Running);
-            if !now_running {
-                return Err(e);
-            }
-        }
-        st.hold_until = Some(Instant::now() + RESTART_BACKOFF.delay(st.restarts));
-        st.streak = 0;
-        st.healthy = None;
-        st.started_at = None;
-        Ok::<(), RuntimeError>(())
+        Some(false) => {}
     }
-    .await;
-    r.calls = log.calls;
-    r.result = result.map_err(|e| e.to_string());
-    (r, st)
+    st.healthy_since = None;
+    r.why = format!("check failed ({}/{}){output}", st.streak, h.retries());
+    if st.streak < h.retries() {
+        // The first failure of a healthy app is news; the next ones are not.
+        if fold.from_zero && st.healthy == Some(true) {
+            r.action = "failing";
+        }
+        return Ok(());
+    }
+    st.healthy = Some(false);
+    if let Some(hold) = st.hold_until.filter(|t| *t > now) {
+        r.action = "wait";
+        r.why = format!(
+            "unhealthy ({} failed checks); restart #{} held by the backoff for {}",
+            st.streak,
+            st.restarts + 1,
+            crate::duration::secs(hold - now)
+        );
+        return Ok(());
+    }
+    if cancel.is_cancelled() {
+        // Its manifest changed (or went) while this run looked: the app
+        // key acts on the new declaration; no restart on the old one.
+        r.why = format!(
+            "unhealthy ({} failed checks); restart called off: the manifest changed",
+            st.streak
+        );
+        return Ok(());
+    }
+    r.action = "restart";
+    st.restarts += 1;
+    r.why = format!(
+        "unhealthy: {} consecutive failed checks{output} (restart #{}, after {} up)",
+        st.streak,
+        st.restarts,
+        crate::duration::secs(up)
+    );
+    log.time("stop", rt.stop_container(id)).await?;
+    if let Err(e) = log.time("start", rt.start_container(id)).await {
+        // The app reconciler (woken by the stop's `died`) may have
+        // started it first: that is what was wanted.
+        let now_running = log
+            .time("inspect", rt.inspect_container(id))
+            .await?
+            .is_some_and(|c| c.state == ContainerState::Running);
+        if !now_running {
+            return Err(e);
+        }
+    }
+    st.hold_until = Some(Instant::now() + RESTART_BACKOFF.delay(st.restarts));
+    st.streak = 0;
+    st.healthy = None;
+    st.started_at = None;
+    st.next_check = Some(Instant::now() + h.interval());
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::sim_podman::SimRuntime;
-
-    fn app(extra: &str) -> LoadedApp {
-        let text = format!(
-            "app:\n  id: web\n  container:\n    image: localhost/bb:1\n    healthcheck:\n      command: [/bin/true]\n      interval: 10s\n      retries: 3\n{extra}"
-        );
-        let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), &text).unwrap();
-        LoadedApp {
-            file: "x.yaml".into(),
-            spec_hash: app.container.hash(),
-            app,
-        }
-    }
-
-    async fn running(sim: &SimRuntime, app: &LoadedApp) {
-        let r = super::super::app::reconcile_app(sim, "web", Some(app), false).await;
-        assert_eq!(r.result, Ok(()));
-        sim.clear_calls();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_for_the_backoff()
-    {
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let app = app("");
-        running(&sim, &app).await;
-        let (r, st) = check_health(&sim, "web", Some(&app), HealthState::default()).await;
-        assert_eq!((r.action, st.describe()), ("healthy", "healthy"));
-        assert_eq!(r.requeue_after, Some(Duration::from_secs(10)));
-        sim.set_healthy("web", false);
-        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
-        assert_eq!(
-            (r.action, r.why.as_str()),
-            ("failing", "check failed (1/3)")
-        );
-        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
-        assert_eq!((r.action, st.streak), ("none", 2));
-        tokio::time::advance(Duration::from_secs(30)).await;
-        sim.clear_calls();
-        let (r, st) = check_health(&sim, "web", Some(&app), st).await;
-        assert_eq!(r.action, "restart", "{r:?}");
-        assert!(
-            r.why
-                .starts_with("unhealthy: 3 consecutive failed checks (restart #1"),
-            "{}",
-            r.why
-        );
-        assert_eq!(
-            sim.calls(),
-            ["inspect web", "healthcheck web", "stop web", "start web"]
-        );
-        assert_eq!(
-            st.hold_until,
-            Some(Instant::now() + Duration::from_millis(100))
-        );
-
-        // Still failing: three more failures, then the second restart.
-        let mut st = st;
-        for _ in 0..3 {
-            tokio::time::advance(Duration::from_secs(10)).await;
-            st = check_health(&sim, "web", Some(&app), st).await.1;
-        }
-        assert_eq!(st.restarts, 2);
-        assert_eq!(
-            st.hold_until,
-            Some(Instant::now() + Duration::from_millis(200))
-        );
-
-        // A hold longer than the checks: the restart waits for it.
-        st.hold_until = Some(Instant::now() + Duration::from_secs(40));
-        for _ in 0..3 {
-            tokio::time::advance(Duration::from_secs(10)).await;
-            let (r, next) = check_health(&sim, "web", Some(&app), st).await;
-            st = next;
-            if st.streak == 3 {
-                assert_eq!(r.action, "wait", "{r:?}");
-                // What is left of the hold (the sim's calls take a few ms).
-                let left = r.requeue_after.unwrap();
-                assert!(
-                    left > Duration::from_millis(9_900) && left <= Duration::from_secs(10),
-                    "{left:?}"
-                );
-            }
-        }
-        assert_eq!(st.restarts, 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_is_not_checked()
-    {
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let app = app("      start_period: 1m\n");
-        running(&sim, &app).await;
-        sim.set_healthy("web", false);
-        let mut st = HealthState::default();
-        for _ in 0..5 {
-            let (r, next) = check_health(&sim, "web", Some(&app), st).await;
-            assert!(r.why.contains("start period"), "{}", r.why);
-            st = next;
-            tokio::time::advance(Duration::from_secs(10)).await;
-        }
-        assert_eq!(st.streak, 0);
-        sim.stop_by_hand("web");
-        sim.clear_calls();
-        let (r, _) = check_health(&sim, "web", Some(&app), st).await;
-        assert_eq!(r.why, "exited: not checked");
-        assert_eq!(sim.calls(), ["inspect web"]);
-        // No healthcheck (any more): the checks end.
-        let (r, st) = check_health(&sim, "web", None, HealthState::default()).await;
-        assert_eq!((r.requeue_after, st), (None, HealthState::default()));
-    }
-}
+mod tests;

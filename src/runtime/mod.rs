@@ -3,6 +3,7 @@
 //! [`podman::PodmanRuntime`] is the real one (podman's REST API, every call under
 //! a timeout). A simulated one backs replay and scale tests.
 
+pub mod check_procs;
 pub mod engine;
 pub mod libpod;
 pub mod podman;
@@ -37,6 +38,29 @@ pub struct ContainerInfo {
     /// an exit with `Some(false)` is a crash, never a stop still under way;
     /// `None` where podman does not say (before 4.7, and in lists).
     pub stopped_by_user: Option<bool>,
+    /// The host pid of its main process while it runs (inspect only): the
+    /// healthcheck runner finds the check's processes through it.
+    pub pid: Option<u32>,
+    /// podman's log of the last check runs (`State.Health.Log`, inspect
+    /// only), whoever ran them: podkeeper, or a user's `podman healthcheck run`.
+    pub health_log: Vec<HealthLogEntry>,
+}
+
+/// One check run as podman logged it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthLogEntry {
+    /// When podman began the run: what tells one entry from another.
+    pub start: DateTime<Utc>,
+    /// The check's exit code; podman writes -1 for a check that outlived its timeout.
+    pub exit_code: i32,
+    /// The start of its output (podman keeps a few hundred bytes).
+    pub output: String,
+}
+
+impl HealthLogEntry {
+    pub fn passed(&self) -> bool {
+        self.exit_code == 0
+    }
 }
 
 impl ContainerInfo {
@@ -113,8 +137,24 @@ pub struct CreateRequest {
 pub struct HealthResult {
     /// The check's command exited 0 within its timeout.
     pub passed: bool,
-    /// Its output (podman keeps the first few KiB), for the debug output.
+    /// Its output, or why it failed (podman's error, a timeout), at most
+    /// [`MAX_CHECK_OUTPUT`] bytes, for the debug output.
     pub output: String,
+}
+
+/// The most of a check's output podkeeper keeps (podman keeps 4 KiB at most too).
+pub const MAX_CHECK_OUTPUT: usize = 4096;
+
+/// What running a container's healthcheck once needs to know.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthCall<'a> {
+    /// The check's own timeout: its processes are killed once it is up.
+    pub timeout: Duration,
+    /// Its command, as podman runs it (exec form): how its processes are
+    /// told from others in the container.
+    pub command: &'a [String],
+    /// The container's main process on the host (its inspect's `State.Pid`).
+    pub pid: Option<u32>,
 }
 
 /// Why a runtime call failed.
@@ -190,12 +230,15 @@ pub trait Podman: Send + Sync + 'static {
 
     /// Run the container's healthcheck once (`GET
     /// /libpod/containers/{name}/healthcheck`), whatever podman's own timer
-    /// (none: podkeeper creates containers with it disabled). `limit` bounds
-    /// the call; podman itself kills a check that outlives its timeout.
+    /// (none: podkeeper creates containers with it disabled). A check that
+    /// fails, outlives its timeout (its processes are then killed: podman
+    /// 4.3 never does) or cannot be run in the container is a failed
+    /// check, `Ok` with `passed: false`; an error means podman did not
+    /// answer (or the container is gone).
     fn run_healthcheck(
         &self,
         name: &str,
-        limit: Duration,
+        call: HealthCall<'_>,
     ) -> impl Future<Output = RuntimeResult<HealthResult>> + Send;
 
     /// Stop a container (an app declared `stopped`); stopping a stopped one is no error.

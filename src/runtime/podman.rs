@@ -8,9 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use podman_api::models::{
-    ContainerMount, NamedVolume, Namespace, PortMapping, Schema2HealthConfig,
-};
+use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
 };
@@ -19,9 +17,12 @@ use podman_api::Podman;
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
 use super::{
-    ContainerInfo, ContainerState, CreateRequest, HealthResult, RuntimeError, RuntimeResult,
+    ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
+    RuntimeError, RuntimeResult,
 };
 use crate::manifest::{parse_port, parse_volume};
+
+mod health;
 
 /// How long each kind of call may take before it counts as failed.
 #[derive(Debug, Clone, Copy)]
@@ -156,12 +157,28 @@ struct InspectState {
     /// an odd answer never fails the whole inspect).
     #[serde(rename = "StoppedByUser", default)]
     stopped_by_user: Option<bool>,
+    #[serde(rename = "Pid", default)]
+    pid: Option<i64>,
 }
 
 #[derive(Debug, serde::Deserialize)]
 struct InspectHealth {
     #[serde(rename = "Status", default)]
     status: String,
+    #[serde(rename = "Log", default)]
+    log: Option<Vec<InspectHealthLog>>,
+}
+
+/// One entry of `State.Health.Log`; an entry that cannot be read is left
+/// out, never the whole inspect.
+#[derive(Debug, serde::Deserialize)]
+struct InspectHealthLog {
+    #[serde(rename = "Start", default)]
+    start: Option<String>,
+    #[serde(rename = "ExitCode", default)]
+    exit_code: Option<i32>,
+    #[serde(rename = "Output", default)]
+    output: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -180,6 +197,24 @@ impl Inspect {
                 .map(|t| t.with_timezone(&Utc))
                 .filter(|t| t.timestamp() > 0)
         };
+        let (health, health_log) = match self.state.health {
+            Some(h) => {
+                let log = h
+                    .log
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|e| {
+                        Some(HealthLogEntry {
+                            start: time(e.start)?,
+                            exit_code: e.exit_code?,
+                            output: health::capped(e.output.unwrap_or_default()),
+                        })
+                    })
+                    .collect();
+                (Some(h.status).filter(|s| !s.is_empty()), log)
+            }
+            None => (None, Vec::new()),
+        };
         ContainerInfo {
             id: self.id,
             name: self.name,
@@ -188,12 +223,14 @@ impl Inspect {
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
             exit_code: self.state.exit_code,
-            health: self
-                .state
-                .health
-                .map(|h| h.status)
-                .filter(|s| !s.is_empty()),
+            health,
             stopped_by_user: stop_intent.then_some(self.state.stopped_by_user.unwrap_or(false)),
+            pid: self
+                .state
+                .pid
+                .and_then(|p| u32::try_from(p).ok())
+                .filter(|p| *p > 0),
+            health_log,
         }
     }
 }
@@ -339,6 +376,8 @@ impl super::Podman for PodmanRuntime {
                 exit_code: c.exit_code,
                 health: None,
                 stopped_by_user: None,
+                pid: None,
+                health_log: Vec::new(),
             })
             .collect())
     }
@@ -408,7 +447,7 @@ impl super::Podman for PodmanRuntime {
             }));
         }
         if let Some(h) = &spec.healthcheck {
-            opts = opts.health_config(health_config(h));
+            opts = opts.health_config(health::config(h));
         }
         let created = with_timeout(
             "create",
@@ -438,23 +477,12 @@ impl super::Podman for PodmanRuntime {
         with_timeout("unpause", self.timeouts.quick, c.unpause()).await
     }
 
-    async fn run_healthcheck(&self, name: &str, limit: Duration) -> RuntimeResult<HealthResult> {
-        let c = self.api.containers().get(name);
-        let results = with_timeout("healthcheck", limit, c.healthcheck()).await?;
-        // podman 4.3 answers `{"Status":"healthy"|"unhealthy","FailingStreak":0,"Log":null}`:
-        // Status is the verdict of the check just run (not podman's streak
-        // against its own retries, which podkeeper does not use); the log,
-        // when a podman fills it, ends with this check's output.
-        let output = results
-            .log
-            .as_ref()
-            .and_then(|l| l.last())
-            .and_then(|l| l.output.clone())
-            .unwrap_or_default();
-        Ok(HealthResult {
-            passed: results.status.as_deref() == Some("healthy"),
-            output: output.trim().to_string(),
-        })
+    async fn run_healthcheck(
+        &self,
+        name: &str,
+        call: HealthCall<'_>,
+    ) -> RuntimeResult<HealthResult> {
+        health::run(&self.api, name, call).await
     }
 
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
@@ -540,99 +568,5 @@ mod cause_tests {
             "name \"a\" is in use: container already exists: container already exists",
         );
         assert!(matches!(classify(db), RuntimeError::NameInUse(_)));
-    }
-}
-
-/// The healthcheck as podman stores it, so `podman inspect` shows it and
-/// `podman healthcheck run` runs it. Interval 0 is podman's "disable": no
-/// systemd timer of podman's runs the check; podkeeper's own timers do.
-fn health_config(h: &crate::manifest::HealthCheck) -> Schema2HealthConfig {
-    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-    let mut test = vec!["CMD".to_string()];
-    test.extend(h.command.iter().cloned());
-    Schema2HealthConfig {
-        interval: Some(0),
-        retries: Some(i64::from(h.retries())),
-        start_period: Some(ns(h.start_period())),
-        test: Some(test),
-        timeout: Some(ns(h.timeout())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The fields around the ones podkeeper reads, as podman 5.4.2 answers on
-    /// a /v5 path and podman 4.3.1 on /v4.0.0 (trimmed from real answers).
-    const V5: &str = r#"{"Id": "91bfbfa3a9269cedc57867a6b357a4a67c432a3072997e5d06aba59bbed2f1f2", "Name": "web", "State": {"Status": "exited", "Running": false, "Pid": 0, "ConmonPid": 0, "ExitCode": 137, "StartedAt": "2026-11-30T18:30:51.559165712Z", "FinishedAt": "2026-11-30T18:31:02.5Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": "SIGTERM", "Entrypoint": null, "Cmd": ["sleep", "1000"]}}"#;
-    const V4: &str = r#"{"Id": "07808dc3a2cd6a4af9ed1d0c1a93b06efb4fad5bbe9e48d1a941d999f832d100", "Name": "web", "State": {"Status": "running", "Running": true, "Pid": 1693, "ConmonPid": 1683, "ExitCode": 0, "StartedAt": "2026-11-30T18:30:51.719823347Z", "FinishedAt": "0001-01-01T00:00:00Z"}, "Config": {"Labels": {"io.podkeeper.app": "web"}, "StopSignal": 15, "Entrypoint": "", "Cmd": ["sleep", "1000"]}}"#;
-
-    #[test]
-    fn a_raw_calls_500_for_a_container_being_removed_should_mean_missing() {
-        let removing = CallError::Status(
-            500,
-            "container 0c0f… does not exist in database: no such container".into(),
-        );
-        let e = from_call("inspect", Duration::from_secs(1), removing);
-        assert!(matches!(e, RuntimeError::NotFound(_)), "{e}");
-        let other = CallError::Status(500, "something else broke".into());
-        let e = from_call("inspect", Duration::from_secs(1), other);
-        assert!(matches!(e, RuntimeError::Failed(_)), "{e}");
-    }
-
-    #[test]
-    fn inspect_should_read_podman_4_and_podman_5_shapes_alike() {
-        let five = serde_json::from_str::<Inspect>(V5).unwrap().into_info(true);
-        assert_eq!(five.state, ContainerState::Exited);
-        assert_eq!(five.exit_code, Some(137));
-        assert_eq!(five.label(crate::APP_LABEL), Some("web"));
-        assert!(five.last_uptime().is_some_and(|d| d.as_secs() == 10));
-        let four = serde_json::from_str::<Inspect>(V4)
-            .unwrap()
-            .into_info(false);
-        assert_eq!(four.state, ContainerState::Running);
-        assert_eq!(four.name, "web");
-        assert!(four.started_at.is_some());
-        assert_eq!(four.finished_at, None, "year one means never");
-        assert_eq!(five.stopped_by_user, Some(false), "left out means false");
-        assert_eq!(four.stopped_by_user, None, "podman 4.3 does not say");
-    }
-
-    #[test]
-    fn a_users_stop_should_read_as_such_from_podman_4_7_on() {
-        let stopped = V5.replace(
-            r#""ExitCode": 137,"#,
-            r#""ExitCode": 137, "StoppedByUser": true,"#,
-        );
-        let info = serde_json::from_str::<Inspect>(&stopped).unwrap();
-        assert_eq!(info.into_info(true).stopped_by_user, Some(true));
-        let null = V5.replace(
-            r#""ExitCode": 137,"#,
-            r#""ExitCode": 137, "StoppedByUser": null,"#,
-        );
-        let info = serde_json::from_str::<Inspect>(&null).expect("a null is no error");
-        assert_eq!(info.into_info(true).stopped_by_user, Some(false));
-        for (version, records) in [
-            ("4.3.1", false),
-            ("4.6.2", false),
-            ("4.7.0", true),
-            ("4.9.4-rhel", true),
-            ("5.4.2", true),
-            ("unknown", false),
-            ("", false),
-        ] {
-            assert_eq!(records_stop_intent(version), records, "{version}");
-        }
-    }
-
-    #[test]
-    fn inspect_should_tolerate_missing_labels_and_times() {
-        let bare = r#"{"Id": "x", "State": {"Status": "created"}, "Config": {"Labels": null}}"#;
-        let info = serde_json::from_str::<Inspect>(bare)
-            .unwrap()
-            .into_info(true);
-        assert_eq!(info.state, ContainerState::Created);
-        assert!(info.labels.is_empty() && info.started_at.is_none());
     }
 }

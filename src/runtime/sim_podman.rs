@@ -97,6 +97,8 @@ struct SimState {
     unreachable: bool,
     /// Containers whose healthcheck fails (every other one passes).
     unhealthy: BTreeSet<String>,
+    /// Containers whose healthcheck hangs until killed at its timeout.
+    hanging: BTreeSet<String>,
     /// Container name → its healthcheck as podman keeps it (see `health.rs`).
     checks: BTreeMap<String, health::SimCheck>,
     /// Replay: the container whose recorded `health_status` came last (its
@@ -384,6 +386,11 @@ impl Podman for SimRuntime {
             let mut i = info(c);
             // podman's inspect says `State.Health.Status`; its list does not.
             i.health = st.checks.get(name).map(|h| h.status.to_string());
+            i.health_log = st
+                .checks
+                .get(name)
+                .map(|h| h.log.iter().cloned().collect())
+                .unwrap_or_default();
             // So does its `State.StoppedByUser`, from podman 4.7 (the 5 set here).
             i.stopped_by_user = c.stopped_by_user.filter(|_| self.reports_stop_intent());
             i
@@ -490,9 +497,14 @@ impl Podman for SimRuntime {
     async fn run_healthcheck(
         &self,
         name: &str,
-        _limit: std::time::Duration,
+        call: super::HealthCall<'_>,
     ) -> RuntimeResult<super::HealthResult> {
         self.call(format!("healthcheck {name}")).await?;
+        if self.check_hangs(name) {
+            // Until its timeout, where the real runtime kills it.
+            tokio::time::sleep(call.timeout).await;
+            return self.check_run(name, Some(call.timeout));
+        }
         self.check_now(name)
     }
 
@@ -542,5 +554,7 @@ fn info(c: &SimContainer) -> ContainerInfo {
         exit_code: c.exit_code,
         health: None,
         stopped_by_user: None,
+        pid: None,
+        health_log: Vec::new(),
     }
 }

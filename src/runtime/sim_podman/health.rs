@@ -21,11 +21,19 @@
 //!   inspect says `starting`, `unhealthy`, `unhealthy`), and then
 //!   `exec_died` with the check's exit code in `containerExitCode`.
 //!
-//! Not modelled: `start_period` (podkeeper counts it itself), the check's
-//! output and timeout. `tests/sim_matches_podman.rs` checks the events.
+//! * Every run is logged (`State.Health.Log`, the last 5, kept across a
+//!   start), with its start and exit code: -1 for one cut at its timeout.
+//!
+//! A check set to hang ([`SimRuntime::set_check_hangs`]) runs until its
+//! timeout, where the real runtime kills its processes. Not modelled:
+//! `start_period` (podkeeper counts it itself) and the check's output.
+//! `tests/sim_matches_podman.rs` checks the events.
 
 use super::*;
-use crate::runtime::HealthResult;
+use crate::runtime::{HealthLogEntry, HealthResult};
+
+/// How many runs podman's health log keeps (`State.Health.Log`).
+pub const LOG_ENTRIES: usize = 5;
 
 /// One container's healthcheck as podman keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +42,8 @@ pub struct SimCheck {
     /// `starting`, `healthy` or `unhealthy`.
     pub status: &'static str,
     pub streak: u32,
+    /// The last runs, oldest first (podman keeps them across a restart).
+    pub log: std::collections::VecDeque<HealthLogEntry>,
 }
 
 impl SimCheck {
@@ -42,7 +52,15 @@ impl SimCheck {
             retries,
             status: "starting",
             streak: 0,
+            log: Default::default(),
         }
+    }
+
+    fn logged(&mut self, entry: HealthLogEntry) {
+        if self.log.len() == LOG_ENTRIES {
+            self.log.pop_front();
+        }
+        self.log.push_back(entry);
     }
 
     /// The container was started.
@@ -92,9 +110,34 @@ impl SimRuntime {
     /// healthcheck run` does: its verdict (see [`SimRuntime::set_healthy`]),
     /// the status updated, the events emitted.
     pub fn check_now(&self, name: &str) -> RuntimeResult<HealthResult> {
+        self.check_run(name, None)
+    }
+
+    /// Make the container's check hang (`true`: it never ends by itself, and
+    /// is killed at its timeout) or end as set by [`SimRuntime::set_healthy`].
+    pub fn set_check_hangs(&self, name: &str, hangs: bool) {
+        let mut st = self.lock();
+        if hangs {
+            st.hanging.insert(name.to_string());
+        } else {
+            st.hanging.remove(name);
+        }
+    }
+
+    pub(super) fn check_hangs(&self, name: &str) -> bool {
+        self.lock().hanging.contains(name)
+    }
+
+    /// One run: `cut_at` is the timeout of a run that hung until killed.
+    pub(super) fn check_run(
+        &self,
+        name: &str,
+        cut_at: Option<Duration>,
+    ) -> RuntimeResult<HealthResult> {
+        let start = self.now_utc();
         let (c, passed, status) = {
             let mut st = self.lock();
-            let passed = !st.unhealthy.contains(name);
+            let passed = cut_at.is_none() && !st.unhealthy.contains(name);
             let c = match st.containers.get(name) {
                 None => {
                     return Err(RuntimeError::NotFound(format!(
@@ -116,6 +159,15 @@ impl SimRuntime {
             };
             let before = check.status;
             check.record(passed);
+            check.logged(HealthLogEntry {
+                start,
+                exit_code: if cut_at.is_some() {
+                    -1
+                } else {
+                    i32::from(!passed)
+                },
+                output: String::new(),
+            });
             // podman 4.3.1 puts the status from before the check in the event.
             let said = match self.events_of {
                 EventSet::V4 => before,
@@ -130,7 +182,14 @@ impl SimRuntime {
         }
         Ok(HealthResult {
             passed,
-            output: String::new(),
+            output: cut_at
+                .map(|t| {
+                    format!(
+                        "no result within its timeout of {}: killed (1 process(es))",
+                        crate::duration::secs(t)
+                    )
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -166,6 +225,15 @@ impl SimRuntime {
             "exec_died" if after_check => ev.label("containerExitCode") == Some("0"),
             _ => return,
         };
+        // The run, as podman logged it.
+        let start = self.now_utc();
+        if let Some(check) = st.checks.get_mut(&name) {
+            check.logged(HealthLogEntry {
+                start,
+                exit_code: i32::from(!passed),
+                output: String::new(),
+            });
+        }
         if passed {
             st.unhealthy.remove(&name);
         } else {

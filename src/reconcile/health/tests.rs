@@ -1,0 +1,140 @@
+//! check_health on the simulated podman under paused time.
+use super::*;
+use crate::runtime::sim_podman::SimRuntime;
+
+fn app(extra: &str) -> LoadedApp {
+    let text = format!(
+        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n    healthcheck:\n      command: [/bin/true]\n      interval: 10s\n      retries: 3\n{extra}"
+    );
+    let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), &text).unwrap();
+    LoadedApp {
+        file: "x.yaml".into(),
+        spec_hash: app.container.hash(),
+        app,
+    }
+}
+
+async fn running(sim: &SimRuntime, app: &LoadedApp) {
+    let r = super::super::app::reconcile_app(sim, "web", Some(app), false).await;
+    assert_eq!(r.result, Ok(()));
+    sim.clear_calls();
+}
+
+/// One run when due: the interval passes first.
+async fn next(sim: &SimRuntime, app: &LoadedApp, st: HealthState) -> (Reaction, HealthState) {
+    tokio::time::advance(Duration::from_secs(10)).await;
+    check_health(sim, "web", Some(app), st, &CancellationToken::new()).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_for_the_backoff() {
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let app = app("");
+    running(&sim, &app).await;
+    let (r, st) = check_health(
+        &sim,
+        "web",
+        Some(&app),
+        HealthState::default(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!((r.action, st.describe()), ("healthy", "healthy"));
+    // Due an interval after this run began (its calls took a few ms).
+    let due = r.requeue_after.unwrap();
+    assert!(
+        due > Duration::from_millis(9_900) && due < Duration::from_secs(10),
+        "{due:?}"
+    );
+    sim.set_healthy("web", false);
+    let (r, st) = next(&sim, &app, st).await;
+    assert_eq!(
+        (r.action, r.why.as_str()),
+        ("failing", "check failed (1/3): exit code 1")
+    );
+    let (r, st) = next(&sim, &app, st).await;
+    assert_eq!((r.action, st.streak), ("none", 2));
+    tokio::time::advance(Duration::from_secs(20)).await;
+    sim.clear_calls();
+    let (r, st) = next(&sim, &app, st).await;
+    assert_eq!(r.action, "restart", "{r:?}");
+    assert!(
+        r.why
+            .starts_with("unhealthy: 3 consecutive failed checks: exit code 1 (restart #1"),
+        "{}",
+        r.why
+    );
+    assert_eq!(
+        sim.calls(),
+        [
+            "inspect web",
+            "healthcheck web",
+            "inspect web",
+            "stop web",
+            "start web"
+        ]
+    );
+    assert_eq!(
+        st.hold_until,
+        Some(Instant::now() + Duration::from_millis(100))
+    );
+
+    // Still failing: three more failures, then the second restart.
+    let mut st = st;
+    for _ in 0..3 {
+        st = next(&sim, &app, st).await.1;
+    }
+    assert_eq!(st.restarts, 2);
+    assert_eq!(
+        st.hold_until,
+        Some(Instant::now() + Duration::from_millis(200))
+    );
+
+    // A hold longer than the checks: the restart waits for it.
+    st.hold_until = Some(Instant::now() + Duration::from_secs(40));
+    for _ in 0..3 {
+        let (r, after) = next(&sim, &app, st).await;
+        st = after;
+        if st.streak == 3 {
+            assert_eq!(r.action, "wait", "{r:?}");
+            // The next due run comes before the hold ends.
+            let left = r.requeue_after.unwrap();
+            assert!(
+                left > Duration::from_millis(9_900) && left <= Duration::from_secs(10),
+                "{left:?}"
+            );
+        }
+    }
+    assert_eq!(st.restarts, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_is_not_checked() {
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let app = app("      start_period: 1m\n");
+    running(&sim, &app).await;
+    sim.set_healthy("web", false);
+    let mut st = HealthState::default();
+    for _ in 0..5 {
+        let (r, next) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+        assert!(r.why.contains("start period"), "{}", r.why);
+        st = next;
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    assert_eq!(st.streak, 0);
+    sim.stop_by_hand("web");
+    sim.clear_calls();
+    let (r, _) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    assert_eq!(r.why, "exited: not checked");
+    assert_eq!(sim.calls(), ["inspect web"]);
+    // No healthcheck (any more): the checks end.
+    let (r, st) = check_health(
+        &sim,
+        "web",
+        None,
+        HealthState::default(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!((r.requeue_after, st), (None, HealthState::default()));
+}
