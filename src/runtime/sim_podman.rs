@@ -104,6 +104,13 @@ struct SimState {
     /// Replay: the container whose recorded `health_status` came last (its
     /// `exec_died` may follow).
     last_health_event: Option<String>,
+    /// Container name → calls on it in flight now.
+    busy: BTreeMap<String, u32>,
+    /// Calls that began while another call on the same container was in
+    /// flight (what one run per app at a time rules out).
+    overlaps: Vec<String>,
+    /// Containers whose process ignores SIGTERM: a stop takes this long.
+    slow_stops: BTreeMap<String, Duration>,
 }
 
 /// See the module documentation.
@@ -167,6 +174,17 @@ impl SimRuntime {
     /// Every call made so far.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
+    }
+
+    /// Calls that overlapped another call on the same container.
+    pub fn overlaps(&self) -> Vec<String> {
+        self.lock().overlaps.clone()
+    }
+
+    /// Make the container's process ignore SIGTERM: every stop of it takes
+    /// `took` (podman's stop timeout, then SIGKILL).
+    pub fn set_stop_takes(&self, name: &str, took: Duration) {
+        self.lock().slow_stops.insert(name.to_string(), took);
     }
 
     pub fn clear_calls(&self) {
@@ -244,8 +262,30 @@ impl SimRuntime {
 
     /// Start a call: record it, take the latency, fail if unreachable.
     async fn call(&self, what: String) -> RuntimeResult<()> {
-        self.lock().calls.push(what);
-        tokio::time::sleep(self.latency).await;
+        self.call_taking(what, Duration::ZERO).await
+    }
+
+    /// [`SimRuntime::call`] that takes `extra` beyond the latency.
+    async fn call_taking(&self, what: String, extra: Duration) -> RuntimeResult<()> {
+        let name = what.split_whitespace().nth(1).map(String::from);
+        {
+            let mut st = self.lock();
+            if let Some(name) = &name {
+                let n = st.busy.entry(name.clone()).or_default();
+                *n += 1;
+                if *n > 1 {
+                    st.overlaps.push(what.clone());
+                }
+            }
+            st.calls.push(what);
+        }
+        tokio::time::sleep(self.latency + extra).await;
+        if let Some(name) = &name {
+            let mut st = self.lock();
+            if let Some(n) = st.busy.get_mut(name) {
+                *n = n.saturating_sub(1);
+            }
+        }
         if self.lock().unreachable {
             return Err(RuntimeError::Unreachable(
                 "simulated: service stopped".into(),
@@ -509,7 +549,9 @@ impl Podman for SimRuntime {
     }
 
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
-        self.call(format!("stop {name}")).await?;
+        let slow = self.lock().slow_stops.get(name).copied();
+        self.call_taking(format!("stop {name}"), slow.unwrap_or_default())
+            .await?;
         let running = self
             .lock()
             .containers
