@@ -5,7 +5,9 @@
 //! each companion, becomes a [`workload::Workload`] ([`workload`] for apps,
 //! [`quadlet`] for units), which [`kube`] maps field by field onto
 //! k8s-openapi's types ([`volumes`]: its mounts and claims); the documents
-//! are written with serde_yaml as one stream. Whatever does not map goes to
+//! are written as one stream by [`yaml`], which quotes every string a YAML
+//! 1.1 or 1.2 parser could read as something else, under comments escaped
+//! to one printable line each. Whatever does not map goes to
 //! stderr as a [`notes::Note`].
 
 pub mod kube;
@@ -15,6 +17,7 @@ pub mod notes;
 pub mod quadlet;
 pub mod volumes;
 pub mod workload;
+pub mod yaml;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
