@@ -1,6 +1,8 @@
-//! `podkeeper export kube` as a process: what it writes, `podman kube play` runs as podkeeper runs the same manifests (real podman).
+//! `podkeeper export kube` as a process: what it writes, `podman kube play` runs as podkeeper runs the same manifests (real podman), and PyYAML (YAML 1.1) and serde_yaml (1.2) read every output as exactly the objects built.
 
 mod common;
+#[path = "../src/export/pyyaml.rs"]
+mod pyyaml;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -8,6 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use podkeeper::export::kube::{Kind, Object};
 use podkeeper::manifest::{load_dir, ManifestSet};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
@@ -234,6 +237,16 @@ fn exported_apps_should_play_on_podman_as_podkeeper_runs_them() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--network slirp4netns"));
+    pyyaml::assert_both_read(
+        &[
+            std::fs::read_to_string(&none_yaml).unwrap(),
+            std::fs::read_to_string(&slirp_yaml).unwrap(),
+        ],
+        &[
+            built(&apps, &["kexp-env", "kexp-vol"], Kind::Pod),
+            built(&apps, &["kexp-port"], Kind::Pod),
+        ],
+    );
 
     // Play.
     podman_ok(&[
@@ -403,6 +416,10 @@ fn an_exported_deployment_should_play_as_one_pod_with_the_same_container() {
         yaml.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    pyyaml::assert_both_read(
+        &[std::fs::read_to_string(&yaml).unwrap()],
+        &[built(&apps, &[], Kind::Deployment)],
+    );
     podman_ok(&["kube", "play", "--network", "none", yaml.to_str().unwrap()]);
     let app = inspect_json(&deployment_container("kexp-dep", "kexp-dep"));
     assert_eq!(app["State"]["Status"], "running");
@@ -491,6 +508,10 @@ fn an_unknown_or_invalid_app_should_exit_1_and_write_nothing() {
         "{}",
         text(&out.stdout)
     );
+    pyyaml::assert_both_read(
+        &[text(&out.stdout)],
+        &[built(work.path(), &["ok"], Kind::Pod)],
+    );
 
     let out = podkeeper(&["export", "kube", "--apps", &format!("{dir}/missing")]);
     assert_eq!(out.status.code(), Some(2));
@@ -524,4 +545,393 @@ fn a_closed_stdout_should_end_the_export_without_a_panic() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(err.contains("podkeeper: stdout: Broken pipe"), "{err}");
+}
+
+/// An object of the export as JSON, to compare with what a YAML parser read.
+fn object_json(o: &Object) -> Value {
+    match o {
+        Object::Pod(o) => serde_json::to_value(o),
+        Object::Deployment(o) => serde_json::to_value(o),
+        Object::Claim(o) => serde_json::to_value(o),
+    }
+    .unwrap()
+}
+
+/// The objects the export builds from `apps` (the library's own `build`), as JSON.
+fn built(apps: &Path, ids: &[&str], kind: Kind) -> Vec<Value> {
+    let set = load_dir(apps).unwrap();
+    let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    let export = podkeeper::export::build(&set, &ids, kind);
+    assert!(export.errors.is_empty(), "{:?}", export.errors);
+    export
+        .documents
+        .iter()
+        .map(|d| object_json(&d.object))
+        .collect()
+}
+
+/// A manifest as JSON (which YAML reads as it is) with every non-ASCII
+/// character escaped, so the manifest's own reader cannot fold a U+0085.
+fn manifest_text(v: &Value) -> String {
+    let mut out = String::new();
+    for c in serde_json::to_string(v).unwrap().chars() {
+        if c.is_ascii() && c != '\x7f' {
+            out.push(c);
+        } else {
+            for u in c.encode_utf16(&mut [0; 2]) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// A YAML stream of objects whose comments would end at U+0085, U+2028 or
+/// U+2029, or at a line break, were they written raw.
+const INJECT: &str = "---{sep}apiVersion: v1{sep}kind: PersistentVolumeClaim{sep}metadata: {name: injected}{sep}spec: {}{sep}---{sep}#";
+
+/// Strings YAML 1.1 or 1.2 could read as something else, written bare.
+const AMBIGUOUS: &[&str] = &[
+    "yes",
+    "No",
+    "ON",
+    "off",
+    "y",
+    "N",
+    "yEs",
+    "true",
+    "False",
+    "~",
+    "null",
+    "NULL",
+    "",
+    "123",
+    "-1",
+    "+1",
+    "1.5",
+    ".5",
+    "1e3",
+    "1_000",
+    "0o17",
+    "017",
+    "0x1F",
+    "0b101",
+    ".inf",
+    "-.Inf",
+    ".NaN",
+    "1:20",
+    "190:20:30",
+    "2001-12-14",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-12-14 21:59:43.10 -5",
+    "<<",
+    "=",
+    "- x",
+    "? x",
+    ": x",
+    "#x",
+    "&a",
+    "*a",
+    "!tag",
+    "|",
+    ">",
+    "%x",
+    "@x",
+    "`x",
+    "'x",
+    "\"x",
+    "[a]",
+    "{a: b}",
+    ",x",
+    "a: b",
+    "a #b",
+    " lead",
+    "trail ",
+    "---",
+    "...",
+    "--- x",
+    "a\u{2028}b",
+    "a\u{2029}b",
+    "a\u{85}b",
+    "tab\there",
+    "two\nlines",
+    "\u{1b}[31m",
+    "a\u{7f}b",
+    "a\u{202e}b",
+];
+
+/// App ids (so pod, container and label values) YAML 1.1 reads as something else.
+const AMBIGUOUS_IDS: &[&str] = &[
+    "yes",
+    "no",
+    "on",
+    "off",
+    "y",
+    "n",
+    "true",
+    "false",
+    "null",
+    "123",
+    "017",
+    "0o17",
+    "0x1f",
+    "1e3",
+    "0b101",
+    "2001-12-14",
+];
+
+/// One hostile manifest directory and what the export must make of it.
+struct Case {
+    what: String,
+    files: Vec<(String, String)>,
+    /// The hostile string the objects must carry.
+    holds: Option<&'static str>,
+    /// Refusing it (exit 1, nothing written) is right too.
+    may_refuse: bool,
+}
+
+fn hostile_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    for s in AMBIGUOUS {
+        let one_line = !s.contains(|c: char| c.is_control() || "\u{2028}\u{2029}".contains(c));
+        let mut labels = serde_json::json!({ "k": s });
+        let mut env = serde_json::json!({ "V": s });
+        if !s.is_empty() {
+            labels[*s] = "v".into();
+            if !s.contains(|c: char| c == '=' || c.is_whitespace() || c.is_control()) {
+                env[*s] = "v".into();
+            }
+        }
+        let mut app = serde_json::json!({
+            "id": "h",
+            "container": {
+                "image": "localhost/bb:1",
+                "command": ["/bin/echo", s],
+                "env": env,
+                "labels": labels,
+            },
+        });
+        if one_line {
+            app["name"] = (*s).into();
+            app["version"] = (*s).into();
+        }
+        cases.push(Case {
+            what: format!("strings {s:?}"),
+            files: vec![(
+                "h.yaml".into(),
+                manifest_text(&serde_json::json!({ "app": app })),
+            )],
+            holds: Some(s),
+            may_refuse: false,
+        });
+    }
+    for id in AMBIGUOUS_IDS {
+        let app =
+            serde_json::json!({ "app": { "id": id, "container": { "image": "localhost/bb:1" } } });
+        cases.push(Case {
+            what: format!("id {id:?}"),
+            files: vec![("a.yaml".into(), manifest_text(&app))],
+            holds: Some(id),
+            may_refuse: false,
+        });
+    }
+    let unit = "[Container]\nImage=localhost/bb:1\nExec=/bin/echo yes 0o17 1:20\nEnvironment=V=on\nLabel=k=off\n";
+    let app = serde_json::json!({ "app": { "id": "on", "container": { "image": "localhost/bb:1" },
+        "companions": [{ "name": "off", "unit": unit }] } });
+    cases.push(Case {
+        what: "a companion \"off\" of app \"on\"".into(),
+        files: vec![("a.yaml".into(), manifest_text(&app))],
+        holds: Some("0o17"),
+        may_refuse: false,
+    });
+    for sep in ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}", "\u{1b}"] {
+        let inject = INJECT.replace("{sep}", sep);
+        let app =
+            serde_json::json!({ "app": { "id": "f", "container": { "image": "localhost/bb:1" } } });
+        cases.push(Case {
+            what: format!("a file name with {sep:?}"),
+            files: vec![(format!("x{sep}{inject}.yaml"), manifest_text(&app))],
+            holds: None,
+            may_refuse: false,
+        });
+        // Within the lengths allowed (256 and 64 bytes).
+        let version =
+            format!("1{sep}---{sep}{{apiVersion: v1, kind: Secret, metadata: {{name: v}}}}");
+        for (field, value) in [("name", format!("x{sep}{inject}")), ("version", version)] {
+            let app = serde_json::json!({ "app": { "id": "n", field: value,
+                "container": { "image": "localhost/bb:1" } } });
+            cases.push(Case {
+                what: format!("a {field} with {sep:?}"),
+                files: vec![("n.yaml".into(), manifest_text(&app))],
+                holds: None,
+                may_refuse: true,
+            });
+        }
+    }
+    cases
+}
+
+#[test]
+fn every_string_should_read_back_the_same_string_from_pyyaml_and_serde_yaml() {
+    let cases = hostile_cases();
+    let mut texts = Vec::new();
+    let mut expected = Vec::new();
+    // (case, what went wrong)
+    let mut failed: Vec<(usize, String)> = Vec::new();
+    let mut exported: Vec<usize> = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let work = tempfile::tempdir().unwrap();
+        for (name, body) in &case.files {
+            std::fs::write(work.path().join(name), body).unwrap();
+        }
+        let out = podkeeper(&["export", "kube", "--apps", work.path().to_str().unwrap()]);
+        match out.status.code() {
+            Some(0) => {}
+            Some(1) if case.may_refuse && out.stdout.is_empty() => continue,
+            code => {
+                failed.push((i, format!("exit {code:?}: {}", text(&out.stderr))));
+                continue;
+            }
+        }
+        expected.push(built(work.path(), &[], Kind::Pod));
+        texts.push(text(&out.stdout));
+        exported.push(i);
+    }
+    // Each hostile string reached the objects (as a label or an annotation).
+    for (k, &i) in exported.iter().enumerate() {
+        if let Some(s) = cases[i].holds {
+            let all = serde_json::to_string(&expected[k]).unwrap();
+            let s = serde_json::to_string(s).unwrap();
+            assert!(all.contains(&s), "{s} not exported: {all}");
+        }
+    }
+    let kinds = |docs: &[Value]| -> Vec<String> {
+        docs.iter()
+            .map(|d| {
+                format!(
+                    "{} {}",
+                    d["kind"].as_str().unwrap_or("?"),
+                    d["metadata"]["name"]
+                )
+            })
+            .collect()
+    };
+    for (k, read) in pyyaml::read_pyyaml(&texts).into_iter().enumerate() {
+        let i = exported[k];
+        match read {
+            Ok(docs) if docs == expected[k] => {}
+            Ok(docs) if kinds(&docs) != kinds(&expected[k]) => failed.push((
+                i,
+                format!(
+                    "PyYAML read {:?}, declared {:?}",
+                    kinds(&docs),
+                    kinds(&expected[k])
+                ),
+            )),
+            Ok(docs) => failed.push((
+                i,
+                format!(
+                    "PyYAML read another value (a wrong type):\n{}",
+                    differences(&Value::from(expected[k].clone()), &Value::from(docs))
+                ),
+            )),
+            Err(e) => failed.push((i, format!("PyYAML cannot read it: {e}"))),
+        }
+        match pyyaml::read_serde_yaml(&texts[k]) {
+            Ok(docs) if docs == expected[k] => {}
+            read => failed.push((i, format!("serde_yaml read {read:?}"))),
+        }
+    }
+    let pyyaml_failed: std::collections::BTreeSet<usize> = failed
+        .iter()
+        .filter(|(_, f)| !f.starts_with("serde_yaml"))
+        .map(|(i, _)| *i)
+        .collect();
+    let any_failed: std::collections::BTreeSet<usize> = failed.iter().map(|(i, _)| *i).collect();
+    eprintln!(
+        "export parsed by PyYAML: {} of {} hostile cases yielded an undeclared object, a wrong type or no export; by PyYAML or serde_yaml: {}",
+        pyyaml_failed.len(),
+        cases.len(),
+        any_failed.len()
+    );
+    let report: Vec<String> = failed
+        .iter()
+        .map(|(i, f)| format!("{}: {f}", cases[*i].what))
+        .collect();
+    assert!(failed.is_empty(), "{}", report.join("\n"));
+}
+
+/// Where two JSON values differ, one line each.
+fn differences(want: &Value, got: &Value) -> String {
+    fn walk(path: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
+        match (want, got) {
+            (Value::Object(a), Value::Object(b)) => {
+                for (k, v) in a {
+                    match b.get(k) {
+                        Some(w) => walk(&format!("{path}.{k}"), v, w, out),
+                        None => out.push(format!("{path}.{k}: missing")),
+                    }
+                }
+                for k in b.keys().filter(|k| !a.contains_key(*k)) {
+                    out.push(format!("{path}.{k}: undeclared ({})", b[k]));
+                }
+            }
+            (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+                for (i, (v, w)) in a.iter().zip(b).enumerate() {
+                    walk(&format!("{path}[{i}]"), v, w, out);
+                }
+            }
+            _ if want != got => out.push(format!("{path}: declared {want}, read {got}")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk("", want, got, &mut out);
+    out.join("\n")
+}
+
+#[test]
+fn a_name_or_version_with_line_separators_should_be_refused_and_a_file_name_escaped() {
+    for (field, sep, escaped) in [
+        ("name", "\u{2028}", "\\u{2028}"),
+        ("name", "\u{2029}", "\\u{2029}"),
+        ("version", "\u{85}", "\\u{85}"),
+        ("version", "\u{1b}", "\\u{1b}"),
+        ("name", "\t", "\\t"),
+    ] {
+        let work = tempfile::tempdir().unwrap();
+        let app = serde_json::json!({ "app": { "id": "web", field: format!("a{sep}b"),
+            "container": { "image": "localhost/bb:1" } } });
+        std::fs::write(work.path().join("web.yaml"), manifest_text(&app)).unwrap();
+        let dir = work.path().to_str().unwrap();
+        let check = podkeeper(&["check", "--apps", dir]);
+        assert_ne!(check.status.code(), Some(0));
+        let stdout = text(&check.stdout);
+        assert!(
+            stdout.contains(&format!("error  {dir}/web.yaml: app.{field}: \"a{escaped}b\" has control characters or line separators (allowed: one line of text, without control characters, U+2028 or U+2029)\n")),
+            "{stdout}"
+        );
+        let out = podkeeper(&["export", "kube", "--apps", dir]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
+
+    // A file name cannot be refused: it is escaped.
+    let work = tempfile::tempdir().unwrap();
+    let inject = INJECT.replace("{sep}", "\u{2028}");
+    std::fs::write(
+        work.path().join(format!("x{inject}.yaml")),
+        "app:\n  id: web\n  container:\n    image: localhost/bb:1\n",
+    )
+    .unwrap();
+    let dir = work.path().to_str().unwrap();
+    let out = podkeeper(&["export", "kube", "--apps", dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let yaml = text(&out.stdout);
+    let comment = format!(
+        "---\n# app web, from {dir}/x{}.yaml\napiVersion: v1\nkind: Pod\n",
+        inject.replace('\u{2028}', "\\u{2028}")
+    );
+    assert!(yaml.starts_with(&comment), "{yaml}");
+    pyyaml::assert_both_read(&[yaml], &[built(work.path(), &[], Kind::Pod)]);
 }

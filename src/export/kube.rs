@@ -52,11 +52,12 @@ impl Object {
         format!("{kind} {}", meta.name.as_deref().unwrap_or(""))
     }
 
-    pub fn to_yaml(&self) -> Result<String, serde_yaml::Error> {
+    /// The object as one YAML document, strings quoted by [`super::yaml`].
+    pub fn to_yaml(&self) -> anyhow::Result<String> {
         match self {
-            Object::Pod(o) => serde_yaml::to_string(o),
-            Object::Deployment(o) => serde_yaml::to_string(o),
-            Object::Claim(o) => serde_yaml::to_string(o),
+            Object::Pod(o) => super::yaml::to_string(o),
+            Object::Deployment(o) => super::yaml::to_string(o),
+            Object::Claim(o) => super::yaml::to_string(o),
         }
     }
 }

@@ -5,16 +5,21 @@
 //! each companion, becomes a [`workload::Workload`] ([`workload`] for apps,
 //! [`quadlet`] for units), which [`kube`] maps field by field onto
 //! k8s-openapi's types ([`volumes`]: its mounts and claims); the documents
-//! are written with serde_yaml as one stream. Whatever does not map goes to
+//! are written as one stream by [`yaml`], which quotes every string a YAML
+//! 1.1 or 1.2 parser could read as something else, under comments escaped
+//! to one printable line each. Whatever does not map goes to
 //! stderr as a [`notes::Note`].
 
 pub mod kube;
 mod meta;
 pub mod names;
 pub mod notes;
+#[cfg(test)]
+pub(crate) mod pyyaml;
 pub mod quadlet;
 pub mod volumes;
 pub mod workload;
+pub mod yaml;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -209,9 +214,11 @@ pub fn render(documents: &[Document]) -> anyhow::Result<String> {
     for d in documents {
         out.push_str("---\n");
         for c in &d.comments {
-            // A comment is one line whatever the manifest held.
+            // One printable line whatever the manifest (or its file name)
+            // held: YAML 1.1 breaks lines at U+0085, U+2028 and U+2029 too,
+            // and the next line would be read as YAML.
             out.push_str("# ");
-            out.push_str(&c.replace(['\n', '\r'], " "));
+            out.push_str(&crate::manifest::excerpt::escape(c));
             out.push('\n');
         }
         out.push_str(
@@ -272,6 +279,25 @@ mod tests {
         manifest::load_dir(dir(files).path()).unwrap()
     }
 
+    /// An object as JSON, to compare with what a YAML parser read.
+    fn json(o: &Object) -> serde_json::Value {
+        match o {
+            Object::Pod(o) => serde_json::to_value(o),
+            Object::Deployment(o) => serde_json::to_value(o),
+            Object::Claim(o) => serde_json::to_value(o),
+        }
+        .unwrap()
+    }
+
+    /// Every document of a stream, read back into k8s-openapi's types by its
+    /// kind; first PyYAML (YAML 1.1) and serde_yaml (1.2) must both read
+    /// exactly `built`.
+    fn read_back_both(text: &str, built: &[Object]) -> Vec<Object> {
+        let expected: Vec<serde_json::Value> = built.iter().map(json).collect();
+        pyyaml::assert_both_read(&[text.to_string()], &[expected]);
+        read_back(text)
+    }
+
     /// Every document of a stream, read back into k8s-openapi's types by its kind.
     fn read_back(text: &str) -> Vec<Object> {
         use serde::Deserialize;
@@ -301,8 +327,8 @@ mod tests {
             assert!(export.errors.is_empty(), "{:?}", export.errors);
             let text = render(&export.documents).unwrap();
             assert_eq!(text.matches("\n---\n").count() + 1, export.documents.len());
-            let back = read_back(&text);
             let built: Vec<Object> = export.documents.iter().map(|d| d.object.clone()).collect();
+            let back = read_back_both(&text, &built);
             assert_eq!(back, built, "{text}");
             let described: Vec<String> = built.iter().map(Object::describe).collect();
             let workload = if kind == Kind::Pod {
@@ -392,16 +418,41 @@ mod tests {
     }
 
     #[test]
-    fn a_comment_should_stay_on_its_line() {
-        // The manifest layer refuses a name with a line break; the export
-        // must not depend on that to keep its comments on one line.
-        let mut app: manifest::App =
-            serde_yaml::from_str("id: web\ncontainer:\n  image: x\n").unwrap();
-        app.name = Some("two\nlines".into());
-        let set = manifest::assemble(vec![("apps/web.yaml".into(), app)], vec![]);
-        let text = render(&build(&set, &[], Kind::Pod).documents).unwrap();
-        assert!(text.contains("# app web (two lines), from "), "{text}");
-        assert_eq!(read_back(&text).len(), 1);
+    fn a_comment_should_stay_one_printable_line() {
+        // The manifest layer refuses line breaks, control characters and
+        // separators in a name; the export must not depend on that, nor on
+        // the file name, to keep its comments on one line: YAML 1.1 breaks
+        // lines at U+0085, U+2028 and U+2029 too.
+        let inject = "---{sep}apiVersion: v1{sep}kind: PersistentVolumeClaim{sep}metadata: {name: injected}{sep}#";
+        for sep in ["\n", "\r", "\u{85}", "\u{2028}", "\u{2029}"] {
+            let inject = inject.replace("{sep}", sep);
+            let mut app: manifest::App =
+                serde_yaml::from_str("id: web\ncontainer:\n  image: x\n").unwrap();
+            app.name = Some(format!("two{sep}lines"));
+            app.version = Some(format!("1{sep}{inject}"));
+            let file = format!("apps/x{sep}{inject}.yaml");
+            let set = manifest::assemble(vec![(file.into(), app)], vec![]);
+            let export = build(&set, &[], Kind::Pod);
+            let text = render(&export.documents).unwrap();
+            let esc = sep.escape_default().to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "---\n# app web (two{esc}lines 1{esc}---{esc}apiVersion: v1{esc}kind: PersistentVolumeClaim{esc}metadata: {{name: injected}}{esc}#), from apps/x{esc}---"
+                )),
+                "{text}"
+            );
+            assert_eq!(
+                text.lines().filter(|l| l.starts_with('#')).count(),
+                1,
+                "{text}"
+            );
+            assert!(
+                !text.contains(['\r', '\u{85}', '\u{2028}', '\u{2029}']),
+                "{text}"
+            );
+            let built: Vec<Object> = export.documents.iter().map(|d| d.object.clone()).collect();
+            assert_eq!(read_back_both(&text, &built).len(), 1, "{text}");
+        }
     }
 
     #[test]

@@ -78,21 +78,30 @@ impl Notes {
     }
 }
 
-/// Aligned columns, one note a line.
+/// Aligned columns, one note a line: what came from a manifest (a label
+/// key, a value in the reason) escaped to printable text, so it neither
+/// breaks the line nor reaches the terminal as a control sequence.
 impl fmt::Display for Notes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let width = |g: fn(&Note) -> usize| self.list.iter().map(g).max().unwrap_or(0);
-        let w_verdict = width(|n| n.verdict.word().len());
-        let w_subject = width(|n| n.subject.chars().count());
-        let w_field = width(|n| n.field.chars().count()).min(28);
-        for n in &self.list {
+        use crate::manifest::excerpt::escape;
+        let rows: Vec<[String; 4]> = self
+            .list
+            .iter()
+            .map(|n| {
+                [
+                    n.verdict.word().to_string(),
+                    escape(&n.subject),
+                    escape(&n.field),
+                    escape(&n.why),
+                ]
+            })
+            .collect();
+        let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
+        let (w_verdict, w_subject, w_field) = (width(0), width(1), width(2).min(28));
+        for [verdict, subject, field, why] in &rows {
             writeln!(
                 f,
-                "{:<w_verdict$}  {:<w_subject$}  {:<w_field$}  {}",
-                n.verdict.word(),
-                n.subject,
-                n.field,
-                n.why
+                "{verdict:<w_verdict$}  {subject:<w_subject$}  {field:<w_field$}  {why}"
             )?;
         }
         Ok(())
@@ -120,5 +129,15 @@ mod tests {
             "changed       companion/tunnel  label a        written as an annotation"
         );
         assert_eq!(notes.count(Verdict::Changed), 1);
+    }
+
+    #[test]
+    fn a_note_should_stay_one_printable_line() {
+        let mut notes = Notes::default();
+        notes.changed("app/web", "label a\u{2028}b", "\u{1b}[31mred\nnext");
+        assert_eq!(
+            notes.to_string(),
+            "changed  app/web  label a\\u{2028}b  \\u{1b}[31mred\\nnext\n"
+        );
     }
 }

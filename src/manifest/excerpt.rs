@@ -9,8 +9,9 @@
 /// The most characters of content one error quotes.
 pub const EXCERPT_CHARS: usize = 40;
 
-/// `s` cut to `max` characters (with `…`), every control or invisible
-/// character escaped (`\n`, `\u{1b}`), so it is one harmless line.
+/// `s` cut to `max` characters (with `…`), every character that is not
+/// [`printable`] escaped (`\n`, `\u{1b}`, `\u{2028}`), so it is one
+/// harmless line.
 pub fn excerpt(s: &str, max: usize) -> String {
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -18,13 +19,45 @@ pub fn excerpt(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() || is_invisible(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        push_escaped(&mut out, c);
     }
     out
+}
+
+/// `s` whole, escaped as [`excerpt`] escapes: one printable line whatever
+/// it holds (`a\u{2028}b`).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_escaped(&mut out, c);
+    }
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if printable(c) {
+        out.push(c);
+    } else {
+        out.extend(c.escape_default());
+    }
+}
+
+/// Shown as itself and on the same line: ASCII from ' ' to '~', and the
+/// other characters Rust's `{:?}` leaves as they are. Not: control
+/// characters (U+0085 too), line and paragraph separators (U+2028,
+/// U+2029), other spaces than ' ', format characters (bidirectional
+/// overrides, zero-width), private-use and unassigned ones.
+pub fn printable(c: char) -> bool {
+    if c.is_ascii() {
+        return (' '..='~').contains(&c);
+    }
+    if is_invisible(c) {
+        return false;
+    }
+    // After a letter: `{:?}` escapes a combining mark only at the start.
+    let mut pair = String::from("a");
+    pair.push(c);
+    pair.escape_debug().nth(1) == Some(c)
 }
 
 /// A file name as errors print it: escaped like [`excerpt`], and long names cut.
@@ -123,6 +156,16 @@ mod tests {
         assert_eq!(excerpt(&"x".repeat(50), 4), "xxxx…");
         assert_eq!(excerpt("a\nb\u{1b}[31m", 40), "a\\nb\\u{1b}[31m");
         assert_eq!(excerpt("a\u{202e}b", 40), "a\\u{202e}b");
+        // Line breaks to YAML 1.1 and Unicode; other spaces; private use.
+        assert_eq!(
+            escape("a\u{85}b\u{2028}c\u{2029}d\u{a0}e\u{e000}\u{7f}"),
+            "a\\u{85}b\\u{2028}c\\u{2029}d\\u{a0}e\\u{e000}\\u{7f}"
+        );
+        // Letters, combining marks and quotes stay as they are.
+        assert_eq!(
+            escape("Café e\u{301} 中文 \"'\\"),
+            "Café e\u{301} 中文 \"'\\"
+        );
     }
 
     #[test]

@@ -262,14 +262,17 @@ fn no_nul(field: &str, s: &str) -> Result<(), (String, String)> {
     Ok(())
 }
 
-/// Free text on one line: no control characters.
+/// Free text on one line: no control characters (U+0085 is one), no line
+/// or paragraph separator (U+2028, U+2029: YAML 1.1 breaks lines there).
 fn one_line(field: &str, s: &str, max: usize) -> Result<(), (String, String)> {
     total(field, s.len(), max)?;
-    if s.chars().any(char::is_control) {
+    if s.chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return Err((
             field.into(),
             format!(
-                "{} has control characters (allowed: one line of text)",
+                "{} has control characters or line separators (allowed: one line of text, without control characters, U+2028 or U+2029)",
                 q(s)
             ),
         ));

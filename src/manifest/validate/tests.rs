@@ -155,6 +155,22 @@ fn every_field_that_reaches_podman_should_be_bounded() {
     assert_eq!(e.field.as_deref(), Some("app.container.image"), "{e}");
     let e = parse("app:\n  id: web\n  name: \"a\\nb\"\n  container:\n    image: x\n").unwrap_err();
     assert!(e.message.contains("one line"), "{e}");
+    // YAML 1.1 breaks lines there too: an export's comment would end.
+    for (field, sep) in [("name", "\\L"), ("version", "\\P"), ("name", "\\N")] {
+        let e = parse(&format!(
+            "app:\n  id: web\n  {field}: \"a{sep}b\"\n  container:\n    image: x\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.field.as_deref(),
+            Some(format!("app.{field}").as_str()),
+            "{e}"
+        );
+        assert!(
+            e.message.ends_with("has control characters or line separators (allowed: one line of text, without control characters, U+2028 or U+2029)"),
+            "{e}"
+        );
+    }
     let e = parse(&format!(
         "app:\n  id: web\n  version: \"{}\"\n  container:\n    image: x\n",
         "1".repeat(65)
