@@ -134,7 +134,7 @@ fn two_kills_should_show_as_two_restarts_in_status_and_metrics() {
         ctl.app("i12-ops-web")["restarts"] == 2
     });
     // A second exit within 10 s of a start is a crash loop: its 100 ms
-    // delay shows as the why while it holds.
+    // delay holds a next restart back; running, the app is as declared.
     std::thread::sleep(Duration::from_secs(1));
     let web = ctl.app("i12-ops-web");
     assert_eq!(web["restarts"], 2, "{web}");

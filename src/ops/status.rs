@@ -154,7 +154,7 @@ pub fn table(s: &Status) -> String {
             .why
             .as_deref()
             .map_or("-".into(), |w| crate::manifest::excerpt::excerpt(w, 90));
-        if let Some(t) = &a.backoff_until {
+        if let (Some(t), Some(_)) = (&a.backoff_until, &a.why) {
             if !why.contains("not before") {
                 why.push_str(&format!(" (held until {})", local(t)));
             }
