@@ -3,10 +3,11 @@
 //! The socket is bound, made 0600, and only then listens: nobody can
 //! connect while it has the umask's mode. Every client is served on its own
 //! task, off the reactor's, with a bounded request (one line, 1 KiB), a
-//! deadline for the whole exchange and a bound on clients at once; a peer of
-//! another uid (SO_PEERCRED) is refused even if the mode were loosened. A
-//! client that sends nothing, garbage or a flood, or leaves mid-reply, costs
-//! at most its task.
+//! deadline for it and for the whole exchange, and a bound on clients at
+//! once (see [`super::accept`]: a client still sending its request makes
+//! room for a new one); a peer of another uid (SO_PEERCRED) is refused even
+//! if the mode were loosened. A client that sends nothing, garbage or a
+//! flood, or leaves mid-reply, costs at most its task.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -19,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use super::accept::{self, Bounds};
+use super::accept::{self, Bounds, Request};
 use super::state::Shared;
 
 /// The longest request line accepted.
@@ -121,11 +122,13 @@ impl ControlSocket {
         let bounds = Bounds {
             what: "control socket",
             max: MAX_CLIENTS,
+            head_limit: READ_LIMIT,
             limit: CLIENT_LIMIT,
+            busy: None,
         };
-        accept::serve(&self.listener, bounds, cancel, move |stream| {
+        accept::serve(&self.listener, bounds, cancel, move |stream, request| {
             let shared = shared.clone();
-            async move { serve_client(stream, &shared).await }
+            async move { serve_client(stream, &shared, request).await }
         })
         .await;
     }
@@ -165,7 +168,7 @@ fn allowed(peer_uid: u32) -> bool {
     peer_uid == crate::host::euid() || peer_uid == 0
 }
 
-async fn serve_client(stream: UnixStream, shared: &Shared) {
+async fn serve_client(stream: UnixStream, shared: &Shared, request_in: Request) {
     let refused = match stream.peer_cred() {
         Ok(cred) if allowed(cred.uid()) => None,
         Ok(cred) => {
@@ -194,6 +197,7 @@ async fn serve_client(stream: UnixStream, shared: &Shared) {
         Ok(Ok(_)) if line.len() > MAX_REQUEST => None,
         Ok(Ok(_)) => std::str::from_utf8(&line).ok().map(str::trim),
     };
+    request_in.arrived();
     // Refused only now, its request read: a close with unread data would
     // reset the connection before the client reads why.
     let reply = match (refused, request) {
@@ -371,6 +375,43 @@ mod tests {
         let mut reply = String::new();
         silent.read_to_string(&mut reply).await.unwrap();
         assert_eq!(reply, "");
+        cancel.cancel();
+    }
+
+    /// Keeps one connection open and silent, a new one as soon as the
+    /// daemon closes it, until `stop`.
+    async fn hold(path: PathBuf, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let Ok(mut s) = UnixStream::connect(&path).await else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let mut sink = Vec::new();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = s.read_to_end(&mut sink) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_should_be_answered_while_silent_clients_hold_every_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, cancel) = served(dir.path());
+        let stop = CancellationToken::new();
+        let holders: Vec<_> = (0..MAX_CLIENTS)
+            .map(|_| tokio::spawn(hold(path.clone(), stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..5 {
+            let reply = ask(&path, "status").await;
+            assert!(reply.is_ok(), "{}", reply.unwrap_err());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        stop.cancel();
+        for h in holders {
+            let _ = tokio::time::timeout(Duration::from_secs(3), h).await;
+        }
         cancel.cancel();
     }
 
