@@ -5,9 +5,11 @@
 //! task, off the reactor's, with a bounded request (one line, 1 KiB), a
 //! deadline for it and for the whole exchange, and a bound on clients at
 //! once (see [`super::accept`]: a client still sending its request makes
-//! room for a new one); a peer of another uid (SO_PEERCRED) is refused even
-//! if the mode were loosened. A client that sends nothing, garbage or a
-//! flood, or leaves mid-reply, costs at most its task.
+//! room for a new one; when every slot is answering, the newcomer is told
+//! [`BUSY`] and [`super::client`] asks again). A peer of another uid
+//! (SO_PEERCRED) is refused even if the mode were loosened. A client that
+//! sends nothing, garbage or a flood, or leaves mid-reply, costs at most its
+//! task.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
@@ -33,6 +35,9 @@ pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
 pub const MAX_CLIENTS: usize = 16;
 /// The longest reply a client accepts.
 pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
+/// How a reply saying "every slot is answering, try again" starts.
+pub const BUSY: &str = "error: busy";
+const BUSY_LINE: &[u8] = b"error: busy: every client slot is taken; try again\n";
 
 /// `/run/podkeeper/control.sock` for root, else
 /// `$XDG_RUNTIME_DIR/podkeeper/control.sock` (`/run/user/UID` when unset).
@@ -124,7 +129,7 @@ impl ControlSocket {
             max: MAX_CLIENTS,
             head_limit: READ_LIMIT,
             limit: CLIENT_LIMIT,
-            busy: None,
+            busy: Some(BUSY_LINE),
         };
         accept::serve(&self.listener, bounds, cancel, move |stream, request| {
             let shared = shared.clone();
@@ -215,70 +220,6 @@ async fn serve_client(stream: UnixStream, shared: &Shared, request_in: Request) 
     let _ = write.shutdown().await;
 }
 
-/// Why a client could not get its answer.
-#[derive(Debug)]
-pub enum AskError {
-    /// Nothing listens there: podkeeper is not running.
-    NotRunning(String),
-    Other(String),
-}
-
-impl std::fmt::Display for AskError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AskError::NotRunning(s) | AskError::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-/// Send one request to the daemon at `path`, return its reply.
-pub async fn ask(path: &Path, request: &str) -> Result<String, AskError> {
-    let shown = path.display();
-    let exchange = async {
-        let mut stream = UnixStream::connect(path)
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound | ErrorKind::ConnectionRefused => AskError::NotRunning(
-                    format!("podkeeper is not running: nothing listens on {shown} ({e})"),
-                ),
-                ErrorKind::PermissionDenied => AskError::Other(format!(
-                    "{shown}: permission denied (the control socket is its owner's only)"
-                )),
-                _ => AskError::Other(format!("cannot connect to {shown}: {e}")),
-            })?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
-        let mut reply = Vec::new();
-        match stream.take(MAX_REPLY).read_to_end(&mut reply).await {
-            Ok(_) => {}
-            // The daemon closed while part of the request was unread (one
-            // too long): what it said before is still its answer.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset && !reply.is_empty() => {}
-            Err(e) => return Err(AskError::Other(format!("{shown}: {e}"))),
-        }
-        let reply = String::from_utf8_lossy(&reply).into_owned();
-        if reply.is_empty() {
-            return Err(AskError::Other(format!(
-                "{shown}: the daemon closed without an answer (another user's daemon?)"
-            )));
-        }
-        if let Some(e) = reply.strip_prefix("error: ") {
-            return Err(AskError::Other(format!("{shown}: {}", e.trim_end())));
-        }
-        Ok(reply)
-    };
-    tokio::time::timeout(CLIENT_LIMIT, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(AskError::Other(format!(
-                "{shown}: no answer within {}s",
-                CLIENT_LIMIT.as_secs()
-            )))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -286,6 +227,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     use super::*;
+    use crate::ops::client::{ask, AskError};
 
     fn served(dir: &Path) -> (PathBuf, Arc<Shared>, CancellationToken) {
         let path = dir.join("run/podkeeper/control.sock");

@@ -4,10 +4,12 @@
 //! reactor through the [`crate::observe::Observer`] seam; [`state`] keeps
 //! the board [`status`] shows and the counters [`metrics`] exports, served
 //! off the reactor's task by the [`control`] socket and [`metrics_http`]
-//! (both through [`accept`]'s bounded loop);
+//! (both through [`accept`]'s bounded loop; [`client`] is the socket's
+//! client side);
 //! [`selfcheck`] reads what podman already said about itself at start-up.
 
 pub mod accept;
+pub mod client;
 pub mod control;
 pub mod metrics;
 pub mod metrics_http;
