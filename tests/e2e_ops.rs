@@ -420,3 +420,60 @@ fn status_should_answer_while_sixteen_silent_clients_hold_the_control_socket() {
     println!("status under 16 held connections: {answered}/5 answered; {failures:?}");
     assert_eq!(answered, 5, "{failures:?}");
 }
+
+#[test]
+fn a_thousand_refused_requests_should_log_a_line_or_two() {
+    use std::os::unix::fs::PermissionsExt;
+    let _s = serial();
+    let apps = Apps::new("i20-refused-");
+    let ctl = Ctl::new("refused");
+    let log = std::env::temp_dir().join(format!("i20-refused-{}.log", std::process::id()));
+    let d = start_logged(apps.path(), &ctl, &log);
+    // The mode loosened by hand: another user reaches the socket.
+    std::fs::set_permissions(
+        ctl.0.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&ctl.0, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let flood = r#"
+        use IO::Socket::UNIX;
+        my $n = 0;
+        for (1..1000) {
+            my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or next;
+            print $s "status\n";
+            local $/;
+            my $r = <$s>;
+            $n++ if defined $r && $r =~ /^error: refused/;
+        }
+        print "$n\n";
+    "#;
+    let out = std::process::Command::new("timeout")
+        .arg("60")
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ])
+        .args(["--", "perl", "-e", flood])
+        .arg(&ctl.0)
+        .output()
+        .expect("run perl as nobody");
+    let refused: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    // The owner is still answered.
+    assert!(ctl.client(&["status"]).status.success());
+    stop_logged(d);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let lines = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused"))
+        .count();
+    println!("{refused} requests refused; {lines} WARN lines about them");
+    assert!(refused >= 990, "{refused} refused: {out:?}");
+    assert!((1..=2).contains(&lines), "{lines} lines:\n{text}");
+}

@@ -7,14 +7,14 @@
 //! once (see [`super::accept`]: a client still sending its request makes
 //! room for a new one; when every slot is answering, the newcomer is told
 //! [`BUSY`] and [`super::client`] asks again). A peer of another uid
-//! (SO_PEERCRED) is refused even if the mode were loosened. A client that
-//! sends nothing, garbage or a flood, or leaves mid-reply, costs at most its
-//! task.
+//! (SO_PEERCRED) is refused even if the mode were loosened, and logged once
+//! a minute per uid ([`super::refusals`]). A client that sends nothing,
+//! garbage or a flood, or leaves mid-reply, costs at most its task.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -23,6 +23,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use super::accept::{self, Bounds, Request};
+use super::refusals::{self, Peer, Refusals};
 use super::state::Shared;
 
 /// The longest request line accepted.
@@ -38,6 +39,9 @@ pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
 /// How a reply saying "every slot is answering, try again" starts.
 pub const BUSY: &str = "error: busy";
 const BUSY_LINE: &[u8] = b"error: busy: every client slot is taken; try again\n";
+/// How often the counts of refused clients are looked at, to be logged
+/// once their minute is over.
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
 
 /// `/run/podkeeper/control.sock` for root, else
 /// `$XDG_RUNTIME_DIR/podkeeper/control.sock` (`/run/user/UID` when unset).
@@ -131,11 +135,14 @@ impl ControlSocket {
             limit: CLIENT_LIMIT,
             busy: Some(BUSY_LINE),
         };
+        let refused = Arc::new(Mutex::new(Refusals::default()));
+        let counts = tokio::spawn(log_refusal_counts(refused.clone(), cancel.clone()));
         accept::serve(&self.listener, bounds, cancel, move |stream, request| {
-            let shared = shared.clone();
-            async move { serve_client(stream, &shared, request).await }
+            let (shared, refused) = (shared.clone(), refused.clone());
+            async move { serve_client(stream, &shared, &refused, request).await }
         })
         .await;
+        let _ = counts.await;
     }
 }
 
@@ -173,22 +180,72 @@ fn allowed(peer_uid: u32) -> bool {
     peer_uid == crate::host::euid() || peer_uid == 0
 }
 
-async fn serve_client(stream: UnixStream, shared: &Shared, request_in: Request) {
-    let refused = match stream.peer_cred() {
+/// Note one refusal of `peer`: whether it is the first of its minute (to
+/// be logged in full). A count over is logged here.
+fn first_refusal(refused: &Mutex<Refusals>, peer: Peer) -> bool {
+    let note = refused
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .refused(peer, tokio::time::Instant::now());
+    match note {
+        refusals::Note::First => true,
+        refusals::Note::Counted => false,
+        refusals::Note::Summary(n) => {
+            log_refusal_count(peer, n);
+            false
+        }
+    }
+}
+
+fn log_refusal_count(peer: Peer, n: u64) {
+    tracing::warn!("control socket: refused {n} more requests from {peer} in the last minute");
+}
+
+/// Log the counts of refusals whose minute is over, until `cancel`.
+async fn log_refusal_counts(refused: Arc<Mutex<Refusals>>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(REFUSALS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let over = refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .flush(tokio::time::Instant::now());
+        for (peer, n) in over {
+            log_refusal_count(peer, n);
+        }
+    }
+}
+
+async fn serve_client(
+    stream: UnixStream,
+    shared: &Shared,
+    refused: &Mutex<Refusals>,
+    request_in: Request,
+) {
+    let refusal = match stream.peer_cred() {
         Ok(cred) if allowed(cred.uid()) => None,
         Ok(cred) => {
-            tracing::warn!(
-                uid = cred.uid(),
-                pid = cred.pid(),
-                "control socket: refused a client of another user"
-            );
+            if first_refusal(refused, Peer::Uid(cred.uid())) {
+                tracing::warn!(
+                    uid = cred.uid(),
+                    pid = cred.pid(),
+                    "control socket: refused a client of another user (more from this uid \
+                     in the next minute are counted, not logged)"
+                );
+            }
             Some(format!(
                 "error: refused: uid {} may not ask this daemon (its owner's only)\n",
                 cred.uid()
             ))
         }
         Err(e) => {
-            tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
+            if first_refusal(refused, Peer::Unknown) {
+                tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
+            }
             Some("error: refused: cannot tell who connected\n".to_string())
         }
     };
@@ -205,8 +262,8 @@ async fn serve_client(stream: UnixStream, shared: &Shared, request_in: Request) 
     request_in.arrived();
     // Refused only now, its request read: a close with unread data would
     // reset the connection before the client reads why.
-    let reply = match (refused, request) {
-        (Some(refused), _) => refused,
+    let reply = match (refusal, request) {
+        (Some(refusal), _) => refusal,
         (None, Some("status")) => match serde_json::to_string(&shared.status()) {
             Ok(json) => json + "\n",
             Err(e) => format!("error: {e}\n"),
