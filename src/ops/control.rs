@@ -3,15 +3,18 @@
 //! The socket is bound, made 0600, and only then listens: nobody can
 //! connect while it has the umask's mode. Every client is served on its own
 //! task, off the reactor's, with a bounded request (one line, 1 KiB), a
-//! deadline for the whole exchange and a bound on clients at once; a peer of
-//! another uid (SO_PEERCRED) is refused even if the mode were loosened. A
-//! client that sends nothing, garbage or a flood, or leaves mid-reply, costs
-//! at most its task.
+//! deadline for it and for the whole exchange, and a bound on clients at
+//! once (see [`super::accept`]: a client still sending its request makes
+//! room for a new one; when every slot is answering, the newcomer is told
+//! [`BUSY`] and [`super::client`] asks again). A peer of another uid
+//! (SO_PEERCRED) is refused even if the mode were loosened, and logged once
+//! a minute per uid ([`super::refusals`]). A client that sends nothing,
+//! garbage or a flood, or leaves mid-reply, costs at most its task.
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -19,7 +22,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
-use super::accept::{self, Bounds};
+use super::accept::{self, Bounds, Request};
+use super::refusals::{self, Peer, Refusals};
 use super::state::Shared;
 
 /// The longest request line accepted.
@@ -32,6 +36,12 @@ pub const CLIENT_LIMIT: Duration = Duration::from_secs(10);
 pub const MAX_CLIENTS: usize = 16;
 /// The longest reply a client accepts.
 pub const MAX_REPLY: u64 = 64 * 1024 * 1024;
+/// How a reply saying "every slot is answering, try again" starts.
+pub const BUSY: &str = "error: busy";
+const BUSY_LINE: &[u8] = b"error: busy: every client slot is taken; try again\n";
+/// How often the counts of refused clients are looked at, to be logged
+/// once their minute is over.
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
 
 /// `/run/podkeeper/control.sock` for root, else
 /// `$XDG_RUNTIME_DIR/podkeeper/control.sock` (`/run/user/UID` when unset).
@@ -121,13 +131,18 @@ impl ControlSocket {
         let bounds = Bounds {
             what: "control socket",
             max: MAX_CLIENTS,
+            head_limit: READ_LIMIT,
             limit: CLIENT_LIMIT,
+            busy: Some(BUSY_LINE),
         };
-        accept::serve(&self.listener, bounds, cancel, move |stream| {
-            let shared = shared.clone();
-            async move { serve_client(stream, &shared).await }
+        let refused = Arc::new(Mutex::new(Refusals::default()));
+        let counts = tokio::spawn(log_refusal_counts(refused.clone(), cancel.clone()));
+        accept::serve(&self.listener, bounds, cancel, move |stream, request| {
+            let (shared, refused) = (shared.clone(), refused.clone());
+            async move { serve_client(stream, &shared, &refused, request).await }
         })
         .await;
+        let _ = counts.await;
     }
 }
 
@@ -165,22 +180,72 @@ fn allowed(peer_uid: u32) -> bool {
     peer_uid == crate::host::euid() || peer_uid == 0
 }
 
-async fn serve_client(stream: UnixStream, shared: &Shared) {
-    let refused = match stream.peer_cred() {
+/// Note one refusal of `peer`: whether it is the first of its minute (to
+/// be logged in full). A count over is logged here.
+fn first_refusal(refused: &Mutex<Refusals>, peer: Peer) -> bool {
+    let note = refused
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .refused(peer, tokio::time::Instant::now());
+    match note {
+        refusals::Note::First => true,
+        refusals::Note::Counted => false,
+        refusals::Note::Summary(n) => {
+            log_refusal_count(peer, n);
+            false
+        }
+    }
+}
+
+fn log_refusal_count(peer: Peer, n: u64) {
+    tracing::warn!("control socket: refused {n} more requests from {peer} in the last minute");
+}
+
+/// Log the counts of refusals whose minute is over, until `cancel`.
+async fn log_refusal_counts(refused: Arc<Mutex<Refusals>>, cancel: CancellationToken) {
+    let mut tick = tokio::time::interval(REFUSALS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let over = refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .flush(tokio::time::Instant::now());
+        for (peer, n) in over {
+            log_refusal_count(peer, n);
+        }
+    }
+}
+
+async fn serve_client(
+    stream: UnixStream,
+    shared: &Shared,
+    refused: &Mutex<Refusals>,
+    request_in: Request,
+) {
+    let refusal = match stream.peer_cred() {
         Ok(cred) if allowed(cred.uid()) => None,
         Ok(cred) => {
-            tracing::warn!(
-                uid = cred.uid(),
-                pid = cred.pid(),
-                "control socket: refused a client of another user"
-            );
+            if first_refusal(refused, Peer::Uid(cred.uid())) {
+                tracing::warn!(
+                    uid = cred.uid(),
+                    pid = cred.pid(),
+                    "control socket: refused a client of another user (more from this uid \
+                     in the next minute are counted, not logged)"
+                );
+            }
             Some(format!(
                 "error: refused: uid {} may not ask this daemon (its owner's only)\n",
                 cred.uid()
             ))
         }
         Err(e) => {
-            tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
+            if first_refusal(refused, Peer::Unknown) {
+                tracing::warn!(error = %e, "control socket: cannot tell who connected; refused");
+            }
             Some("error: refused: cannot tell who connected\n".to_string())
         }
     };
@@ -194,10 +259,11 @@ async fn serve_client(stream: UnixStream, shared: &Shared) {
         Ok(Ok(_)) if line.len() > MAX_REQUEST => None,
         Ok(Ok(_)) => std::str::from_utf8(&line).ok().map(str::trim),
     };
+    request_in.arrived();
     // Refused only now, its request read: a close with unread data would
     // reset the connection before the client reads why.
-    let reply = match (refused, request) {
-        (Some(refused), _) => refused,
+    let reply = match (refusal, request) {
+        (Some(refusal), _) => refusal,
         (None, Some("status")) => match serde_json::to_string(&shared.status()) {
             Ok(json) => json + "\n",
             Err(e) => format!("error: {e}\n"),
@@ -211,70 +277,6 @@ async fn serve_client(stream: UnixStream, shared: &Shared) {
     let _ = write.shutdown().await;
 }
 
-/// Why a client could not get its answer.
-#[derive(Debug)]
-pub enum AskError {
-    /// Nothing listens there: podkeeper is not running.
-    NotRunning(String),
-    Other(String),
-}
-
-impl std::fmt::Display for AskError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AskError::NotRunning(s) | AskError::Other(s) => f.write_str(s),
-        }
-    }
-}
-
-/// Send one request to the daemon at `path`, return its reply.
-pub async fn ask(path: &Path, request: &str) -> Result<String, AskError> {
-    let shown = path.display();
-    let exchange = async {
-        let mut stream = UnixStream::connect(path)
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound | ErrorKind::ConnectionRefused => AskError::NotRunning(
-                    format!("podkeeper is not running: nothing listens on {shown} ({e})"),
-                ),
-                ErrorKind::PermissionDenied => AskError::Other(format!(
-                    "{shown}: permission denied (the control socket is its owner's only)"
-                )),
-                _ => AskError::Other(format!("cannot connect to {shown}: {e}")),
-            })?;
-        stream
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .map_err(|e| AskError::Other(format!("{shown}: {e}")))?;
-        let mut reply = Vec::new();
-        match stream.take(MAX_REPLY).read_to_end(&mut reply).await {
-            Ok(_) => {}
-            // The daemon closed while part of the request was unread (one
-            // too long): what it said before is still its answer.
-            Err(e) if e.kind() == ErrorKind::ConnectionReset && !reply.is_empty() => {}
-            Err(e) => return Err(AskError::Other(format!("{shown}: {e}"))),
-        }
-        let reply = String::from_utf8_lossy(&reply).into_owned();
-        if reply.is_empty() {
-            return Err(AskError::Other(format!(
-                "{shown}: the daemon closed without an answer (another user's daemon?)"
-            )));
-        }
-        if let Some(e) = reply.strip_prefix("error: ") {
-            return Err(AskError::Other(format!("{shown}: {}", e.trim_end())));
-        }
-        Ok(reply)
-    };
-    tokio::time::timeout(CLIENT_LIMIT, exchange)
-        .await
-        .unwrap_or_else(|_| {
-            Err(AskError::Other(format!(
-                "{shown}: no answer within {}s",
-                CLIENT_LIMIT.as_secs()
-            )))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -282,6 +284,7 @@ mod tests {
     use tokio::io::AsyncWriteExt;
 
     use super::*;
+    use crate::ops::client::{ask, AskError};
 
     fn served(dir: &Path) -> (PathBuf, Arc<Shared>, CancellationToken) {
         let path = dir.join("run/podkeeper/control.sock");
@@ -371,6 +374,43 @@ mod tests {
         let mut reply = String::new();
         silent.read_to_string(&mut reply).await.unwrap();
         assert_eq!(reply, "");
+        cancel.cancel();
+    }
+
+    /// Keeps one connection open and silent, a new one as soon as the
+    /// daemon closes it, until `stop`.
+    async fn hold(path: PathBuf, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let Ok(mut s) = UnixStream::connect(&path).await else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            let mut sink = Vec::new();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = s.read_to_end(&mut sink) => {}
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn status_should_be_answered_while_silent_clients_hold_every_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _, cancel) = served(dir.path());
+        let stop = CancellationToken::new();
+        let holders: Vec<_> = (0..MAX_CLIENTS)
+            .map(|_| tokio::spawn(hold(path.clone(), stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..5 {
+            let reply = ask(&path, "status").await;
+            assert!(reply.is_ok(), "{}", reply.unwrap_err());
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        stop.cancel();
+        for h in holders {
+            let _ = tokio::time::timeout(Duration::from_secs(3), h).await;
+        }
         cancel.cancel();
     }
 

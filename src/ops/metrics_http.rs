@@ -1,8 +1,10 @@
 //! `--metrics-listen ADDR:PORT`: `GET /metrics` over HTTP/1 (hyper), for Prometheus to scrape; 404 for any other path.
 //!
-//! Each connection is served on its own task with one deadline for the
-//! whole connection, a small header buffer and a bound on connections at
-//! once; nothing here runs on the reactor's task.
+//! Each connection is served on its own task with a deadline for its
+//! request head and one for the whole connection, a small header buffer and
+//! a bound on connections at once, where one still sending its head makes
+//! room for a new one (see [`super::accept`]: a slowloris cannot keep
+//! Prometheus out); nothing here runs on the reactor's task.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,10 +23,16 @@ use super::state::Shared;
 
 /// One connection's whole life (headers, reply) may take this long.
 pub const CONNECTION_LIMIT: Duration = Duration::from_secs(10);
+/// Its request head (request line and headers) this long: a scraper sends
+/// it at once.
+pub const HEAD_LIMIT: Duration = Duration::from_secs(2);
 /// Connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 16;
 /// Request head buffer (hyper's smallest).
 const MAX_HEAD: usize = 8192;
+/// What a client is told when every connection is being answered.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n\
+Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// The content type of OpenMetrics text, which `prometheus-client` writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -41,11 +49,15 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: Cancellat
     let bounds = Bounds {
         what: "metrics listener",
         max: MAX_CONNECTIONS,
+        head_limit: HEAD_LIMIT,
         limit: CONNECTION_LIMIT,
+        busy: Some(BUSY),
     };
-    accept::serve(&listener, bounds, cancel, move |stream| {
+    accept::serve(&listener, bounds, cancel, move |stream, request| {
         let shared = shared.clone();
         let service = service_fn(move |req| {
+            // hyper calls the service once the head is in.
+            request.arrived();
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(answer(&req, &shared)) }
         });
@@ -79,3 +91,6 @@ fn answer(req: &Request<Body>, shared: &Shared) -> Response<Body> {
     *r.status_mut() = status;
     r
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,14 +4,17 @@
 //! reactor through the [`crate::observe::Observer`] seam; [`state`] keeps
 //! the board [`status`] shows and the counters [`metrics`] exports, served
 //! off the reactor's task by the [`control`] socket and [`metrics_http`]
-//! (both through [`accept`]'s bounded loop);
+//! (both through [`accept`]'s bounded loop; [`client`] is the socket's
+//! client side, [`refusals`] keeps refused peers from flooding the log);
 //! [`selfcheck`] reads what podman already said about itself at start-up.
 
 pub mod accept;
+pub mod client;
 pub mod control;
 pub mod metrics;
 pub mod metrics_http;
 pub mod notify;
+pub mod refusals;
 pub mod selfcheck;
 pub mod state;
 pub mod status;

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use crate::manifest::{DesiredState, ManifestSet};
-use crate::observe::{EventSeen, Observer, Reacted};
+use crate::observe::{EventSeen, Ignored, Observer, Reacted, Verdict, What};
 use crate::reconcile::Reaction;
 use crate::trigger::Key;
 
@@ -91,8 +92,15 @@ pub struct AppRow {
     pub failure: Option<String>,
     /// What the app waits for (a dependency, podman's cleanup).
     pub waiting_for: Option<String>,
-    /// It exited soon after a start: how long it had run.
+    /// It exited soon after a start and the scheduler holds its next
+    /// restart back: how long it had run. Shown only while the container is
+    /// last seen down.
     pub crashed_after: Option<Duration>,
+    /// When podman last said its container started (tokio's clock).
+    pub up_since: Option<Instant>,
+    /// podman said it died while a reconcile of it ran (and no start
+    /// since): that reconcile's `found` is older news.
+    pub died_during_run: bool,
     /// The scheduler (or the health restarts' backoff) holds it back until then.
     pub held_until: Option<DateTime<Utc>>,
     pub health: Option<String>,
@@ -198,6 +206,9 @@ impl Board {
             row.state = Some(f.state.clone());
             row.container = f.container.clone();
         }
+        if std::mem::take(&mut row.died_during_run) {
+            row.state = Some("exited".into());
+        }
         if r.action != "none" || r.result.is_err() || row.last.is_none() {
             row.last = Some(LastReaction::of(r, at));
         }
@@ -224,12 +235,59 @@ impl Board {
         }
     }
 
+    /// A podman event of an app's own container: what it says of the
+    /// container is the newest news of it (a pending restart is not).
+    fn container_event(&mut self, seen: &EventSeen<'_>) {
+        let What::Podman(ev) = seen.what else {
+            return;
+        };
+        let Some(app) = ev.label(crate::APP_LABEL) else {
+            return;
+        };
+        // Its own container (a duplicate's events are not its state).
+        let Some(row) = self.apps.get_mut(app).filter(|_| ev.name() == app) else {
+            return;
+        };
+        match (ev.action.as_str(), seen.verdict) {
+            ("start", _) => {
+                row.state = Some("running".into());
+                row.container = Some(ev.actor.id.clone());
+                row.up_since = Some(seen.at);
+                row.died_during_run = false;
+            }
+            // An exit the last reconcile already saw: nothing new.
+            ("died", Verdict::Ignored(Ignored::SeenByCheck(_))) => {}
+            ("died", verdict) => {
+                row.state = Some("exited".into());
+                if let (Some(_), Some(up)) = (row.crashed_after, row.up_since) {
+                    row.crashed_after = Some(seen.at.saturating_duration_since(up));
+                }
+                match verdict {
+                    // While a reconcile of it runs (one that has just started
+                    // it, say): that reconcile's record, when it lands, is
+                    // older than this.
+                    Verdict::Dirty(_) => row.died_during_run = true,
+                    // Its restart runs after `wait` (a crash-loop delay, if any).
+                    Verdict::Queued(_, wait) | Verdict::Merged(_, wait) if !wait.is_zero() => {
+                        row.held_until = until(Utc::now(), Some(wait));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn health_reaction(&mut self, id: &str, r: &Reaction, at: DateTime<Utc>) {
         let Some(row) = self.apps.get_mut(id) else {
             return;
         };
         match (r.action, &r.result) {
-            ("healthy", _) => row.health = Some("healthy".into()),
+            ("healthy", _) => {
+                // A check passed: its container runs.
+                row.health = Some("healthy".into());
+                row.state = Some("running".into());
+            }
             ("failing", _) => row.health = Some("failing".into()),
             ("restart", Ok(())) => {
                 row.health = Some("unhealthy".into());
@@ -284,7 +342,12 @@ impl Board {
                     Some(f.clone())
                 } else if let Some(w) = &row.waiting_for {
                     Some(format!("waiting for {w}"))
-                } else if let (Some(up), Some(t)) = (row.crashed_after, held) {
+                } else if let (Some(up), Some(t), false) =
+                    (row.crashed_after, held, state == "running")
+                {
+                    // Down, its restart held back. Once seen running again
+                    // (a start, a start event, a passing check, a reconcile
+                    // that found it so) the hold is only for a next exit.
                     Some(format!(
                         "crash-looping: exited after {} up; next restart not before {}",
                         crate::report::secs(up),
@@ -371,6 +434,10 @@ impl Records {
 impl Observer for Records {
     fn event(&mut self, seen: &EventSeen<'_>) {
         self.shared.metrics.count_event(seen);
+        // The board's lock only for what says a container is up or down.
+        if matches!(seen.what, What::Podman(ev) if ev.action == "start" || ev.action == "died") {
+            self.shared.board().container_event(seen);
+        }
     }
 
     fn reaction(&mut self, reacted: &Reacted<'_>) {

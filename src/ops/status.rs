@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Local};
 
-use super::control::{ask, AskError};
+use super::client::{ask, AskError};
 use super::state::{LastReaction, Status};
 
 /// Exit code when no daemon answers: LSB's "program is not running", as
@@ -37,7 +37,7 @@ fn fail(e: AskError) -> i32 {
     eprintln!("podkeeper: {e}");
     match e {
         AskError::NotRunning(_) => NOT_RUNNING,
-        AskError::Other(_) => 1,
+        AskError::Busy(_) | AskError::Other(_) => 1,
     }
 }
 
@@ -154,7 +154,7 @@ pub fn table(s: &Status) -> String {
             .why
             .as_deref()
             .map_or("-".into(), |w| crate::manifest::excerpt::excerpt(w, 90));
-        if let Some(t) = &a.backoff_until {
+        if let (Some(t), Some(_)) = (&a.backoff_until, &a.why) {
             if !why.contains("not before") {
                 why.push_str(&format!(" (held until {})", local(t)));
             }

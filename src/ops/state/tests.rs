@@ -114,7 +114,7 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
 }
 
 #[tokio::test(start_paused = true)]
-async fn two_kills_should_count_two_restarts_and_a_quick_third_show_the_crash_loop() {
+async fn two_kills_should_count_two_restarts_and_a_quick_third_hold_the_next_restart() {
     let mut rig = Rig::start(set(&[("web", ""), ("db", "")]), &["localhost/bb:1"]).await;
     let web = rig.app("web");
     assert_eq!((web.state.as_str(), web.restarts), ("running", 0));
@@ -170,15 +170,14 @@ async fn two_kills_should_count_two_restarts_and_a_quick_third_show_the_crash_lo
         Some(1.0)
     );
 
-    // At once again: the crash-loop delay holds the next restart back.
+    // At once again: restarted, and the crash-loop delay holds the next
+    // restart back; running meanwhile, it is as declared.
     tokio::time::sleep(Duration::from_millis(500)).await;
     rig.sim.crash("web", 1);
     rig.settle().await;
     let web = rig.app("web");
-    assert_eq!(web.restarts, 3);
-    let why = web.why.unwrap();
-    assert!(why.starts_with("crash-looping: exited after "), "{why}");
-    assert!(why.contains("next restart not before"), "{why}");
+    assert_eq!((web.state.as_str(), web.restarts), ("running", 3));
+    assert_eq!(web.why, None);
     assert!(web.backoff_until.is_some());
 }
 
@@ -255,4 +254,131 @@ async fn a_sweep_podman_does_not_answer_should_be_shown_for_apps_not_as_declared
     let table = crate::ops::status::table(&s);
     assert!(table.contains("podman: "), "{table}");
     assert!(table.contains("1/1 apps as declared"), "{table}");
+}
+
+impl Rig {
+    /// Hand over the events podman has sent so far and run only what is
+    /// due in the next 10 ms (a held restart stays held).
+    async fn deliver(&mut self) {
+        while let Ok(ev) = self.events.try_recv() {
+            self.reactor.handle(Trigger::Podman(ev));
+        }
+        let until = tokio::time::Instant::now() + Duration::from_millis(10);
+        self.reactor.step_until(until).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_running_again_after_a_flap_should_not_show_as_crash_looping() {
+    let mut rig = Rig::start(set(&[("db", "")]), &["localhost/bb:1"]).await;
+    // Six exits, each a few seconds after its start: the crash-loop delay
+    // doubles to 3.2 s, held against the next restart.
+    for _ in 0..6 {
+        rig.sim.crash("db", 1);
+        rig.settle().await;
+    }
+    assert_eq!(
+        rig.sim.container("db").unwrap().state,
+        crate::runtime::ContainerState::Running
+    );
+    let db = rig.app("db");
+    assert_eq!((db.state.as_str(), db.restarts), ("running", 6), "{db:?}");
+    assert_eq!(
+        db.why, None,
+        "running as declared, whatever the hold: {db:?}"
+    );
+    let table = crate::ops::status::table(&rig.shared.status());
+    assert!(table.contains("1/1 apps as declared"), "{table}");
+
+    // Down again within that hold: crash-looping while it is held down.
+    rig.sim.crash("db", 1);
+    rig.deliver().await;
+    let db = rig.app("db");
+    assert_eq!(db.state, "exited", "the died event seen: {db:?}");
+    let why = db.why.unwrap_or_default();
+    assert!(why.starts_with("crash-looping: exited after "), "{why}");
+    assert!(why.contains("next restart not before"), "{why}");
+
+    // Its held restart runs and the container stays up: as declared.
+    rig.settle().await;
+    let db = rig.app("db");
+    assert_eq!((db.state.as_str(), db.restarts), ("running", 7), "{db:?}");
+    assert_eq!(db.why, None, "{db:?}");
+}
+
+fn podman_event(action: &str, app: &str) -> PodmanEvent {
+    serde_json::from_value(serde_json::json!({
+        "Type": "container",
+        "Action": action,
+        "Actor": {"ID": "c1", "Attributes": {"name": app, "io.podkeeper.app": app}},
+        "timeNano": 1,
+    }))
+    .unwrap()
+}
+
+/// Hand `records` podman's `action` of app `db`'s container, decided `verdict`.
+fn hear(records: &mut Records, action: &str, verdict: Verdict<'_>) {
+    let ev = podman_event(action, "db");
+    records.event(&EventSeen {
+        at: tokio::time::Instant::now(),
+        source: crate::observe::Source::Podman,
+        kind: &ev.action,
+        what: What::Podman(&ev),
+        subject: crate::observe::Subject::Name("db"),
+        verdict,
+    });
+}
+
+/// The records of an instant crash loop, in the order the reactor hands
+/// them over: the restart's start event, its died event while that
+/// reconcile still runs, then the reaction (which found it running).
+#[test]
+fn an_exit_during_the_restart_that_started_it_should_show_as_crash_looping() {
+    use crate::observe::Ignored;
+    use crate::trigger::KeyRef;
+    let shared = Shared::new();
+    let mut records = Records::new(shared.clone());
+    records.declared(&set(&[("db", "")]));
+    hear(
+        &mut records,
+        "start",
+        Verdict::Ignored(Ignored::NoChange("start")),
+    );
+    hear(&mut records, "died", Verdict::Dirty(KeyRef::App("db")));
+    let mut r = Reaction::new(Key::App("db".into()));
+    r.action = "start";
+    r.why = "exited (code 1)".into();
+    r.restarted_after = Some(Duration::from_millis(40));
+    r.found = vec![crate::reconcile::Found {
+        app: "db".into(),
+        container: Some("c1".into()),
+        state: "running".into(),
+    }];
+    records.reaction(&Reacted {
+        at: tokio::time::Instant::now(),
+        reaction: &r,
+        retry_in: None,
+        quiet: false,
+        held_for: Some(Duration::from_secs(30)),
+        queued: 1,
+    });
+    let db = shared.status().apps.remove(0);
+    assert_eq!(db.state, "exited", "{db:?}");
+    let why = db.why.unwrap_or_default();
+    assert!(why.starts_with("crash-looping: exited after "), "{why}");
+    // podman says it started again (the held restart): as declared.
+    hear(
+        &mut records,
+        "start",
+        Verdict::Ignored(Ignored::NoChange("start")),
+    );
+    let db = shared.status().apps.remove(0);
+    assert_eq!((db.state.as_str(), db.why), ("running", None));
+    // A died event a reconcile already saw changes nothing.
+    hear(
+        &mut records,
+        "died",
+        Verdict::Ignored(Ignored::SeenByCheck("db")),
+    );
+    assert_eq!(shared.status().apps[0].state, "running");
 }
