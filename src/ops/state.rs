@@ -212,13 +212,20 @@ impl Board {
         if r.action != "none" || r.result.is_err() || row.last.is_none() {
             row.last = Some(LastReaction::of(r, at));
         }
-        row.held_until = until(at, held);
+        // A look again shortly (the exit grace, podman cleaning up) changes
+        // no hold: what the last start or exit said of the next one stands.
+        let look_again = r.action == "wait" && r.waits_for.is_none() && r.result.is_ok();
+        if !look_again {
+            row.held_until = until(at, held);
+        }
         row.waiting_for = None;
         match &r.result {
             Err(e) => row.failure = Some(cause(r.action, e)),
             Ok(()) => {
                 row.failure = None;
-                if r.action == "wait" {
+                // Waiting for a dependency; a wait to look again shortly
+                // (the exit grace, podman cleaning up) is no state of its own.
+                if r.action == "wait" && r.waits_for.is_some() {
                     row.waiting_for = Some(match r.why.split_once("waiting for ") {
                         Some((_, what)) => what.to_string(),
                         None => r.why.clone(),
@@ -228,6 +235,8 @@ impl Board {
                     row.restarts += 1;
                     // Held back after this start: it is crash-looping.
                     row.crashed_after = held.and(r.restarted_after);
+                } else if look_again {
+                    // Whatever the crash loop was, it still is.
                 } else if r.action != "none" || row.state.as_deref() != Some("running") {
                     row.crashed_after = None;
                 }
