@@ -433,6 +433,16 @@ impl<R: Podman> Reactor<R> {
         self.settle(reaction, now, !(quiet_check || said_already));
         match done {
             Done::App(r, check) => {
+                // Its container is down and it looks again shortly (the exit
+                // grace, podman cleaning up): that look is still a repair.
+                if let Key::App(id) = &r.key {
+                    if r.action == "wait"
+                        && r.waits_for.is_none()
+                        && r.found.first().is_some_and(|f| f.state != "running")
+                    {
+                        self.slots.repair_due(id);
+                    }
+                }
                 if let (Key::App(id), Ok(())) = (&r.key, &r.result) {
                     match self.checks.get_mut(id) {
                         Some(last) => *last = check,

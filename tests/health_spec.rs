@@ -325,3 +325,107 @@ async fn a_dependent_should_be_woken_once_when_its_dependency_starts() {
         "{out}"
     );
 }
+
+/// The app of [`app`] with a healthcheck that always fails (interval 1 s,
+/// one retry): podkeeper restarts it every run.
+fn failing(id: &str) -> String {
+    app(id, Some(("1s", 1)), None).replace("/bin/test\", \"-e\", \"/tmp/ok", "/bin/false")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_manifest_should_never_race_a_health_restart() {
+    // Issue 20: `health/web restart … start ok` at .920 and `app/web remove
+    // … ok` at .925 left a container podman no longer listed, its process
+    // running. The deletion lands at every ms around the restart (the
+    // check at 1 s, its restart 15 to 25 ms later; the manifest re-read 50
+    // ms after the deletion).
+    for i in 0..100u64 {
+        let (podman, events) = sim::podman_with_events();
+        podman.set_healthy("web", false);
+        let h = Setup::dir(podman, [("web.yaml", failing("web"))])
+            .events(events)
+            .start();
+        h.connect().await;
+        let delete_at = 900 + i;
+        h.at(delete_at).await;
+        std::fs::remove_file(h.apps_path("web.yaml")).unwrap();
+        h.apps_changed("web.yaml", podkeeper::trigger::ChangeKind::Remove)
+            .await;
+        h.at(5_000).await;
+        let overlaps = h.podman.overlaps();
+        let left = h.podman.container("web");
+        let (_, out) = h.stop().await;
+        assert!(
+            overlaps.is_empty(),
+            "deleted at {delete_at} ms: calls on one container at once: {overlaps:?}\n{out}"
+        );
+        assert!(left.is_none(), "deleted at {delete_at} ms: {left:?}\n{out}");
+        // Nothing acts on the app after its removal.
+        let removed = out
+            .lines()
+            .find(|l| l.contains("react  app/web") && l.contains("remove"))
+            .map(ms)
+            .unwrap_or_else(|| panic!("deleted at {delete_at} ms: no removal\n{out}"));
+        assert!(
+            !out.lines().any(|l| l.contains("react  health/web")
+                && l.contains("restart")
+                && ms(l) > removed),
+            "deleted at {delete_at} ms: a restart after the removal\n{out}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kill_should_be_repaired_at_once_while_slow_health_restarts_hold_every_slot() {
+    // Five apps whose process ignores SIGTERM (each stop waits out 10 s)
+    // and whose check always fails: their restarts hold the four general
+    // slots for 10 s at a time. A kill of another app is repaired from the
+    // slots kept for repairs, at the end of its exit grace.
+    let mut manifests: Vec<String> = (1..=5).map(|n| failing(&format!("slow{n}"))).collect();
+    manifests.push(app("web", None, None));
+    let (podman, events) = sim::podman_with_events();
+    for n in 1..=5 {
+        podman.set_healthy(&format!("slow{n}"), false);
+        podman.set_stop_takes(&format!("slow{n}"), std::time::Duration::from_secs(10));
+    }
+    let h = Setup::fixed(podman, set(&manifests)).events(events).start();
+    h.connect().await;
+    h.at(3_000).await;
+    assert!(
+        h.output().matches("react  health/slow").count() == 0,
+        "the slow restarts are still under way (10 s each): {}",
+        h.output()
+    );
+    h.podman.crash("web", 137);
+    h.at(4_000).await;
+    let (_, out) = h.stop().await;
+    let start = reactions(&out, "app/web")
+        .into_iter()
+        .find(|(_, a)| a == "start")
+        .map(|(t, _)| t);
+    // 200 ms of grace from the exit, then the inspect and the start.
+    assert_eq!(start, Some(3_210), "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_check_that_hangs_should_fail_at_its_timeout_and_restart_the_app() {
+    let hung = app("web", Some(("2s", 2)), None).replace("timeout: 2s", "timeout: 1s");
+    let (podman, events) = sim::podman_with_events();
+    podman.set_check_hangs("web", true);
+    let h = Setup::fixed(podman, set(&[hung])).events(events).start();
+    h.connect().await;
+    h.at(6_000).await;
+    let (_, out) = h.stop().await;
+    // Checks at 2 s and 4 s, each cut at its 1 s timeout: two failures,
+    // the restart in the second's run. Never a failed reconcile.
+    assert_eq!(
+        reactions(&out, "health/web"),
+        [r(5_025, "restart")],
+        "{out}"
+    );
+    assert!(
+        out.contains("unhealthy: 2 consecutive failed checks: no result within its timeout of 1.0s: killed (1 process(es)) (restart #1"),
+        "{out}"
+    );
+    assert!(!out.contains("FAILED"), "{out}");
+}
