@@ -9,14 +9,16 @@
 //! A check's process is told from the app's own and from a user's `podman
 //! exec` by two things together:
 //! * it is an *exec root*: in the container's pid namespace, but its parent
-//!   is not (conmon, which ran it, is outside);
-//! * its command line is exactly the check's command (podman runs the exec
-//!   form as given).
+//!   is not (the conmon podman started for that exec is outside);
+//! * it runs the check's command: the process spec that conmon was given
+//!   (`--exec-process-spec FILE`, read through conmon's own root, so a
+//!   podman in another mount namespace is read alike) holds exactly the
+//!   check's arguments, or its own command line is exactly them. The spec
+//!   is what tells `sh -c 'sleep 5'`, which a shell turns into a bare
+//!   `sleep 5` by exec'ing its last command.
 //!
 //! Such a root and every process below it in the namespace are killed with
-//! SIGKILL, as Docker does. A check whose command `exec`s another program
-//! (`sh -c 'exec curl …'`) changes its command line and is then not found:
-//! podman still reports it as failed, and its next run is a new process.
+//! SIGKILL, as Docker does.
 //!
 //! Each process is pinned with a pidfd before it is checked again and
 //! signalled, so a pid reused meanwhile is never killed by mistake.
@@ -28,6 +30,8 @@ use std::path::Path;
 
 /// The most of a command line read (a check's is bounded by the manifest's).
 const MAX_CMDLINE: usize = 64 * 1024;
+/// The most of an exec process spec read (a few kB: args, env, capabilities).
+const MAX_SPEC: u64 = 1 << 20;
 
 /// Kill the processes of the check `command` running in the pid namespace
 /// of the container whose main process is `container_pid`. Returns how many
@@ -43,7 +47,8 @@ pub fn kill_check_processes(container_pid: u32, command: &[String]) -> usize {
         .filter(|(pid, ppid)| {
             **pid != container_pid
                 && !members.contains_key(ppid)
-                && cmdline(**pid).is_some_and(|c| c == command)
+                && (spec_args(**ppid).is_some_and(|a| a == command)
+                    || cmdline(**pid).is_some_and(|c| c == command))
         })
         .map(|(pid, _)| *pid)
         .collect();
@@ -95,6 +100,25 @@ fn cmdline(pid: u32) -> Option<Vec<String>> {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect(),
     )
+}
+
+/// The arguments of the exec process spec conmon `conmon_pid` was given.
+fn spec_args(conmon_pid: u32) -> Option<Vec<String>> {
+    use std::io::Read;
+    let args = cmdline(conmon_pid)?;
+    let at = args.iter().position(|a| a == "--exec-process-spec")?;
+    let spec = args.get(at + 1)?.trim_start_matches('/');
+    let mut raw = Vec::new();
+    fs::File::open(Path::new(&format!("/proc/{conmon_pid}/root")).join(spec))
+        .ok()?
+        .take(MAX_SPEC)
+        .read_to_end(&mut raw)
+        .ok()?;
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        args: Vec<String>,
+    }
+    serde_json::from_slice::<Spec>(&raw).ok().map(|s| s.args)
 }
 
 fn descendants(members: &HashMap<u32, u32>, root: u32, out: &mut Vec<u32>) {
