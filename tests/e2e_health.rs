@@ -374,7 +374,11 @@ fn a_users_failing_healthcheck_run_should_restart_without_waiting_for_the_timer(
     let t = std::time::Instant::now();
     let line = d.wait_line(mark, &["react", "health/i13-hu-a", "restart"], T);
     assert!(
-        line.contains("unhealthy: 2 consecutive failed checks") && line.contains("(restart #1"),
+        // 2, or 3 when podkeeper's own first check (due at the first run)
+        // lands between the user's two: each run counted once.
+        (line.contains("unhealthy: 2 consecutive failed checks")
+            || line.contains("unhealthy: 3 consecutive failed checks"))
+            && line.contains("(restart #1"),
         "{line}"
     );
     wait_until(T, "restarted", || {
