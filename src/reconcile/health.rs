@@ -67,14 +67,10 @@ impl HealthState {
 /// What the log entries not counted before said.
 #[derive(Debug, Default)]
 struct Fold {
-    /// How many new runs ended (counted or in the start period).
-    runs: u32,
     /// The verdict of the newest of them.
     last_passed: Option<bool>,
     /// Why the newest failed one failed.
     output: Option<String>,
-    /// Failures in the start period (not counted).
-    early: u32,
     /// A failure began a streak (the first failure of a healthy app is news).
     from_zero: bool,
 }
@@ -161,20 +157,20 @@ async fn look_and_act<R: Podman>(
             .await?;
         // What podman logged of it (and of any run beside it).
         let after = log.time("inspect", rt.inspect_container(id)).await?;
-        let logged = after
-            .as_ref()
-            .filter(|a| a.started_at == c.started_at)
-            .map(|a| {
-                let more = fold_log(st, a, h.start_period());
-                let logged = a.health_log.iter().any(|e| e.start >= began);
-                fold.merge(more);
-                logged
-            })
-            .unwrap_or(false);
-        if !logged {
+        let Some(after) = after.filter(|a| a.started_at == c.started_at) else {
+            // Stopped, removed or started anew meanwhile: this run says
+            // nothing of the container there is now.
+            r.why = "container gone or started anew during the check: not counted".into();
+            return Ok(());
+        };
+        fold.merge(fold_log(st, &after, h.start_period()));
+        if !after.health_log.iter().any(|e| e.start >= began) {
             // podman logged nothing of this run (it could not start it):
             // its answer is the verdict.
-            fold.merge(st.count(result.passed, &result.output, false));
+            let early = c
+                .started_at
+                .is_some_and(|s| (began - s).to_std().unwrap_or_default() < h.start_period());
+            fold.merge(st.count(result.passed, &result.output, early));
         }
         own = Some(result);
     }
@@ -183,8 +179,6 @@ async fn look_and_act<R: Podman>(
 
 impl Fold {
     fn merge(&mut self, later: Fold) {
-        self.runs += later.runs;
-        self.early += later.early;
         self.from_zero |= later.from_zero;
         if later.last_passed.is_some() {
             self.last_passed = later.last_passed;
@@ -199,14 +193,13 @@ impl HealthState {
     /// Count one run's verdict into the streak.
     fn count(&mut self, passed: bool, output: &str, early: bool) -> Fold {
         let mut f = Fold {
-            runs: 1,
             last_passed: Some(passed),
             ..Fold::default()
         };
         if passed {
             self.streak = 0;
         } else if early {
-            f.early = 1;
+            // In the start period: not counted.
         } else {
             f.from_zero = self.streak == 0;
             self.streak += 1;

@@ -138,3 +138,66 @@ async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_i
     .await;
     assert_eq!((r.requeue_after, st), (None, HealthState::default()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_users_runs_should_count_once_each_and_runs_before_a_restart_never() {
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let app = app("");
+    running(&sim, &app).await;
+    let (_, st) = check_health(
+        &sim,
+        "web",
+        Some(&app),
+        HealthState::default(),
+        &CancellationToken::new(),
+    )
+    .await;
+    assert_eq!(st.describe(), "healthy");
+    sim.set_healthy("web", false);
+    // Two runs by hand, then a look (a health_status event): 2 of 3.
+    sim.check_now("web").unwrap();
+    sim.check_now("web").unwrap();
+    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    assert_eq!((r.action, st.streak), ("failing", 2), "{r:?}");
+    // The same log read again counts nothing more.
+    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    assert_eq!(
+        (r.action, r.why.as_str(), st.streak),
+        ("none", "no new check run", 2)
+    );
+    // Its own run, due now, is the third: restart.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    assert_eq!(r.action, "restart", "{r:?}");
+    // podman keeps the log (and 4.3 its streak) across the start: the three
+    // failures before it never count for the new start.
+    sim.set_healthy("web", true);
+    sim.check_now("web").unwrap();
+    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    assert_eq!((r.action, st.streak), ("healthy", 0), "{r:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_decided_on_a_manifest_that_changed_should_be_called_off() {
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let app = app("");
+    running(&sim, &app).await;
+    sim.set_healthy("web", false);
+    let st = HealthState {
+        streak: 2,
+        healthy: Some(true),
+        started_at: sim.container("web").unwrap().started_at,
+        ..HealthState::default()
+    };
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    sim.clear_calls();
+    let (r, _) = check_health(&sim, "web", Some(&app), st, &cancel).await;
+    assert_eq!(r.action, "none", "{r:?}");
+    assert!(r.why.contains("restart called off"), "{}", r.why);
+    assert!(
+        !sim.calls().iter().any(|c| c.starts_with("stop")),
+        "{:?}",
+        sim.calls()
+    );
+}
