@@ -687,3 +687,34 @@ async fn an_observers_heartbeat_should_beat_from_the_loop_through_a_storm_of_eve
     assert!((10..=12).contains(&n), "{n} heartbeats in 10 s");
     h.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_reconcile_that_panics_should_fail_back_off_and_run_again() {
+    let set = apps(&["web"]);
+    let (sim, erx) = podman_with_events();
+    let h = start(set, sim, erx);
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    // A bug in the start path: the task dies mid-reconcile. Its key must
+    // not stay "running" for ever (every later trigger only marking it
+    // dirty, the app never repaired again).
+    h.podman.panic_once("start web");
+    h.podman.crash("web", 137);
+    sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        h.podman.container("web").unwrap().state,
+        ContainerState::Running
+    );
+    let (stats, out) = h.stop().await;
+    assert_eq!(stats.panics, 1, "{out}");
+    let failed = out
+        .lines()
+        .find(|l| l.contains("react  app/web") && l.contains("FAILED: the reconcile panicked"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(failed.contains("(retry in 1.0s)"), "{failed}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("react  app/web") && l.contains(" start ") && l.ends_with(" ok")),
+        "{out}"
+    );
+}

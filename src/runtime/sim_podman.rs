@@ -111,6 +111,8 @@ struct SimState {
     overlaps: Vec<String>,
     /// Containers whose process ignores SIGTERM: a stop takes this long.
     slow_stops: BTreeMap<String, Duration>,
+    /// A call (`start web`) that panics the next time it is made.
+    panic_once: Option<String>,
 }
 
 /// See the module documentation.
@@ -179,6 +181,11 @@ impl SimRuntime {
     /// Calls that overlapped another call on the same container.
     pub fn overlaps(&self) -> Vec<String> {
         self.lock().overlaps.clone()
+    }
+
+    /// Make the next `what` call (`start web`) panic, as a bug would.
+    pub fn panic_once(&self, what: &str) {
+        self.lock().panic_once = Some(what.to_string());
     }
 
     /// Make the container's process ignore SIGTERM: every stop of it takes
@@ -276,6 +283,11 @@ impl SimRuntime {
                 if *n > 1 {
                     st.overlaps.push(what.clone());
                 }
+            }
+            if st.panic_once.as_deref() == Some(what.as_str()) {
+                st.panic_once = None;
+                drop(st);
+                panic!("simulated: {what} panicked");
             }
             st.calls.push(what);
         }
