@@ -2,18 +2,19 @@
 //!
 //! Run it through `bash scripts/bench` (sets the host up, builds in release,
 //! draws the plot). Cases, selected with `BENCH_CASES` (comma-separated,
-//! default all): `recovery`, `companion`, `idle`, `mass` on the real stack,
-//! `scale` and `burst` on the simulated runtime. Each case's results are
-//! saved as `$BENCH_OUT/parts/<case><BENCH_PART>.json`, so cases run apart
+//! default all): `recovery`, `companion`, `idle`, `mass`, `health` and
+//! `slowstops` on the real stack, `scale` and `burst` on the simulated
+//! runtime. Each case's results are saved as
+//! `$BENCH_OUT/parts/<case><BENCH_PART>.json`, so cases run apart
 //! (each short enough for the host-wide lock) add up: every run rewrites
 //! `$BENCH_OUT/latest.csv`, `table.md` and `targets.md` from all the parts
 //! there, and `BENCHMARKS.md` once every case has a part.
 //!
 //! The stack is the one `scripts/env.sh` was sourced for (`PODKEEPER_STACK`;
 //! `scripts/bench` sources it for `BENCH_STACK`, default `root`): its podman
-//! CLI and API socket. On `podman5` only `recovery` runs (without its
-//! Quadlet peer): the other real cases need root's systemd user manager,
-//! whose Quadlet units run the host's podman 4.3, and the simulated ones
+//! CLI and API socket. On `podman5` only `recovery` (without its Quadlet
+//! peer) and `slowstops` run: the other real cases need root's systemd user
+//! manager, whose Quadlet units run the host's podman 4.3, and the simulated ones
 //! have no stack. Parts record their stack and podman; a parts directory
 //! holds one stack's (`scripts/bench` keeps another stack's in
 //! `$BENCH_OUT/<stack>`), and only root's runs write `BENCHMARKS.md`.
@@ -22,7 +23,8 @@
 //! `BENCH_POLL_TRIALS` (6), `BENCH_IDLE_SECS` (600), `BENCH_OUT` (bench-results),
 //! `BENCH_PART` (a suffix for the part's name), and for `mass`:
 //! `BENCH_MASS_APPS` (200), `BENCH_MASS_CONCURRENCY` (1,4,8,16),
-//! `BENCH_MASS_SUBJECTS` (podkeeper,podman,quadlet).
+//! `BENCH_MASS_SUBJECTS` (podkeeper,podman,quadlet), and for `slowstops`:
+//! `BENCH_SLOW_TRIALS` (15), `BENCH_SLOW_APPS` (5).
 
 mod companion;
 mod health;
@@ -31,6 +33,7 @@ mod interrupt;
 mod mass;
 mod recovery;
 mod sim;
+mod slowstops;
 mod stack;
 mod stats;
 
@@ -48,7 +51,7 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-const ALL_CASES: [&str; 7] = [
+const ALL_CASES: [&str; 8] = [
     "recovery",
     "companion",
     "idle",
@@ -56,6 +59,7 @@ const ALL_CASES: [&str; 7] = [
     "scale",
     "burst",
     "health",
+    "slowstops",
 ];
 
 /// The stacks besides root that the bench runs on.
@@ -83,7 +87,14 @@ fn other_stacks(out: &Path) -> String {
 }
 
 /// The cases on the real stack (the others run on the simulated podman).
-const REAL_CASES: [&str; 5] = ["recovery", "companion", "idle", "mass", "health"];
+const REAL_CASES: [&str; 6] = [
+    "recovery",
+    "companion",
+    "idle",
+    "mass",
+    "health",
+    "slowstops",
+];
 
 /// Why `case` does not run on `stack`, if it does not.
 fn unavailable(case: &str, stack: &str) -> Option<&'static str> {
@@ -91,7 +102,7 @@ fn unavailable(case: &str, stack: &str) -> Option<&'static str> {
         return None;
     }
     match case {
-        "recovery" => None,
+        "recovery" | "slowstops" => None,
         "companion" | "idle" => Some(
             "its companions are Quadlet units of root's systemd user manager, which run the host's podman 4.3",
         ),
@@ -249,6 +260,7 @@ fn main() -> anyhow::Result<()> {
             "scale" => sim::scale(&mut results),
             "burst" => sim::burst(&mut results),
             "health" => rt.block_on(health::run(&mut results, &out)),
+            "slowstops" => rt.block_on(slowstops::run(&mut results, &out)),
             _ => unreachable!("checked above"),
         };
         if let Err(e) = run {

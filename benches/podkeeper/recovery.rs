@@ -408,7 +408,7 @@ fn push(v: &Mutex<Vec<f64>>, d: Duration) {
 }
 
 /// `HH:MM:SS.mmm` at the start of a debug line → milliseconds since midnight.
-fn stamp_ms(line: &str) -> Option<u64> {
+pub fn stamp_ms(line: &str) -> Option<u64> {
     let s = line.get(..12)?;
     let (h, m, sec, ms) = (
         s.get(0..2)?.parse::<u64>().ok()?,
@@ -419,7 +419,7 @@ fn stamp_ms(line: &str) -> Option<u64> {
     Some(((h * 60 + m) * 60 + sec) * 1000 + ms)
 }
 
-fn local_ms(t: DateTime<Utc>) -> u64 {
+pub fn local_ms(t: DateTime<Utc>) -> u64 {
     let l = t.with_timezone(&Local);
     l.num_seconds_from_midnight() as u64 * 1000 + (l.nanosecond() / 1_000_000) as u64
 }
@@ -435,7 +435,7 @@ pub fn has_word(line: &str, word: &str) -> bool {
 }
 
 /// The duration of call `name` in a react line's `[inspect 7.9ms, start 76ms]`.
-fn call_ms(line: &str, name: &str) -> Option<f64> {
+pub fn call_ms(line: &str, name: &str) -> Option<f64> {
     let calls = &line[line.find('[')? + 1..line.find(']')?];
     calls.split(", ").find_map(|c| {
         let v = c.strip_prefix(name)?.trim().strip_suffix("ms")?;

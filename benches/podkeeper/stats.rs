@@ -347,6 +347,16 @@ under podman's restart policy and under systemd. Every time ends at the last con
 `start` event, stamped by podman in nanoseconds and read from one `podman events` \
 subscription, so no subject is slowed by the bench polling it. Reconciles per app: podkeeper's \
 `react` lines per app after the kill.\n\
+7. **Kill beside slow stops** (`slowstops`). Five apps whose main process ignores SIGTERM \
+(busybox `sleep` as PID 1) with a healthcheck that always fails (`/bin/false`, interval 1 s, \
+retries 1): podkeeper (default `--max-concurrent`) keeps restarting them, each stop waiting out \
+podman's 10 s timeout. Beside them, `BENCH_ROTATE` apps of the recovery case's command are \
+killed in turn (`kill(2)` of the main PID, each after 10.5 s up), `BENCH_SLOW_TRIALS` times; \
+the latency is the new `StartedAt` − t0. The same kills with no slow app, in the same run, are \
+the normal figure; the target is the median within 1.5× of it. From podkeeper's `--debug` log, \
+per kill: the slow stops under way at the kill, the exit file seen, the start call, and the \
+time from the exit file to the repair's end spent outside podman calls (a slot waited for, the \
+exit grace).\n\
 \n\
 An interrupted bench (SIGINT, SIGTERM) kills the processes it started, removes every \
 container, Quadlet unit file and unit named `bench-…` and reloads systemd \
