@@ -370,16 +370,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<i32> {
             ));
         }
     }
+    let mut told_stopping = None;
     if let Some(notifier) = crate::ops::notify::Notifier::from_env() {
         reactor = reactor.with_observer(Box::new(notifier));
         // STOPPING=1 as the shutdown begins, not when the drain is over.
         let stopping = cancel.clone();
-        tokio::spawn(async move {
+        told_stopping = Some(tokio::spawn(async move {
             stopping.cancelled().await;
             crate::ops::notify::stopping();
-        });
+        }));
     }
     let stats = reactor.run(cancel.clone()).await;
+    if let Some(told) = told_stopping {
+        // With nothing in flight the reactor returns at once: the process
+        // must not exit before systemd has been told it is stopping.
+        cancel.cancel();
+        let _ = told.await;
+    }
     let mut report = Reporter::stdout(args.debug);
     report.note(
         "podkeeper",
