@@ -20,10 +20,15 @@ async fn running(sim: &SimRuntime, app: &LoadedApp) {
     sim.clear_calls();
 }
 
+/// One run of `app`'s check, nothing cancelling it.
+async fn check(sim: &SimRuntime, app: &LoadedApp, st: HealthState) -> (Reaction, HealthState) {
+    check_health(sim, "web", Some(app), st, &CancellationToken::new()).await
+}
+
 /// One run when due: the interval passes first.
 async fn next(sim: &SimRuntime, app: &LoadedApp, st: HealthState) -> (Reaction, HealthState) {
     tokio::time::advance(Duration::from_secs(10)).await;
-    check_health(sim, "web", Some(app), st, &CancellationToken::new()).await
+    check(sim, app, st).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -31,14 +36,7 @@ async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_f
     let sim = SimRuntime::new(&["localhost/bb:1"], None);
     let app = app("");
     running(&sim, &app).await;
-    let (r, st) = check_health(
-        &sim,
-        "web",
-        Some(&app),
-        HealthState::default(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let (r, st) = check(&sim, &app, HealthState::default()).await;
     assert_eq!((r.action, st.describe()), ("healthy", "healthy"));
     // Due an interval after this run began (its calls took a few ms).
     let due = r.requeue_after.unwrap();
@@ -116,7 +114,7 @@ async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_i
     sim.set_healthy("web", false);
     let mut st = HealthState::default();
     for _ in 0..5 {
-        let (r, next) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+        let (r, next) = check(&sim, &app, st).await;
         assert!(r.why.contains("start period"), "{}", r.why);
         st = next;
         tokio::time::advance(Duration::from_secs(10)).await;
@@ -124,7 +122,7 @@ async fn failures_in_the_start_period_should_not_count_and_a_stopped_container_i
     assert_eq!(st.streak, 0);
     sim.stop_by_hand("web");
     sim.clear_calls();
-    let (r, _) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    let (r, _) = check(&sim, &app, st).await;
     assert_eq!(r.why, "exited: not checked");
     assert_eq!(sim.calls(), ["inspect web"]);
     // No healthcheck (any more): the checks end.
@@ -144,36 +142,29 @@ async fn a_users_runs_should_count_once_each_and_runs_before_a_restart_never() {
     let sim = SimRuntime::new(&["localhost/bb:1"], None);
     let app = app("");
     running(&sim, &app).await;
-    let (_, st) = check_health(
-        &sim,
-        "web",
-        Some(&app),
-        HealthState::default(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let (_, st) = check(&sim, &app, HealthState::default()).await;
     assert_eq!(st.describe(), "healthy");
     sim.set_healthy("web", false);
     // Two runs by hand, then a look (a health_status event): 2 of 3.
     sim.check_now("web").unwrap();
     sim.check_now("web").unwrap();
-    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    let (r, st) = check(&sim, &app, st).await;
     assert_eq!((r.action, st.streak), ("failing", 2), "{r:?}");
     // The same log read again counts nothing more.
-    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    let (r, st) = check(&sim, &app, st).await;
     assert_eq!(
         (r.action, r.why.as_str(), st.streak),
         ("none", "no new check run", 2)
     );
     // Its own run, due now, is the third: restart.
     tokio::time::advance(Duration::from_secs(10)).await;
-    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    let (r, st) = check(&sim, &app, st).await;
     assert_eq!(r.action, "restart", "{r:?}");
     // podman keeps the log (and 4.3 its streak) across the start: the three
     // failures before it never count for the new start.
     sim.set_healthy("web", true);
     sim.check_now("web").unwrap();
-    let (r, st) = check_health(&sim, "web", Some(&app), st, &CancellationToken::new()).await;
+    let (r, st) = check(&sim, &app, st).await;
     assert_eq!((r.action, st.streak), ("healthy", 0), "{r:?}");
 }
 
