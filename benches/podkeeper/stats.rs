@@ -253,7 +253,7 @@ impl Results {
              BENCH_CASES=mass BENCH_MASS_SUBJECTS=podman,quadlet BENCH_PART=-peers bash scripts/bench\n\
              BENCH_IDLE_SECS=60 bash scripts/bench        # a quicker idle case\n\
              bash scripts/bench-interrupt-check INT       # an interrupted bench leaves nothing named bench-…\n```\n\n\
-             Raw samples: `{out}/latest.csv`; the podkeeper logs of the run: `{out}/*.log`.\n\n\
+             Raw samples: `{out}/latest.csv`; the podkeeper logs of the run: `{out}/*.log` (on the machine that ran it; not in git).\n\n\
              Measured (each case's part, its start): {runs}\n\n\
              ![latency distributions]({out}/latest.png)\n\n\
              ![mass recovery against --max-concurrent]({out}/mass.png)\n\n\
