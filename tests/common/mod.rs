@@ -220,6 +220,7 @@ pub struct Serial {
 /// flock on a file in /tmp), so two checkouts testing at once, or a bench
 /// and a test, never see each other's containers come and go.
 pub fn serial() -> Serial {
+    require_stack_env();
     static LOCK: Mutex<()> = Mutex::new(());
     let guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let host = std::fs::OpenOptions::new()
@@ -238,8 +239,62 @@ pub fn serial() -> Serial {
     }
 }
 
+/// Without the environment of `scripts/env.sh` (a plain `cargo test` on a
+/// newcomer's machine), end this test binary with one line naming the test
+/// files that need the stack, instead of every test failing on its own with
+/// the podman error of a stack that is not there. It is still a failure (exit
+/// 1), never a skip, so CI, which always sources `scripts/env.sh`, stays
+/// strict; and it comes before the host lock, so it never waits for it.
+fn require_stack_env() {
+    if std::env::var_os("PODKEEPER_STACK").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // The other tests of this binary wait here while the first one exits.
+    ONCE.call_once(|| {
+        let (mut real, mut plain) = (Vec::new(), Vec::new());
+        for entry in std::fs::read_dir(repo().join("tests"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let (Some(name), Ok(text)) = (
+                path.file_stem().and_then(|s| s.to_str()).map(String::from),
+                std::fs::read_to_string(&path),
+            ) else {
+                continue;
+            };
+            // The rule scripts/test runs the other stacks' files by.
+            if path.extension().is_some_and(|x| x == "rs") {
+                if text.contains("serial()") {
+                    real.push(name);
+                } else {
+                    plain.push(format!("--test {name}"));
+                }
+            }
+        }
+        real.sort();
+        plain.sort();
+        let line = format!(
+            "{}: needs the test stack (podman, systemd, Quadlet): run `bash scripts/test`, or \
+             `source scripts/env.sh root` on a host set up by scripts/setup-host. Files that \
+             need it: {}. Without it: cargo test --lib {}\n",
+            env!("CARGO_CRATE_NAME"),
+            real.join(" "),
+            plain.join(" ")
+        );
+        // Straight to stderr: the test harness would swallow a captured
+        // eprintln! of a process that exits.
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(line.as_bytes());
+        std::process::exit(1);
+    });
+}
+
 /// Fail loudly, never skip, when the stack is missing.
 pub fn require_podman() {
+    require_stack_env();
     let st = stack();
     let ok = podman(&["image", "exists", "localhost/bb:1"])
         .status
