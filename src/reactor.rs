@@ -36,7 +36,7 @@ use crate::observe::{EventSeen, Observer, Source, Subject, What};
 use crate::reconcile::app::reconcile_app;
 use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
-use crate::reconcile::Reaction;
+use crate::reconcile::{Action, Failure, Reaction};
 use crate::report::Reporter;
 use crate::runtime::Podman;
 use crate::scheduler::{Finished, Scheduler};
@@ -377,7 +377,7 @@ impl<R: Podman> Reactor<R> {
                 let dir = self.apps_dir.clone();
                 self.launch(keys, async move {
                     let mut r = Reaction::new(Key::Manifests);
-                    r.action = "reload";
+                    r.action = Action::Reload;
                     let Some(dir) = dir else {
                         return Done::Manifests(r, None);
                     };
@@ -393,11 +393,11 @@ impl<R: Podman> Reactor<R> {
                             Done::Manifests(r, Some(set))
                         }
                         Ok(Err(e)) => {
-                            r.result = Err(e.to_string());
+                            r.result = Err(Failure::Manifests(e.to_string()));
                             Done::Manifests(r, None)
                         }
                         Err(e) => {
-                            r.result = Err(e.to_string());
+                            r.result = Err(Failure::Panicked(e.to_string()));
                             Done::Manifests(r, None)
                         }
                     }
@@ -427,7 +427,7 @@ impl<R: Podman> Reactor<R> {
         // wait that says what its last one said (a stop by hand looked at
         // every few ms until podman is done with it).
         let quiet_check = matches!(reaction.key, Key::Health(_))
-            && reaction.action == "none"
+            && reaction.action == Action::None
             && reaction.result.is_ok();
         let said_already = self.wait_said_before(reaction);
         self.settle(reaction, now, !(quiet_check || said_already));
@@ -436,7 +436,7 @@ impl<R: Podman> Reactor<R> {
                 // Its container is down and it looks again shortly (the exit
                 // grace, podman cleaning up): that look is still a repair.
                 if let Key::App(id) = &r.key {
-                    if r.action == "wait"
+                    if r.action == Action::Wait
                         && r.waits_for.is_none()
                         && r.found.first().is_some_and(|f| f.state != "running")
                     {
@@ -460,7 +460,7 @@ impl<R: Podman> Reactor<R> {
                     self.exits.keep_containers(|id| known.contains_key(id));
                     self.learn_duplicates(findings.duplicates);
                 }
-                self.on_sweep_reach(findings.unreachable, now);
+                self.on_sweep_reach(r.failure(), now);
                 for (key, why) in &r.queue {
                     let verdict = self.schedule_verdict(key, now);
                     self.observe_event(&EventSeen {
@@ -491,7 +491,7 @@ impl<R: Podman> Reactor<R> {
             Done::Health(r, st) => {
                 if let Key::Health(id) = r.key {
                     self.health_runs.remove(&id);
-                    if r.action == "healthy" {
+                    if r.action == Action::Healthy {
                         self.wake_dependents(&id, true, now);
                     }
                     if st == HealthState::default() {
@@ -509,7 +509,7 @@ impl<R: Podman> Reactor<R> {
     /// (remembered until the app does something else).
     fn wait_said_before(&mut self, r: &Reaction) -> bool {
         let Key::App(id) = &r.key else { return false };
-        if r.action != "wait" || r.result.is_err() {
+        if r.action != Action::Wait || r.result.is_err() {
             self.waits_said.remove(id);
             return false;
         }
@@ -536,7 +536,7 @@ impl<R: Podman> Reactor<R> {
                 _ => {}
             }
             let mut r = Reaction::new(key);
-            r.result = Err(format!("the reconcile panicked: {e}"));
+            r.result = Err(Failure::Panicked(e.to_string()));
             if draining {
                 self.observe_reaction(&r, None, false);
             } else {

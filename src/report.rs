@@ -1,5 +1,6 @@
 //! What podkeeper tells people: one aligned line per event and per reaction in `--debug`, tracing otherwise, and `check`'s report.
 
+use std::fmt;
 use std::io::Write;
 use std::time::Duration;
 
@@ -7,7 +8,8 @@ use tokio::time::Instant;
 
 use crate::manifest::{self, ManifestSet};
 use crate::observe::{EventSeen, Observer, Reacted};
-use crate::reconcile::Reaction;
+use crate::reconcile::app::Drift;
+use crate::reconcile::{Action, Failure, Reaction};
 use crate::trust::Finding;
 
 /// Durations for people, as every line words them.
@@ -97,12 +99,16 @@ impl Reporter {
             let key = r.key.to_string();
             self.line(
                 "react",
-                &format!("{key:<24} {:<9} {:<36} [{calls}] {result}", r.action, r.why),
+                &format!(
+                    "{key:<24} {:<9} {:<36} [{calls}] {result}",
+                    r.action.as_str(),
+                    r.why
+                ),
             );
         } else if r.result.is_err() {
-            tracing::warn!(key = %r.key, action = r.action, why = %r.why, calls = %calls, "{result}");
-        } else if r.action != "none" {
-            tracing::info!(key = %r.key, action = r.action, why = %r.why, calls = %calls, "ok");
+            tracing::warn!(key = %r.key, action = r.action.as_str(), why = %r.why, calls = %calls, "{result}");
+        } else if r.action != Action::None {
+            tracing::info!(key = %r.key, action = r.action.as_str(), why = %r.why, calls = %calls, "ok");
         } else {
             tracing::debug!(key = %r.key, why = %r.why, calls = %calls, "nothing to do");
         }
@@ -132,6 +138,27 @@ impl Observer for Reporter {
     fn reaction(&mut self, r: &Reacted<'_>) {
         if !r.quiet {
             Reporter::reaction(self, r.reaction, r.retry_in);
+        }
+    }
+}
+
+/// A failure in words: the runtime's message with what the reconciler was
+/// doing. The one place a [`Failure`] becomes text (the debug line,
+/// tracing, status's last reaction and its cause).
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Podman(e) | Failure::Image(e) => write!(f, "{e}"),
+            Failure::Pull { image, error } => write!(f, "pull {image}: {error}"),
+            Failure::NameHeld { name, after, error } => write!(
+                f,
+                "the name {name:?} is still in use after {}s: {error}",
+                after.as_secs()
+            ),
+            Failure::NotOurs => f.write_str(&Drift::NotOurs.describe()),
+            Failure::Systemd(e) => write!(f, "{e}"),
+            Failure::Companion(e) | Failure::Manifests(e) => f.write_str(e),
+            Failure::Panicked(e) => write!(f, "the reconcile panicked: {e}"),
         }
     }
 }

@@ -167,7 +167,7 @@ impl Observer for Collect {
         let mut seen = self.0.lock().unwrap();
         seen.reactions.push((
             r.reaction.key.to_string(),
-            r.reaction.action.to_string(),
+            r.reaction.action.as_str().to_string(),
             calls,
             r.reaction.result.is_ok(),
             r.retry_in,

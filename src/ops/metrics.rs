@@ -12,8 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use super::state::Board;
+use std::collections::BTreeMap;
+
 use crate::observe::{EventSeen, Reacted, Source};
+use crate::reconcile::Category;
 use crate::trigger::Key;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -27,6 +29,12 @@ pub struct ReconcileLabels {
     pub kind: &'static str,
     pub action: &'static str,
     pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub kind: &'static str,
+    pub cause: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,6 +57,8 @@ pub struct Metrics {
     registry: Registry,
     events: Family<EventLabels, Counter>,
     reconciles: Family<ReconcileLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    panics: Counter,
     reconcile_seconds: Family<KindLabels, Histogram>,
     restarts: Family<AppLabels, Counter>,
     apps: Family<StateLabels, Gauge>,
@@ -76,6 +86,8 @@ impl Metrics {
             registry: Registry::default(),
             events: Family::default(),
             reconciles: Family::default(),
+            failures: Family::default(),
+            panics: Counter::default(),
             reconcile_seconds: Family::new_with_constructor(seconds_histogram),
             restarts: Family::default(),
             apps: Family::default(),
@@ -93,6 +105,16 @@ impl Metrics {
             "reconciles",
             "Finished reconciles, by key kind, action and result",
             m.reconciles.clone(),
+        );
+        registry.register(
+            "reconcile_failures",
+            "Failed reconciles, by key kind and cause (unreachable, timeout, name-conflict, image-missing, refused, local, panicked)",
+            m.failures.clone(),
+        );
+        registry.register(
+            "reconcile_panics",
+            "Reconciles lost to a panic (each key of the task), settled as failed and retried after the backoff",
+            m.panics.clone(),
         );
         registry.register(
             "reconcile_duration_seconds",
@@ -153,10 +175,22 @@ impl Metrics {
         self.reconciles
             .get_or_create(&ReconcileLabels {
                 kind,
-                action: r.action,
+                action: r.action.as_str(),
                 result: if r.result.is_ok() { "ok" } else { "failed" },
             })
             .inc();
+        if let Some(failure) = r.failure() {
+            let cause = failure.category();
+            self.failures
+                .get_or_create(&FailureLabels {
+                    kind,
+                    cause: cause.as_str(),
+                })
+                .inc();
+            if cause == Category::Panicked {
+                self.panics.inc();
+            }
+        }
         let took = r.call_time().as_secs_f64();
         self.reconcile_seconds
             .get_or_create(&KindLabels { kind })
@@ -177,19 +211,24 @@ impl Metrics {
     }
 
     /// The text exposition (OpenMetrics, which Prometheus reads), with the
-    /// gauges set from `board` now.
-    pub fn encode(&self, board: &Board) -> String {
+    /// gauges set now from how many apps and companions are in each state
+    /// (the status board's counts).
+    pub fn encode(&self, apps: &BTreeMap<String, i64>, companions: &BTreeMap<&str, i64>) -> String {
         self.apps.clear();
-        for (state, n) in board.app_states() {
-            self.apps.get_or_create(&StateLabels { state }).set(n);
+        for (state, n) in apps {
+            self.apps
+                .get_or_create(&StateLabels {
+                    state: state.clone(),
+                })
+                .set(*n);
         }
         self.companions.clear();
-        for (state, n) in board.companion_states() {
+        for (state, n) in companions {
             self.companions
                 .get_or_create(&StateLabels {
                     state: state.to_string(),
                 })
-                .set(n);
+                .set(*n);
         }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {

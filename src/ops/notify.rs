@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::manifest::ManifestSet;
 use crate::observe::{Observer, Reacted};
+use crate::reconcile::Action;
 use crate::trigger::Key;
 
 /// Test-only: after this many seconds (a whole number) of `run`, the reactor loop blocks for
@@ -132,7 +133,7 @@ impl Observer for Notifier {
 
     fn reaction(&mut self, reacted: &Reacted<'_>) {
         let r = reacted.reaction;
-        let settled = r.result.is_ok() && !matches!(r.action, "wait" | "conflict");
+        let settled = r.result.is_ok() && !matches!(r.action, Action::Wait | Action::Conflict);
         match &r.key {
             Key::Sweep => {
                 let at = chrono::Local::now().format("%H:%M:%S").to_string();
@@ -223,7 +224,8 @@ pub fn stopping() {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reconcile::Reaction;
+    use crate::reconcile::{Failure, Reaction};
+    use crate::runtime::RuntimeError;
 
     /// A reaction as the reactor hands it to observers.
     fn feed(n: &mut Notifier, r: &Reaction) {
@@ -258,8 +260,8 @@ mod tests {
 
     fn reaction(key: Key, result: Result<(), String>) -> Reaction {
         let mut r = Reaction::new(key);
-        r.action = "start";
-        r.result = result;
+        r.action = Action::Start;
+        r.result = result.map_err(|e| Failure::Podman(RuntimeError::Failed(e)));
         r
     }
 
@@ -347,7 +349,7 @@ mod tests {
         feed(&mut n, &Reaction::new(Key::Sweep));
         let name = set.companions().next().unwrap().0.to_string();
         let mut wait = Reaction::new(Key::Companion(name.clone()));
-        wait.action = "wait";
+        wait.action = Action::Wait;
         feed(&mut n, &wait);
         assert!(
             n.summary().contains("0/1 companions as declared"),

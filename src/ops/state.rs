@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::metrics::Metrics;
 use crate::manifest::{DesiredState, ManifestSet};
 use crate::observe::{EventSeen, Ignored, Observer, Reacted, Verdict, What};
-use crate::reconcile::Reaction;
+use crate::reconcile::{Action, Category, Failure, Reaction};
 use crate::trigger::Key;
 
 /// What the control socket serves from: the board and the metrics.
@@ -49,7 +49,8 @@ impl Shared {
     /// The metrics text as served (the gauges are read off the board now).
     pub fn metrics_text(&self) -> String {
         let board = self.board();
-        self.metrics.encode(&board)
+        self.metrics
+            .encode(&board.app_states(), &board.companion_states())
     }
 }
 
@@ -68,7 +69,7 @@ impl LastReaction {
     fn of(r: &Reaction, at: DateTime<Utc>) -> Self {
         LastReaction {
             at: rfc3339(at),
-            action: r.action.to_string(),
+            action: r.action.as_str().to_string(),
             reason: r.why.clone(),
             result: match &r.result {
                 Ok(()) => "ok".into(),
@@ -127,6 +128,8 @@ pub struct Board {
     pub podman_error: Option<String>,
     pub last_sweep: Option<DateTime<Utc>>,
     pub started: Option<DateTime<Utc>>,
+    /// Reconciles lost to a panic (each key of the task), settled as failed.
+    pub panics: u64,
 }
 
 /// `podkeeper status --json`.
@@ -140,6 +143,9 @@ pub struct Status {
     pub podman_error: Option<String>,
     pub apps: Vec<AppStatus>,
     pub companions: Vec<CompanionStatus>,
+    /// Reconciles lost to a panic since start-up (absent from older daemons).
+    #[serde(default)]
+    pub reconcile_panics: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -182,19 +188,16 @@ fn until(now: DateTime<Utc>, d: Option<Duration>) -> Option<DateTime<Utc>> {
         .map(|d| now + d)
 }
 
-/// A failed reconcile's cause in status words, from what the reconciler
-/// said (its action and error text are the record).
-pub fn cause(action: &str, error: &str) -> String {
-    let e = crate::manifest::excerpt::excerpt(error, 160);
-    if action == "conflict" || error.contains("still in use") {
-        format!("name conflict: {e}")
-    } else if error.starts_with("pull ") || error.contains("image not known") {
-        format!("image missing: {e}")
-    } else if error.starts_with("podman unreachable") || error.contains("did not answer within") {
-        format!("podman unreachable: {e}")
-    } else {
-        format!("failed: {e}")
-    }
+/// A failed reconcile's cause in status words: its category, then its text.
+pub fn cause(failure: &Failure) -> String {
+    let e = crate::manifest::excerpt::excerpt(&failure.to_string(), 160);
+    let what = match failure.category() {
+        Category::NameConflict => "name conflict",
+        Category::ImageMissing => "image missing",
+        _ if failure.podman_away() => "podman unreachable",
+        _ => "failed",
+    };
+    format!("{what}: {e}")
 }
 
 impl Board {
@@ -209,23 +212,23 @@ impl Board {
         if std::mem::take(&mut row.died_during_run) {
             row.state = Some("exited".into());
         }
-        if r.action != "none" || r.result.is_err() || row.last.is_none() {
+        if r.action != Action::None || r.result.is_err() || row.last.is_none() {
             row.last = Some(LastReaction::of(r, at));
         }
         // A look again shortly (the exit grace, podman cleaning up) changes
         // no hold: what the last start or exit said of the next one stands.
-        let look_again = r.action == "wait" && r.waits_for.is_none() && r.result.is_ok();
+        let look_again = r.action == Action::Wait && r.waits_for.is_none() && r.result.is_ok();
         if !look_again {
             row.held_until = until(at, held);
         }
         row.waiting_for = None;
         match &r.result {
-            Err(e) => row.failure = Some(cause(r.action, e)),
+            Err(e) => row.failure = Some(cause(e)),
             Ok(()) => {
                 row.failure = None;
                 // Waiting for a dependency; a wait to look again shortly
                 // (the exit grace, podman cleaning up) is no state of its own.
-                if r.action == "wait" && r.waits_for.is_some() {
+                if r.action == Action::Wait && r.waits_for.is_some() {
                     row.waiting_for = Some(match r.why.split_once("waiting for ") {
                         Some((_, what)) => what.to_string(),
                         None => r.why.clone(),
@@ -237,7 +240,7 @@ impl Board {
                     row.crashed_after = held.and(r.restarted_after);
                 } else if look_again {
                     // Whatever the crash loop was, it still is.
-                } else if r.action != "none" || row.state.as_deref() != Some("running") {
+                } else if r.action != Action::None || row.state.as_deref() != Some("running") {
                     row.crashed_after = None;
                 }
             }
@@ -292,24 +295,24 @@ impl Board {
             return;
         };
         match (r.action, &r.result) {
-            ("healthy", _) => {
+            (Action::Healthy, _) => {
                 // A check passed: its container runs.
                 row.health = Some("healthy".into());
                 row.state = Some("running".into());
             }
-            ("failing", _) => row.health = Some("failing".into()),
-            ("restart", Ok(())) => {
+            (Action::Failing, _) => row.health = Some("failing".into()),
+            (Action::Restart, Ok(())) => {
                 row.health = Some("unhealthy".into());
                 row.restarts += 1;
                 row.state = Some("running".into());
             }
-            ("wait", Ok(())) => {
+            (Action::Wait, Ok(())) => {
                 row.health = Some("unhealthy".into());
                 row.held_until = until(at, r.requeue_after);
             }
             _ => {}
         }
-        if r.action != "none" || r.result.is_err() {
+        if r.action != Action::None || r.result.is_err() {
             row.last = Some(LastReaction::of(r, at));
         }
     }
@@ -324,13 +327,13 @@ impl Board {
         let Some(row) = self.companions.get_mut(name) else {
             return;
         };
-        if r.action != "none" || r.result.is_err() || row.last.is_none() {
+        if r.action != Action::None || r.result.is_err() || row.last.is_none() {
             row.last = Some(LastReaction::of(r, at));
         }
         row.held_until = until(at, held);
         (row.state, row.why) = match (&r.result, r.action) {
-            (Err(e), action) => ("failed", Some(cause(action, e))),
-            (Ok(()), "wait") => ("waiting", Some(r.why.clone())),
+            (Err(e), _) => ("failed", Some(cause(e))),
+            (Ok(()), Action::Wait) => ("waiting", Some(r.why.clone())),
             (Ok(()), _) => ("active", None),
         };
     }
@@ -406,6 +409,7 @@ impl Board {
             podman_error: self.podman_error.clone(),
             apps,
             companions,
+            reconcile_panics: self.panics,
         }
     }
 
@@ -455,6 +459,9 @@ impl Observer for Records {
         let at = Utc::now();
         let held = reacted.held_for.or(reacted.retry_in);
         let mut board = self.shared.board();
+        if r.failure().map(Failure::category) == Some(Category::Panicked) {
+            board.panics += 1;
+        }
         match &r.key {
             Key::App(id) => {
                 if r.restarted_after.is_some() && r.result.is_ok() {
@@ -463,7 +470,7 @@ impl Observer for Records {
                 board.app_reaction(id, r, at, held);
             }
             Key::Health(id) => {
-                if r.action == "restart" && r.result.is_ok() {
+                if r.action == Action::Restart && r.result.is_ok() {
                     self.shared.metrics.count_restart(id);
                 }
                 board.health_reaction(id, r, at);
@@ -481,7 +488,7 @@ impl Observer for Records {
                             }
                         }
                     }
-                    Err(e) => board.podman_error = Some(e.clone()),
+                    Err(e) => board.podman_error = Some(e.to_string()),
                 }
             }
             Key::Manifests => {}

@@ -131,6 +131,12 @@ pub fn table(s: &Status) -> String {
             None => String::new(),
         }
     );
+    if s.reconcile_panics > 0 {
+        out.push_str(&format!(
+            "{} reconcile(s) panicked (settled as failed and retried; see the log)\n",
+            s.reconcile_panics
+        ));
+    }
     let ok = s.apps.iter().filter(|a| a.why.is_none()).count();
     out.push_str(&format!("\n{ok}/{} apps as declared\n", s.apps.len()));
     let mut rows = vec![[

@@ -23,6 +23,7 @@ use crate::reconcile::companion::{
     is_temp_file, reconcile_companions, Batch, BatchReactions, CompanionItem, SharedSystemd,
     StartedFrom,
 };
+use crate::reconcile::Action;
 use crate::runtime::Podman;
 use crate::scheduler::{Finished, Scheduler};
 use crate::trigger::{ChangeKind, FileChange, Key, KeyRef, PodmanEvent};
@@ -331,7 +332,7 @@ impl<R: Podman> Reactor<R> {
                 }
             }
             // "As declared" is in the summary line already.
-            let print = r.action != "none" || r.result.is_err();
+            let print = r.action != Action::None || r.result.is_err();
             self.settle(&r, now, print);
         }
     }

@@ -88,7 +88,7 @@ impl<R: Podman> Reactor<R> {
                 self.waiting.remove(id);
             }
         }
-        if r.result.is_ok() && matches!(r.action, "create" | "start" | "recreate" | "unpause") {
+        if r.result.is_ok() && r.action.starts_container() {
             self.wake_dependents(id, false, now);
         }
     }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::Reactor;
 use crate::observe::{EventSeen, Source, Subject, What};
+use crate::reconcile::Failure;
 use crate::runtime::Podman;
 use crate::trigger::Key;
 
@@ -42,9 +43,12 @@ impl<R: Podman> Reactor<R> {
         self
     }
 
-    /// A sweep ended: `unreachable` says why podman could not be listed.
-    pub(super) fn on_sweep_reach(&mut self, unreachable: Option<String>, now: Instant) {
-        match (unreachable, self.outage.since) {
+    /// A sweep ended, failed with `failure` if it did: an outage begins
+    /// when podman was away (by the failure's category: unreachable, or no
+    /// answer in time), and ends when podman answered anything.
+    pub(super) fn on_sweep_reach(&mut self, failure: Option<&Failure>, now: Instant) {
+        let away = failure.filter(|f| f.podman_away());
+        match (away, self.outage.since) {
             (Some(error), None) => {
                 self.outage.since = Some(now);
                 self.report.note(

@@ -60,7 +60,7 @@ mod tests {
         let db = loaded("db", "");
         let web = loaded("web", "  depends_on:\n    - app: db\n");
         let r = reconcile_app(&sim, "web", Some(&web), false).await;
-        assert_eq!(r.action, "wait");
+        assert_eq!(r.action.as_str(), "wait");
         assert_eq!(
             r.why,
             "container missing; waiting for db (no container yet)"
@@ -69,13 +69,13 @@ mod tests {
         assert!(sim.container("web").is_none());
         reconcile_app(&sim, "db", Some(&db), false).await;
         let r = reconcile_app(&sim, "web", Some(&web), false).await;
-        assert_eq!(r.action, "create", "{r:?}");
+        assert_eq!(r.action.as_str(), "create", "{r:?}");
         // db down, web crashes: web waits for db again.
         sim.crash("db", 1);
         sim.crash("web", 1);
         tokio::time::advance(Duration::from_secs(1)).await;
         let r = reconcile_app(&sim, "web", Some(&web), false).await;
-        assert_eq!(r.action, "wait", "{r:?}");
+        assert_eq!(r.action.as_str(), "wait", "{r:?}");
         assert!(r.why.ends_with("waiting for db (exited)"), "{}", r.why);
         // A healthy condition is not met by podman's silence.
         let web = loaded(

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{CallLog, Reaction};
+use super::{Action, CallLog, Failure, Reaction};
 use crate::backoff::Backoff;
 use crate::manifest::{DesiredState, HealthCheck, LoadedApp};
 use crate::runtime::{
@@ -113,7 +113,7 @@ pub async fn check_health<R: Podman>(
     }
     r.requeue_after = Some(next);
     r.calls = log.calls;
-    r.result = result.map_err(|e| e.to_string());
+    r.result = result.map_err(Failure::from);
     (r, st)
 }
 
@@ -270,7 +270,7 @@ async fn verdict<R: Podman>(
         }
         Some(true) => {
             if st.healthy != Some(true) {
-                r.action = "healthy";
+                r.action = Action::Healthy;
                 st.healthy_since = Some(now);
             }
             st.healthy = Some(true);
@@ -296,13 +296,13 @@ async fn verdict<R: Podman>(
     if st.streak < h.retries() {
         // The first failure of a healthy app is news; the next ones are not.
         if fold.from_zero && st.healthy == Some(true) {
-            r.action = "failing";
+            r.action = Action::Failing;
         }
         return Ok(());
     }
     st.healthy = Some(false);
     if let Some(hold) = st.hold_until.filter(|t| *t > now) {
-        r.action = "wait";
+        r.action = Action::Wait;
         r.why = format!(
             "unhealthy ({} failed checks); restart #{} held by the backoff for {}",
             st.streak,
@@ -320,7 +320,7 @@ async fn verdict<R: Podman>(
         );
         return Ok(());
     }
-    r.action = "restart";
+    r.action = Action::Restart;
     st.restarts += 1;
     r.why = format!(
         "unhealthy: {} consecutive failed checks{output} (restart #{}, after {} up)",

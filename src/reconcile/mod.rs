@@ -7,6 +7,7 @@ pub mod app;
 pub mod companion;
 pub mod depends;
 pub mod health;
+pub mod outcome;
 pub mod sweep;
 pub mod unit_paths;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::trigger::Key;
+pub use outcome::{Action, Category, Failure};
 
 /// One runtime call as the reconciler made it: its name and how long it took.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,12 +49,11 @@ impl CallLog {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reaction {
     pub key: Key,
-    /// `none`, `create`, `start`, `recreate`, `remove`, `unpause`, `wait`, …
-    pub action: &'static str,
+    pub action: Action,
     /// Why, in words: "exited (code 137)", "spec changed", …
     pub why: String,
     pub calls: Vec<Call>,
-    pub result: Result<(), String>,
+    pub result: Result<(), Failure>,
     /// When this run started a container that had exited: how long it had run.
     pub restarted_after: Option<Duration>,
     /// Run again after this long (a transient state was seen).
@@ -82,7 +83,7 @@ impl Reaction {
     pub fn new(key: Key) -> Self {
         Reaction {
             key,
-            action: "none",
+            action: Action::None,
             why: String::new(),
             calls: Vec::new(),
             result: Ok(()),
@@ -92,6 +93,11 @@ impl Reaction {
             found: Vec::new(),
             waits_for: None,
         }
+    }
+
+    /// The failure, if it failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.result.as_ref().err()
     }
 
     /// Total time spent in runtime calls.

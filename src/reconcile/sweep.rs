@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{CallLog, Found, Reaction};
+use super::{Action, CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
-use crate::runtime::{ContainerInfo, Podman, RuntimeError};
+use crate::runtime::{ContainerInfo, Podman};
 use crate::trigger::Key;
 use crate::APP_LABEL;
 
@@ -20,9 +20,6 @@ pub struct SweepFindings {
     /// web-old` leaves one, and podkeeper creates a new `web`): (container
     /// name, app id), whether the sweep queued them for removal or not.
     pub duplicates: Vec<(String, String)>,
-    /// Why podman could not be listed, when it did not answer at all
-    /// (unreachable or no answer in time), as opposed to answering an error.
-    pub unreachable: Option<String>,
 }
 
 /// List every labelled container once and compare with `apps`.
@@ -99,9 +96,9 @@ pub async fn sweep<R: Podman>(
                 }
             }
             reaction.action = if reaction.queue.is_empty() {
-                "none"
+                Action::None
             } else {
-                "queue"
+                Action::Queue
             };
             reaction.why = format!(
                 "{} containers listed, {} differ{}",
@@ -114,15 +111,7 @@ pub async fn sweep<R: Podman>(
                 }
             );
         }
-        Err(e) => {
-            if matches!(
-                e,
-                RuntimeError::Unreachable(_) | RuntimeError::Timeout { .. }
-            ) {
-                findings.unreachable = Some(e.to_string());
-            }
-            reaction.result = Err(e.to_string());
-        }
+        Err(e) => reaction.result = Err(e.into()),
     }
     reaction.calls = log.calls;
     (reaction, findings)

@@ -224,21 +224,67 @@ async fn a_dependent_should_say_what_it_waits_for() {
 }
 
 #[test]
-fn causes_should_be_named_from_the_reconcilers_words() {
-    assert!(
-        cause("conflict", "a container of that name exists without").starts_with("name conflict: ")
-    );
-    assert!(
-        cause("create", "the name \"web\" is still in use after 5s").starts_with("name conflict: ")
-    );
-    assert!(cause("start", "podman unreachable: connection refused")
-        .starts_with("podman unreachable: "));
-    assert!(cause("none", "inspect did not answer within 15s").starts_with("podman unreachable: "));
-    assert!(cause("create", "pull localhost/x:1: not found").starts_with("image missing: "));
-    assert_eq!(
-        cause("start", "oci runtime error"),
-        "failed: oci runtime error"
-    );
+fn causes_should_be_named_from_the_failures_category_never_its_words() {
+    use crate::reconcile::Failure;
+    use crate::runtime::systemd::SystemdError;
+    use crate::runtime::RuntimeError;
+    let name_held = Failure::NameHeld {
+        name: "web".into(),
+        after: Duration::from_secs(5),
+        error: RuntimeError::NameInUse("name in use".into()),
+    };
+    let timeout = RuntimeError::Timeout {
+        call: "inspect",
+        after: Duration::from_secs(15),
+    };
+    let cases = [
+        (Failure::NotOurs, "name conflict: "),
+        (name_held, "name conflict: "),
+        (
+            Failure::Podman(RuntimeError::Unreachable("connection refused".into())),
+            "podman unreachable: ",
+        ),
+        (Failure::Podman(timeout), "podman unreachable: "),
+        (
+            Failure::Pull {
+                image: "localhost/x:1".into(),
+                error: RuntimeError::NotFound("manifest unknown".into()),
+            },
+            "image missing: ",
+        ),
+        (
+            Failure::Image(RuntimeError::NotFound("image not known".into())),
+            "image missing: ",
+        ),
+        // A pull podman could not be asked for: podman is away, whatever
+        // the text begins with.
+        (
+            Failure::Pull {
+                image: "localhost/x:1".into(),
+                error: RuntimeError::Unreachable("connection refused".into()),
+            },
+            "podman unreachable: pull localhost/x:1: ",
+        ),
+        // A systemctl that does not answer is not podman's outage.
+        (
+            Failure::Systemd(SystemdError::Timeout {
+                call: "show",
+                after: Duration::from_secs(10),
+            }),
+            "failed: systemctl show did not answer",
+        ),
+        (
+            Failure::Podman(RuntimeError::Failed("oci runtime error".into())),
+            "failed: oci runtime error",
+        ),
+    ];
+    for (failure, words) in cases {
+        assert!(
+            cause(&failure).starts_with(words),
+            "{failure:?}: {}",
+            cause(&failure)
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -346,7 +392,7 @@ fn an_exit_during_the_restart_that_started_it_should_show_as_crash_looping() {
     );
     hear(&mut records, "died", Verdict::Dirty(KeyRef::App("db")));
     let mut r = Reaction::new(Key::App("db".into()));
-    r.action = "start";
+    r.action = crate::reconcile::Action::Start;
     r.why = "exited (code 1)".into();
     r.restarted_after = Some(Duration::from_millis(40));
     r.found = vec![crate::reconcile::Found {

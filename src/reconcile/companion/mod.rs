@@ -42,7 +42,7 @@ use futures::StreamExt;
 use self::plan::{by_id, learn_definition, plan, Plan};
 use self::unit_files::{file_step, FileJob, FileOutcome};
 pub use self::unit_files::{is_temp_file, write_atomic, TEMP_SUFFIX};
-use super::{CallLog, Reaction};
+use super::{Action, CallLog, Failure, Reaction};
 use crate::manifest::Companion;
 use crate::runtime::systemd::{Systemd, UnitState};
 use crate::trigger::Key;
@@ -115,7 +115,7 @@ struct Work {
     plan: Option<Plan>,
     log: CallLog,
     notes: Vec<String>,
-    error: Option<String>,
+    error: Option<Failure>,
     restarted_after: Option<Duration>,
 }
 
@@ -129,7 +129,7 @@ impl Work {
         matches!(self.plan, Some(Plan::Start { .. } | Plan::Restart(_)))
     }
 
-    fn fail(&mut self, e: impl Into<String>) {
+    fn fail(&mut self, e: impl Into<Failure>) {
         if self.error.is_none() {
             self.error = Some(e.into());
         }
@@ -177,7 +177,7 @@ type States = HashMap<String, UnitState>;
 impl<'a> BatchRun<'a> {
     fn new(sd: &'a dyn Systemd, items: Vec<CompanionItem>, started_from: StartedFrom) -> Self {
         let mut summary = Reaction::new(batch_key());
-        summary.action = "batch";
+        summary.action = Action::Batch;
         let works = items
             .into_iter()
             .map(|i| {
@@ -215,7 +215,7 @@ impl<'a> BatchRun<'a> {
         unit_dir: &Path,
         scan_dirs: Vec<PathBuf>,
         known_services: Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let (watch, before) = self.show_before().await?;
         self.stop_going(&before).await;
         let changed_files = self.write_files(unit_dir).await?;
@@ -229,7 +229,7 @@ impl<'a> BatchRun<'a> {
     }
 
     /// 1. One show for the batch; learn the definitions of runs not seen yet.
-    async fn show_before(&mut self) -> Result<(Vec<String>, States), String> {
+    async fn show_before(&mut self) -> Result<(Vec<String>, States), Failure> {
         let mut watch: BTreeSet<String> = BTreeSet::new();
         for w in &self.works {
             watch.extend(w.service());
@@ -238,7 +238,7 @@ impl<'a> BatchRun<'a> {
         let watch: Vec<String> = watch.into_iter().collect();
         let before = match self.slog.time("show", self.sd.show(&watch)).await {
             Ok(states) => by_id(states),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         for st in before.values() {
             learn_definition(&mut self.started_from, st);
@@ -258,7 +258,7 @@ impl<'a> BatchRun<'a> {
                     reset_going.push(svc.clone());
                 } else if st.active_state != "inactive" {
                     if let Err(e) = w.log.time("stop", sd.stop(&svc)).await {
-                        w.fail(e.to_string());
+                        w.fail(e);
                     }
                 }
                 self.started_from.remove(&svc);
@@ -278,7 +278,7 @@ impl<'a> BatchRun<'a> {
     /// 3. Files, off the async threads (fsync can take a while).
     ///
     /// Returns how many files were written or removed.
-    async fn write_files(&mut self, unit_dir: &Path) -> Result<usize, String> {
+    async fn write_files(&mut self, unit_dir: &Path) -> Result<usize, Failure> {
         let jobs: Vec<FileJob> = self
             .works
             .iter()
@@ -297,12 +297,12 @@ impl<'a> BatchRun<'a> {
         let dir = unit_dir.to_path_buf();
         let files = tokio::task::spawn_blocking(move || file_step(&dir, jobs))
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::Panicked(e.to_string()))?;
         let mut changed_files = 0;
         for (w, (keep, removed, calls)) in self.works.iter_mut().zip(files) {
             w.log.calls.extend(calls);
             if let Some(FileOutcome::Failed(e)) = &keep {
-                w.fail(e.clone());
+                w.fail(Failure::Companion(e.clone()));
             }
             changed_files += usize::from(matches!(keep, Some(FileOutcome::Written(_))));
             changed_files += removed
@@ -311,7 +311,7 @@ impl<'a> BatchRun<'a> {
                 .count();
             for r in &removed {
                 if let FileOutcome::Failed(e) = r {
-                    w.fail(e.clone());
+                    w.fail(Failure::Companion(e.clone()));
                 }
             }
             w.file = keep;
@@ -330,7 +330,7 @@ impl<'a> BatchRun<'a> {
         watch: &[String],
         scan_dirs: Vec<PathBuf>,
         known_services: Vec<String>,
-    ) -> Result<States, String> {
+    ) -> Result<States, Failure> {
         let sd = self.sd;
         let stale: Vec<String> = self
             .works
@@ -351,7 +351,7 @@ impl<'a> BatchRun<'a> {
                     let wrote = matches!(w.file, Some(FileOutcome::Written(_)))
                         || w.removed_files.contains(&FileOutcome::Removed);
                     if wrote || stale.contains(&w.name) {
-                        w.fail(error.clone());
+                        w.fail(Failure::Companion(error.clone()));
                     }
                 }
                 self.summary.why = error;
@@ -367,23 +367,16 @@ impl<'a> BatchRun<'a> {
             .filter(|s| !watch.contains(s))
             .collect();
         if !others.is_empty() {
-            let states = self
-                .slog
-                .time("show", sd.show(&others))
-                .await
-                .map_err(|e| e.to_string())?;
+            let states = self.slog.time("show", sd.show(&others)).await?;
             for st in &states {
                 learn_definition(&mut self.started_from, st);
             }
         }
-        self.slog
-            .time("daemon-reload", sd.daemon_reload())
-            .await
-            .map_err(|e| e.to_string())?;
+        self.slog.time("daemon-reload", sd.daemon_reload()).await?;
         let wanted: Vec<String> = self.works.iter().filter_map(Work::service).collect();
         let after = match self.slog.time("show", sd.show(&wanted)).await {
             Ok(states) => by_id(states),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         self.summary.why = if changed_files > 0 {
             "daemon-reload: files changed".to_string()
@@ -404,7 +397,7 @@ impl<'a> BatchRun<'a> {
                 continue;
             };
             let Some(st) = after.get(&svc) else {
-                w.fail(format!("systemd did not report {svc}"));
+                w.fail(Failure::Companion(format!("systemd did not report {svc}")));
                 continue;
             };
             let plan = plan(unit_dir, &c, st, &self.started_from);
@@ -440,7 +433,7 @@ impl<'a> BatchRun<'a> {
                     _ => None,
                 };
                 if let Some(Err(e)) = res {
-                    w.fail(e.to_string());
+                    w.fail(e);
                 }
                 w
             })

@@ -37,7 +37,7 @@ async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_f
     let app = app("");
     running(&sim, &app).await;
     let (r, st) = check(&sim, &app, HealthState::default()).await;
-    assert_eq!((r.action, st.describe()), ("healthy", "healthy"));
+    assert_eq!((r.action.as_str(), st.describe()), ("healthy", "healthy"));
     // Due an interval after this run began (its calls took a few ms).
     let due = r.requeue_after.unwrap();
     assert!(
@@ -47,15 +47,15 @@ async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_f
     sim.set_healthy("web", false);
     let (r, st) = next(&sim, &app, st).await;
     assert_eq!(
-        (r.action, r.why.as_str()),
+        (r.action.as_str(), r.why.as_str()),
         ("failing", "check failed (1/3): exit code 1")
     );
     let (r, st) = next(&sim, &app, st).await;
-    assert_eq!((r.action, st.streak), ("none", 2));
+    assert_eq!((r.action.as_str(), st.streak), ("none", 2));
     tokio::time::advance(Duration::from_secs(20)).await;
     sim.clear_calls();
     let (r, st) = next(&sim, &app, st).await;
-    assert_eq!(r.action, "restart", "{r:?}");
+    assert_eq!(r.action.as_str(), "restart", "{r:?}");
     assert!(
         r.why
             .starts_with("unhealthy: 3 consecutive failed checks: exit code 1 (restart #1"),
@@ -94,7 +94,7 @@ async fn retries_consecutive_failures_should_restart_and_the_next_restart_wait_f
         let (r, after) = next(&sim, &app, st).await;
         st = after;
         if st.streak == 3 {
-            assert_eq!(r.action, "wait", "{r:?}");
+            assert_eq!(r.action.as_str(), "wait", "{r:?}");
             // The next due run comes before the hold ends.
             let left = r.requeue_after.unwrap();
             assert!(
@@ -149,23 +149,23 @@ async fn a_users_runs_should_count_once_each_and_runs_before_a_restart_never() {
     sim.check_now("web").unwrap();
     sim.check_now("web").unwrap();
     let (r, st) = check(&sim, &app, st).await;
-    assert_eq!((r.action, st.streak), ("failing", 2), "{r:?}");
+    assert_eq!((r.action.as_str(), st.streak), ("failing", 2), "{r:?}");
     // The same log read again counts nothing more.
     let (r, st) = check(&sim, &app, st).await;
     assert_eq!(
-        (r.action, r.why.as_str(), st.streak),
+        (r.action.as_str(), r.why.as_str(), st.streak),
         ("none", "no new check run", 2)
     );
     // Its own run, due now, is the third: restart.
     tokio::time::advance(Duration::from_secs(10)).await;
     let (r, st) = check(&sim, &app, st).await;
-    assert_eq!(r.action, "restart", "{r:?}");
+    assert_eq!(r.action.as_str(), "restart", "{r:?}");
     // podman keeps the log (and 4.3 its streak) across the start: the three
     // failures before it never count for the new start.
     sim.set_healthy("web", true);
     sim.check_now("web").unwrap();
     let (r, st) = check(&sim, &app, st).await;
-    assert_eq!((r.action, st.streak), ("healthy", 0), "{r:?}");
+    assert_eq!((r.action.as_str(), st.streak), ("healthy", 0), "{r:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -184,7 +184,7 @@ async fn a_restart_decided_on_a_manifest_that_changed_should_be_called_off() {
     cancel.cancel();
     sim.clear_calls();
     let (r, _) = check_health(&sim, "web", Some(&app), st, &cancel).await;
-    assert_eq!(r.action, "none", "{r:?}");
+    assert_eq!(r.action.as_str(), "none", "{r:?}");
     assert!(r.why.contains("restart called off"), "{}", r.why);
     assert!(
         !sim.calls().iter().any(|c| c.starts_with("stop")),
