@@ -718,3 +718,40 @@ async fn a_reconcile_that_panics_should_fail_back_off_and_run_again() {
         "{out}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_reconcile_should_be_counted_in_metrics_and_shown_by_status() {
+    use podkeeper::ops::state::{Records, Shared};
+    use podkeeper::ops::status::table;
+    let set = apps(&["web"]);
+    let (sim, erx) = podman_with_events();
+    let shared = Shared::new();
+    let h = Setup::fixed(sim, set)
+        .events(erx)
+        .observer(Box::new(Records::new(shared.clone())))
+        .start();
+    h.connect().await;
+    sleep(Duration::from_secs(1)).await;
+    assert!(
+        !table(&shared.status()).contains("panicked"),
+        "no line while none did"
+    );
+    h.podman.panic_once("start web");
+    h.podman.crash("web", 137);
+    sleep(Duration::from_secs(5)).await;
+    let metrics = shared.metrics_text();
+    assert!(
+        metrics.contains("podkeeper_reconcile_panics_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"podkeeper_reconcile_failures_total{kind="app",cause="panicked"} 1"#),
+        "{metrics}"
+    );
+    let shown = table(&shared.status());
+    assert!(
+        shown.contains("1 reconcile(s) panicked (settled as failed and retried; see the log)"),
+        "{shown}"
+    );
+    h.stop().await;
+}
