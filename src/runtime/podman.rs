@@ -23,6 +23,8 @@ use super::{
 use crate::manifest::{parse_port, parse_volume};
 
 mod health;
+#[cfg(test)]
+mod socket_faults;
 
 /// How long each kind of call may take before it counts as failed.
 #[derive(Debug, Clone, Copy)]
@@ -113,16 +115,20 @@ impl PodmanRuntime {
     }
 }
 
-/// A raw call's failure in the runtime's terms.
+/// A call's failure in the runtime's terms, whichever client made it: the
+/// one classification (by the HTTP status, then podman's cause; see [`libpod`]).
 fn from_call(call: &'static str, after: Duration, e: CallError) -> RuntimeError {
     match e {
-        CallError::Status(404, message) => RuntimeError::NotFound(message),
-        CallError::Status(_, message) => {
-            by_cause(&message).unwrap_or(RuntimeError::Failed(message))
-        }
+        CallError::Status(code, message) => by_cause(&message).unwrap_or(if code == 404 {
+            RuntimeError::NotFound(message)
+        } else {
+            RuntimeError::Failed(message)
+        }),
         CallError::Timeout => RuntimeError::Timeout { call, after },
         CallError::Unreachable(e) => RuntimeError::Unreachable(e),
-        CallError::Body(e) => RuntimeError::Failed(e),
+        e @ (CallError::Body(_) | CallError::Request(_)) => {
+            RuntimeError::Failed(format!("{call}: {e}"))
+        }
     }
 }
 
@@ -235,44 +241,34 @@ impl Inspect {
     }
 }
 
+/// A `podman-api` call under the one timeout, its failure classified as a
+/// raw call's is (see [`libpod`]).
 async fn with_timeout<T>(
     call: &'static str,
     after: Duration,
     fut: impl Future<Output = Result<T, podman_api::Error>>,
 ) -> RuntimeResult<T> {
-    match tokio::time::timeout(after, fut).await {
-        Ok(result) => result.map_err(classify),
-        Err(_) => Err(RuntimeError::Timeout { call, after }),
+    libpod::within(after, fut)
+        .await
+        .map_err(|e| from_call(call, after, e))
+}
+
+/// [`with_timeout`] for a start or a stop, which podman answers with 304
+/// when the container is already there (someone else started or stopped it).
+async fn idempotent(
+    call: &'static str,
+    after: Duration,
+    fut: impl Future<Output = Result<(), podman_api::Error>>,
+) -> RuntimeResult<()> {
+    match libpod::within(after, fut).await {
+        Err(CallError::Status(304, _)) => Ok(()),
+        other => other.map_err(|e| from_call(call, after, e)),
     }
 }
 
+/// A `podman-api` failure in the runtime's terms (healthcheck's verdicts).
 fn classify(e: podman_api::Error) -> RuntimeError {
-    if let Some(known) = classify_by_cause(&e) {
-        return known;
-    }
-    match e {
-        podman_api::Error::Fault { code, message } if code.as_u16() == 404 => {
-            RuntimeError::NotFound(message.trim().to_string())
-        }
-        podman_api::Error::Fault { message, .. } => {
-            RuntimeError::Failed(message.trim().to_string())
-        }
-        e @ podman_api::Error::IO(_) => RuntimeError::Unreachable(e.to_string()),
-        podman_api::Error::Error(containers_api_error) => {
-            // Transport-level: could not connect, connection reset, …
-            RuntimeError::Unreachable(containers_api_error.to_string())
-        }
-        other => {
-            let text = other.to_string();
-            // containers-api wraps connection errors in its own error type.
-            if text.contains("connect") || text.contains("No such file") || text.contains("refused")
-            {
-                RuntimeError::Unreachable(text)
-            } else {
-                RuntimeError::Failed(text)
-            }
-        }
-    }
+    from_call("podman", Duration::ZERO, libpod::from_api(e))
 }
 
 /// podman's causes (the `cause` of its error body; the crate's message ends
@@ -291,13 +287,6 @@ const MISSING_CAUSES: &[&str] = &[
 /// database ("container already exists"), or, while `podman rm` removes
 /// one, still by its storage ("that name is already in use").
 const NAME_IN_USE_CAUSES: &[&str] = &["container already exists", "that name is already in use"];
-
-fn classify_by_cause(e: &podman_api::Error) -> Option<RuntimeError> {
-    let podman_api::Error::Fault { message, .. } = e else {
-        return None;
-    };
-    by_cause(message)
-}
 
 /// What an error body's cause means, whichever call (the crate's or a raw
 /// libpod call) brought it.
@@ -460,16 +449,9 @@ impl super::Podman for PodmanRuntime {
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
-        match tokio::time::timeout(self.timeouts.quick, c.start(None)).await {
-            // podman answers 304 to a start of a running container: someone
-            // (a healthcheck's restart, a user) started it first.
-            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "start",
-                after: self.timeouts.quick,
-            }),
-        }
+        // A start of a running container (a healthcheck's restart, a user
+        // started it first) is no error.
+        idempotent("start", self.timeouts.quick, c.start(None)).await
     }
 
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
@@ -488,15 +470,7 @@ impl super::Podman for PodmanRuntime {
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
         let opts = podman_api::opts::ContainerStopOpts::builder().build();
-        match tokio::time::timeout(self.timeouts.stop, c.stop(&opts)).await {
-            // podman answers 304 to a stop of a stopped container.
-            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "stop",
-                after: self.timeouts.stop,
-            }),
-        }
+        idempotent("stop", self.timeouts.stop, c.stop(&opts)).await
     }
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
