@@ -49,21 +49,26 @@ impl Default for Timeouts {
 /// Where the podman socket is when `--socket` is not given: `$CONTAINER_HOST`
 /// (`unix://…`), else the rootful socket for root, else the user's.
 pub fn default_socket() -> PathBuf {
-    if let Ok(host) = std::env::var("CONTAINER_HOST") {
-        if let Some(path) = host.strip_prefix("unix://") {
-            return PathBuf::from(path);
-        }
+    socket_for(
+        std::env::var("CONTAINER_HOST").ok().as_deref(),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        crate::host::euid(),
+    )
+}
+
+/// [`default_socket`] for that environment and effective uid. Without
+/// `$XDG_RUNTIME_DIR` (a `su`, a cron job) a rootless podman's runtime
+/// directory is still `/run/user/<uid>`: the uid podkeeper runs as.
+fn socket_for(container_host: Option<&str>, runtime_dir: Option<PathBuf>, euid: u32) -> PathBuf {
+    if let Some(path) = container_host.and_then(|h| h.strip_prefix("unix://")) {
+        return PathBuf::from(path);
     }
-    // SAFETY-free check for root: the effective uid is what matters, and
-    // /proc/self is always ours.
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    if is_root {
+    if euid == 0 {
         return PathBuf::from("/run/podman/podman.sock");
     }
-    let runtime_dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/1000".into());
-    Path::new(&runtime_dir).join("podman/podman.sock")
+    runtime_dir
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{euid}")))
+        .join("podman/podman.sock")
 }
 
 /// See the module documentation.
@@ -511,6 +516,24 @@ impl super::Podman for PodmanRuntime {
 #[cfg(test)]
 mod cause_tests {
     use super::*;
+
+    #[test]
+    fn the_default_socket_should_be_the_effective_users() {
+        let sock = |host, dir: Option<&str>, uid| socket_for(host, dir.map(PathBuf::from), uid);
+        assert_eq!(
+            sock(None, None, 1001),
+            Path::new("/run/user/1001/podman/podman.sock")
+        );
+        assert_eq!(
+            sock(None, Some("/tmp/x"), 1001),
+            Path::new("/tmp/x/podman/podman.sock")
+        );
+        assert_eq!(
+            sock(None, Some("/run/user/0"), 0),
+            Path::new("/run/podman/podman.sock")
+        );
+        assert_eq!(sock(Some("unix:///a.sock"), None, 0), Path::new("/a.sock"));
+    }
 
     fn fault(code: u16, message: &str) -> podman_api::Error {
         podman_api::Error::Fault {
