@@ -236,7 +236,7 @@ fn main() -> anyhow::Result<()> {
     let real = cases.iter().any(|c| REAL_CASES.contains(&c.as_str()));
     let mut podman = String::new();
     if real {
-        interrupt::install(&rt)?;
+        interrupt::install(&rt, stack::PREFIX, stack::cleanup)?;
         let version = rt
             .block_on(stack::podman_version())
             .unwrap_or_else(|e| format!("of unknown version ({e:#})"));
