@@ -247,7 +247,7 @@ fn main() -> anyhow::Result<()> {
     for case in &cases {
         eprintln!("== bench: {case}");
         let mut results = Results::default();
-        results.when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
+        results.when = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string();
         results.stack = stack.clone();
         if REAL_CASES.contains(&case.as_str()) {
             results.podman = podman.clone();

@@ -183,7 +183,7 @@ pub async fn replay(
     for c in &fixture.header.containers {
         let mut c = c.clone();
         if let Some((started, exited)) = fixture.header.ages.get(&c.name) {
-            let ago = |s: i64| now - chrono::Duration::seconds(s);
+            let ago = |s: i64| now - jiff::SignedDuration::from_secs(s);
             c.started_at = started.map(ago);
             c.finished_at = exited.map(ago);
         }

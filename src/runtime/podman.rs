@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use jiff::Timestamp;
 use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
@@ -204,9 +204,8 @@ impl Inspect {
     fn into_info(self, stop_intent: bool) -> ContainerInfo {
         // podman says 0001-01-01T00:00:00Z for "never".
         let time = |t: Option<String>| {
-            t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .filter(|t| t.timestamp() > 0)
+            t.and_then(|t| t.parse::<Timestamp>().ok())
+                .filter(|t| t.as_second() > 0)
         };
         let (health, health_log) = match self.state.health {
             Some(h) => {
@@ -313,8 +312,8 @@ fn labels_of(map: Option<std::collections::HashMap<String, String>>) -> BTreeMap
 
 impl super::Podman for PodmanRuntime {
     /// podman runs on this host: its events carry this host's wall clock.
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
     }
 
     fn reports_stop_intent(&self) -> bool {
@@ -353,7 +352,7 @@ impl super::Podman for PodmanRuntime {
         .await?;
         let ts = |secs: Option<i64>| {
             secs.filter(|s| *s > 0)
-                .and_then(|s| Utc.timestamp_opt(s, 0).single())
+                .and_then(|s| Timestamp::from_second(s).ok())
         };
         Ok(list
             .into_iter()
@@ -516,6 +515,31 @@ impl super::Podman for PodmanRuntime {
 #[cfg(test)]
 mod cause_tests {
     use super::*;
+
+    #[test]
+    fn podmans_rfc3339_times_should_read_to_the_nanosecond_in_any_zone() {
+        let at = |t: &str| {
+            let state = serde_json::json!({"Status": "exited", "StartedAt": t, "FinishedAt": "0001-01-01T00:00:00Z"});
+            let i: Inspect =
+                serde_json::from_value(serde_json::json!({"Id": "a", "State": state})).unwrap();
+            let info = i.into_info(false);
+            assert_eq!(info.finished_at, None, "podman's zero time is never");
+            info.started_at
+                .map(|t| (t.as_second(), t.subsec_nanosecond(), format!("{t:.3}")))
+        };
+        let want = Some((
+            1_796_675_883,
+            123_456_789,
+            "2026-12-07T20:38:03.123Z".into(),
+        ));
+        assert_eq!(at("2026-12-07T20:38:03.123456789+00:00"), want);
+        assert_eq!(at("2026-12-07T20:38:03.123456789Z"), want);
+        assert_eq!(at("2026-12-07T21:38:03.123456789+01:00"), want);
+        assert_eq!(at("yesterday"), None);
+        // As status and recordings write it (chrono's `SecondsFormat::Millis`).
+        let whole = at("2026-12-07T20:38:03Z").unwrap().2;
+        assert_eq!(whole, "2026-12-07T20:38:03.000Z");
+    }
 
     #[test]
     fn the_default_socket_should_be_the_effective_users() {
