@@ -1,4 +1,14 @@
 //! Durations as people write them on the command line (`300ms`, `30s`, `5m`, `1h`, bounded) and as podkeeper writes them back.
+//!
+//! Not jiff's duration parser, though jiff (the time library here) reads
+//! `1m30s`: its grammar is wider than what podkeeper documents and its tests
+//! refuse. It takes `1.5s`, `-1s` and `2h ago`, `10 s`, `1 hour` and ISO
+//! 8601's `PT1M30S`, so a manifest's healthcheck that is invalid today
+//! (`manifest::health::parse_duration`: integers and ms/s/m/h only) would
+//! become valid, and it has no bare number (`--sweep-interval 30`, seconds
+//! here). Narrowing its input to today's grammar first would be this parser
+//! again, so both stay hand-written, bounded (32 bytes in a manifest, 1 ms
+//! to 365 days on the command line) and never panicking.
 
 use std::time::Duration;
 

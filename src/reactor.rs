@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -111,7 +111,7 @@ impl Done {
 /// being stepped.
 #[derive(Debug, Clone, Copy)]
 struct Check {
-    began: DateTime<Utc>,
+    began: Timestamp,
     mono: Instant,
 }
 

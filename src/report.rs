@@ -43,7 +43,7 @@ impl Reporter {
 
     fn stamp(&self) -> String {
         match self.clock {
-            Clock::Wall => chrono::Local::now().format("%H:%M:%S%.3f").to_string(),
+            Clock::Wall => jiff::Zoned::now().strftime("%H:%M:%S%.3f").to_string(),
             Clock::SinceStart(start) => {
                 let d = start.elapsed();
                 format!("+{:>5}.{:03}s", d.as_secs(), d.subsec_millis())

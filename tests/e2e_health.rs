@@ -226,11 +226,9 @@ fn chained(id: &str, dep: Option<&str>, healthcheck: bool) -> String {
     m
 }
 
-fn started_at(name: &str) -> chrono::DateTime<chrono::Utc> {
+fn started_at(name: &str) -> jiff::Timestamp {
     let s = inspect(name).unwrap().started_at;
-    chrono::DateTime::parse_from_rfc3339(&s)
-        .unwrap_or_else(|e| panic!("{s}: {e}"))
-        .with_timezone(&chrono::Utc)
+    s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
 #[test]
@@ -257,8 +255,8 @@ fn a_chain_should_start_in_order_each_after_the_previous_is_healthy() {
     );
     eprintln!(
         "started: db {db}, api {api} (+{}ms), web {web} (+{}ms)",
-        (api - db).num_milliseconds(),
-        (web - api).num_milliseconds()
+        api.duration_since(db).as_millis(),
+        web.duration_since(api).as_millis()
     );
     assert!(db < api && api < web, "{db} {api} {web}");
     // Each started only after its dependency's check had passed.

@@ -5,7 +5,7 @@ mod sim;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use podkeeper::observe::{Observer, Reacted};
 use podkeeper::ops::state::{Records, Shared};
 use podkeeper::reconcile::app::reconcile_app;
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 struct PullUnreachable(SimRuntime);
 
 impl Podman for PullUnreachable {
-    fn now(&self) -> DateTime<Utc> {
+    fn now(&self) -> Timestamp {
         self.0.now()
     }
     fn inspect_container(

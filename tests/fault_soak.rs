@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use common::*;
+use jiff::Timestamp;
 
 const APPS: usize = 5;
 const PREFIX: &str = "e2e-soak-";
@@ -63,28 +63,28 @@ fn service_pids() -> Vec<i32> {
 }
 
 /// One podman event: (container name, action, when).
-type Ev = (String, String, DateTime<Utc>);
+type Ev = (String, String, Timestamp);
 
 /// podman's container events from `since` to `until`, read from its events
 /// log by `podman events` (no service needed). podman 4.3's `--until` ends
 /// the read early on this log, so the end is cut here.
-fn podman_events(since: DateTime<Utc>, until: DateTime<Utc>) -> Vec<Ev> {
+fn podman_events(since: Timestamp, until: Timestamp) -> Vec<Ev> {
     let out = podman_ok(&[
         "events",
         "--stream=false",
         "--since",
-        &since.timestamp().to_string(),
+        &since.as_second().to_string(),
         "--format",
         "json",
     ]);
     out.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| {
-            let time = DateTime::parse_from_rfc3339(v["Time"].as_str()?).ok()?;
+            let time = v["Time"].as_str()?.parse::<Timestamp>().ok()?;
             Some((
                 v["Name"].as_str()?.to_string(),
                 v["Status"].as_str()?.to_string(),
-                time.with_timezone(&Utc),
+                time,
             ))
         })
         .filter(|(_, _, t)| *t >= since && *t <= until)
@@ -115,12 +115,12 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
     let mut up_since: BTreeMap<&String, Instant> =
         ids.iter().map(|id| (id, Instant::now())).collect();
     std::thread::sleep(Duration::from_millis(1500));
-    let since = Utc::now();
+    let since = Timestamp::now();
     let mark = d.mark();
 
     let soak = soak_time();
     let t0 = Instant::now();
-    let mut kills: Vec<(String, DateTime<Utc>, bool)> = Vec::new();
+    let mut kills: Vec<(String, Timestamp, bool)> = Vec::new();
     let mut service_kills = 0;
     let mut cycle = 0usize;
     while t0.elapsed() < soak {
@@ -149,7 +149,7 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
             service_kills += 1;
         }
         for (id, c) in victims.iter().zip(&before) {
-            kills.push((id.to_string(), Utc::now(), outage));
+            kills.push((id.to_string(), Timestamp::now(), outage));
             kill9(c.pid);
         }
         if outage && cycle % 2 == 1 {
@@ -171,7 +171,7 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
     }
     // podman delivers events up to 250 ms late; let every echo land.
     std::thread::sleep(Duration::from_secs(2));
-    let until = Utc::now();
+    let until = Timestamp::now();
     let out = d.lines_since(mark);
     assert_eq!(d.stop(), Some(0));
 
@@ -185,7 +185,7 @@ fn kills_of_containers_and_of_the_podman_service_should_each_be_repaired_exactly
             .map(|(_, _, t)| *t)
             .min();
         if let Some(t) = started {
-            let secs = (t - *at).num_milliseconds() as f64 / 1000.0;
+            let secs = t.duration_since(*at).as_secs_f64();
             if *outage {
                 outages.push(secs)
             } else {

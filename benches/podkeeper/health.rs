@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::Utc;
+use jiff::Timestamp;
 
 use crate::knob;
 use crate::stack::{self, Api, Podkeeper};
@@ -53,7 +53,7 @@ async fn podkeeper_restarts(results: &mut Results, out: &Path) -> anyhow::Result
     for trial in 0..trials {
         // Healthy for a while first: the first check of this start passed.
         let c = stack::wait_uptime(&api, name, Duration::from_secs(3)).await?;
-        let t0 = Utc::now();
+        let t0 = Timestamp::now();
         stack::podman(&["exec", name, "rm", "/tmp/ok"]).await?;
         let again = api
             .wait_started(name, c.started_at, Duration::from_secs(30))
@@ -109,7 +109,7 @@ async fn podmans_own(results: &mut Results) -> anyhow::Result<()> {
     let timers = stack::systemctl(&["list-timers", "--all", "--no-legend"]).await;
     let has_timer = timers.as_deref().is_ok_and(|t| t.contains(id.trim()));
     let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
-    let t0 = Utc::now();
+    let t0 = Timestamp::now();
     stack::podman(&["exec", name, "rm", "/tmp/ok"]).await?;
     let again = api.wait_started(name, c.started_at, window).await;
     let log_len = stack::podman(&["inspect", "-f", "{{len .State.Health.Log}}", name])
@@ -167,7 +167,7 @@ async fn cpu_of_checks(results: &mut Results, out: &Path) -> anyhow::Result<()> 
     for i in 0..CHECKED_APPS {
         api.wait_started(
             &format!("bench-hcpu-{i}"),
-            chrono::DateTime::<Utc>::MIN_UTC,
+            Timestamp::MIN,
             Duration::from_secs(120),
         )
         .await?;

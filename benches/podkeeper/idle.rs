@@ -77,7 +77,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
     for i in 0..APPS {
         api.wait_started(
             &format!("bench-idle-{i}"),
-            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            jiff::Timestamp::MIN,
             Duration::from_secs(120),
         )
         .await?;

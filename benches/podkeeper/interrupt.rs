@@ -4,8 +4,11 @@
 //! would recreate their apps), its Quadlet `Restart=always` units and their
 //! containers running. Once a signal came, [`stopping`] turns every new podman
 //! or systemctl command of the bench into an error, so the case under way
-//! stops creating things while [`crate::stack::cleanup`] removes them.
+//! stops creating things while the cleanup [`install`] is given removes them.
+//! (It is given the cleanup, not calling `stack`'s itself: `stack` asks this
+//! module whether to stop, and the two must not import each other.)
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -35,9 +38,17 @@ pub fn unregister(pid: i32) {
     }
 }
 
-/// Listen for SIGINT and SIGTERM on `rt`; on either, clean up and exit
-/// with 128 + the signal's number.
-pub fn install(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+/// Listen for SIGINT and SIGTERM on `rt`; on either, run `cleanup` (which
+/// removes everything named `prefix…`) and exit with 128 + the signal's number.
+pub fn install<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    prefix: &'static str,
+    cleanup: F,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
     let _guard = rt.enter();
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -47,10 +58,7 @@ pub fn install(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
             _ = term.recv() => libc::SIGTERM,
         };
         STOPPING.store(true, Ordering::SeqCst);
-        eprintln!(
-            "!! bench: interrupted, removing everything named {}…",
-            crate::stack::PREFIX
-        );
+        eprintln!("!! bench: interrupted, removing everything named {prefix}…");
         let children = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
         for pid in children {
             // SAFETY: kill(2) on a child of ours; a reaped pid yields ESRCH.
@@ -58,9 +66,9 @@ pub fn install(rt: &tokio::runtime::Runtime) -> anyhow::Result<()> {
         }
         // A command started just before the signal may still create
         // something: look twice.
-        crate::stack::cleanup().await;
+        cleanup().await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        crate::stack::cleanup().await;
+        cleanup().await;
         eprintln!("!! bench: cleaned up");
         std::process::exit(128 + signo);
     });

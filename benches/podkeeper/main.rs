@@ -236,7 +236,7 @@ fn main() -> anyhow::Result<()> {
     let real = cases.iter().any(|c| REAL_CASES.contains(&c.as_str()));
     let mut podman = String::new();
     if real {
-        interrupt::install(&rt)?;
+        interrupt::install(&rt, stack::PREFIX, stack::cleanup)?;
         let version = rt
             .block_on(stack::podman_version())
             .unwrap_or_else(|e| format!("of unknown version ({e:#})"));
@@ -247,7 +247,7 @@ fn main() -> anyhow::Result<()> {
     for case in &cases {
         eprintln!("== bench: {case}");
         let mut results = Results::default();
-        results.when = chrono::Local::now().format("%Y-%m-%d %H:%M %Z").to_string();
+        results.when = jiff::Zoned::now().strftime("%Y-%m-%d %H:%M %Z").to_string();
         results.stack = stack.clone();
         if REAL_CASES.contains(&case.as_str()) {
             results.podman = podman.clone();

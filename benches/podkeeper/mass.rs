@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::knob;
@@ -78,7 +78,7 @@ async fn podkeeper(
     }
     let subject = pk_subject(c);
     let log = out.join(format!("mass-podkeeper-{c}.log"));
-    let t0 = Utc::now();
+    let t0 = Timestamp::now();
     let pk = Podkeeper::start(
         &[
             "--apps",
@@ -138,7 +138,7 @@ async fn podman(results: &mut Results, events: &Starts, n: usize) -> anyhow::Res
         stack::IMAGE,
         stack::TRAP
     );
-    let t0 = Utc::now();
+    let t0 = Timestamp::now();
     let mut child = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(&script)
@@ -193,7 +193,7 @@ async fn quadlet(results: &mut Results, events: &Starts, n: usize) -> anyhow::Re
         let units: Vec<String> = names.iter().map(|n| format!("{n}.service")).collect();
         let mut args = vec!["start", "--no-block"];
         args.extend(units.iter().map(String::as_str));
-        let t0 = Utc::now();
+        let t0 = Timestamp::now();
         stack::systemctl(&args).await?;
         let cold = events.wait_all(&names, t0).await?;
         eprintln!("  mass  {PEER_QUADLET:<32} cold start {cold:>8.0} ms (+ reload {reload:.0} ms)");
@@ -218,7 +218,7 @@ fn names(prefix: &str, n: usize) -> Vec<String> {
 /// `kill(2)`, and time until the last one started again.
 async fn kill_all(events: &Starts, names: &[String]) -> anyhow::Result<f64> {
     let last = events.last_start(names).context("no start seen")?;
-    let up = (Utc::now() - last).to_std().unwrap_or_default();
+    let up = Duration::try_from(Timestamp::now().duration_since(last)).unwrap_or_default();
     if up < MIN_UPTIME {
         tokio::time::sleep(MIN_UPTIME - up).await;
     }
@@ -235,7 +235,7 @@ async fn kill_all(events: &Starts, names: &[String]) -> anyhow::Result<f64> {
         names.len(),
         pids.iter().filter(|p| **p > 1).count()
     );
-    let t0 = Utc::now();
+    let t0 = Timestamp::now();
     for pid in pids {
         // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -266,7 +266,7 @@ fn reconciles(log: &str, names: &[String]) -> Vec<f64> {
 }
 
 /// A container's name and the time of one of its `start` events.
-type Start = (String, DateTime<Utc>);
+type Start = (String, Timestamp);
 
 /// Every container `start` event since the subscription.
 struct Starts {
@@ -306,9 +306,9 @@ impl Starts {
                 let (Some(name), Some(time)) = (v["Name"].as_str(), v["Time"].as_str()) else {
                     continue;
                 };
-                if let Ok(t) = DateTime::parse_from_rfc3339(time) {
+                if let Ok(t) = time.parse::<Timestamp>() {
                     if let Ok(mut s) = into.lock() {
-                        s.push((name.to_string(), t.with_timezone(&Utc)));
+                        s.push((name.to_string(), t));
                     }
                 }
             }
@@ -322,7 +322,7 @@ impl Starts {
     }
 
     /// The latest start among `names`.
-    fn last_start(&self, names: &[String]) -> Option<DateTime<Utc>> {
+    fn last_start(&self, names: &[String]) -> Option<Timestamp> {
         let want: HashSet<&str> = names.iter().map(String::as_str).collect();
         let seen = self.seen.lock().ok()?;
         seen.iter()
@@ -332,13 +332,13 @@ impl Starts {
     }
 
     /// Milliseconds from `t0` to the last of `names` to start after `t0`.
-    async fn wait_all(&self, names: &[String], t0: DateTime<Utc>) -> anyhow::Result<f64> {
+    async fn wait_all(&self, names: &[String], t0: Timestamp) -> anyhow::Result<f64> {
         let want: HashSet<&str> = names.iter().map(String::as_str).collect();
         let until = tokio::time::Instant::now() + LIMIT;
         loop {
             let (count, last) = {
                 let seen = self.seen.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                let mut started: BTreeMap<&str, DateTime<Utc>> = BTreeMap::new();
+                let mut started: BTreeMap<&str, Timestamp> = BTreeMap::new();
                 for (n, t) in seen
                     .iter()
                     .filter(|(n, t)| *t > t0 && want.contains(n.as_str()))

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local, Timelike, Utc};
+use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use crate::knob;
@@ -28,7 +28,7 @@ const POLL_INTERVAL: Duration = Duration::from_secs(2);
 /// A killed podkeeper container: which, and when (for reading its debug log).
 struct PkTrial {
     name: String,
-    t0: DateTime<Utc>,
+    t0: Timestamp,
     latency: f64,
 }
 
@@ -104,7 +104,7 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
             let name = format!("{prefix}{}", r % rot);
             let c = stack::wait_uptime(&api, &name, MIN_UPTIME).await?;
             let t0 = if metric == RM_METRIC {
-                let t0 = Utc::now();
+                let t0 = Timestamp::now();
                 stack::podman(&["rm", "-f", "-t", "0", &name]).await?;
                 t0
             } else {
@@ -326,7 +326,7 @@ async fn poll(results: &mut Results, api: &Api) -> anyhow::Result<()> {
         })
     };
     let mut lat = Vec::new();
-    let mut seed = Utc::now().timestamp_subsec_nanos() as u64 | 1;
+    let mut seed = Timestamp::now().subsec_nanosecond() as u64 | 1;
     for t in 0..n {
         // A random phase within the interval.
         seed ^= seed << 13;
@@ -334,7 +334,7 @@ async fn poll(results: &mut Results, api: &Api) -> anyhow::Result<()> {
         seed ^= seed << 17;
         tokio::time::sleep(Duration::from_millis(seed % 2000)).await;
         let c = api
-            .wait_started(name, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+            .wait_started(name, Timestamp::MIN, Duration::from_secs(60))
             .await?;
         let t0 = stack::kill9(c.pid)?;
         tokio::time::sleep(FIRST_LOOK).await;
@@ -419,9 +419,10 @@ pub fn stamp_ms(line: &str) -> Option<u64> {
     Some(((h * 60 + m) * 60 + sec) * 1000 + ms)
 }
 
-pub fn local_ms(t: DateTime<Utc>) -> u64 {
-    let l = t.with_timezone(&Local);
-    l.num_seconds_from_midnight() as u64 * 1000 + (l.nanosecond() / 1_000_000) as u64
+pub fn local_ms(t: Timestamp) -> u64 {
+    let l = t.to_zoned(jiff::tz::TimeZone::system());
+    let (h, m, s) = (l.hour() as u64, l.minute() as u64, l.second() as u64);
+    ((h * 60 + m) * 60 + s) * 1000 + l.millisecond() as u64
 }
 
 /// `word` occurs in `line` not followed by more of a name (`bench-pk-1` ≠ `bench-pk-10`).

@@ -22,7 +22,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use crate::knob;
 use crate::recovery::{call_ms, has_word, local_ms, stamp_ms, MIN_UPTIME};
@@ -52,7 +52,7 @@ fn slow_manifest(id: &str) -> String {
 /// One kill: which container, when, and how long until it ran again.
 struct Trial {
     name: String,
-    t0: DateTime<Utc>,
+    t0: Timestamp,
     latency: f64,
 }
 
@@ -142,7 +142,7 @@ async fn phase(
     let api = Api::new();
     let run = async {
         for id in slow {
-            api.wait_started(id, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+            api.wait_started(id, Timestamp::MIN, Duration::from_secs(60))
                 .await?;
         }
         eprintln!(

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use tokio::process::{Child, Command};
 
 /// Every name the benchmark creates starts with this.
@@ -157,7 +157,7 @@ pub struct Ctr {
     pub id: String,
     pub pid: i32,
     pub running: bool,
-    pub started_at: DateTime<Utc>,
+    pub started_at: Timestamp,
 }
 
 pub struct Api(podman_api::Podman);
@@ -177,7 +177,9 @@ impl Api {
             id: r.id?,
             pid: st.pid.unwrap_or(0) as i32,
             running: st.status.as_deref() == Some("running"),
-            started_at: st.started_at?,
+            // podman-api's models carry chrono's type: taken as nanoseconds.
+            started_at: Timestamp::from_nanosecond(st.started_at?.timestamp_nanos_opt()?.into())
+                .ok()?,
         })
     }
 
@@ -214,7 +216,7 @@ impl Api {
     pub async fn wait_started(
         &self,
         name: &str,
-        after: DateTime<Utc>,
+        after: Timestamp,
         limit: Duration,
     ) -> anyhow::Result<Ctr> {
         let until = tokio::time::Instant::now() + limit;
@@ -233,9 +235,9 @@ impl Api {
 }
 
 /// SIGKILL with a direct syscall; the wall-clock time right before it.
-pub fn kill9(pid: i32) -> anyhow::Result<DateTime<Utc>> {
+pub fn kill9(pid: i32) -> anyhow::Result<Timestamp> {
     anyhow::ensure!(pid > 1, "no pid to kill ({pid})");
-    let t0 = Utc::now();
+    let t0 = Timestamp::now();
     // SAFETY: kill(2) has no memory effects; a stale pid only yields ESRCH.
     let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
     anyhow::ensure!(rc == 0, "kill {pid}: {}", std::io::Error::last_os_error());
@@ -253,20 +255,20 @@ pub fn monotonic_us() -> u64 {
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
 }
 
-pub fn ms_between(t0: DateTime<Utc>, t1: DateTime<Utc>) -> f64 {
-    (t1 - t0).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0
+pub fn ms_between(t0: Timestamp, t1: Timestamp) -> f64 {
+    t1.duration_since(t0).as_secs_f64() * 1000.0
 }
 
 /// Wait until the container has run at least `min` (podkeeper's crash-loop rule).
 pub async fn wait_uptime(api: &Api, name: &str, min: Duration) -> anyhow::Result<Ctr> {
     let c = api
-        .wait_started(name, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+        .wait_started(name, Timestamp::MIN, Duration::from_secs(60))
         .await?;
-    let up = (Utc::now() - c.started_at).to_std().unwrap_or_default();
+    let up = Duration::try_from(Timestamp::now().duration_since(c.started_at)).unwrap_or_default();
     if up < min {
         tokio::time::sleep(min - up).await;
     }
-    api.wait_started(name, DateTime::<Utc>::MIN_UTC, Duration::from_secs(60))
+    api.wait_started(name, Timestamp::MIN, Duration::from_secs(60))
         .await
 }
 

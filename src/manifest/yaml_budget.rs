@@ -11,6 +11,22 @@
 //! anchors' table only. Because it runs the libyaml serde_yaml runs, it sees
 //! exactly the nesting and aliases serde_yaml would see; a guess from bytes
 //! (brackets outside quotes) can be fooled, e.g. by a quote in a block scalar.
+//!
+//! Why libyaml through `unsafe` calls and not a safe event parser
+//! (saphyr-parser, yaml-rust2): the pass is only sound if it sees the events
+//! serde_yaml will see. Those parsers are other implementations of YAML
+//! (1.2, where libyaml is a 1.1 parser with its own limits), and where the
+//! two disagree the budget checks a document serde_yaml never reads. Two
+//! ways that breaks the bound: a document the safe parser refuses part-way
+//! (a tab, a key form, a directive libyaml accepts) ends the pass without a
+//! verdict, and serde_yaml then builds the whole of it unchecked; refusing
+//! such documents instead would turn manifests valid today invalid. And the
+//! cost to bound is libyaml's own (its scanner's per-token work in deep
+//! flow nesting): another scanner's work on the same bytes says nothing of
+//! it. So the pass stays on the libyaml serde_yaml runs, pinned to the same
+//! version (Cargo.toml), its `unsafe` confined to this file, each block with
+//! its reason, and fuzzed (`fuzz/fuzz_targets/manifest.rs`). A swap of
+//! serde_yaml for a safe parser would take this pass with it, onto that parser.
 
 use std::collections::HashMap;
 use std::ffi::CStr;

@@ -136,7 +136,7 @@ impl Observer for Notifier {
         let settled = r.result.is_ok() && !matches!(r.action, Action::Wait | Action::Conflict);
         match &r.key {
             Key::Sweep => {
-                let at = chrono::Local::now().format("%H:%M:%S").to_string();
+                let at = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
                 self.last_sweep = Some((at, r.result.is_ok()));
                 let differ: BTreeSet<String> = r
                     .queue

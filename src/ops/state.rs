@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -43,7 +43,7 @@ impl Shared {
 
     /// The status as served: computed on request, never kept.
     pub fn status(&self) -> Status {
-        self.board().status(Utc::now())
+        self.board().status(Timestamp::now())
     }
 
     /// The metrics text as served (the gauges are read off the board now).
@@ -66,7 +66,7 @@ pub struct LastReaction {
 }
 
 impl LastReaction {
-    fn of(r: &Reaction, at: DateTime<Utc>) -> Self {
+    fn of(r: &Reaction, at: Timestamp) -> Self {
         LastReaction {
             at: rfc3339(at),
             action: r.action.as_str().to_string(),
@@ -103,7 +103,7 @@ pub struct AppRow {
     /// since): that reconcile's `found` is older news.
     pub died_during_run: bool,
     /// The scheduler (or the health restarts' backoff) holds it back until then.
-    pub held_until: Option<DateTime<Utc>>,
+    pub held_until: Option<Timestamp>,
     pub health: Option<String>,
 }
 
@@ -116,7 +116,7 @@ pub struct CompanionRow {
     pub state: &'static str,
     pub last: Option<LastReaction>,
     pub why: Option<String>,
-    pub held_until: Option<DateTime<Utc>>,
+    pub held_until: Option<Timestamp>,
 }
 
 /// Every declared app and companion, as the reactor's records left them.
@@ -126,8 +126,8 @@ pub struct Board {
     pub companions: BTreeMap<String, CompanionRow>,
     /// Why the last sweep could not list the containers (podman away).
     pub podman_error: Option<String>,
-    pub last_sweep: Option<DateTime<Utc>>,
-    pub started: Option<DateTime<Utc>>,
+    pub last_sweep: Option<Timestamp>,
+    pub started: Option<Timestamp>,
     /// Reconciles lost to a panic (each key of the task), settled as failed.
     pub panics: u64,
 }
@@ -179,13 +179,13 @@ pub struct CompanionStatus {
     pub backoff_until: Option<String>,
 }
 
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+fn rfc3339(t: Timestamp) -> String {
+    // RFC 3339 in UTC, to the millisecond: `2026-12-07T20:38:03.123Z`.
+    format!("{t:.3}")
 }
 
-fn until(now: DateTime<Utc>, d: Option<Duration>) -> Option<DateTime<Utc>> {
-    d.and_then(|d| chrono::Duration::from_std(d).ok())
-        .map(|d| now + d)
+fn until(now: Timestamp, d: Option<Duration>) -> Option<Timestamp> {
+    d.and_then(|d| now.checked_add(d).ok())
 }
 
 /// A failed reconcile's cause in status words: its category, then its text.
@@ -201,7 +201,7 @@ pub fn cause(failure: &Failure) -> String {
 }
 
 impl Board {
-    fn app_reaction(&mut self, id: &str, r: &Reaction, at: DateTime<Utc>, held: Option<Duration>) {
+    fn app_reaction(&mut self, id: &str, r: &Reaction, at: Timestamp, held: Option<Duration>) {
         let Some(row) = self.apps.get_mut(id) else {
             return;
         };
@@ -281,7 +281,7 @@ impl Board {
                     Verdict::Dirty(_) => row.died_during_run = true,
                     // Its restart runs after `wait` (a crash-loop delay, if any).
                     Verdict::Queued(_, wait) | Verdict::Merged(_, wait) if !wait.is_zero() => {
-                        row.held_until = until(Utc::now(), Some(wait));
+                        row.held_until = until(Timestamp::now(), Some(wait));
                     }
                     _ => {}
                 }
@@ -290,7 +290,7 @@ impl Board {
         }
     }
 
-    fn health_reaction(&mut self, id: &str, r: &Reaction, at: DateTime<Utc>) {
+    fn health_reaction(&mut self, id: &str, r: &Reaction, at: Timestamp) {
         let Some(row) = self.apps.get_mut(id) else {
             return;
         };
@@ -321,7 +321,7 @@ impl Board {
         &mut self,
         name: &str,
         r: &Reaction,
-        at: DateTime<Utc>,
+        at: Timestamp,
         held: Option<Duration>,
     ) {
         let Some(row) = self.companions.get_mut(name) else {
@@ -339,7 +339,7 @@ impl Board {
     }
 
     /// The status now: each row's `why` is worked out here, on request.
-    pub fn status(&self, now: DateTime<Utc>) -> Status {
+    pub fn status(&self, now: Timestamp) -> Status {
         let apps = self
             .apps
             .iter()
@@ -363,7 +363,8 @@ impl Board {
                     Some(format!(
                         "crash-looping: exited after {} up; next restart not before {}",
                         crate::report::secs(up),
-                        t.with_timezone(&chrono::Local).format("%H:%M:%S")
+                        t.to_zoned(jiff::tz::TimeZone::system())
+                            .strftime("%H:%M:%S")
                     ))
                 } else if let (Some(e), false) = (&self.podman_error, as_declared) {
                     Some(format!("podman unreachable: {e}"))
@@ -439,7 +440,7 @@ pub struct Records {
 
 impl Records {
     pub fn new(shared: Arc<Shared>) -> Self {
-        shared.board().started = Some(Utc::now());
+        shared.board().started = Some(Timestamp::now());
         Records { shared }
     }
 }
@@ -456,7 +457,7 @@ impl Observer for Records {
     fn reaction(&mut self, reacted: &Reacted<'_>) {
         let r = reacted.reaction;
         self.shared.metrics.count_reaction(reacted);
-        let at = Utc::now();
+        let at = Timestamp::now();
         let held = reacted.held_for.or(reacted.retry_in);
         let mut board = self.shared.board();
         if r.failure().map(Failure::category) == Some(Category::Panicked) {

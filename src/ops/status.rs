@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, Local};
+use jiff::{tz::TimeZone, Timestamp, Zoned};
 
 use super::client::{ask, AskError};
 use super::state::{LastReaction, Status};
@@ -75,14 +75,14 @@ pub async fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
 
 /// `14:03:07` for today, `2026-11-30 14:03:07` before.
 fn local(at: &str) -> String {
-    let Ok(t) = DateTime::parse_from_rfc3339(at) else {
+    let Ok(t) = at.parse::<Timestamp>() else {
         return at.to_string();
     };
-    let t = t.with_timezone(&Local);
-    if t.date_naive() == Local::now().date_naive() {
-        t.format("%H:%M:%S").to_string()
+    let t = t.to_zoned(TimeZone::system());
+    if t.date() == Zoned::now().date() {
+        t.strftime("%H:%M:%S").to_string()
     } else {
-        t.format("%Y-%m-%d %H:%M:%S").to_string()
+        t.strftime("%Y-%m-%d %H:%M:%S").to_string()
     }
 }
 

@@ -208,7 +208,7 @@ impl<R: Podman> Reactor<R> {
         let Some(check) = self.checks.get(id) else {
             return false;
         };
-        let Some(began) = check.began.timestamp_nanos_opt() else {
+        let Some(began) = i64::try_from(check.began.as_nanosecond()).ok() else {
             return false;
         };
         let margin = CHECK_MARGIN.as_nanos() as i64;
@@ -218,7 +218,7 @@ impl<R: Podman> Reactor<R> {
         // Trust the comparison only while the runtime's clock has kept pace
         // with the monotonic one since the check: a wall clock stepped back
         // (NTP at boot) would stamp a new exit with a time before the check.
-        let Some(now) = self.rt.now().timestamp_nanos_opt() else {
+        let Some(now) = i64::try_from(self.rt.now().as_nanosecond()).ok() else {
             return false;
         };
         let on_runtime = now.saturating_sub(began);

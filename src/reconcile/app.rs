@@ -5,7 +5,7 @@ mod create;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use super::{Action, CallLog, Failure, Found, Reaction};
 use crate::manifest::{DesiredState, LoadedApp};
@@ -126,10 +126,11 @@ pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
 
 /// podman reports `stopped` between a container's exit and its cleanup, and
 /// `exited` once cleaned up.
-fn cleanup_pending(c: &ContainerInfo, now: DateTime<Utc>) -> bool {
+fn cleanup_pending(c: &ContainerInfo, now: Timestamp) -> bool {
     c.state == ContainerState::Stopped
-        && c.finished_at
-            .is_some_and(|t| (now - t).to_std().unwrap_or_default() < CLEANUP_GRACE)
+        && c.finished_at.is_some_and(|t| {
+            Duration::try_from(now.duration_since(t)).unwrap_or_default() < CLEANUP_GRACE
+        })
 }
 
 /// How long after any exit podkeeper holds off restarting, counted from the
@@ -166,8 +167,8 @@ fn may_be_a_stop(c: &ContainerInfo) -> bool {
 
 /// How much of the exit grace is left for this container, if it exited
 /// only just now.
-fn exit_grace_left(c: &ContainerInfo, now: DateTime<Utc>) -> Option<Duration> {
-    let since = (now - c.finished_at?).to_std().ok()?;
+fn exit_grace_left(c: &ContainerInfo, now: Timestamp) -> Option<Duration> {
+    let since = Duration::try_from(now.duration_since(c.finished_at?)).ok()?;
     EXIT_GRACE.checked_sub(since).filter(|d| !d.is_zero())
 }
 
@@ -257,7 +258,7 @@ async fn decide_and_act<R: Podman>(
 /// user stopped it, look every CLEANUP_POLL: a `podman rm` is done the
 /// moment the container is gone, and its replacement need not wait longer.
 fn within_exit_grace(
-    now: DateTime<Utc>,
+    now: Timestamp,
     c: &ContainerInfo,
     desired: Option<&LoadedApp>,
     r: &mut Reaction,
@@ -483,12 +484,12 @@ mod tests {
 
     #[test]
     fn an_exit_stamped_before_its_start_should_be_uptime_zero() {
-        let started = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.974929120Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let finished = chrono::DateTime::parse_from_rfc3339("2026-11-30T17:30:04.969647358Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let started = "2026-11-30T17:30:04.974929120Z"
+            .parse::<Timestamp>()
+            .unwrap();
+        let finished = "2026-11-30T17:30:04.969647358Z"
+            .parse::<Timestamp>()
+            .unwrap();
         let c = ContainerInfo {
             id: "x".into(),
             name: "x".into(),

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -34,7 +34,7 @@ pub const RESTART_BACKOFF: Backoff = Backoff::CRASH_LOOP;
 pub struct HealthState {
     /// The `StartedAt` of the container the streak is about: a new start
     /// (a crash's repair, a restart by hand) begins a new streak.
-    pub started_at: Option<DateTime<Utc>>,
+    pub started_at: Option<Timestamp>,
     /// Consecutive failed checks after the start period.
     pub streak: u32,
     /// The last verdict: `None` before the first check of this start.
@@ -47,7 +47,7 @@ pub struct HealthState {
     pub hold_until: Option<Instant>,
     /// The starts of the entries of podman's health log as last read: those
     /// are counted (the log holds a few, so this does too).
-    pub counted: Vec<DateTime<Utc>>,
+    pub counted: Vec<Timestamp>,
     /// When podkeeper's own next run is due (`None`: at once). A run asked
     /// for earlier (a `health_status` event) only reads the log.
     pub next_check: Option<Instant>,
@@ -167,9 +167,9 @@ async fn look_and_act<R: Podman>(
         if !after.health_log.iter().any(|e| e.start >= began) {
             // podman logged nothing of this run (it could not start it):
             // its answer is the verdict.
-            let early = c
-                .started_at
-                .is_some_and(|s| (began - s).to_std().unwrap_or_default() < h.start_period());
+            let early = c.started_at.is_some_and(|s| {
+                Duration::try_from(began.duration_since(s)).unwrap_or_default() < h.start_period()
+            });
             fold.merge(st.count(result.passed, &result.output, early));
         }
         own = Some(result);
@@ -217,9 +217,9 @@ fn fold_log(st: &mut HealthState, c: &ContainerInfo, start_period: Duration) -> 
         if st.counted.contains(&e.start) || c.started_at.is_some_and(|s| e.start < s) {
             continue;
         }
-        let early = c
-            .started_at
-            .is_some_and(|s| (e.start - s).to_std().unwrap_or_default() < start_period);
+        let early = c.started_at.is_some_and(|s| {
+            Duration::try_from(e.start.duration_since(s)).unwrap_or_default() < start_period
+        });
         fold.merge(st.count(e.passed(), &entry_output(e), early));
     }
     st.counted = c.health_log.iter().map(|e| e.start).collect();
@@ -251,7 +251,7 @@ async fn verdict<R: Podman>(
     let now = Instant::now();
     let up = c
         .started_at
-        .and_then(|t| (rt.now() - t).to_std().ok())
+        .and_then(|t| Duration::try_from(rt.now().duration_since(t)).ok())
         .unwrap_or_default();
     let output = own
         .filter(|o| !o.passed && !o.output.is_empty())

@@ -7,13 +7,22 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::fixture::{Record, Recorded};
-use super::replay::Speed;
 use super::workspace::{self, Workspace};
 use crate::reactor::{Reactor, SYSTEMD_UNIT_LABEL};
 use crate::runtime::sim_podman::SimRuntime;
 use crate::runtime::sim_systemd::SimSystemd;
 use crate::trigger::{FileChange, PodmanEvent, StreamStatus, Trigger};
 use crate::APP_LABEL;
+
+/// How fast a replay runs (`podkeeper replay --speed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Speed {
+    /// As fast as possible (virtual time only).
+    Max,
+    /// In real time, as recorded.
+    #[value(name = "1x")]
+    RealTime,
+}
 
 /// How often the simulation's own events reach the reactor (podman delivers
 /// them late too: 0–250 ms with the file events logger).

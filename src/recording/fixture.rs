@@ -37,7 +37,7 @@ pub struct Header {
     /// The moment the recording started, to the millisecond when the header
     /// says (`started`), else `started_unix`: the simulated podman's clock
     /// starts there, so recorded event times compare with it.
-    pub started: chrono::DateTime<chrono::Utc>,
+    pub started: jiff::Timestamp,
     pub images: Vec<String>,
     pub containers: Vec<SimContainer>,
     /// Container start times as seconds before the recording started, by name.
@@ -239,9 +239,8 @@ fn parse_header(text: &str) -> Result<ParsedHeader, String> {
             started: v
                 .started
                 .as_deref()
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.with_timezone(&chrono::Utc))
-                .or_else(|| chrono::DateTime::from_timestamp(started_unix, 0))
+                .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+                .or_else(|| jiff::Timestamp::from_second(started_unix).ok())
                 .unwrap_or_default(),
             images: v.images,
             containers,

@@ -280,7 +280,7 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<HeaderLine> 
             None => true,
         })
         .collect();
-    let now = chrono::Utc::now();
+    let now = jiff::Timestamp::now();
     Ok(HeaderLine {
         podkeeper_record: Some(format::FORMAT_VERSION),
         podkeeper_version: Some(env!("CARGO_PKG_VERSION").into()),
@@ -289,8 +289,8 @@ async fn header(args: &RecordArgs, socket: &Path) -> anyhow::Result<HeaderLine> 
             api_version: Some(engine.api_version),
             rootless: Some(engine.rootless),
         },
-        started: Some(now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-        started_unix: Some(now.timestamp().into()),
+        started: Some(format!("{now:.3}")),
+        started_unix: Some(now.as_second().into()),
         params: ParamsLine {
             socket: Some(socket.display().to_string()),
             apps: args.apps.as_ref().map(|p| p.display().to_string()),

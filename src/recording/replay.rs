@@ -47,7 +47,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::driver::Driver;
-pub use super::driver::{ECHO_WINDOW, LEDGER_WINDOW, STEP, TAIL};
+pub use super::driver::{Speed, ECHO_WINDOW, LEDGER_WINDOW, STEP, TAIL};
 pub use super::fixture::{FileRecord, Fixture, FixtureError, Header, Record, Recorded};
 use super::workspace::Workspace;
 use crate::manifest;
@@ -56,15 +56,6 @@ use crate::report::{Clock, Reporter, SharedBuf};
 use crate::runtime::sim_podman::{EventSet, SimRuntime};
 use crate::runtime::sim_systemd::SimSystemd;
 use crate::runtime::ContainerState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Speed {
-    /// As fast as possible (virtual time only).
-    Max,
-    /// In real time, as recorded.
-    #[value(name = "1x")]
-    RealTime,
-}
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReplayArgs {
@@ -192,7 +183,7 @@ pub async fn replay(
     for c in &fixture.header.containers {
         let mut c = c.clone();
         if let Some((started, exited)) = fixture.header.ages.get(&c.name) {
-            let ago = |s: i64| now - chrono::Duration::seconds(s);
+            let ago = |s: i64| now - jiff::SignedDuration::from_secs(s);
             c.started_at = started.map(ago);
             c.finished_at = exited.map(ago);
         }

@@ -110,17 +110,13 @@ pub fn default_exit_dir(rootless: bool, uid: Option<u32>) -> PathBuf {
     if !rootless {
         return PathBuf::from("/run/libpod/exits");
     }
-    let ours = own_uid();
+    let ours = crate::host::euid();
     let same_user = uid.unwrap_or(ours) == ours;
     let runtime_dir = match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(dir) if same_user => PathBuf::from(dir),
         _ => PathBuf::from(format!("/run/user/{}", uid.unwrap_or(ours))),
     };
     runtime_dir.join("libpod/tmp/exits")
-}
-
-fn own_uid() -> u32 {
-    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }
 
 #[derive(Deserialize)]
@@ -268,7 +264,7 @@ mod tests {
             default_exit_dir(false, Some(0)),
             PathBuf::from("/run/libpod/exits")
         );
-        let other = own_uid() + 1;
+        let other = crate::host::euid() + 1;
         assert_eq!(
             default_exit_dir(true, Some(other)),
             PathBuf::from(format!("/run/user/{other}/libpod/tmp/exits"))

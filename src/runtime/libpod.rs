@@ -1,4 +1,4 @@
-//! podman's libpod REST API over its unix socket: the one API version podkeeper speaks, and raw GETs.
+//! podman's libpod REST API over its unix socket: the one API version podkeeper speaks, raw GETs, and the one way every call is timed and its failure classified.
 //!
 //! Every request podkeeper makes goes to a `/v4.0.0/libpod/…` path: the
 //! typed calls of `podman-api` (create, start, list, …), the raw ones here
@@ -8,7 +8,20 @@
 //! (an inspect's `StopSignal` a number, not `"SIGTERM"`). The raw decoders
 //! read only the fields podkeeper needs and accept either shape, so a
 //! podman that changes one of the others changes nothing here.
+//!
+//! Two clients serve the API. `podman-api` builds the bodies of the calls
+//! that send one (create with its spec, pull's progress stream, stop, …).
+//! It cannot serve the raw ones: its typed models decode the *whole*
+//! answer, so podman 5's inspect (a string where 4 has a number, a list
+//! where 4 has a string) fails to decode, it exposes no response headers
+//! (`Server` is how an answer tells its podman version, `_ping` is headers
+//! only), and no peer credentials (the socket's listener uid). Whichever
+//! client serves a call, it goes through [`within`] (the one timeout) and
+//! its failure becomes a [`CallError`] from the error's type, never its
+//! text: [`from_api`] for the crate's errors, [`from_hyper`] for hyper's,
+//! the HTTP status for an answer.
 
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,8 +53,10 @@ pub enum CallError {
     Timeout,
     /// podman answered with an error status: the status and its message.
     Status(u16, String),
-    /// podman answered 2xx with a body podkeeper cannot read.
+    /// podman answered with a body podkeeper cannot read.
     Body(String),
+    /// The request could not be made (a bad URI or options): a bug here.
+    Request(String),
 }
 
 impl std::fmt::Display for CallError {
@@ -51,11 +66,75 @@ impl std::fmt::Display for CallError {
             CallError::Timeout => f.write_str("no answer in time"),
             CallError::Status(code, msg) => write!(f, "{code}: {msg}"),
             CallError::Body(e) => write!(f, "unreadable answer: {e}"),
+            CallError::Request(e) => write!(f, "bad request: {e}"),
         }
     }
 }
 
 impl std::error::Error for CallError {}
+
+/// `call` within `limit`: the one timeout every podman call, raw or typed, runs under.
+pub async fn within<T, E: Into<CallError>>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, CallError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => Err(CallError::Timeout),
+    }
+}
+
+/// A hyper failure: no connection (no socket, refused, reset, closed
+/// mid-answer), or an answer that is not HTTP: no podman there either way.
+pub fn from_hyper(what: &str, e: &hyper::Error) -> CallError {
+    CallError::Unreachable(format!("{what}: {}", with_source(e)))
+}
+
+/// An I/O failure on the socket: no connection, whatever its kind.
+fn from_io(what: &str, e: &std::io::Error) -> CallError {
+    CallError::Unreachable(format!("{what}: {e}"))
+}
+
+/// `e` and what caused it (hyper's "error trying to connect" alone does not
+/// say that the socket is missing).
+fn with_source(e: &dyn std::error::Error) -> String {
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
+/// A `podman-api` failure in the same terms as a raw call's, by its type.
+pub fn from_api(e: podman_api::Error) -> CallError {
+    use podman_api::conn::Error as Conn;
+    use podman_api::Error as Api;
+    match e {
+        // The crate joins the body's message and cause with ": ".
+        Api::Fault { code, message } | Api::Error(Conn::Fault { code, message }) => {
+            CallError::Status(code.as_u16(), message.trim().to_string())
+        }
+        Api::IO(e) | Api::Error(Conn::IO(e)) => from_io("podman", &e),
+        Api::Error(Conn::Hyper(e)) => from_hyper("podman", &e),
+        // An answer that came whole but cannot be read.
+        Api::SerdeJsonError(e) | Api::Error(Conn::SerdeJsonError(e)) => {
+            CallError::Body(e.to_string())
+        }
+        e @ (Api::InvalidResponse(_)
+        | Api::ServerError(_)
+        | Api::Error(Conn::Encoding(_) | Conn::ConnectionNotUpgraded)) => {
+            CallError::Body(e.to_string())
+        }
+        // What podkeeper asked could not be sent (a bad URI, options):
+        // podman never saw it, and it is no connection failure either.
+        other => CallError::Request(other.to_string()),
+    }
+}
+
+impl From<podman_api::Error> for CallError {
+    fn from(e: podman_api::Error) -> Self {
+        from_api(e)
+    }
+}
 
 /// Send `GET path` and return the response once its headers are in; an
 /// error status is read whole and returned as [`CallError::Status`].
@@ -72,11 +151,11 @@ async fn request(
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
         .await
-        .map_err(|e| CallError::Unreachable(format!("connect {}: {e}", socket.display())))?;
+        .map_err(|e| from_io(&format!("connect {}", socket.display()), &e))?;
     let peer_uid = io.peer_cred().ok().map(|c| c.uid());
     let (mut sender, conn) = hyper::client::conn::handshake(io)
         .await
-        .map_err(|e| CallError::Unreachable(format!("handshake: {e}")))?;
+        .map_err(|e| from_hyper("handshake", &e))?;
     tokio::spawn(async move {
         // Drives the connection; ends when the body is dropped or podman hangs up.
         let _ = conn.await;
@@ -84,11 +163,11 @@ async fn request(
     let req = hyper::Request::get(path)
         .header("Host", "d")
         .body(hyper::Body::empty())
-        .map_err(|e| CallError::Body(e.to_string()))?;
+        .map_err(|e| CallError::Request(e.to_string()))?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| CallError::Unreachable(format!("GET {path}: {e}")))?;
+        .map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok((resp, peer_uid));
@@ -121,15 +200,13 @@ pub struct Ping {
 pub async fn ping(socket: &Path, limit: Duration) -> Result<Ping, CallError> {
     let call = async {
         let (resp, listener_uid) = request(socket, &path("/_ping")).await?;
-        Ok(Ping {
+        Ok::<_, CallError>(Ping {
             version: server_version(&resp),
             api_version: header(&resp, "Libpod-API-Version"),
             listener_uid,
         })
     };
-    tokio::time::timeout(limit, call)
-        .await
-        .map_err(|_| CallError::Timeout)?
+    within(limit, call).await
 }
 
 fn header(resp: &hyper::Response<hyper::Body>, name: &str) -> String {
@@ -185,7 +262,7 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
         let mut body = resp.into_body();
         let mut bytes = Vec::new();
         while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| CallError::Unreachable(format!("GET {path}: {e}")))?;
+            let chunk = chunk.map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
             if bytes.len() + chunk.len() > MAX_BODY {
                 return Err(CallError::Body(format!(
                     "GET {path}: more than {MAX_BODY} bytes"
@@ -195,11 +272,9 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
         }
         let t = serde_json::from_slice(&bytes)
             .map_err(|e| CallError::Body(format!("GET {path}: {e}")))?;
-        Ok((t, version))
+        Ok::<_, CallError>((t, version))
     };
-    tokio::time::timeout(limit, call)
-        .await
-        .map_err(|_| CallError::Timeout)?
+    within(limit, call).await
 }
 
 /// `s` made safe for a query string.

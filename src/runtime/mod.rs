@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 
 use crate::manifest::ContainerSpec;
 
@@ -26,8 +26,8 @@ pub struct ContainerInfo {
     pub name: String,
     pub state: ContainerState,
     pub labels: BTreeMap<String, String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub exit_code: Option<i32>,
     /// podman's health status (`healthy`, `unhealthy`, `starting`), as
     /// podkeeper's checks through its API last left it; `None` without a
@@ -50,7 +50,7 @@ pub struct ContainerInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthLogEntry {
     /// When podman began the run: what tells one entry from another.
-    pub start: DateTime<Utc>,
+    pub start: Timestamp,
     /// The check's exit code; podman writes -1 for a check that outlived its timeout.
     pub exit_code: i32,
     /// The start of its output (podman keeps a few hundred bytes).
@@ -71,7 +71,7 @@ impl ContainerInfo {
     /// *before* its `StartedAt` (it reads the exit before it writes the start).
     pub fn last_uptime(&self) -> Option<Duration> {
         let (start, end) = (self.started_at?, self.finished_at?);
-        Some((end - start).to_std().unwrap_or(Duration::ZERO))
+        Some(Duration::try_from(end.duration_since(start)).unwrap_or(Duration::ZERO))
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
@@ -197,7 +197,7 @@ pub trait Podman: Send + Sync + 'static {
     /// The runtime's own clock: the one podman stamps its events with. The
     /// reactor compares event times with it (never with its own clock), so a
     /// simulated runtime on virtual time is judged on that time.
-    fn now(&self) -> DateTime<Utc>;
+    fn now(&self) -> Timestamp;
 
     /// Whether this podman records a user's stop before it signals the
     /// process (podman 4.7 and later: `State.StoppedByUser`). Then an exit

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use jiff::Timestamp;
 use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
 use podman_api::opts::{
     ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
@@ -23,6 +23,8 @@ use super::{
 use crate::manifest::{parse_port, parse_volume};
 
 mod health;
+#[cfg(test)]
+mod socket_faults;
 
 /// How long each kind of call may take before it counts as failed.
 #[derive(Debug, Clone, Copy)]
@@ -47,21 +49,26 @@ impl Default for Timeouts {
 /// Where the podman socket is when `--socket` is not given: `$CONTAINER_HOST`
 /// (`unix://…`), else the rootful socket for root, else the user's.
 pub fn default_socket() -> PathBuf {
-    if let Ok(host) = std::env::var("CONTAINER_HOST") {
-        if let Some(path) = host.strip_prefix("unix://") {
-            return PathBuf::from(path);
-        }
+    socket_for(
+        std::env::var("CONTAINER_HOST").ok().as_deref(),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        crate::host::euid(),
+    )
+}
+
+/// [`default_socket`] for that environment and effective uid. Without
+/// `$XDG_RUNTIME_DIR` (a `su`, a cron job) a rootless podman's runtime
+/// directory is still `/run/user/<uid>`: the uid podkeeper runs as.
+fn socket_for(container_host: Option<&str>, runtime_dir: Option<PathBuf>, euid: u32) -> PathBuf {
+    if let Some(path) = container_host.and_then(|h| h.strip_prefix("unix://")) {
+        return PathBuf::from(path);
     }
-    // SAFETY-free check for root: the effective uid is what matters, and
-    // /proc/self is always ours.
-    let is_root = std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false);
-    if is_root {
+    if euid == 0 {
         return PathBuf::from("/run/podman/podman.sock");
     }
-    let runtime_dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/run/user/1000".into());
-    Path::new(&runtime_dir).join("podman/podman.sock")
+    runtime_dir
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{euid}")))
+        .join("podman/podman.sock")
 }
 
 /// See the module documentation.
@@ -113,16 +120,20 @@ impl PodmanRuntime {
     }
 }
 
-/// A raw call's failure in the runtime's terms.
+/// A call's failure in the runtime's terms, whichever client made it: the
+/// one classification (by the HTTP status, then podman's cause; see [`libpod`]).
 fn from_call(call: &'static str, after: Duration, e: CallError) -> RuntimeError {
     match e {
-        CallError::Status(404, message) => RuntimeError::NotFound(message),
-        CallError::Status(_, message) => {
-            by_cause(&message).unwrap_or(RuntimeError::Failed(message))
-        }
+        CallError::Status(code, message) => by_cause(&message).unwrap_or(if code == 404 {
+            RuntimeError::NotFound(message)
+        } else {
+            RuntimeError::Failed(message)
+        }),
         CallError::Timeout => RuntimeError::Timeout { call, after },
         CallError::Unreachable(e) => RuntimeError::Unreachable(e),
-        CallError::Body(e) => RuntimeError::Failed(e),
+        e @ (CallError::Body(_) | CallError::Request(_)) => {
+            RuntimeError::Failed(format!("{call}: {e}"))
+        }
     }
 }
 
@@ -193,9 +204,8 @@ impl Inspect {
     fn into_info(self, stop_intent: bool) -> ContainerInfo {
         // podman says 0001-01-01T00:00:00Z for "never".
         let time = |t: Option<String>| {
-            t.and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-                .map(|t| t.with_timezone(&Utc))
-                .filter(|t| t.timestamp() > 0)
+            t.and_then(|t| t.parse::<Timestamp>().ok())
+                .filter(|t| t.as_second() > 0)
         };
         let (health, health_log) = match self.state.health {
             Some(h) => {
@@ -235,44 +245,34 @@ impl Inspect {
     }
 }
 
+/// A `podman-api` call under the one timeout, its failure classified as a
+/// raw call's is (see [`libpod`]).
 async fn with_timeout<T>(
     call: &'static str,
     after: Duration,
     fut: impl Future<Output = Result<T, podman_api::Error>>,
 ) -> RuntimeResult<T> {
-    match tokio::time::timeout(after, fut).await {
-        Ok(result) => result.map_err(classify),
-        Err(_) => Err(RuntimeError::Timeout { call, after }),
+    libpod::within(after, fut)
+        .await
+        .map_err(|e| from_call(call, after, e))
+}
+
+/// [`with_timeout`] for a start or a stop, which podman answers with 304
+/// when the container is already there (someone else started or stopped it).
+async fn idempotent(
+    call: &'static str,
+    after: Duration,
+    fut: impl Future<Output = Result<(), podman_api::Error>>,
+) -> RuntimeResult<()> {
+    match libpod::within(after, fut).await {
+        Err(CallError::Status(304, _)) => Ok(()),
+        other => other.map_err(|e| from_call(call, after, e)),
     }
 }
 
+/// A `podman-api` failure in the runtime's terms (healthcheck's verdicts).
 fn classify(e: podman_api::Error) -> RuntimeError {
-    if let Some(known) = classify_by_cause(&e) {
-        return known;
-    }
-    match e {
-        podman_api::Error::Fault { code, message } if code.as_u16() == 404 => {
-            RuntimeError::NotFound(message.trim().to_string())
-        }
-        podman_api::Error::Fault { message, .. } => {
-            RuntimeError::Failed(message.trim().to_string())
-        }
-        e @ podman_api::Error::IO(_) => RuntimeError::Unreachable(e.to_string()),
-        podman_api::Error::Error(containers_api_error) => {
-            // Transport-level: could not connect, connection reset, …
-            RuntimeError::Unreachable(containers_api_error.to_string())
-        }
-        other => {
-            let text = other.to_string();
-            // containers-api wraps connection errors in its own error type.
-            if text.contains("connect") || text.contains("No such file") || text.contains("refused")
-            {
-                RuntimeError::Unreachable(text)
-            } else {
-                RuntimeError::Failed(text)
-            }
-        }
-    }
+    from_call("podman", Duration::ZERO, libpod::from_api(e))
 }
 
 /// podman's causes (the `cause` of its error body; the crate's message ends
@@ -291,13 +291,6 @@ const MISSING_CAUSES: &[&str] = &[
 /// database ("container already exists"), or, while `podman rm` removes
 /// one, still by its storage ("that name is already in use").
 const NAME_IN_USE_CAUSES: &[&str] = &["container already exists", "that name is already in use"];
-
-fn classify_by_cause(e: &podman_api::Error) -> Option<RuntimeError> {
-    let podman_api::Error::Fault { message, .. } = e else {
-        return None;
-    };
-    by_cause(message)
-}
 
 /// What an error body's cause means, whichever call (the crate's or a raw
 /// libpod call) brought it.
@@ -319,8 +312,8 @@ fn labels_of(map: Option<std::collections::HashMap<String, String>>) -> BTreeMap
 
 impl super::Podman for PodmanRuntime {
     /// podman runs on this host: its events carry this host's wall clock.
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
     }
 
     fn reports_stop_intent(&self) -> bool {
@@ -359,7 +352,7 @@ impl super::Podman for PodmanRuntime {
         .await?;
         let ts = |secs: Option<i64>| {
             secs.filter(|s| *s > 0)
-                .and_then(|s| Utc.timestamp_opt(s, 0).single())
+                .and_then(|s| Timestamp::from_second(s).ok())
         };
         Ok(list
             .into_iter()
@@ -460,16 +453,9 @@ impl super::Podman for PodmanRuntime {
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
-        match tokio::time::timeout(self.timeouts.quick, c.start(None)).await {
-            // podman answers 304 to a start of a running container: someone
-            // (a healthcheck's restart, a user) started it first.
-            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "start",
-                after: self.timeouts.quick,
-            }),
-        }
+        // A start of a running container (a healthcheck's restart, a user
+        // started it first) is no error.
+        idempotent("start", self.timeouts.quick, c.start(None)).await
     }
 
     async fn unpause_container(&self, name: &str) -> RuntimeResult<()> {
@@ -488,15 +474,7 @@ impl super::Podman for PodmanRuntime {
     async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
         let opts = podman_api::opts::ContainerStopOpts::builder().build();
-        match tokio::time::timeout(self.timeouts.stop, c.stop(&opts)).await {
-            // podman answers 304 to a stop of a stopped container.
-            Ok(Err(podman_api::Error::Fault { code, .. })) if code.as_u16() == 304 => Ok(()),
-            Ok(result) => result.map_err(classify),
-            Err(_) => Err(RuntimeError::Timeout {
-                call: "stop",
-                after: self.timeouts.stop,
-            }),
-        }
+        idempotent("stop", self.timeouts.stop, c.stop(&opts)).await
     }
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
@@ -537,6 +515,49 @@ impl super::Podman for PodmanRuntime {
 #[cfg(test)]
 mod cause_tests {
     use super::*;
+
+    #[test]
+    fn podmans_rfc3339_times_should_read_to_the_nanosecond_in_any_zone() {
+        let at = |t: &str| {
+            let state = serde_json::json!({"Status": "exited", "StartedAt": t, "FinishedAt": "0001-01-01T00:00:00Z"});
+            let i: Inspect =
+                serde_json::from_value(serde_json::json!({"Id": "a", "State": state})).unwrap();
+            let info = i.into_info(false);
+            assert_eq!(info.finished_at, None, "podman's zero time is never");
+            info.started_at
+                .map(|t| (t.as_second(), t.subsec_nanosecond(), format!("{t:.3}")))
+        };
+        let want = Some((
+            1_796_675_883,
+            123_456_789,
+            "2026-12-07T20:38:03.123Z".into(),
+        ));
+        assert_eq!(at("2026-12-07T20:38:03.123456789+00:00"), want);
+        assert_eq!(at("2026-12-07T20:38:03.123456789Z"), want);
+        assert_eq!(at("2026-12-07T21:38:03.123456789+01:00"), want);
+        assert_eq!(at("yesterday"), None);
+        // As status and recordings write it (chrono's `SecondsFormat::Millis`).
+        let whole = at("2026-12-07T20:38:03Z").unwrap().2;
+        assert_eq!(whole, "2026-12-07T20:38:03.000Z");
+    }
+
+    #[test]
+    fn the_default_socket_should_be_the_effective_users() {
+        let sock = |host, dir: Option<&str>, uid| socket_for(host, dir.map(PathBuf::from), uid);
+        assert_eq!(
+            sock(None, None, 1001),
+            Path::new("/run/user/1001/podman/podman.sock")
+        );
+        assert_eq!(
+            sock(None, Some("/tmp/x"), 1001),
+            Path::new("/tmp/x/podman/podman.sock")
+        );
+        assert_eq!(
+            sock(None, Some("/run/user/0"), 0),
+            Path::new("/run/podman/podman.sock")
+        );
+        assert_eq!(sock(Some("unix:///a.sock"), None, 0), Path::new("/a.sock"));
+    }
 
     fn fault(code: u16, message: &str) -> podman_api::Error {
         podman_api::Error::Fault {

@@ -40,7 +40,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use super::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError, RuntimeResult};
@@ -55,8 +55,8 @@ pub struct SimContainer {
     pub image: String,
     pub state: ContainerState,
     pub labels: BTreeMap<String, String>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
     pub exit_code: Option<i32>,
     /// A user's stop (or rm, kill) ended its last run (podman's
     /// `StoppedByUser`); `None` where a replayed recording does not say.
@@ -124,7 +124,7 @@ pub struct SimRuntime {
     /// How long each call takes (on tokio's clock).
     pub latency: Duration,
     /// The wall-clock origin of simulated timestamps.
-    epoch: DateTime<Utc>,
+    epoch: Timestamp,
     started: tokio::time::Instant,
     events_of: EventSet,
 }
@@ -141,7 +141,7 @@ impl SimRuntime {
             state: Arc::new(Mutex::new(state)),
             events,
             latency: Duration::from_millis(5),
-            epoch: DateTime::<Utc>::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
+            epoch: Timestamp::from_second(1_764_000_000).unwrap_or_default(),
             started: tokio::time::Instant::now(),
             events_of: EventSet::default(),
         }
@@ -160,7 +160,7 @@ impl SimRuntime {
     /// Let the simulated clock read `epoch` now (and run on from there on
     /// tokio's clock). Replay sets it to the moment the recording started, so
     /// that recorded events' times and the simulation's clock agree.
-    pub fn with_epoch(mut self, epoch: DateTime<Utc>) -> Self {
+    pub fn with_epoch(mut self, epoch: Timestamp) -> Self {
         self.epoch = epoch;
         self.started = tokio::time::Instant::now();
         self
@@ -170,8 +170,10 @@ impl SimRuntime {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn now(&self) -> DateTime<Utc> {
-        self.epoch + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    fn now(&self) -> Timestamp {
+        self.epoch
+            .checked_add(self.started.elapsed())
+            .unwrap_or(Timestamp::MAX)
     }
 
     pub fn container(&self, name: &str) -> Option<SimContainer> {
@@ -227,7 +229,7 @@ impl SimRuntime {
         rest.insert("id".into(), c.id.clone().into());
         rest.insert("from".into(), c.image.clone().into());
         rest.insert("scope".into(), "local".into());
-        rest.insert("time".into(), now.timestamp().into());
+        rest.insert("time".into(), now.as_second().into());
         if let Some(h) = health {
             rest.insert("HealthStatus".into(), h.into());
         }
@@ -238,7 +240,7 @@ impl SimRuntime {
                 id: c.id.clone(),
                 attributes,
             },
-            time_nano: now.timestamp_nanos_opt().unwrap_or_default(),
+            time_nano: now.as_nanosecond().try_into().ok().unwrap_or_default(),
             rest,
         });
     }
@@ -360,7 +362,7 @@ impl SimRuntime {
 }
 
 impl Podman for SimRuntime {
-    fn now(&self) -> DateTime<Utc> {
+    fn now(&self) -> Timestamp {
         self.now_utc()
     }
 

@@ -5,7 +5,7 @@ use super::*;
 /// Replay: mirroring the recorded world in the simulation.
 impl SimRuntime {
     /// The simulation's wall clock (its epoch plus tokio's elapsed time).
-    pub fn now_utc(&self) -> DateTime<Utc> {
+    pub fn now_utc(&self) -> Timestamp {
         self.now()
     }
 
@@ -74,7 +74,7 @@ impl SimRuntime {
             });
         // When it happened, on podman's clock (the simulation's): the event
         // arrives 0 to 250 ms later.
-        let at = DateTime::<Utc>::from_timestamp_nanos(ev.time_nano);
+        let at = Timestamp::from_nanosecond(ev.time_nano.into()).unwrap_or_default();
         let at = if ev.time_nano > 0 && at <= now {
             at
         } else {
