@@ -47,7 +47,8 @@
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines (an observer of the
 //!   reactor's records, the only place they are put into words), tracing,
-//!   and `check`'s report.
+//!   and `check`'s report. [`output`]: where lines go, through bounded queues
+//!   that writer threads empty, so a stalled reader never stalls the reactor.
 //! * [`ops`]: running as a service: systemd notify and the status board and
 //!   metrics (both [`observe::Observer`]s of the reactor's records), the
 //!   control socket and `/metrics` listener that serve them off the
@@ -76,6 +77,7 @@ pub mod host;
 pub mod manifest;
 pub mod observe;
 pub mod ops;
+pub mod output;
 pub mod reactor;
 pub mod reconcile;
 pub mod recording;
