@@ -241,7 +241,7 @@ impl<'a> BatchRun<'a> {
             Err(e) => return Err(e.to_string()),
         };
         for st in before.values() {
-            learn_definition(&mut self.started_from, st);
+            learn_definition(&mut self.started_from, st).await;
         }
         Ok((watch, before))
     }
@@ -373,7 +373,7 @@ impl<'a> BatchRun<'a> {
                 .await
                 .map_err(|e| e.to_string())?;
             for st in &states {
-                learn_definition(&mut self.started_from, st);
+                learn_definition(&mut self.started_from, st).await;
             }
         }
         self.slog
@@ -407,7 +407,7 @@ impl<'a> BatchRun<'a> {
                 w.fail(format!("systemd did not report {svc}"));
                 continue;
             };
-            let plan = plan(unit_dir, &c, st, &self.started_from);
+            let plan = plan(unit_dir, &c, st, &self.started_from).await;
             if let Plan::Start { reset: true, .. } = plan {
                 reset.push(svc.clone());
             }
@@ -470,7 +470,7 @@ impl<'a> BatchRun<'a> {
                     if !w.started() {
                         continue;
                     }
-                    learn_definition(&mut self.started_from, st);
+                    learn_definition(&mut self.started_from, st).await;
                     if w.error.is_none() && !st.is_active() {
                         w.notes.push(format!("now {}", st.describe()));
                     }
