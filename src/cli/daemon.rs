@@ -404,9 +404,18 @@ fn serve(
 }
 
 fn stopped(stats: &Stats) -> String {
+    use crate::output::{dropped, Stream};
+    let lost = dropped(Stream::Stdout) + dropped(Stream::Stderr);
     format!(
-        "stopped: {} triggers, {} reconciles, {} sweeps, {} failures",
-        stats.triggers, stats.reconciles, stats.sweeps, stats.failures
+        "stopped: {} triggers, {} reconciles, {} sweeps, {} failures{}",
+        stats.triggers,
+        stats.reconciles,
+        stats.sweeps,
+        stats.failures,
+        match lost {
+            0 => String::new(),
+            n => format!(", {n} output lines dropped (nobody read them in time)"),
+        }
     )
 }
 
