@@ -47,7 +47,8 @@
 //! * [`trust`]: start-up checks of who may write the directories podkeeper trusts.
 //! * [`report`]: the human-readable `--debug` lines (an observer of the
 //!   reactor's records, the only place they are put into words), tracing,
-//!   and `check`'s report.
+//!   and `check`'s report. [`output`]: where lines go, through bounded queues
+//!   that writer threads empty, so a stalled reader never stalls the reactor.
 //! * [`ops`]: running as a service: systemd notify and the status board and
 //!   metrics (both [`observe::Observer`]s of the reactor's records), the
 //!   control socket and `/metrics` listener that serve them off the
@@ -58,15 +59,21 @@
 //! * [`recording`]: event streams written down as fixtures (`record`), and fed
 //!   back to the same reactor against the simulations in virtual time
 //!   (`replay`); the file format as serde types both share.
-//! * [`cli`] on top: the command line and `run`'s wiring, and the
+//! * [`cli`] on top: the command line, `run`'s start-up and shutdown
+//!   step by step (`cli/daemon.rs`), and the
 //!   completions and man page generated from it (`cli/docs.rs`); no module
 //!   imports it. Below everything: [`duration`] (as flags take them and
 //!   lines write them), [`host`] (who podkeeper runs as, absolute paths),
 //!   [`backoff`].
 //!
-//! Shutdown follows mini-redis: a [`tokio_util::sync::CancellationToken`] tells
-//! sources to stop; when their senders drop, the channel closes and the reactor
-//! drains its in-flight reconciles before returning.
+//! Shutdown follows mini-redis (`cli/daemon.rs`): SIGTERM cancels one
+//! [`tokio_util::sync::CancellationToken`]; the reactor stops taking triggers
+//! and drains its in-flight reconciles; then `run` waits on a
+//! [`tokio_util::task::TaskTracker`], at most `cli::TASKS_STOP_WITHIN`, for
+//! every source and listener it spawned to return (the control socket removes
+//! its file as it goes), and `main` waits, bounded too, for queued output to
+//! be written. Only the signal task is not waited for: after the first signal
+//! it stays to turn a second one into an immediate exit.
 
 pub mod backoff;
 pub mod cli;
@@ -76,6 +83,7 @@ pub mod host;
 pub mod manifest;
 pub mod observe;
 pub mod ops;
+pub mod output;
 pub mod reactor;
 pub mod reconcile;
 pub mod recording;

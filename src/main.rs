@@ -6,18 +6,22 @@ use clap::Parser;
 use podkeeper::cli::{self, Cli, Command, LogFormat};
 use tracing_subscriber::EnvFilter;
 
+/// How long an exit waits for queued output to be written.
+const OUTPUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn main() {
     let cli = Cli::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // Never panic on a closed stderr: no internal-error eprintln!, and a
-        // writer that drops what it cannot write.
+        // writer that drops what it cannot write. Never block on a full one:
+        // the writer queues (bounded) and a thread of its own writes.
         .log_internal_errors(false)
         // Colour only for a person at a terminal: `2>file` and journald get
         // plain text.
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(|| podkeeper::report::QuietStderr);
+        .with_writer(podkeeper::output::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -47,6 +51,9 @@ fn main() {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(cli::run(args))),
     };
+    // What is queued is written before the exit (a reader that never reads
+    // costs this limit, no more).
+    podkeeper::output::finish(OUTPUT_DRAIN);
     match code {
         Ok(code) => std::process::exit(code),
         Err(e) => {

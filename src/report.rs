@@ -36,9 +36,10 @@ impl Reporter {
         Reporter { debug, clock, out }
     }
 
-    /// A reporter that prints debug lines to standard output.
+    /// A reporter that prints debug lines to standard output, through a
+    /// queue that never blocks (a full pipe drops lines, not reconciles).
     pub fn stdout(debug: bool) -> Self {
-        Self::new(debug, Clock::Wall, Box::new(std::io::stdout()))
+        Self::new(debug, Clock::Wall, Box::new(crate::output::stdout()))
     }
 
     fn stamp(&self) -> String {
@@ -238,7 +239,8 @@ impl Write for SharedBuf {
 /// Standard error that never fails. `eprintln!` panics when it cannot write
 /// (a closed pipe: `podkeeper run 2>&1 | head`), and a panic in the log
 /// writer or the signal task would end or wedge the daemon; a lost log line
-/// never must. tracing writes through this too.
+/// never must. It blocks on a full pipe, so only the last words before an
+/// exit use it; tracing and the debug lines go through [`crate::output`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QuietStderr;
 

@@ -13,7 +13,9 @@ use crate::trigger::Key;
 
 /// Test-only: after this many seconds (a whole number) of `run`, the reactor loop blocks for
 /// good (as a deadlocked reactor would), so a test can watch systemd's
-/// watchdog kill and restart it. Never set it in production.
+/// watchdog kill and restart it. Read only by a binary built with the
+/// `test-hooks` feature (`scripts/test` builds it so); a release build
+/// ignores it.
 pub const STALL_ENV: &str = "PODKEEPER_TEST_STALL_REACTOR_AFTER";
 
 /// Where notifications go: systemd's socket, or a test's list.
@@ -205,6 +207,14 @@ impl Observer for Notifier {
     }
 }
 
+/// Without `test-hooks` the hook is not there: no environment can wedge a
+/// production daemon.
+#[cfg(not(feature = "test-hooks"))]
+fn stall_after() -> Option<Duration> {
+    None
+}
+
+#[cfg(feature = "test-hooks")]
 fn stall_after() -> Option<Duration> {
     let v = std::env::var(STALL_ENV).ok()?;
     match v.trim().parse::<u64>() {
@@ -363,5 +373,15 @@ mod tests {
             "{}",
             n.summary()
         );
+    }
+
+    #[test]
+    fn the_stall_hook_should_be_read_only_with_the_test_hooks_feature() {
+        // The only test touching this variable.
+        std::env::set_var(STALL_ENV, "7");
+        let got = stall_after();
+        std::env::remove_var(STALL_ENV);
+        let expected = cfg!(feature = "test-hooks").then(|| Duration::from_secs(7));
+        assert_eq!(got, expected);
     }
 }

@@ -241,7 +241,7 @@ impl<'a> BatchRun<'a> {
             Err(e) => return Err(e.into()),
         };
         for st in before.values() {
-            learn_definition(&mut self.started_from, st);
+            learn_definition(&mut self.started_from, st).await;
         }
         Ok((watch, before))
     }
@@ -369,7 +369,7 @@ impl<'a> BatchRun<'a> {
         if !others.is_empty() {
             let states = self.slog.time("show", sd.show(&others)).await?;
             for st in &states {
-                learn_definition(&mut self.started_from, st);
+                learn_definition(&mut self.started_from, st).await;
             }
         }
         self.slog.time("daemon-reload", sd.daemon_reload()).await?;
@@ -400,7 +400,7 @@ impl<'a> BatchRun<'a> {
                 w.fail(Failure::Companion(format!("systemd did not report {svc}")));
                 continue;
             };
-            let plan = plan(unit_dir, &c, st, &self.started_from);
+            let plan = plan(unit_dir, &c, st, &self.started_from).await;
             if let Plan::Start { reset: true, .. } = plan {
                 reset.push(svc.clone());
             }
@@ -463,7 +463,7 @@ impl<'a> BatchRun<'a> {
                     if !w.started() {
                         continue;
                     }
-                    learn_definition(&mut self.started_from, st);
+                    learn_definition(&mut self.started_from, st).await;
                     if w.error.is_none() && !st.is_active() {
                         w.notes.push(format!("now {}", st.describe()));
                     }

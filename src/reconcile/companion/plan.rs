@@ -20,7 +20,7 @@ pub(super) enum Plan {
 }
 
 /// Decide what a companion's service needs, from its state after any reload.
-pub(super) fn plan(
+pub(super) async fn plan(
     unit_dir: &Path,
     c: &Companion,
     st: &UnitState,
@@ -41,7 +41,7 @@ pub(super) fn plan(
         ));
     }
     if st.is_active() {
-        let loaded = definition_hash(&st.fragment_path);
+        let loaded = definition_hash(&st.fragment_path).await;
         return match (started_from.get(&svc), loaded) {
             (Some(run), Some(loaded)) if run.invocation == st.invocation_id => {
                 if run.definition == loaded {
@@ -87,7 +87,7 @@ fn shadowed_by(unit_dir: &Path, c: &Companion, st: &UnitState) -> Option<String>
 }
 
 /// Remember the definition of a run not seen before (read before any reload).
-pub(super) fn learn_definition(started_from: &mut StartedFrom, st: &UnitState) {
+pub(super) async fn learn_definition(started_from: &mut StartedFrom, st: &UnitState) {
     if !st.is_active() || st.invocation_id.is_empty() {
         return;
     }
@@ -97,7 +97,7 @@ pub(super) fn learn_definition(started_from: &mut StartedFrom, st: &UnitState) {
     {
         return;
     }
-    if let Some(definition) = definition_hash(&st.fragment_path) {
+    if let Some(definition) = definition_hash(&st.fragment_path).await {
         started_from.insert(
             st.id.clone(),
             RunningDef {
@@ -109,11 +109,13 @@ pub(super) fn learn_definition(started_from: &mut StartedFrom, st: &UnitState) {
 }
 
 /// Hash of a loaded unit definition (the generated file; small, on tmpfs).
-fn definition_hash(fragment: &str) -> Option<String> {
+/// Read on tokio's blocking pool: the batch runs among the reactor's tasks,
+/// and a read that hangs (a wedged filesystem) must not hold a worker.
+async fn definition_hash(fragment: &str) -> Option<String> {
     if fragment.is_empty() {
         return None;
     }
-    let text = std::fs::read(fragment).ok()?;
+    let text = tokio::fs::read(fragment).await.ok()?;
     let digest = Sha256::digest(&text);
     Some(digest[..12].iter().map(|b| format!("{b:02x}")).collect())
 }
