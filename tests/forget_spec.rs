@@ -97,3 +97,55 @@ async fn ten_thousand_apps_created_and_deleted_should_leave_every_map_at_its_sta
     }
     assert_eq!(reactor.map_sizes(), start);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_app_should_be_forgotten_once_a_sweep_finds_its_duplicates_gone() {
+    // podman's events of the deletion are lost (a stream gap): the
+    // duplicate's `remove` is never heard, so only a sweep tells it is gone.
+    let (podman, mut events) = podman_with_events();
+    let (mut reactor, sim) = Setup::dir(podman, [("web.yaml", manifest(2))])
+        .quiet()
+        .build();
+    let start = reactor.map_sizes();
+    assert_eq!(start.had_manifest, 1);
+    // A second container of app2 (as `podman rename` leaves one), learnt by a sweep.
+    let set = podkeeper::manifest::load_dir(sim.apps_dir()).unwrap();
+    let labels = podkeeper::reconcile::app::labels_for(&set.apps["app2"]);
+    sim.podman.add_running("app2-old", labels);
+    reactor.handle(Trigger::SweepTick);
+    run_for(&mut reactor, &mut events, Duration::from_secs(1)).await;
+    assert_eq!(reactor.map_sizes().duplicates, 1);
+    assert!(
+        sim.podman.container("app2").is_some(),
+        "the sweep created it"
+    );
+    // The manifest goes: both containers go with it.
+    std::fs::remove_file(sim.apps_path("web.yaml")).unwrap();
+    reactor.handle(Trigger::AppsDir(FileChange {
+        dir: sim.apps_dir().to_path_buf(),
+        path: "web.yaml".into(),
+        kind: ChangeKind::Remove,
+    }));
+    reactor
+        .step_until(Instant::now() + Duration::from_secs(2))
+        .await;
+    while events.try_recv().is_ok() {}
+    assert!(sim.podman.containers().is_empty());
+    assert_eq!(
+        reactor.map_sizes().had_manifest,
+        1,
+        "kept for its duplicate"
+    );
+    // Kept while its duplicate was known (its removal needed it), then
+    // forgotten by the next sweep, which finds no container of it.
+    reactor.handle(Trigger::SweepTick);
+    run_for(&mut reactor, &mut events, Duration::from_secs(1)).await;
+    let end = reactor.map_sizes();
+    assert_eq!(
+        end,
+        podkeeper::reactor::MapSizes {
+            had_manifest: 0,
+            ..start
+        }
+    );
+}
