@@ -8,6 +8,7 @@
 mod companions;
 mod duplicates;
 mod exits;
+mod forget;
 mod health;
 mod manifests;
 mod observers;
@@ -17,6 +18,7 @@ mod run_loop;
 mod slots;
 
 pub use companions::{SYSTEMD_UNIT_LABEL, UNIT_DIR_SETTLE};
+pub use forget::MapSizes;
 
 use run_loop::{Stopped, Until};
 
@@ -452,6 +454,7 @@ impl<R: Podman> Reactor<R> {
                     }
                 }
                 self.after_app_reaction(&r, now);
+                self.forget_if_gone(&r);
             }
             Done::Sweep(r, findings) => {
                 if r.result.is_ok() {
@@ -459,6 +462,11 @@ impl<R: Podman> Reactor<R> {
                     let known = &self.container_apps;
                     self.exits.keep_containers(|id| known.contains_key(id));
                     self.learn_duplicates(findings.duplicates);
+                    self.forget_absent();
+                    // An orphan no longer found is no longer remembered (and
+                    // is reported again should it come back).
+                    let found = &findings.orphans;
+                    self.reported_orphans.retain(|o| found.contains(o));
                 }
                 self.on_sweep_reach(r.failure(), now);
                 for (key, why) in &r.queue {
@@ -494,7 +502,7 @@ impl<R: Podman> Reactor<R> {
                     if r.action == Action::Healthy {
                         self.wake_dependents(&id, true, now);
                     }
-                    if st == HealthState::default() {
+                    if st == HealthState::default() || !self.apps.apps.contains_key(&id) {
                         self.health.remove(&id);
                     } else {
                         self.health.insert(id, st);

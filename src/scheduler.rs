@@ -354,6 +354,24 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         }
     }
 
+    /// client-go's `Forget`: drop all that is known of `key` (its backoff
+    /// too), unless it is queued or running. True when nothing is kept of it.
+    pub fn forget(&mut self, key: &K) -> bool {
+        match self.keys.get(key).map(|s| s.phase) {
+            None => true,
+            Some(Phase::Idle) => {
+                self.keys.remove(key);
+                true
+            }
+            Some(Phase::Queued { .. } | Phase::Running { .. }) => false,
+        }
+    }
+
+    /// How many keys it holds any state for (queued, running, or backing off).
+    pub fn known(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Drop a key that is queued (not one that is running).
     pub fn unqueue(&mut self, key: &K) {
         if let Some(state) = self.keys.get_mut(key) {

@@ -52,6 +52,11 @@ pub(super) struct Companions {
 }
 
 impl Companions {
+    /// Entries held: (companions declared in this run, retired ones to remove).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.known.len(), self.retired.len())
+    }
+
     fn enabled(&self) -> bool {
         self.systemd.is_some() && !self.unit_dirs.is_empty()
     }

@@ -27,6 +27,17 @@ pub(super) struct Duplicates {
     known: BTreeMap<String, String>,
 }
 
+impl Duplicates {
+    /// Whether a duplicate of `app` is known.
+    pub fn has_copies_of(&self, app: &str) -> bool {
+        self.known.values().any(|a| a == app)
+    }
+
+    pub fn len(&self) -> usize {
+        self.known.len()
+    }
+}
+
 impl<R: Podman> Reactor<R> {
     /// Whether the reconcile of key `app/<name>` may remove a labelled
     /// container of that name that no manifest wants: its manifest was deleted

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 /// See the module documentation. Bounded by the containers podkeeper knows:
-/// one entry per container id (forgotten on its removal) and per app that
-/// had a manifest.
+/// one entry per container id (forgotten on its removal) and per app looked
+/// at (forgotten with the app, `reactor/forget.rs`).
 #[derive(Debug, Default)]
 pub(super) struct Exits {
     /// Container id → when its exit file was seen written.
@@ -50,6 +50,16 @@ impl Exits {
     /// Container `id` was removed.
     pub fn forget_container(&mut self, id: &str) {
         self.written.remove(id);
+    }
+
+    /// App `app` is gone, manifest and container: forget when it was looked at.
+    pub fn forget_app(&mut self, app: &str) {
+        self.looked.remove(app);
+    }
+
+    /// Entries held: (exit files seen written, apps looked at).
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.written.len(), self.looked.len())
     }
 
     /// Keep only the exit files of containers that still exist (after a

@@ -78,6 +78,16 @@ impl Slots {
         key.app().is_none_or(|id| !self.busy.contains(id)) && self.pool_for(key).is_some()
     }
 
+    /// App `id` is gone: no repair is due for it.
+    pub fn forget(&mut self, id: &str) {
+        self.repairs_due.remove(id);
+    }
+
+    /// Entries held: (tasks in flight, busy apps, repairs due).
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.tasks.len(), self.busy.len(), self.repairs_due.len())
+    }
+
     /// No slot is free for any key (the loop need not wake for deadlines).
     pub fn is_full(&self) -> bool {
         self.general >= self.max && self.repair >= self.max

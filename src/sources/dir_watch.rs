@@ -20,10 +20,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::event::{ModifyKind, RenameMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, EventKind, RecursiveMode};
 use tokio_util::sync::CancellationToken;
 
-use super::{RawFsEvents, TriggerTx};
+use super::{FsWatcher, RawFsEvents, TriggerTx};
 use crate::host::absolute;
 use crate::trigger::{ChangeKind, FileChange, Trigger};
 
@@ -154,6 +154,11 @@ pub fn spawn(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         loop {
+            // Events dropped while a watch was added (at start-up too): as
+            // after an overflow, anything may have changed.
+            if !state.rescan_if_dropped(&tx).await {
+                return;
+            }
             let polling = state.needs_polling();
             tokio::select! {
                 _ = cancel.cancelled() => return,
@@ -196,7 +201,7 @@ async fn recv(rx: &mut Option<RawFsEvents>) -> Option<notify::Result<Event>> {
 struct State {
     what: Watched,
     dirs: Vec<Dir>,
-    watcher: Option<RecommendedWatcher>,
+    watcher: Option<FsWatcher>,
 }
 
 impl State {
@@ -267,6 +272,21 @@ impl State {
             }
         }
         new_rx
+    }
+
+    /// Rescan every directory if the watcher dropped events; false when the channel closed.
+    async fn rescan_if_dropped(&mut self, tx: &TriggerTx) -> bool {
+        if !self.watcher.as_ref().is_some_and(FsWatcher::take_dropped) {
+            return true;
+        }
+        tracing::warn!("file watcher events dropped while a watch was added; rescanning");
+        for d in &self.dirs {
+            let change = FileChange::rescan(d.path.clone());
+            if tx.send(self.what.trigger(change)).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 
     /// The watcher is gone (its thread ended): every directory is polled.

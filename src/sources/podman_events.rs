@@ -11,7 +11,9 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper::body::HttpBody;
+use futures::{Stream, StreamExt};
+use tokio_util::bytes::{Bytes, BytesMut};
+use tokio_util::codec::{Decoder, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
 use super::TriggerTx;
@@ -24,6 +26,10 @@ use crate::trigger::{PodmanEvent, StreamStatus, Trigger};
 const RESUME_OVERLAP: Duration = Duration::from_secs(2);
 /// How many forwarded event identities are remembered for de-duplication.
 const DEDUP_MEMORY: usize = 4096;
+/// The longest events line read. podman's events are a few hundred bytes (a
+/// few KiB with many labels); a longer line is reported once and skipped, so
+/// a stream that never sends a newline holds no more than this.
+const MAX_LINE: usize = 64 * 1024;
 /// Connecting and getting the response headers must not take longer than this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -134,7 +140,7 @@ async fn stream_once(
         was_connected,
     };
     let asked = now_nano();
-    let mut body = match tokio::time::timeout(CONNECT_TIMEOUT, open(socket, since)).await {
+    let body = match tokio::time::timeout(CONNECT_TIMEOUT, open(socket, since)).await {
         Ok(Ok(body)) => {
             seen.connected(asked);
             body
@@ -148,17 +154,51 @@ async fn stream_once(
     if tx.send(Trigger::Stream(status)).await.is_err() {
         return StreamEnd::ChannelClosed;
     }
-    let mut buf: Vec<u8> = Vec::new();
+    forward_lines(body, tx, seen).await
+}
+
+/// Read the events stream line by line and forward each new event, until the
+/// stream breaks or the channel closes. `chunks`: the response body.
+async fn forward_lines<S, E>(mut chunks: S, tx: &TriggerTx, seen: &mut Seen) -> StreamEnd
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let broken = |error: String| StreamEnd::Broken {
+        error,
+        was_connected: true,
+    };
+    let mut lines = Lines::default();
     loop {
-        let chunk = match body.data().await {
+        let chunk = match chunks.next().await {
             Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return broken(format!("events stream: {e}"), true),
-            None => return broken("events stream closed by podman".into(), true),
+            Some(Err(e)) => return broken(format!("events stream: {e}")),
+            None => return broken("events stream closed by podman".into()),
         };
-        buf.extend_from_slice(&chunk);
-        while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            let Some(decoded) = PodmanEvent::from_line(&line) else {
+        lines.push(&chunk);
+        while let Some(line) = lines.next_line() {
+            let line = match line {
+                Ok(line) => line,
+                Err(LinesCodecError::MaxLineLengthExceeded) => {
+                    // Reported here, once; the codec drops the rest of the
+                    // line as it comes, up to its newline.
+                    tracing::warn!(
+                        max_bytes = MAX_LINE,
+                        "podman sent an events line longer than {} KiB; skipped",
+                        MAX_LINE / 1024
+                    );
+                    continue;
+                }
+                Err(LinesCodecError::Io(e)) => {
+                    let error = excerpt(&e.to_string(), 200);
+                    tracing::warn!(
+                        error,
+                        "podman sent an events line that is not UTF-8; skipped"
+                    );
+                    continue;
+                }
+            };
+            let Some(decoded) = PodmanEvent::from_line(line.as_bytes()) else {
                 continue;
             };
             match decoded {
@@ -169,7 +209,7 @@ async fn stream_once(
                 }
                 Err(e) => {
                     // Event contents are not trusted: quote a short, escaped excerpt.
-                    let line = excerpt(&String::from_utf8_lossy(&line), 200);
+                    let line = excerpt(&line, 200);
                     let error = excerpt(&e.to_string(), 200);
                     tracing::warn!(
                         error,
@@ -179,6 +219,42 @@ async fn stream_once(
                 }
             }
         }
+    }
+}
+
+/// The events stream cut into lines, holding at most [`MAX_LINE`] bytes of
+/// a line not yet complete (plus the chunk just read). Each byte is looked at
+/// once: the codec remembers how far it searched for a newline.
+struct Lines {
+    codec: LinesCodec,
+    buf: BytesMut,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Lines {
+            codec: LinesCodec::new_with_max_length(MAX_LINE),
+            buf: BytesMut::new(),
+        }
+    }
+}
+
+impl Lines {
+    fn push(&mut self, chunk: &[u8]) {
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// The next complete line, if one is buffered. A line longer than
+    /// [`MAX_LINE`] is one `MaxLineLengthExceeded`, then dropped as it comes
+    /// up to its newline; reading goes on with the next line.
+    fn next_line(&mut self) -> Option<Result<String, LinesCodecError>> {
+        self.codec.decode(&mut self.buf).transpose()
+    }
+
+    /// Bytes held (tests).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.buf.len()
     }
 }
 
@@ -235,6 +311,67 @@ mod tests {
         // Once events came, the last one seen counts.
         assert!(seen.first_time(&ev(15_000_000_000, "died")));
         assert_eq!(seen.since().as_deref(), Some("13.000000000"));
+    }
+
+    const EVENT: &str = r#"{"Type":"container","Action":"died","Actor":{"ID":"abc","Attributes":{"name":"web"}},"timeNano":7}"#;
+
+    #[test]
+    fn a_line_longer_than_the_cap_should_be_reported_once_and_dropped_as_it_comes() {
+        let mut lines = Lines::default();
+        let piece = vec![b'x'; 64 * 1024];
+        let mut too_long = 0;
+        for _ in 0..(16 << 20) / piece.len() {
+            lines.push(&piece);
+            while let Some(line) = lines.next_line() {
+                assert!(matches!(line, Err(LinesCodecError::MaxLineLengthExceeded)));
+                too_long += 1;
+            }
+            assert!(lines.held() <= MAX_LINE + 1, "held {}", lines.held());
+        }
+        assert_eq!(too_long, 1, "reported once");
+        lines.push(format!("xxx\n{EVENT}\n").as_bytes());
+        assert_eq!(
+            lines.next_line().unwrap().unwrap(),
+            EVENT,
+            "read on after it"
+        );
+        assert!(lines.next_line().is_none());
+        assert_eq!(lines.held(), 0);
+    }
+
+    #[test]
+    fn lines_split_across_chunks_should_be_whole() {
+        let mut lines = Lines::default();
+        let (a, b) = EVENT.split_at(20);
+        lines.push(a.as_bytes());
+        assert!(lines.next_line().is_none());
+        lines.push(format!("{b}\r\n\n").as_bytes());
+        assert_eq!(lines.next_line().unwrap().unwrap(), EVENT);
+        assert_eq!(lines.next_line().unwrap().unwrap(), "", "a blank line");
+        assert!(lines.next_line().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_stream_should_go_on_after_an_over_long_line() {
+        let mut chunks: Vec<Result<Bytes, std::io::Error>> = (0..256)
+            .map(|_| Ok(Bytes::from(vec![b'x'; 64 * 1024])))
+            .collect();
+        chunks.push(Ok(Bytes::from(format!("\n{EVENT}\nnot json\n"))));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+        let mut seen = Seen::default();
+        let end = forward_lines(futures::stream::iter(chunks), &tx, &mut seen).await;
+        assert!(matches!(
+            end,
+            StreamEnd::Broken {
+                was_connected: true,
+                ..
+            }
+        ));
+        match rx.try_recv() {
+            Ok(Trigger::Podman(ev)) => assert_eq!(ev.action, "died"),
+            other => panic!("{other:?}"),
+        }
+        assert!(rx.try_recv().is_err(), "the bad line was skipped");
     }
 
     #[test]
