@@ -210,6 +210,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Drop a deleted app's series (Prometheus sees it go stale).
+    pub fn forget_app(&self, app: &str) {
+        self.restarts.remove(&AppLabels {
+            app: app.to_string(),
+        });
+    }
+
     /// The text exposition (OpenMetrics, which Prometheus reads), with the
     /// gauges set now from how many apps and companions are in each state
     /// (the status board's counts).

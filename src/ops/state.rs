@@ -517,6 +517,11 @@ impl Observer for Records {
                 (id.clone(), row)
             })
             .collect();
+        // A deleted app's restart counter goes with its row: ids churn over
+        // years, and a label per app ever seen would grow without bound.
+        for gone in was.keys() {
+            self.shared.metrics.forget_app(gone);
+        }
         let mut was = std::mem::take(&mut board.companions);
         board.companions = apps
             .companions()

@@ -428,3 +428,28 @@ fn an_exit_during_the_restart_that_started_it_should_show_as_crash_looping() {
     );
     assert_eq!(shared.status().apps[0].state, "running");
 }
+
+#[test]
+fn a_deleted_apps_row_and_restart_series_should_be_forgotten() {
+    let shared = Shared::new();
+    let mut records = Records::new(shared.clone());
+    records.declared(&set(&[("web", ""), ("db", "")]));
+    shared.metrics.count_restart("web");
+    shared.metrics.count_restart("db");
+    records.declared(&set(&[("db", "")]));
+    let scrape = |shared: &Shared| {
+        let text = shared.metrics_text();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap()
+    };
+    let m = scrape(&shared);
+    assert_eq!(
+        value(&m, "podkeeper_restarts_total", &[("app", "web")]),
+        None
+    );
+    assert_eq!(
+        value(&m, "podkeeper_restarts_total", &[("app", "db")]),
+        Some(1.0)
+    );
+    let ids: Vec<String> = shared.status().apps.into_iter().map(|a| a.id).collect();
+    assert_eq!(ids, ["db"]);
+}
