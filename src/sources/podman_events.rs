@@ -140,13 +140,12 @@ async fn stream_once(
         was_connected,
     };
     let asked = now_nano();
-    let body = match tokio::time::timeout(CONNECT_TIMEOUT, open(socket, since)).await {
-        Ok(Ok(body)) => {
+    let body = match open(socket, since).await {
+        Ok(body) => {
             seen.connected(asked);
             body
         }
-        Ok(Err(e)) => return broken(e, false),
-        Err(_) => return broken("events subscription timed out".into(), false),
+        Err(e) => return broken(e, false),
     };
     let status = StreamStatus::Connected {
         resumed: connected_before,
@@ -272,10 +271,14 @@ async fn open(socket: &Path, since: Option<&str>) -> Result<hyper::Body, String>
         uri.push_str("&since=");
         uri.push_str(since);
     }
-    libpod::get(socket, &uri).await.map_err(|e| match e {
-        libpod::CallError::Status(..) => format!("events: {e}"),
-        _ => e.to_string(),
-    })
+    // The one timeout path every podman call takes (runtime/libpod.rs).
+    libpod::within(CONNECT_TIMEOUT, libpod::get(socket, &uri))
+        .await
+        .map_err(|e| match e {
+            libpod::CallError::Status(..) => format!("events: {e}"),
+            libpod::CallError::Timeout => "events subscription timed out".into(),
+            _ => e.to_string(),
+        })
 }
 
 #[cfg(test)]
