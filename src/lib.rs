@@ -75,24 +75,24 @@
 //! be written. Only the signal task is not waited for: after the first signal
 //! it stays to turn a second one into an immediate exit.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod cli;
-pub mod duration;
+pub(crate) mod duration;
 pub mod export;
-pub mod host;
+pub(crate) mod host;
 pub mod manifest;
 pub mod observe;
 pub mod ops;
 pub mod output;
 pub mod reactor;
 pub mod reconcile;
-pub mod recording;
+pub(crate) mod recording;
 pub mod report;
 pub mod runtime;
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod sources;
 pub mod trigger;
-pub mod trust;
+pub(crate) mod trust;
 
 /// `podkeeper::record` and `podkeeper::replay`, as `main` and the fixture tests name them.
 pub use recording::{record, replay};

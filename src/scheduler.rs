@@ -216,6 +216,7 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     }
 
     /// The next key whose deadline has come, now marked running.
+    #[cfg(test)] // the reactor asks with a filter (`…_if`)
     pub fn pop_ready(&mut self, now: Instant) -> Option<K> {
         self.pop_ready_if(now, |_| true)
     }
@@ -240,6 +241,7 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     }
 
     /// When the earliest queued key becomes ready.
+    #[cfg(test)] // the reactor asks with a filter (`…_if`)
     pub fn next_deadline(&self) -> Option<Instant> {
         self.queue.first_key_value().map(|(&(at, _), _)| at)
     }
@@ -372,30 +374,6 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
         self.keys.len()
     }
 
-    /// Drop a key that is queued (not one that is running).
-    pub fn unqueue(&mut self, key: &K) {
-        if let Some(state) = self.keys.get_mut(key) {
-            if let Phase::Queued { at, seq } = state.phase {
-                self.queue.remove(&(at, seq));
-                state.phase = Phase::Idle;
-            }
-        }
-    }
-
-    pub fn is_running(&self, key: &K) -> bool {
-        matches!(
-            self.keys.get(key).map(|s| s.phase),
-            Some(Phase::Running { .. })
-        )
-    }
-
-    pub fn is_queued(&self, key: &K) -> bool {
-        matches!(
-            self.keys.get(key).map(|s| s.phase),
-            Some(Phase::Queued { .. })
-        )
-    }
-
     /// Until when the key's failure backoff or crash-loop delay holds it
     /// back, if either does (status shows it).
     pub fn held_until(&self, key: &K) -> Option<Instant> {
@@ -403,12 +381,9 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     }
 
     /// Consecutive failures of the key so far.
+    #[cfg(test)] // the reactor asks with a filter (`…_if`)
     pub fn failures(&self, key: &K) -> u32 {
         self.keys.get(key).map_or(0, |s| s.failures)
-    }
-
-    pub fn running(&self) -> usize {
-        self.running
     }
 
     pub fn queued(&self) -> usize {
@@ -416,6 +391,7 @@ impl<K: Clone + Eq + Hash> Scheduler<K> {
     }
 
     /// Nothing queued, nothing running.
+    #[cfg(test)] // the reactor asks `is_idle_but`
     pub fn is_idle(&self) -> bool {
         self.running == 0 && self.queue.is_empty()
     }

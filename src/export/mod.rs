@@ -13,13 +13,13 @@
 pub mod kube;
 mod meta;
 pub mod names;
-pub mod notes;
+pub(crate) mod notes;
 #[cfg(test)]
 pub(crate) mod pyyaml;
-pub mod quadlet;
-pub mod volumes;
-pub mod workload;
-pub mod yaml;
+pub(crate) mod quadlet;
+pub(crate) mod volumes;
+pub(crate) mod workload;
+pub(crate) mod yaml;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -8,15 +8,15 @@
 //! * [`apps_dir`]: the directory as last read, where the last valid
 //!   declaration of an invalid file stands.
 
-pub mod apps_dir;
-pub mod depends;
+pub(crate) mod apps_dir;
+pub(crate) mod depends;
 pub mod excerpt;
-pub mod health;
-pub mod limits;
-pub mod read;
-pub mod unit;
-pub mod validate;
-pub mod yaml_budget;
+pub(crate) mod health;
+pub(crate) mod limits;
+pub(crate) mod read;
+pub(crate) mod unit;
+pub(crate) mod validate;
+pub(crate) mod yaml_budget;
 
 use std::collections::BTreeMap;
 use std::fmt;

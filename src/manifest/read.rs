@@ -172,7 +172,9 @@ pub fn read_bounded(target: &Path, limit: u64) -> Result<(Vec<u8>, Fingerprint),
     Ok((bytes, Fingerprint::of(&meta)))
 }
 
-/// [`locate`] and [`read_bounded`] as text.
+/// [`locate`] and [`read_bounded`] as text: the tests' shorthand (the apps
+/// directory reads bytes, to fingerprint them first).
+#[cfg(test)]
 pub fn read_text(dir: &Path, path: &Path) -> Result<(String, Fingerprint), Refusal> {
     let (target, _) = locate(dir, path)?;
     let (bytes, fp) = read_bounded(&target, super::limits::MAX_FILE_BYTES)?;

@@ -8,13 +8,13 @@
 //! client side, [`refusals`] keeps refused peers from flooding the log);
 //! [`selfcheck`] reads what podman already said about itself at start-up.
 
-pub mod accept;
-pub mod client;
-pub mod control;
-pub mod metrics;
-pub mod metrics_http;
-pub mod notify;
-pub mod refusals;
-pub mod selfcheck;
+pub(crate) mod accept;
+pub(crate) mod client;
+pub(crate) mod control;
+pub(crate) mod metrics;
+pub(crate) mod metrics_http;
+pub(crate) mod notify;
+pub(crate) mod refusals;
+pub(crate) mod selfcheck;
 pub mod state;
 pub mod status;

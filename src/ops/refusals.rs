@@ -116,6 +116,7 @@ impl Refusals {
     }
 
     /// How many peers are kept: never more than `MAX_PEERS + 1`.
+    #[cfg(test)]
     pub fn peers(&self) -> usize {
         self.peers.len()
     }

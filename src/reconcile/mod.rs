@@ -4,12 +4,12 @@
 //! gets back a [`Reaction`] saying what was decided, why, and what it cost.
 
 pub mod app;
-pub mod companion;
-pub mod depends;
-pub mod health;
-pub mod outcome;
-pub mod sweep;
-pub mod unit_paths;
+pub(crate) mod companion;
+pub(crate) mod depends;
+pub(crate) mod health;
+pub(crate) mod outcome;
+pub(crate) mod sweep;
+pub(crate) mod unit_paths;
 
 use std::future::Future;
 use std::time::Duration;

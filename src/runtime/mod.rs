@@ -3,13 +3,13 @@
 //! [`podman::PodmanRuntime`] is the real one (podman's REST API, every call under
 //! a timeout). A simulated one backs replay and scale tests.
 
-pub mod check_procs;
-pub mod engine;
+pub(crate) mod check_procs;
+pub(crate) mod engine;
 pub mod libpod;
 pub mod podman;
 pub mod sim_podman;
 pub mod sim_systemd;
-pub mod systemd;
+pub(crate) mod systemd;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -153,10 +153,6 @@ impl SimRuntime {
         self
     }
 
-    pub fn event_set(&self) -> EventSet {
-        self.events_of
-    }
-
     /// Let the simulated clock read `epoch` now (and run on from there on
     /// tokio's clock). Replay sets it to the moment the recording started, so
     /// that recorded events' times and the simulation's clock agree.

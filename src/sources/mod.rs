@@ -3,11 +3,11 @@
 //! A source decides nothing: it reports what happened and lets the reactor
 //! judge. Each runs until its cancellation token fires or the channel closes.
 
-pub mod dir_watch;
-pub mod exit_watch;
+pub(crate) mod dir_watch;
+pub(crate) mod exit_watch;
 pub mod podman_events;
-pub mod signals;
-pub mod sweep_timer;
+pub(crate) mod signals;
+pub(crate) mod sweep_timer;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -41,7 +41,7 @@ use futures::StreamExt;
 
 use self::plan::{by_id, learn_definition, plan, Plan};
 use self::unit_files::{file_step, FileJob, FileOutcome};
-pub use self::unit_files::{is_temp_file, write_atomic, TEMP_SUFFIX};
+pub use self::unit_files::{is_temp_file, write_atomic};
 use super::{Action, CallLog, Failure, Reaction};
 use crate::manifest::Companion;
 use crate::runtime::systemd::{Systemd, UnitState};

@@ -101,11 +101,6 @@ impl SimRuntime {
             .insert(name.to_string(), SimCheck::new(retries));
     }
 
-    /// The container's healthcheck as podman keeps it.
-    pub fn check_of(&self, name: &str) -> Option<SimCheck> {
-        self.lock().checks.get(name).cloned()
-    }
-
     /// Run the container's healthcheck now, as the endpoint or `podman
     /// healthcheck run` does: its verdict (see [`SimRuntime::set_healthy`]),
     /// the status updated, the events emitted.
