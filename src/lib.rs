@@ -75,6 +75,11 @@
 //! be written. Only the signal task is not waited for: after the first signal
 //! it stays to turn a second one into an immediate exit.
 
+// The docs are built with `--document-private-items` (they are the
+// developers' map, and most modules are pub(crate)); there, links to private
+// items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub(crate) mod backoff;
 pub mod cli;
 pub(crate) mod duration;
