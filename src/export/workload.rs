@@ -92,6 +92,7 @@ pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workloa
             .map(|d| match d.condition {
                 Condition::Running => d.app.clone(),
                 Condition::Healthy => format!("{} (healthy)", d.app),
+                Condition::Completed => format!("{} (completed)", d.app),
             })
             .collect();
         let deps = deps.join(", ");

@@ -22,6 +22,8 @@ pub enum Condition {
     #[default]
     Running,
     Healthy,
+    /// Its container exited 0: a one-shot job (a migration) is done.
+    Completed,
 }
 
 impl Condition {
@@ -29,6 +31,7 @@ impl Condition {
         match self {
             Condition::Running => "running",
             Condition::Healthy => "healthy",
+            Condition::Completed => "completed",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! App manifests: the YAML format, its bounds and validation, and the desired state the apps directory declares.
 //!
 //! * [`validate`]: text → [`App`], every field checked; [`limits`]: every bound;
+//!   [`container`]: the `container:` block and its option types;
 //!   [`yaml_budget`]: the YAML's cost bounded before serde_yaml runs;
 //!   [`unit`](mod@unit): what a companion's unit file needs; [`excerpt`]: content
 //!   quoted in errors, short and sanitized.
@@ -9,6 +10,7 @@
 //!   declaration of an invalid file stands.
 
 pub(crate) mod apps_dir;
+pub(crate) mod container;
 pub(crate) mod depends;
 pub mod excerpt;
 pub(crate) mod health;
@@ -23,9 +25,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use apps_dir::{assemble, AppsDir};
+pub use container::{ContainerSpec, Resources, Restart, SecretRef};
 pub use depends::{Condition, Dependency, DesiredState};
 pub use health::HealthCheck;
 pub use validate::{
@@ -52,30 +54,11 @@ pub struct App {
     /// starts or stops the container, never recreates it.
     #[serde(default)]
     pub state: DesiredState,
-}
-
-/// The container an app runs. Everything here goes into the spec hash, so any
-/// change to it recreates the container.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ContainerSpec {
-    pub image: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ports: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub volumes: Vec<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-    /// Left out of the hash when absent, so adding the field changed no
-    /// existing container's hash.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<HealthCheck>,
+    /// When an exited container is started again: `always` (default),
+    /// `on-failure` (an exit 0 is *completed*), `never` (a one-shot job,
+    /// run once per spec). Not in the spec hash.
+    #[serde(default)]
+    pub restart: Restart,
 }
 
 /// A Quadlet unit an app owns.
@@ -155,17 +138,6 @@ impl Companion {
     /// `data-volume.service`, …
     pub fn service_name(&self) -> String {
         format!("{}{}.service", self.name, self.kind.service_suffix())
-    }
-}
-
-impl ContainerSpec {
-    /// A short, stable hash of the spec. Stored as a label on the container so a
-    /// sweep can tell from one list call whether a container matches its manifest.
-    pub fn hash(&self) -> String {
-        // serde_json of a struct with BTreeMaps is deterministic.
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        let digest = Sha256::digest(&json);
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
