@@ -98,11 +98,9 @@ pub fn serde_message(msg: &str) -> String {
     ] {
         if let Some(rest) = body.strip_prefix(open) {
             if let Some(end) = rest.rfind(close) {
-                return format!(
-                    "{open}{}{}{at}",
-                    excerpt(&rest[..end], EXCERPT_CHARS),
-                    &rest[end..]
-                );
+                let name = excerpt(&rest[..end], EXCERPT_CHARS);
+                let tail = short_choices(&rest[..end], &rest[end + 1..]);
+                return format!("{open}{name}`{tail}{at}");
             }
         }
     }
@@ -118,6 +116,58 @@ pub fn serde_message(msg: &str) -> String {
         }
     }
     format!("{}{at}", cut_quotes(body))
+}
+
+/// The most choices an error lists: `container` has some 30 fields, and a
+/// list of them all buried the one that was meant.
+const MAX_CHOICES: usize = 6;
+
+/// `, expected one of `a`, `b`, …` as serde writes it, kept when short;
+/// else cut to the choices closest to `name` (a typo's fix) and a pointer
+/// to the reference.
+fn short_choices(name: &str, tail: &str) -> String {
+    let Some(list) = tail.strip_prefix(", expected one of ") else {
+        return tail.to_string();
+    };
+    let choices: Vec<&str> = list.split(", ").map(|c| c.trim_matches('`')).collect();
+    if choices.len() <= MAX_CHOICES {
+        return tail.to_string();
+    }
+    let name: String = name.chars().take(EXCERPT_CHARS).collect();
+    let mut near: Vec<(usize, &str)> = choices
+        .iter()
+        .map(|c| (distance(&name, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .collect();
+    near.sort();
+    let near: Vec<String> = near.iter().take(3).map(|(_, c)| format!("`{c}`")).collect();
+    match near.as_slice() {
+        [] => " (see docs/manifests.md for the fields)".into(),
+        _ => format!(
+            ", did you mean {}? (see docs/manifests.md for the fields)",
+            near.join(" or ")
+        ),
+    }
+}
+
+/// Edit distance (Levenshtein) of two short names.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(cur)
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Anything between quote marks (`` ` `` or `"`) cut to an excerpt, and the
@@ -183,6 +233,23 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("abcdefghij"), "{out}");
+    }
+
+    #[test]
+    fn a_long_list_of_fields_should_become_the_closest_ones() {
+        let many = "`image`, `command`, `env`, `network`, `ports`, `volumes`, `labels`, `entrypoint`, `workdir`";
+        let out = serde_message(&format!(
+            "unknown field `imagee`, expected one of {many} at line 4 column 5"
+        ));
+        assert_eq!(out, "unknown field `imagee`, did you mean `image`? (see docs/manifests.md for the fields) at line 4 column 5");
+        let out = serde_message(&format!("unknown field `zzzzzzzz`, expected one of {many}"));
+        assert_eq!(
+            out,
+            "unknown field `zzzzzzzz` (see docs/manifests.md for the fields)"
+        );
+        let out = serde_message(&format!("unknown field `{SHADOW}`, expected one of {many}"));
+        assert!(!out.contains("abcdefghij"), "{out}");
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]

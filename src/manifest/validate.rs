@@ -107,9 +107,6 @@ fn validate(app: &App) -> Result<(), (String, String)> {
         );
     }
     word("app.container.image", &c.image, MAX_IMAGE_BYTES)?;
-    if let Some(network) = &c.network {
-        word("app.container.network", network, MAX_NETWORK_BYTES)?;
-    }
     if let Some(cmd) = &c.command {
         if cmd.is_empty() {
             return fail(
@@ -182,10 +179,14 @@ fn validate(app: &App) -> Result<(), (String, String)> {
                 format!("{} is not a volume (allowed: /host/path:/container/path[:options] or name:/container/path[:options])", q(vol)),
             );
         }
+        if let Some(v) = parse_volume(vol) {
+            super::options::check_volume_options(&v.options).or_else(|m| fail(&field, m))?;
+        }
     }
     if let Some(h) = &c.healthcheck {
         h.validate()?;
     }
+    options::check_options(app)?;
     count("app.depends_on", app.depends_on.len(), MAX_DEPENDS_ON)?;
     for (i, dep) in app.depends_on.iter().enumerate() {
         if !is_valid_id(&dep.app) {
@@ -232,7 +233,8 @@ fn validate(app: &App) -> Result<(), (String, String)> {
         check_unit(comp.kind, &comp.unit)
             .or_else(|m| fail(&format!("app.companions[{i}].unit"), m))?;
     }
-    Ok(())
+    // Last, once the text is known good: what the host has.
+    options::check_on_host(c)
 }
 
 fn count(field: &str, n: usize, max: usize) -> Result<(), (String, String)> {
@@ -379,6 +381,8 @@ pub(super) fn string_or_number<'de, D: serde::Deserializer<'de>>(
         V::F(f) => f.to_string(),
     }))
 }
+
+mod options;
 
 #[cfg(test)]
 mod tests;

@@ -30,7 +30,9 @@ fn manifest_should_name_the_unknown_field() {
     let e = with_container("    imagee: y\n");
     assert_eq!(e.field.as_deref(), Some("app.container"));
     assert!(e.message.contains("unknown field `imagee`"), "{e}");
-    assert!(e.message.contains("expected one of `image`"), "{e}");
+    assert!(e.message.contains("did you mean `image`?"), "{e}");
+    assert!(e.message.contains("docs/manifests.md"), "{e}");
+    assert!(e.to_string().len() < 160, "{e}");
     assert!(
         e.to_string().starts_with("apps/x.yaml: app.container: "),
         "{e}"
@@ -139,7 +141,7 @@ fn every_field_that_reaches_podman_should_be_bounded() {
         (
             "    network: \"a b\"\n".to_string(),
             "app.container.network",
-            "one word",
+            "is no network name",
         ),
     ];
     for (extra, field, allowed) in cases {
@@ -282,7 +284,17 @@ fn state_and_depends_on_should_only_take_what_is_allowed() {
     );
     let e = parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: db\n      condition: started\n").unwrap_err();
     assert!(
-        e.to_string().contains("expected `running` or `healthy`"),
+        e.to_string()
+            .contains("expected one of `running`, `healthy`, `completed`"),
+        "{e}"
+    );
+    let e =
+        parse("app:\n  id: web\n  restart: sometimes\n  container:\n    image: x\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("app.restart"), "{e}");
+    assert!(
+        e.message.contains(
+            "unknown variant `sometimes`, expected one of `always`, `on-failure`, `never`"
+        ),
         "{e}"
     );
     let e = parse("app:\n  id: web\n  container:\n    image: x\n  depends_on:\n    - app: Db\n")
