@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LoadedApp, ManifestError};
+use super::{LoadedApp, ManifestError, Restart};
 
 /// One dependency: the app `app` must meet `condition` first.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -49,7 +49,8 @@ pub enum DesiredState {
 
 /// The rules on `depends_on` that need every app: a dependency names an app
 /// that exists, is not the app itself, is in no cycle, and `healthy` only
-/// names an app with a healthcheck. Each broken dependency is reported and
+/// names an app with a healthcheck, `completed` one whose restart is
+/// `on-failure` or `never`. Each broken dependency is reported and
 /// dropped: the app itself stays (a typo in one edge must not cost a
 /// running app), it just does not wait for that dependency.
 pub fn check_dependencies(apps: &mut BTreeMap<String, LoadedApp>) -> Vec<ManifestError> {
@@ -66,11 +67,18 @@ pub fn check_dependencies(apps: &mut BTreeMap<String, LoadedApp>) -> Vec<Manifes
                     dep.app
                 ))
             } else if let Some(target) = apps.get(&dep.app) {
-                (dep.condition == Condition::Healthy && target.app.container.healthcheck.is_none())
-                    .then(|| format!(
+                match dep.condition {
+                    Condition::Healthy if target.app.container.healthcheck.is_none() => Some(format!(
                         "condition healthy, but app {:?} has no healthcheck (allowed: condition running, or give {0:?} a container.healthcheck)",
                         dep.app
-                    ))
+                    )),
+                    // An `always` app is restarted on exit: it never stays completed.
+                    Condition::Completed if target.app.restart == Restart::Always => Some(format!(
+                        "condition completed, but app {:?} has restart: always (allowed: condition running, or give {0:?} restart: on-failure or never)",
+                        dep.app
+                    )),
+                    _ => None,
+                }
             } else {
                 Some(format!(
                     "{:?} is no app in the apps directory (allowed: the id of a valid app)",
@@ -235,6 +243,25 @@ mod tests {
         ]);
         assert!(check_dependencies(&mut apps).is_empty());
         assert_eq!(apps["web"].app.depends_on.len(), 1);
+    }
+
+    #[test]
+    fn completed_should_need_an_app_that_stays_exited() {
+        let job = |restart: &str| format!("{}  restart: {restart}\n", app("migrate", &[], false));
+        let web = app("web", &[("migrate", "completed")], false);
+        let mut apps = set(&[&web, &job("always")]);
+        let e = check_dependencies(&mut apps);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "apps/web.yaml: app.depends_on[0].app: condition completed, but app \"migrate\" has restart: always (allowed: condition running, or give \"migrate\" restart: on-failure or never); the app does not wait for it"
+        );
+        assert!(apps["web"].app.depends_on.is_empty());
+        for restart in ["on-failure", "never"] {
+            let mut apps = set(&[&web, &job(restart)]);
+            assert!(check_dependencies(&mut apps).is_empty(), "{restart}");
+            assert_eq!(apps["web"].app.depends_on.len(), 1);
+        }
     }
 
     #[test]

@@ -299,3 +299,6 @@ pub(super) fn check_on_host(c: &ContainerSpec) -> Check {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
