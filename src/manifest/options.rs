@@ -52,10 +52,10 @@ pub fn parse_network(s: &str) -> Result<NetworkMode, String> {
                 return Ok(NetworkMode::App(id.to_string()));
             }
             if s.starts_with("container:") || s.starts_with("ns:") {
-                return Err("podman's container: and ns: modes are not for manifests (allowed: app:<id> to share another app's network)".into());
+                return Err("is podman's container: or ns: mode, not for manifests (allowed: app:<id> to share another app's network)".into());
             }
             if s.contains(':') {
-                return Err("network options after ':' are not supported (allowed: none, host, bridge, slirp4netns, pasta, private, a network name, app:<id>)".into());
+                return Err("has options after ':', not supported (allowed: none, host, bridge, slirp4netns, pasta, private, a network name, app:<id>)".into());
             }
             if !is_network_name(s) {
                 return Err("is no network name (allowed: none, host, bridge, slirp4netns, pasta, private, app:<id>, or a podman network name: a letter or digit, then letters, digits, '_', '.', '-', at most 255)".into());
@@ -286,7 +286,7 @@ pub fn parse_ulimit(name: &str, value: &str) -> Result<Ulimit, String> {
     };
     match (soft, hard) {
         (Some(soft), Some(hard)) if soft <= hard => Ok(Ulimit { name, soft, hard }),
-        (Some(_), Some(_)) => Err(format!("the soft limit is above the hard one {rule}")),
+        (Some(_), Some(_)) => Err(format!("has its soft limit above the hard one {rule}")),
         _ => Err(format!("is not a limit {rule}")),
     }
 }

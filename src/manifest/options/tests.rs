@@ -82,7 +82,7 @@ fn ulimits_should_be_known_and_ordered() {
     assert_eq!(parse_ulimit("nproc", "10:-1").unwrap().hard, u64::MAX);
     assert!(parse_ulimit("nofile", "4096:1024")
         .unwrap_err()
-        .contains("soft limit is above"));
+        .contains("soft limit above"));
     assert!(parse_ulimit("nofile", "-2").is_err());
     assert!(parse_ulimit("nofile", "lots").is_err());
     assert!(parse_ulimit("as", "1").unwrap_err().contains("nofile"));

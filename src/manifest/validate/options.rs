@@ -103,7 +103,7 @@ pub(super) fn check_options(app: &App) -> Check {
             if options::ULIMIT_NAMES.contains(&name.as_str()) {
                 fail(&field, format!("{} {m}", q(value)))
             } else {
-                fail(&field, m)
+                fail(&field, format!("{} {m}", q(name)))
             }
         })?;
     }

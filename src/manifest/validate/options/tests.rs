@@ -119,7 +119,7 @@ fn a_malformed_or_too_small_memory_should_be_refused() {
 
 #[test]
 fn a_malformed_ulimit_should_be_refused() {
-    refused("    ulimits: {nofile: \"4096:1024\"}\n", "app.container.ulimits.nofile", "\"4096:1024\" the soft limit is above the hard one (allowed: N, soft:hard with soft at most hard, -1 for unlimited)");
+    refused("    ulimits: {nofile: \"4096:1024\"}\n", "app.container.ulimits.nofile", "\"4096:1024\" has its soft limit above the hard one (allowed: N, soft:hard with soft at most hard, -1 for unlimited)");
     refused(
         "    ulimits: {nofile: many}\n",
         "app.container.ulimits.nofile",
@@ -128,7 +128,7 @@ fn a_malformed_ulimit_should_be_refused() {
     refused(
         "    ulimits: {files: 10}\n",
         "app.container.ulimits.files",
-        "is no limit podman knows (allowed: core, cpu,",
+        "\"files\" is no limit podman knows (allowed: core, cpu,",
     );
 }
 
@@ -208,7 +208,7 @@ fn networks_should_be_a_mode_a_name_or_another_app() {
     refused(
         "    network: container:abc\n",
         "app.container.network",
-        "container: and ns: modes are not for manifests",
+        "\"container:abc\" is podman's container: or ns: mode, not for manifests",
     );
     refused(
         "    network: ns:/proc/1/ns/net\n",
@@ -218,7 +218,7 @@ fn networks_should_be_a_mode_a_name_or_another_app() {
     refused(
         "    network: \"slirp4netns:port_handler=slirp4netns\"\n",
         "app.container.network",
-        "options after ':' are not supported",
+        "has options after ':', not supported",
     );
     refused(
         "    network: _x\n",
