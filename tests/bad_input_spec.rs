@@ -62,7 +62,7 @@ async fn a_typo_should_leave_the_running_app_as_it_was() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(
         error.contains("web.yaml: app.container: unknown field `networkk`")
-            && error.contains("expected one of")
+            && error.contains("did you mean `network`?")
             && error.contains("(app web keeps its last valid declaration)"),
         "{error}"
     );

@@ -72,7 +72,7 @@ fn a_typo_should_leave_the_container_running_with_the_same_id() {
     let error = d.wait_line(mark, &["manifest error", "e2e-typo-web.yaml"], T);
     assert!(
         error.contains("unknown field `networkk`")
-            && error.contains("expected one of")
+            && error.contains("did you mean `network`?")
             && error.contains("app e2e-typo-web keeps its last valid declaration"),
         "{error}"
     );

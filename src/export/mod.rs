@@ -391,7 +391,7 @@ mod tests {
             export.errors[0],
             "app \"nope\": no valid manifest declares it (invalid manifests follow)"
         );
-        assert!(export.errors[1].ends_with("bad.yaml: app.container: unknown field `imag`, expected one of `image`, `command`, `env`, `network`, `ports`, `volumes`, `labels`, `healthcheck` at line 4 column 5"), "{}", export.errors[1]);
+        assert!(export.errors[1].ends_with("bad.yaml: app.container: unknown field `imag`, did you mean `image`? (see docs/manifests.md for the fields) at line 4 column 5"), "{}", export.errors[1]);
         // Without --app every manifest is asked for.
         let export = build(&set, &[], Kind::Pod);
         assert_eq!(export.errors.len(), 1);

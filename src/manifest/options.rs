@@ -197,9 +197,9 @@ pub fn parse_tmpfs(s: &str) -> Result<Tmpfs, String> {
     for opt in opts.split(',').filter(|_| !opts.is_empty()) {
         let ok = match opt.split_once('=') {
             Some(("size", v)) => {
-                v.strip_suffix('%').map_or(false, |p| {
-                    p.parse::<u8>().is_ok_and(|p| (1..=100).contains(&p))
-                }) || tmpfs_number(v)
+                v.strip_suffix('%')
+                    .is_some_and(|p| p.parse::<u8>().is_ok_and(|p| (1..=100).contains(&p)))
+                    || tmpfs_number(v)
             }
             Some(("mode", v)) => {
                 !v.is_empty() && v.len() <= 4 && v.chars().all(|c| ('0'..='7').contains(&c))
@@ -484,7 +484,7 @@ pub fn parse_user(s: &str) -> Option<(&str, Option<&str>)> {
         Some((u, g)) => (u, Some(g)),
         None => (s, None),
     };
-    (is_user_name(user) && group.map_or(true, is_user_name)).then_some((user, group))
+    (is_user_name(user) && group.is_none_or(is_user_name)).then_some((user, group))
 }
 
 /// RFC 1123 host name: dot-separated labels of letters, digits and `-`
