@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::options::NetworkMode;
 use super::{LoadedApp, ManifestError, Restart};
 
 /// One dependency: the app `app` must meet `condition` first.
@@ -93,6 +94,21 @@ pub fn check_dependencies(apps: &mut BTreeMap<String, LoadedApp>) -> Vec<Manifes
                     stands: None,
                 }),
                 None => keep.push(dep.clone()),
+            }
+        }
+        // `network: app:<id>` joins that app's container: without the app
+        // there is nothing to join. The app stays declared (its spec is
+        // what it is) and cannot start until the other app is.
+        if let Some(NetworkMode::App(other)) = app.app.container.network_mode() {
+            if !apps.contains_key(&other) {
+                errors.push(ManifestError {
+                    file: app.file.clone(),
+                    field: Some("app.container.network".into()),
+                    message: format!(
+                        "{other:?} is no app in the apps directory (allowed: app:<the id of a valid app>); the app cannot start until it is declared"
+                    ),
+                    stands: None,
+                });
             }
         }
         let app = apps.get_mut(id).expect("listed above");
@@ -262,6 +278,21 @@ mod tests {
             assert!(check_dependencies(&mut apps).is_empty(), "{restart}");
             assert_eq!(apps["web"].app.depends_on.len(), 1);
         }
+    }
+
+    #[test]
+    fn a_network_of_an_app_not_declared_should_be_named() {
+        let vpn = |net: &str| format!("{}    network: {net}\n", app("web", &[], false));
+        let mut apps = set(&[&vpn("app:vpn")]);
+        let e = check_dependencies(&mut apps);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "apps/web.yaml: app.container.network: \"vpn\" is no app in the apps directory (allowed: app:<the id of a valid app>); the app cannot start until it is declared"
+        );
+        assert!(apps.contains_key("web"), "the app stays declared");
+        let mut apps = set(&[&vpn("app:vpn"), &app("vpn", &[], false)]);
+        assert!(check_dependencies(&mut apps).is_empty());
     }
 
     #[test]

@@ -114,7 +114,15 @@ pub fn parse_device(s: &str) -> Option<Device> {
         [h, c, p] => (*h, *c, *p),
         _ => return None,
     };
-    let path_ok = |p: &str| p.starts_with("/dev/") && p.len() > 5 && !has_bad_char(p);
+    // No `.` or `..` step: `/dev/../mnt/x` would have the host check stat
+    // anything (a hung FUSE mount blocks a stat for ever).
+    let path_ok = |p: &str| {
+        p.starts_with("/dev/")
+            && p.len() > 5
+            && p.len() <= super::limits::MAX_PATH_BYTES
+            && !has_bad_char(p)
+            && !p.split('/').any(|c| c == "." || c == "..")
+    };
     (path_ok(host) && path_ok(container) && is_permissions(perms)).then(|| Device {
         host: host.into(),
         container: container.into(),

@@ -42,6 +42,8 @@ fn devices_should_parse_podman_forms() {
         "/dev/a:/dev/b:rr",
         "/dev/a:b:c:d",
         "/dev/a\n",
+        "/dev/../etc/passwd",
+        "/dev/./null",
     ] {
         assert_eq!(parse_device(bad), None, "{bad}");
     }
