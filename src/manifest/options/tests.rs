@@ -67,6 +67,8 @@ fn tmpfs_should_take_mount_options() {
         "/tmp:size=lots",
         "/tmp:mode=999",
         "/tmp:bogus",
+        "/tmp:uid=1000",
+        "/tmp:nr_inodes=10",
         "/tmp:size=0%",
     ] {
         assert!(parse_tmpfs(bad).is_err(), "{bad}");
