@@ -122,6 +122,96 @@ fn a_two_step_write_should_leave_the_container_id_unchanged() {
     assert_eq!(d.stop(), Some(0));
 }
 
+/// Issue 22's bad container options, each written over a running app's
+/// valid manifest: each is a clear error naming the field and what is
+/// allowed, and the container stays the same one throughout.
+#[test]
+fn an_invalid_container_option_should_leave_the_container_running_with_the_same_id() {
+    let _g = serial();
+    let apps = Apps::new("e2e-opts-");
+    let id = "e2e-opts-web";
+    let valid = manifest(id, TRAP_CMD);
+    apps.write_raw(&format!("{id}.yaml"), &valid);
+    let d = Daemon::start(apps.path(), &[]);
+    wait_until(T, "running", || is_running(id));
+    d.wait_ready();
+    let before = identity(id);
+    let start = d.mark();
+    // A regular file where a device must be (/dev/shm: a tmpfs anyone may write).
+    let file = tempfile::NamedTempFile::new_in("/dev/shm").unwrap();
+    let regular = file.path().display().to_string();
+    let cases = [
+        (
+            "cap_add: [NET_FLY]",
+            "app.container.cap_add[0]",
+            "is not a Linux capability".to_string(),
+        ),
+        (
+            "devices: [/dev/podkeeper-nope]",
+            "app.container.devices[0]",
+            "does not exist on this host".into(),
+        ),
+        (
+            &format!("devices: [\"{regular}\"]"),
+            "app.container.devices[0]",
+            "is not a device on this host".into(),
+        ),
+        (
+            "resources: {cpus: 0}",
+            "app.container.resources.cpus",
+            "is not a CPU count".into(),
+        ),
+        (
+            "resources: {cpus: 100000}",
+            "app.container.resources.cpus",
+            "is more than this host has".into(),
+        ),
+        (
+            "resources: {memory: 12XB}",
+            "app.container.resources.memory",
+            "is not a size".into(),
+        ),
+        (
+            "ulimits: {nofile: \"9:1\"}",
+            "app.container.ulimits.nofile",
+            "soft limit above the hard one".into(),
+        ),
+        (
+            "stop_signal: SIGNOPE",
+            "app.container.stop_signal",
+            "is not a signal".into(),
+        ),
+        (
+            "stop_timeout: 2h",
+            "app.container.stop_timeout",
+            "is over 1h".into(),
+        ),
+        (
+            "user: \"post\\ngres\"",
+            "app.container.user",
+            "is not a user".into(),
+        ),
+    ];
+    for (line, field, says) in &cases {
+        let mark = d.mark();
+        apps.write_raw(&format!("{id}.yaml"), &format!("{valid}    {line}\n"));
+        let error = d.wait_line(mark, &["manifest error", field], T);
+        assert!(
+            error.contains(says.as_str())
+                && error.contains("allowed")
+                && error.contains(&format!("app {id} keeps its last valid declaration")),
+            "{line}: {error}"
+        );
+    }
+    let mark = d.mark();
+    apps.write_raw(&format!("{id}.yaml"), &valid);
+    d.wait_line(mark, &[&format!("{id}.yaml: valid again")], T);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(identity(id), before, "the same container, never restarted");
+    untouched(&d, start, id);
+    assert_eq!(d.stop(), Some(0));
+}
+
 /// 1 MB anchored string used 500 times: ~500 MB if expanded.
 fn alias_bomb(id: &str) -> String {
     let s = "A".repeat(1_000_000);
