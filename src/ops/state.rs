@@ -373,10 +373,12 @@ impl Board {
                 } else if let (Some(e), false) = (&self.podman_error, as_declared) {
                     Some(format!("podman unreachable: {e}"))
                 } else if state == restart::FAILED {
-                    Some(restart::Done::Failed {
-                        code: row.exit_code,
-                    }
-                    .describe())
+                    Some(
+                        restart::Done::Failed {
+                            code: row.exit_code,
+                        }
+                        .describe(),
+                    )
                 } else if !as_declared {
                     Some(format!("{state}, declared {}", row.declared))
                 } else if row.health.as_deref() == Some("unhealthy") {

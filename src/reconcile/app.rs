@@ -287,12 +287,12 @@ async fn decide_and_act<R: Podman>(
         }
     }
     let Some(drift) = drift(desired, actual.as_ref()) else {
-        let done = desired.zip(actual.as_ref()).and_then(|(d, c)| restart::done(d, c));
+        let done = desired
+            .zip(actual.as_ref())
+            .and_then(|(d, c)| restart::done(d, c));
         r.why = match (desired, &actual, done) {
             (None, None, _) => "no manifest, no container".into(),
-            (Some(d), _, _) if d.app.state == DesiredState::Stopped => {
-                "stopped as declared".into()
-            }
+            (Some(d), _, _) if d.app.state == DesiredState::Stopped => "stopped as declared".into(),
             (_, Some(c), Some(done)) => {
                 r.found = vec![found_done(id, c, done)];
                 done.describe()

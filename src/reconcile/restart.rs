@@ -87,7 +87,9 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn app(restart: &str) -> LoadedApp {
-        let text = format!("app:\n  id: job\n  restart: {restart}\n  container:\n    image: localhost/bb:1\n");
+        let text = format!(
+            "app:\n  id: job\n  restart: {restart}\n  container:\n    image: localhost/bb:1\n"
+        );
         let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), &text).unwrap();
         LoadedApp {
             file: "x.yaml".into(),
@@ -122,7 +124,12 @@ mod tests {
             ("on-failure", Stopped, Some(0), Some(Done::Completed)),
             ("on-failure", Exited, Some(143), None),
             ("never", Exited, Some(0), Some(Done::Completed)),
-            ("never", Exited, Some(3), Some(Done::Failed { code: Some(3) })),
+            (
+                "never",
+                Exited,
+                Some(3),
+                Some(Done::Failed { code: Some(3) }),
+            ),
             // Created, never started (podkeeper killed between create and
             // start): it still has to run once.
             ("never", Created, Some(0), None),

@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::restart;
 use super::{Action, CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
-use super::restart;
 use crate::reconcile::app::{drift, found_done, Drift};
 use crate::runtime::{ContainerInfo, Podman};
 use crate::trigger::Key;
