@@ -145,8 +145,8 @@ async fn a_one_shot_that_fails_should_be_reported_failed_with_its_code_and_not_r
     sleep(Duration::from_secs(30)).await;
     assert_eq!(state(&h, "migrate"), Some(ContainerState::Exited));
     assert_eq!(starts(&h, "migrate"), 1, "{:?}", h.podman.calls());
-    let (state, why) = row(&shared, "migrate");
-    assert_eq!(state, "failed");
+    let (shown, why) = row(&shared, "migrate");
+    assert_eq!(shown, "failed");
     let why = why.unwrap();
     assert!(why.contains("exit code 3"), "{why}");
     assert!(
