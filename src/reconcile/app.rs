@@ -229,16 +229,6 @@ fn found(id: &str, c: Option<&ContainerInfo>) -> Found {
     }
 }
 
-/// A container left exited by its policy, for the reaction's record: its
-/// state word is the policy's (`completed`, `failed`), with its exit code.
-pub(crate) fn found_done(id: &str, c: &ContainerInfo, done: restart::Done) -> Found {
-    Found {
-        state: done.state().to_string(),
-        exit_code: c.exit_code,
-        ..found(id, Some(c))
-    }
-}
-
 /// What a successful action left of the container it found.
 fn left_as(found: &mut Found, action: Action, desired: Option<&LoadedApp>) {
     let stopped = desired.is_some_and(|d| d.app.state == DesiredState::Stopped);
@@ -294,7 +284,7 @@ async fn decide_and_act<R: Podman>(
             (None, None, _) => "no manifest, no container".into(),
             (Some(d), _, _) if d.app.state == DesiredState::Stopped => "stopped as declared".into(),
             (_, Some(c), Some(done)) => {
-                r.found = vec![found_done(id, c, done)];
+                r.found = vec![done.found(id, c)];
                 done.describe()
             }
             _ => "running as declared".into(),

@@ -15,6 +15,7 @@
 //! would behave differently on each podman. A job that handles SIGTERM and
 //! exits 0 is completed.
 
+use super::Found;
 use crate::manifest::{DesiredState, LoadedApp, Restart};
 use crate::runtime::{ContainerInfo, ContainerState};
 
@@ -37,6 +38,17 @@ impl Done {
         match self {
             Done::Completed => COMPLETED,
             Done::Failed { .. } => FAILED,
+        }
+    }
+
+    /// Container `c` of app `id`, for a reaction's record: its state word
+    /// is the policy's (`completed`, `failed`), with its exit code.
+    pub fn found(self, id: &str, c: &ContainerInfo) -> Found {
+        Found {
+            app: id.to_string(),
+            container: Some(c.id.clone()),
+            state: self.state().to_string(),
+            exit_code: c.exit_code,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use super::restart;
 use super::{Action, CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
-use crate::reconcile::app::{drift, found_done, Drift};
+use crate::reconcile::app::{drift, Drift};
 use crate::runtime::{ContainerInfo, Podman};
 use crate::trigger::Key;
 use crate::APP_LABEL;
@@ -63,7 +63,7 @@ pub async fn sweep<R: Podman>(
                     .filter(|_| drifted.is_none())
                     .and_then(|c| Some((c, restart::done(app, c)?)));
                 reaction.found.push(match done {
-                    Some((c, done)) => found_done(id, c, done),
+                    Some((c, done)) => done.found(id, c),
                     None => Found {
                         app: id.clone(),
                         container: c.map(|c| c.id.clone()),
