@@ -48,8 +48,9 @@ pub enum DesiredState {
 }
 
 /// The rules on `depends_on` that need every app: a dependency names an app
-/// that exists, is not the app itself, is in no cycle, and `healthy` only
-/// names an app with a healthcheck. Each broken dependency is reported and
+/// that exists, is not the app itself, is in no cycle, `healthy` only
+/// names an app with a healthcheck and `completed` only one that is left
+/// completed (`restart: on-failure` or `never`). Each broken dependency is reported and
 /// dropped: the app itself stays (a typo in one edge must not cost a
 /// running app), it just does not wait for that dependency.
 pub fn check_dependencies(apps: &mut BTreeMap<String, LoadedApp>) -> Vec<ManifestError> {
@@ -71,6 +72,15 @@ pub fn check_dependencies(apps: &mut BTreeMap<String, LoadedApp>) -> Vec<Manifes
                         "condition healthy, but app {:?} has no healthcheck (allowed: condition running, or give {0:?} a container.healthcheck)",
                         dep.app
                     ))
+                    // issue 22 (restart helper): an `always` app is
+                    // started again the moment it exits, so it never stays
+                    // completed and its dependent would wait for ever.
+                    .or_else(|| (dep.condition == Condition::Completed
+                        && target.app.restart == super::Restart::Always)
+                        .then(|| format!(
+                            "condition completed, but app {:?} has restart: always and is never left completed (allowed: give {0:?} restart: on-failure or never, or condition running)",
+                            dep.app
+                        )))
             } else {
                 Some(format!(
                     "{:?} is no app in the apps directory (allowed: the id of a valid app)",
@@ -235,6 +245,34 @@ mod tests {
         ]);
         assert!(check_dependencies(&mut apps).is_empty());
         assert_eq!(apps["web"].app.depends_on.len(), 1);
+    }
+
+    #[test]
+    fn completed_should_need_a_job_that_is_left_completed() {
+        let job = |restart: &str| {
+            app("migrate", &[], false).replace(
+                "  container:",
+                &format!("  restart: {restart}\n  container:"),
+            )
+        };
+        let mut apps = set(&[
+            &app("web", &[("migrate", "completed")], false),
+            &job("always"),
+        ]);
+        let e = check_dependencies(&mut apps);
+        assert_eq!(e.len(), 1);
+        assert_eq!(
+            e[0].to_string(),
+            "apps/web.yaml: app.depends_on[0].app: condition completed, but app \"migrate\" has restart: always and is never left completed (allowed: give \"migrate\" restart: on-failure or never, or condition running); the app does not wait for it"
+        );
+        for restart in ["on-failure", "never"] {
+            let mut apps = set(&[
+                &app("web", &[("migrate", "completed")], false),
+                &job(restart),
+            ]);
+            assert!(check_dependencies(&mut apps).is_empty(), "{restart}");
+            assert_eq!(apps["web"].app.depends_on.len(), 1);
+        }
     }
 
     #[test]
