@@ -58,6 +58,18 @@ fn starts(h: &Sim, id: &str) -> usize {
         .count()
 }
 
+/// Wait (virtual time, 1 ms at a time, at most `limit`) until `id` runs.
+async fn until_running(h: &Sim, id: &str, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while state(h, id) != Some(ContainerState::Running) {
+        if Instant::now() >= end {
+            return false;
+        }
+        sleep(Duration::from_millis(1)).await;
+    }
+    true
+}
+
 /// The status row of `id`: (state, why).
 fn row(shared: &Shared, id: &str) -> (String, Option<String>) {
     let s = shared.status();
@@ -110,9 +122,10 @@ async fn an_on_failure_app_that_fails_should_restart_with_the_crash_loop_backoff
     for _ in 0..5 {
         let died = Instant::now();
         h.podman.crash("migrate", 1);
-        while state(&h, "migrate") != Some(ContainerState::Running) {
-            sleep(Duration::from_millis(1)).await;
-        }
+        assert!(
+            until_running(&h, "migrate", Duration::from_secs(10)).await,
+            "restarted"
+        );
         restarts.push(died.elapsed().as_millis());
     }
     // As `always` (tests/reactor_spec.rs): after the exit grace, then the
@@ -215,9 +228,10 @@ async fn a_dependent_should_start_the_moment_its_dependency_completed() {
     );
     let exited = Instant::now();
     h.podman.crash("migrate", 0);
-    while state(&h, "server") != Some(ContainerState::Running) {
-        sleep(Duration::from_millis(1)).await;
-    }
+    assert!(
+        until_running(&h, "server", Duration::from_secs(20)).await,
+        "server started"
+    );
     // Woken by migrate's exit, not by the 10 s safety poll.
     assert!(
         exited.elapsed() < Duration::from_millis(100),
