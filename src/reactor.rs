@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::manifest::{AppsDir, ManifestSet};
 use crate::observe::{EventSeen, Observer, Source, Subject, What};
-use crate::reconcile::app::reconcile_app;
+use crate::reconcile::app::reconcile_app_among;
 use crate::reconcile::health::{check_health, HealthState};
 use crate::reconcile::sweep::{sweep, SweepFindings};
 use crate::reconcile::{Action, Failure, Reaction};
@@ -362,7 +362,9 @@ impl<R: Podman> Reactor<R> {
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
-                    let r = reconcile_app(&*rt, &id, apps.apps.get(&id), may_remove).await;
+                    let r =
+                        reconcile_app_among(&*rt, &id, Some(&apps), apps.apps.get(&id), may_remove)
+                            .await;
                     Done::App(r, check)
                 });
             }
@@ -500,7 +502,7 @@ impl<R: Podman> Reactor<R> {
                 if let Key::Health(id) = r.key {
                     self.health_runs.remove(&id);
                     if r.action == Action::Healthy {
-                        self.wake_dependents(&id, true, now);
+                        self.wake_dependents(&id, health::DepNews::Healthy, now);
                     }
                     if st == HealthState::default() || !self.apps.apps.contains_key(&id) {
                         self.health.remove(&id);

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::metrics::Metrics;
 use crate::manifest::{DesiredState, ManifestSet};
 use crate::observe::{EventSeen, Ignored, Observer, Reacted, Verdict, What};
-use crate::reconcile::{Action, Category, Failure, Reaction};
+use crate::reconcile::{restart, Action, Category, Failure, Reaction};
 use crate::trigger::Key;
 
 /// What the control socket serves from: the board and the metrics.
@@ -86,6 +86,8 @@ pub struct AppRow {
     pub has_health: bool,
     /// podman's state word or `missing`; `None` before any record said.
     pub state: Option<String>,
+    /// The exit code of a container left exited by its policy (`completed`, `failed`).
+    pub exit_code: Option<i32>,
     pub container: Option<String>,
     pub restarts: u64,
     pub last: Option<LastReaction>,
@@ -207,6 +209,7 @@ impl Board {
         };
         if let Some(f) = r.found.first() {
             row.state = Some(f.state.clone());
+            row.exit_code = f.exit_code;
             row.container = f.container.clone();
         }
         if std::mem::take(&mut row.died_during_run) {
@@ -346,9 +349,10 @@ impl Board {
             .map(|(id, row)| {
                 let held = row.held_until.filter(|t| *t > now);
                 let state = row.state.clone().unwrap_or_else(|| "unknown".into());
+                // `completed`: exited 0, left so by its `restart` policy.
                 let as_declared = match row.declared {
                     "stopped" => state != "running" && state != "paused" && state != "missing",
-                    _ => state == "running",
+                    _ => state == "running" || state == restart::COMPLETED,
                 };
                 let why = if let Some(f) = &row.failure {
                     Some(f.clone())
@@ -368,6 +372,13 @@ impl Board {
                     ))
                 } else if let (Some(e), false) = (&self.podman_error, as_declared) {
                     Some(format!("podman unreachable: {e}"))
+                } else if state == restart::FAILED {
+                    Some(
+                        restart::Done::Failed {
+                            code: row.exit_code,
+                        }
+                        .describe(),
+                    )
                 } else if !as_declared {
                     Some(format!("{state}, declared {}", row.declared))
                 } else if row.health.as_deref() == Some("unhealthy") {
@@ -485,6 +496,7 @@ impl Observer for Records {
                         for f in &r.found {
                             if let Some(row) = board.apps.get_mut(&f.app) {
                                 row.state = Some(f.state.clone());
+                                row.exit_code = f.exit_code;
                                 row.container = f.container.clone();
                             }
                         }

@@ -1,10 +1,11 @@
-//! The reactor's health side: the check timers (one key per checked app), which `health_status` events are news, and waking apps that wait for a dependency.
+//! The reactor's health side: the check timers (one key per checked app), which `health_status` events are news, and waking apps that wait for a dependency (started, healthy, completed).
 
 use tokio::time::Instant;
 
 use super::Reactor;
 use crate::manifest::{Condition, DesiredState};
 use crate::observe::{Ignored, Verdict};
+use crate::reconcile::restart;
 use crate::runtime::Podman;
 use crate::trigger::{Key, KeyRef};
 
@@ -45,20 +46,25 @@ impl<R: Podman> Reactor<R> {
         Verdict::scheduled(KeyRef::Health(id), scheduled, now)
     }
 
-    /// App `id` started (`healthy` false) or turned healthy: queue now
-    /// every app waiting for it whose condition that can meet, instead of
-    /// letting them find out at their next slow look.
-    pub(super) fn wake_dependents(&mut self, id: &str, healthy: bool, now: Instant) {
+    /// App `id` started, turned healthy or is done (exited and left so by
+    /// its policy): queue now every app waiting for it whose condition that
+    /// can meet (or, for a failed one-shot, whose reason to wait changed),
+    /// instead of letting them find out at their next slow look.
+    pub(super) fn wake_dependents(&mut self, id: &str, news: DepNews, now: Instant) {
         if self.waiting.is_empty() {
             return;
         }
         let apps = &self.apps.apps;
         let meets = |app: &str| {
             apps.get(app).is_some_and(|a| {
-                a.app
-                    .depends_on
-                    .iter()
-                    .any(|d| d.app == id && (healthy || d.condition == Condition::Running))
+                a.app.depends_on.iter().any(|d| {
+                    d.app == id
+                        && match news {
+                            DepNews::Started => d.condition == Condition::Running,
+                            DepNews::Healthy => d.condition != Condition::Completed,
+                            DepNews::Done => d.condition == Condition::Completed,
+                        }
+                })
             })
         };
         let woken: Vec<String> = self
@@ -89,7 +95,25 @@ impl<R: Podman> Reactor<R> {
             }
         }
         if r.result.is_ok() && r.action.starts_container() {
-            self.wake_dependents(id, false, now);
+            self.wake_dependents(id, DepNews::Started, now);
+        }
+        // Found exited and left so (completed, or a failed one-shot): an
+        // inspect after the exit, so what waits for it sees the same. The
+        // exit's `died` event or exit file brought this reconcile on.
+        let done = r.found.first().is_some_and(|f| {
+            f.app == *id && matches!(f.state.as_str(), restart::COMPLETED | restart::FAILED)
+        });
+        if r.result.is_ok() && done {
+            self.wake_dependents(id, DepNews::Done, now);
         }
     }
+}
+
+/// What a dependency did that may meet a waiting app's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum DepNews {
+    Started,
+    Healthy,
+    /// Exited and left so by its policy: `completed` (or a failed one-shot).
+    Done,
 }

@@ -147,7 +147,7 @@ impl<R: Podman> Reactor<R> {
         if is_container && ev.action == "start" {
             if let Some(id) = app {
                 // A dependency started (by podkeeper or by hand): whoever waits for it looks now.
-                self.wake_dependents(id, false, now);
+                self.wake_dependents(id, super::health::DepNews::Started, now);
             }
         }
         let verdict = if !is_container {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{Action, CallLog, Failure, Found, Reaction};
-use crate::manifest::{DesiredState, LoadedApp};
+use super::{restart, Action, CallLog, Failure, Found, Reaction};
+use crate::manifest::{DesiredState, LoadedApp, ManifestSet};
 use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError};
 use crate::trigger::Key;
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
@@ -84,6 +84,11 @@ pub fn drift(desired: Option<&LoadedApp>, actual: Option<&ContainerInfo>) -> Opt
             }),
             _ => None,
         };
+    }
+    // Exited and left so by its `restart` policy (completed, or a failed
+    // one-shot): as declared.
+    if restart::done(desired, actual).is_some() {
+        return None;
     }
     match &actual.state {
         ContainerState::Running => None,
@@ -175,15 +180,35 @@ fn exit_grace_left(c: &ContainerInfo, now: Timestamp) -> Option<Duration> {
 /// Reconcile the app `id`. `desired` is its manifest (None: deleted).
 /// `may_remove` allows removing a labelled container that has no manifest
 /// (the manifest was deleted while we ran, or `--prune-orphans`).
+/// Its dependencies' manifests are not known: a `completed` one's exit 0
+/// counts whatever its spec (one app alone, as tests reconcile it).
 pub async fn reconcile_app<R: Podman>(
     rt: &R,
     id: &str,
     desired: Option<&LoadedApp>,
     may_remove: bool,
 ) -> Reaction {
+    reconcile_app_among(rt, id, None, desired, may_remove).await
+}
+
+/// [`reconcile_app`] as the reactor runs it, with every declared app: a
+/// `completed` dependency counts only with its current spec.
+pub async fn reconcile_app_among<R: Podman>(
+    rt: &R,
+    id: &str,
+    apps: Option<&ManifestSet>,
+    desired: Option<&LoadedApp>,
+    may_remove: bool,
+) -> Reaction {
     let mut reaction = Reaction::new(Key::App(id.to_string()));
     let mut log = CallLog::default();
-    let result = decide_and_act(rt, id, desired, may_remove, &mut log, &mut reaction).await;
+    let look = Look {
+        id,
+        desired,
+        apps,
+        may_remove,
+    };
+    let result = decide_and_act(rt, &look, &mut log, &mut reaction).await;
     reaction.calls = log.calls;
     reaction.result = result;
     if reaction.result.is_ok() {
@@ -200,6 +225,7 @@ fn found(id: &str, c: Option<&ContainerInfo>) -> Found {
         app: id.to_string(),
         container: c.map(|c| c.id.clone()),
         state: c.map_or("missing", |c| c.state.as_str()).to_string(),
+        exit_code: None,
     }
 }
 
@@ -220,15 +246,29 @@ fn left_as(found: &mut Found, action: Action, desired: Option<&LoadedApp>) {
     found.state = state.to_string();
 }
 
+/// What one reconcile of an app is given.
+#[derive(Clone, Copy)]
+struct Look<'a> {
+    id: &'a str,
+    desired: Option<&'a LoadedApp>,
+    /// Every declared app, for the dependencies (`None`: unknown).
+    apps: Option<&'a ManifestSet>,
+    may_remove: bool,
+}
+
 /// Look, then act on what differs: each step below may settle the run.
 async fn decide_and_act<R: Podman>(
     rt: &R,
-    id: &str,
-    desired: Option<&LoadedApp>,
-    may_remove: bool,
+    look: &Look<'_>,
     log: &mut CallLog,
     r: &mut Reaction,
 ) -> Result<(), Failure> {
+    let Look {
+        id,
+        desired,
+        may_remove,
+        ..
+    } = *look;
     let actual = log.time("inspect", rt.inspect_container(id)).await?;
     r.found = vec![found(id, actual.as_ref())];
     if let Some(c) = &actual {
@@ -237,15 +277,22 @@ async fn decide_and_act<R: Podman>(
         }
     }
     let Some(drift) = drift(desired, actual.as_ref()) else {
-        r.why = match (desired, &actual) {
-            (None, None) => "no manifest, no container".into(),
-            (Some(d), _) if d.app.state == DesiredState::Stopped => "stopped as declared".into(),
+        let done = desired
+            .zip(actual.as_ref())
+            .and_then(|(d, c)| restart::done(d, c));
+        r.why = match (desired, &actual, done) {
+            (None, None, _) => "no manifest, no container".into(),
+            (Some(d), _, _) if d.app.state == DesiredState::Stopped => "stopped as declared".into(),
+            (_, Some(c), Some(done)) => {
+                r.found = vec![done.found(id, c)];
+                done.describe()
+            }
             _ => "running as declared".into(),
         };
         return Ok(());
     };
     r.why = drift.describe();
-    if waits_for_dependency(rt, &drift, desired, log, r).await? {
+    if waits_for_dependency(rt, &drift, desired, look.apps, log, r).await? {
         return Ok(());
     }
     act(rt, id, drift, desired, actual.as_ref(), may_remove, log, r).await
@@ -265,6 +312,11 @@ fn within_exit_grace(
 ) -> bool {
     let wants_running = desired.is_some_and(|d| d.app.state == DesiredState::Running);
     if !wants_running || c.state == ContainerState::Running || !may_be_a_stop(c) {
+        return false;
+    }
+    // Left exited by its policy: nothing would start it, so no start can
+    // fall between a stop's steps.
+    if drift(desired, Some(c)).is_none() {
         return false;
     }
     let Some(left) = exit_grace_left(c, now) else {
@@ -289,6 +341,7 @@ async fn waits_for_dependency<R: Podman>(
     rt: &R,
     drift: &Drift,
     desired: Option<&LoadedApp>,
+    apps: Option<&ManifestSet>,
     log: &mut CallLog,
     r: &mut Reaction,
 ) -> Result<bool, Failure> {
@@ -300,7 +353,7 @@ async fn waits_for_dependency<R: Podman>(
     if app.app.state != DesiredState::Running || app.app.depends_on.is_empty() {
         return Ok(false);
     }
-    let Some((dep, waiting)) = super::depends::unmet_dependency(rt, app, log).await? else {
+    let Some((dep, waiting)) = super::depends::unmet_dependency(rt, app, apps, log).await? else {
         return Ok(false);
     };
     r.action = Action::Wait;

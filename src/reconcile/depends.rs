@@ -1,32 +1,47 @@
-//! Before an app is started: does every dependency meet its condition (`running`, or `healthy` by podman's health status)?
+//! Before an app is started: does every dependency meet its condition (`running`, `healthy` by podman's health status, or `completed`: exited 0 with its current spec)?
 
 use std::time::Duration;
 
-use super::CallLog;
-use crate::manifest::{Condition, LoadedApp};
-use crate::runtime::{ContainerState, Podman, RuntimeError};
+use super::{restart, CallLog};
+use crate::manifest::{Condition, LoadedApp, ManifestSet, Restart};
+use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError};
+use crate::SPEC_HASH_LABEL;
 
 /// How often an app waiting for a dependency looks again by itself: a
 /// safety net only. The reactor queues a waiting app the moment its
-/// dependency starts (its reconcile, or podman's `start` event) or passes a
-/// check.
+/// dependency starts (its reconcile, or podman's `start` event), passes a
+/// check, or is found completed.
 pub const DEPENDENCY_POLL: Duration = Duration::from_secs(10);
 
 /// The first dependency of `app` that does not meet its condition: its id
 /// and, in words, what is awaited (`db to be healthy (starting)`); `None`
 /// when all do. One inspect per dependency; apps without dependencies cost
-/// nothing.
+/// nothing. `apps` is the declared set, for a `completed` dependency's
+/// current spec hash and policy; without it (one app reconciled alone, in
+/// tests) any spec's exit 0 counts.
 pub async fn unmet_dependency<R: Podman>(
     rt: &R,
     app: &LoadedApp,
+    apps: Option<&ManifestSet>,
     log: &mut CallLog,
 ) -> Result<Option<(String, String)>, RuntimeError> {
     for dep in &app.app.depends_on {
         let found = log.time("inspect", rt.inspect_container(&dep.app)).await?;
         let unmet = |words: String| Ok(Some((dep.app.clone(), words)));
         let Some(c) = found else {
-            return unmet(format!("{} (no container yet)", dep.app));
+            let what = match dep.condition {
+                Condition::Completed => "to complete ",
+                _ => "",
+            };
+            return unmet(format!("{} {what}(no container yet)", dep.app));
         };
+        if dep.condition == Condition::Completed {
+            let declared = apps.and_then(|s| s.apps.get(&dep.app));
+            match incomplete(declared, &c) {
+                Some(why) => return unmet(format!("{} to complete ({why})", dep.app)),
+                None => continue,
+            }
+        }
         if c.state != ContainerState::Running {
             return unmet(format!("{} ({})", dep.app, c.state.as_str()));
         }
@@ -36,6 +51,30 @@ pub async fn unmet_dependency<R: Podman>(
         }
     }
     Ok(None)
+}
+
+/// Why a `completed` dependency's container `c` is not (yet) done, in
+/// words; `None` once it exited 0 from its current spec.
+fn incomplete(declared: Option<&LoadedApp>, c: &ContainerInfo) -> Option<String> {
+    if let Some(d) = declared {
+        if c.label(SPEC_HASH_LABEL) != Some(d.spec_hash.as_str()) {
+            return Some("its spec changed: not run yet".into());
+        }
+    }
+    if restart::exited_zero(c) {
+        return None;
+    }
+    let ran = matches!(c.state, ContainerState::Exited | ContainerState::Stopped);
+    if !ran {
+        return Some(c.state.as_str().to_string());
+    }
+    let code = restart::code_words(c.exit_code);
+    Some(match declared.map(|d| d.app.restart) {
+        Some(Restart::Never) => format!(
+            "it failed with {code} and is not run again (restart: never): fix it, then change its spec or remove its container"
+        ),
+        _ => format!("it failed with {code}"),
+    })
 }
 
 #[cfg(test)]

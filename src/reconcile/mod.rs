@@ -8,6 +8,7 @@ pub(crate) mod companion;
 pub(crate) mod depends;
 pub(crate) mod health;
 pub(crate) mod outcome;
+pub(crate) mod restart;
 pub(crate) mod sweep;
 pub(crate) mod unit_paths;
 
@@ -75,8 +76,12 @@ pub struct Found {
     pub app: String,
     /// The container id; `None` when there is no container.
     pub container: Option<String>,
-    /// podman's state word (`running`, `exited`, …), or `missing`.
+    /// podman's state word (`running`, `exited`, …), or `missing`; or
+    /// `completed` / `failed` for a container its `restart` policy leaves
+    /// exited (`reconcile/restart.rs`).
     pub state: String,
+    /// The exit code of a `completed` or `failed` one; else `None`.
+    pub exit_code: Option<i32>,
 }
 
 impl Reaction {

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::restart;
 use super::{Action, CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
@@ -56,12 +57,21 @@ pub async fn sweep<R: Podman>(
                 .collect();
             for (id, app) in &apps.apps {
                 let c = by_app.get(id.as_str()).copied();
-                reaction.found.push(Found {
-                    app: id.clone(),
-                    container: c.map(|c| c.id.clone()),
-                    state: c.map_or("missing", |c| c.state.as_str()).to_string(),
+                let drifted = drift(Some(app), c);
+                // No drift and not running: left exited by its policy.
+                let done = c
+                    .filter(|_| drifted.is_none())
+                    .and_then(|c| Some((c, restart::done(app, c)?)));
+                reaction.found.push(match done {
+                    Some((c, done)) => done.found(id, c),
+                    None => Found {
+                        app: id.clone(),
+                        container: c.map(|c| c.id.clone()),
+                        state: c.map_or("missing", |c| c.state.as_str()).to_string(),
+                        exit_code: None,
+                    },
                 });
-                if let Some(d) = drift(Some(app), c) {
+                if let Some(d) = drifted {
                     reaction.queue.push((Key::App(id.clone()), d.describe()));
                 }
             }

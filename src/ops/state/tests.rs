@@ -399,6 +399,7 @@ fn an_exit_during_the_restart_that_started_it_should_show_as_crash_looping() {
         app: "db".into(),
         container: Some("c1".into()),
         state: "running".into(),
+        exit_code: None,
     }];
     records.reaction(&Reacted {
         at: tokio::time::Instant::now(),
