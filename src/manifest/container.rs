@@ -1,10 +1,12 @@
 //! `app.container`: what the container an app runs is made of, and the spec hash that tells whether a container still matches it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::options::{self, Device, NetworkMode, Tmpfs, Ulimit};
 use super::validate::string_or_number;
 use super::HealthCheck;
 
@@ -201,6 +203,86 @@ fn strings_or_numbers<'de, D: Deserializer<'de>>(
             (k, v)
         })
         .collect())
+}
+
+/// The parsed forms of the options, for the runtime and export. They
+/// assume a validated spec: an entry that does not parse is left out
+/// (validation refused it before any caller sees the spec).
+impl ContainerSpec {
+    /// How long a stop waits for the stop signal before SIGKILL; `None`:
+    /// podman's default (10 s).
+    pub fn stop_timeout(&self) -> Option<Duration> {
+        options::parse_stop_timeout(self.stop_timeout.as_deref()?).ok()
+    }
+
+    /// The stop signal's number (`SIGINT` → 2); `None`: the image's or SIGTERM.
+    pub fn stop_signal(&self) -> Option<i32> {
+        options::parse_signal(self.stop_signal.as_deref()?)
+    }
+
+    /// `None` when unset (podman's default for the host: bridge as root,
+    /// slirp4netns or pasta rootless).
+    pub fn network_mode(&self) -> Option<NetworkMode> {
+        options::parse_network(self.network.as_deref()?).ok()
+    }
+
+    pub fn parsed_devices(&self) -> Vec<Device> {
+        self.devices
+            .iter()
+            .filter_map(|d| options::parse_device(d))
+            .collect()
+    }
+
+    pub fn parsed_tmpfs(&self) -> Vec<Tmpfs> {
+        self.tmpfs
+            .iter()
+            .filter_map(|t| options::parse_tmpfs(t).ok())
+            .collect()
+    }
+
+    pub fn parsed_ulimits(&self) -> Vec<Ulimit> {
+        self.ulimits
+            .iter()
+            .filter_map(|(k, v)| options::parse_ulimit(k, v).ok())
+            .collect()
+    }
+
+    /// `CAP_NET_BIND_SERVICE` form (or `ALL`), as podman's API takes them.
+    pub fn cap_add_names(&self) -> Vec<String> {
+        self.cap_add
+            .iter()
+            .filter_map(|c| options::parse_capability(c))
+            .collect()
+    }
+
+    pub fn cap_drop_names(&self) -> Vec<String> {
+        self.cap_drop
+            .iter()
+            .filter_map(|c| options::parse_capability(c))
+            .collect()
+    }
+}
+
+impl Resources {
+    /// The memory limit in bytes.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        options::parse_memory(self.memory.as_deref()?)
+    }
+
+    /// `/dev/shm`'s size in bytes.
+    pub fn shm_size_bytes(&self) -> Option<u64> {
+        options::parse_size(self.shm_size.as_deref()?)
+    }
+
+    /// CPUs in billionths (`1.5` → 1_500_000_000): quota = nano × period / 1e9.
+    pub fn cpus_nano(&self) -> Option<u64> {
+        options::parse_cpus(self.cpus.as_deref()?)
+    }
+
+    /// The pids limit.
+    pub fn pids_limit(&self) -> Option<u64> {
+        self.pids.as_deref()?.parse().ok()
+    }
 }
 
 impl ContainerSpec {

@@ -49,6 +49,50 @@ pub const MAX_UNIT_BYTES: usize = 64 << 10;
 /// `app.depends_on`
 pub const MAX_DEPENDS_ON: usize = 64;
 
+// Issue 22's container options. Real manifests use a handful of each; the
+// bounds keep podman's database and the create call small whatever is written.
+/// `app.container.entrypoint`: as `command` (entries, bytes of all entries).
+pub const MAX_ENTRYPOINT_ARGS: usize = MAX_COMMAND_ARGS;
+pub const MAX_ENTRYPOINT_BYTES: usize = MAX_COMMAND_BYTES;
+/// A path in the container or on the host (`workdir`, `tmpfs`, secrets'
+/// `file` and `target`): PATH_MAX.
+pub const MAX_PATH_BYTES: usize = 4096;
+/// `app.container.user` and one `group_add` entry: `name:group`, with room
+/// for long LDAP names (useradd's own limit is 32 per name).
+pub const MAX_USER_BYTES: usize = 256;
+/// `app.container.group_add`: entries (NGROUPS_MAX is 65536, real use is 1 to 3).
+pub const MAX_GROUP_ADD: usize = 64;
+/// `app.container.hostname`: the kernel's HOST_NAME_MAX. sethostname(2)
+/// refuses more, so a longer name would fail at every start, not here.
+pub const MAX_HOSTNAME_BYTES: usize = 64;
+/// `app.container.dns`: servers (glibc reads 3; podman writes all).
+pub const MAX_DNS: usize = 16;
+/// `app.container.extra_hosts`: entries, each `host:ip` (the host at most
+/// 253 bytes, as DNS allows).
+pub const MAX_EXTRA_HOSTS: usize = 256;
+/// `app.container.devices`: entries.
+pub const MAX_DEVICES: usize = 128;
+/// `app.container.cap_add`, `cap_drop`: entries (41 capabilities exist).
+pub const MAX_CAPS: usize = 64;
+/// `app.container.tmpfs`: entries.
+pub const MAX_TMPFS: usize = 64;
+/// `app.container.ulimits`: entries (15 names exist).
+pub const MAX_ULIMITS: usize = 16;
+/// `app.container.resources.memory`: crun and podman refuse a memory limit
+/// below 6 MiB ("minimum memory limit allowed is 6MB").
+pub const MIN_MEMORY_BYTES: u64 = 6 << 20;
+/// `app.container.resources.cpus`: the smallest quota the kernel takes is
+/// 1 ms per 100 ms period.
+pub const MIN_CPUS: f64 = 0.01;
+/// `app.container.resources.pids`: the kernel's PID_MAX_LIMIT on 64 bits.
+pub const MAX_PIDS: u64 = 4_194_304;
+/// `app.container.stop_timeout`: an hour. A stop blocks every other
+/// operation on the app while it waits; an app that needs longer to flush
+/// should stop itself.
+pub const MAX_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// `app.container.secrets`: entries.
+pub const MAX_SECRETS: usize = 64;
+
 /// `1048576` → `1 MiB`, `131072` → `128 KiB`, `64` → `64 bytes`.
 pub fn human(bytes: u64) -> String {
     if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {

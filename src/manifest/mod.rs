@@ -2,6 +2,8 @@
 //!
 //! * [`validate`]: text → [`App`], every field checked; [`limits`]: every bound;
 //!   [`container`]: the `container:` block and its option types;
+//!   [`options`]: issue 22's container options parsed, for validation,
+//!   the runtime and export alike;
 //!   [`yaml_budget`]: the YAML's cost bounded before serde_yaml runs;
 //!   [`unit`](mod@unit): what a companion's unit file needs; [`excerpt`]: content
 //!   quoted in errors, short and sanitized.
@@ -15,6 +17,7 @@ pub(crate) mod depends;
 pub mod excerpt;
 pub(crate) mod health;
 pub(crate) mod limits;
+pub mod options;
 pub(crate) mod read;
 pub(crate) mod unit;
 pub(crate) mod validate;
