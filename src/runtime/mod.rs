@@ -6,7 +6,6 @@
 pub(crate) mod check_procs;
 pub(crate) mod engine;
 pub mod libpod;
-pub mod network;
 pub mod podman;
 pub mod sim_podman;
 pub mod sim_systemd;

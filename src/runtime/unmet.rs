@@ -11,8 +11,6 @@ pub enum Unmet {
     /// podman would create the container without its declared cgroup
     /// limits (rootless on cgroup v1): podman's warning.
     LimitsIgnored(String),
-    /// A value podman cannot be given (not caught by validation).
-    Invalid { field: &'static str, why: String },
 }
 
 impl fmt::Display for Unmet {
@@ -30,7 +28,6 @@ impl fmt::Display for Unmet {
                  (cgroup limits need cgroup v2 with delegated controllers when rootless); \
                  remove container.resources or run podman as root"
             ),
-            Unmet::Invalid { field, why } => write!(f, "container.{field}: {why}"),
         }
     }
 }

@@ -17,7 +17,6 @@
 //! the declared cgroup limits (rootless on cgroup v1) is removed again and
 //! refused. Each is an [`Unmet`]: a clear error, retried with backoff.
 
-mod parse;
 #[cfg(test)]
 mod tests;
 
@@ -26,9 +25,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::{from_call, PodmanRuntime};
+use crate::manifest::options::{check_device_on_host, NetworkMode};
 use crate::manifest::{parse_port, parse_volume, ContainerSpec};
 use crate::runtime::libpod::{self, CallError};
-use crate::runtime::network::Network;
 use crate::runtime::{CreateRequest, RuntimeError, RuntimeResult, Unmet};
 
 /// What podman's create answers.
@@ -46,7 +45,7 @@ const LIMITS_IGNORED: &str = "Resource limits are not supported and ignored";
 
 /// Create the container `req` describes; its id.
 pub(super) async fn create(rt: &PodmanRuntime, req: &CreateRequest) -> RuntimeResult<String> {
-    let body = body(req).map_err(RuntimeError::Unmet)?;
+    let body = body(req);
     check_host(rt, &req.spec).await?;
     let limit = rt.timeouts.quick;
     let created: Created = libpod::post_json(
@@ -82,47 +81,38 @@ fn has_limits(spec: &ContainerSpec) -> bool {
         .is_some_and(|r| r.memory.is_some() || r.cpus.is_some() || r.pids.is_some())
 }
 
-/// What the create needs of the host: its named network, its devices.
+/// What the create needs of the host: its named network, its devices
+/// (validation looked at the devices when the manifest was read; a device
+/// can go away later, a USB stick unplugged).
 async fn check_host(rt: &PodmanRuntime, spec: &ContainerSpec) -> RuntimeResult<()> {
-    if let Some(name) = Network::named(spec.network.as_deref()) {
+    if let Some(NetworkMode::Named(name)) = spec.network_mode() {
         let limit = rt.timeouts.quick;
-        let path = libpod::path(&format!("/networks/{}/exists", libpod::urlencode(name)));
+        let path = libpod::path(&format!("/networks/{}/exists", libpod::urlencode(&name)));
         let exists = libpod::exists(&rt.socket, &path, limit)
             .await
             .map_err(|e: CallError| from_call("network exists", limit, e))?;
         if !exists {
-            return Err(RuntimeError::Unmet(Unmet::NetworkMissing(name.to_string())));
+            return Err(RuntimeError::Unmet(Unmet::NetworkMissing(name)));
         }
     }
-    for dev in &spec.devices {
-        check_device(dev).await.map_err(RuntimeError::Unmet)?;
+    for dev in spec.parsed_devices() {
+        check_device(&dev.host).map_err(RuntimeError::Unmet)?;
     }
     Ok(())
 }
 
-/// A `devices` entry's host path (`/dev/x[:/dev/y[:rwm]]`) must be a
-/// character or block device here. podkeeper sees the host's /dev (its
-/// unit has no `PrivateDevices=`), which is what podman passes through.
-pub async fn check_device(entry: &str) -> Result<(), Unmet> {
-    use std::os::unix::fs::FileTypeExt;
-    let path = entry.split(':').next().unwrap_or(entry);
-    let unmet = |why: &str| Unmet::Device {
-        path: path.to_string(),
-        why: why.to_string(),
-    };
-    match tokio::fs::metadata(path).await {
-        Ok(m) if m.file_type().is_char_device() || m.file_type().is_block_device() => Ok(()),
-        Ok(_) => Err(unmet("is not a device on this host")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(unmet("does not exist on this host"))
-        }
-        Err(e) => Err(unmet(&format!("cannot be read: {e}"))),
-    }
+/// A device's host path must be a device here (one `stat`). podkeeper sees
+/// the host's /dev (its unit has no `PrivateDevices=`): what podman passes through.
+pub fn check_device(host: &str) -> Result<(), Unmet> {
+    check_device_on_host(host).map_err(|why| Unmet::Device {
+        path: host.to_string(),
+        why,
+    })
 }
 
 /// libpod's SpecGenerator for `req`: every field the manifest sets, keyed
 /// as podman reads it; an unset field is left out (podman's default).
-pub fn body(req: &CreateRequest) -> Result<Value, Unmet> {
+pub fn body(req: &CreateRequest) -> Value {
     let spec = &req.spec;
     let mut b = Map::new();
     let mut set = |k: &str, v: Value| {
@@ -165,10 +155,10 @@ pub fn body(req: &CreateRequest) -> Result<Value, Unmet> {
         set("devices", Value::Array(devs));
     }
     if !spec.cap_add.is_empty() {
-        set("cap_add", json!(spec.cap_add));
+        set("cap_add", json!(spec.cap_add_names()));
     }
     if !spec.cap_drop.is_empty() {
-        set("cap_drop", json!(spec.cap_drop));
+        set("cap_drop", json!(spec.cap_drop_names()));
     }
     if spec.read_only {
         set("read_only_filesystem", json!(true));
@@ -176,30 +166,28 @@ pub fn body(req: &CreateRequest) -> Result<Value, Unmet> {
     if spec.no_new_privileges {
         set("no_new_privileges", json!(true));
     }
-    if let Some(sig) = &spec.stop_signal {
-        let n = parse::signal(sig).ok_or_else(|| invalid("stop_signal", sig, "a signal"))?;
+    if let Some(n) = spec.stop_signal() {
         set("stop_signal", json!(n));
     }
-    if let Some(t) = &spec.stop_timeout {
-        let secs =
-            parse::stop_timeout(t).ok_or_else(|| invalid("stop_timeout", t, "a duration"))?;
-        set("stop_timeout", json!(secs));
+    if let Some(t) = spec.stop_timeout() {
+        // podman takes whole seconds; validation allows only those.
+        set("stop_timeout", json!(t.as_secs()));
     }
-    resources(spec, &mut set)?;
-    if !spec.ulimits.is_empty() {
-        let mut limits = Vec::new();
-        for (name, value) in &spec.ulimits {
-            let (typ, soft, hard) = parse::ulimit(name, value)
-                .ok_or_else(|| invalid("ulimits", value, "soft:hard or one number"))?;
-            limits.push(json!({"type": typ, "soft": soft, "hard": hard}));
-        }
+    resources(spec, &mut set);
+    let ulimits = spec.parsed_ulimits();
+    if !ulimits.is_empty() {
+        // podman's short name (`nofile`): it prefixes `RLIMIT_` itself.
+        let mut limits: Vec<Value> = ulimits
+            .iter()
+            .map(|u| json!({"type": u.name, "soft": u.soft, "hard": u.hard}))
+            .collect();
         // With any rlimit given, podman 4.3 sets `nofile` and `nproc` it was
         // not given to 1048576, which a host whose podman lacks
         // CAP_SYS_RESOURCE (a container host) cannot set: the create's
         // start fails ("error setting rlimit type 6"). Without any, the
         // container inherits the limits podman runs with; so does it here.
         for name in ["nofile", "nproc"] {
-            if !limits.iter().any(|l| l["type"] == name) {
+            if !ulimits.iter().any(|u| u.name == name) {
                 if let Some((soft, hard)) = inherited_rlimit(name) {
                     limits.push(json!({"type": name, "soft": soft, "hard": hard}));
                 }
@@ -219,7 +207,7 @@ pub fn body(req: &CreateRequest) -> Result<Value, Unmet> {
     }
     // SECRETS (issue 22, `secrets` helper): `secret_env` ({ENV: secret})
     // and `secrets` ([{source, target, …}]) from the request go here.
-    Ok(Value::Object(b))
+    Value::Object(b)
 }
 
 /// podkeeper's own soft and hard limit of `nofile` or `nproc`: what podman,
@@ -239,62 +227,62 @@ pub fn inherited_rlimit(name: &str) -> Option<(u64, u64)> {
     (rc == 0).then_some((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
 
-fn invalid(field: &'static str, value: &str, allowed: &str) -> Unmet {
-    Unmet::Invalid {
-        field,
-        why: format!("{value:?} is not {allowed}"),
-    }
-}
-
 /// `resources`: memory, cpus and pids as cgroup limits (`resource_limits`,
 /// the OCI runtime spec's shape), `shm_size` as /dev/shm's size.
-fn resources(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) -> Result<(), Unmet> {
-    let Some(r) = &spec.resources else {
-        return Ok(());
-    };
+fn resources(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) {
+    let Some(r) = &spec.resources else { return };
     let mut limits = Map::new();
-    if let Some(m) = &r.memory {
-        let bytes = parse::size(m).ok_or_else(|| invalid("resources.memory", m, "a size"))?;
+    if let Some(bytes) = r.memory_bytes() {
         limits.insert("memory".into(), json!({"limit": bytes}));
     }
-    if let Some(c) = &r.cpus {
-        let quota =
-            parse::cpu_quota(c).ok_or_else(|| invalid("resources.cpus", c, "a CPU count"))?;
+    if let Some(nano) = r.cpus_nano() {
+        // As podman's `--cpus`: a quota of that share of a 100 ms period.
+        let quota = u128::from(nano) * u128::from(CPU_PERIOD) / 1_000_000_000;
         limits.insert(
             "cpu".into(),
-            json!({"quota": quota, "period": parse::CPU_PERIOD}),
+            json!({"quota": u64::try_from(quota).unwrap_or(u64::MAX), "period": CPU_PERIOD}),
         );
     }
-    if let Some(p) = &r.pids {
-        let n = parse::pids(p).ok_or_else(|| invalid("resources.pids", p, "a positive count"))?;
+    if let Some(n) = r.pids_limit() {
         limits.insert("pids".into(), json!({"limit": n}));
     }
     if !limits.is_empty() {
         set("resource_limits", Value::Object(limits));
     }
-    if let Some(s) = &r.shm_size {
-        let bytes = parse::size(s).ok_or_else(|| invalid("resources.shm_size", s, "a size"))?;
+    if let Some(bytes) = r.shm_size_bytes() {
         set("shm_size", json!(bytes));
     }
-    Ok(())
 }
+
+/// The CFS period podman uses for `--cpus` (100 ms, in µs).
+const CPU_PERIOD: u64 = 100_000;
 
 /// `network`: a mode by name; a named network joined for real (bridge mode
 /// on that network, never the default one); `app:<id>` that app's
 /// container's namespace (the container's name is the app's id).
 fn network(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) {
-    let Some(net) = &spec.network else { return };
-    match Network::parse(net) {
-        Network::Mode(mode) => set("netns", json!({"nsmode": mode})),
-        Network::Named(name) => {
+    let Some(mode) = spec.network_mode() else { return };
+    let nsmode = match mode {
+        NetworkMode::None => "none",
+        NetworkMode::Host => "host",
+        NetworkMode::Bridge => "bridge",
+        NetworkMode::Slirp4netns => "slirp4netns",
+        NetworkMode::Pasta => "pasta",
+        NetworkMode::Private => "private",
+        NetworkMode::Named(name) => {
             set("netns", json!({"nsmode": "bridge"}));
             // podman 4.x tags this field `Networks`; Go reads keys case-insensitively.
             let mut nets = BTreeMap::new();
             nets.insert(name, json!({}));
             set("Networks", json!(nets));
+            return;
         }
-        Network::App(id) => set("netns", json!({"nsmode": "container", "value": id})),
-    }
+        NetworkMode::App(id) => {
+            set("netns", json!({"nsmode": "container", "value": id}));
+            return;
+        }
+    };
+    set("netns", json!({"nsmode": nsmode}));
 }
 
 fn ports(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) {
@@ -338,14 +326,8 @@ fn mounts(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) {
             json!({"destination": v.dest, "type": "bind", "source": v.source, "options": options})
         })
         .collect();
-    for t in &spec.tmpfs {
-        let (dest, options) = match t.split_once(':') {
-            Some((d, o)) => (d, o.split(',').filter(|o| !o.is_empty()).collect()),
-            None => (t.as_str(), Vec::new()),
-        };
-        mounts.push(
-            json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options}),
-        );
+    for t in spec.parsed_tmpfs() {
+        mounts.push(json!({"destination": t.path, "type": "tmpfs", "source": "tmpfs", "options": t.options}));
     }
     if !mounts.is_empty() {
         set("mounts", Value::Array(mounts));

@@ -16,7 +16,7 @@ fn req(yaml: &str) -> CreateRequest {
 }
 
 fn body_of(yaml: &str) -> Value {
-    body(&req(yaml)).unwrap_or_else(|e| panic!("{e}"))
+    body(&req(yaml))
 }
 
 #[test]
@@ -49,7 +49,7 @@ fn security_fields_should_be_sent_spelt_right() {
     let b = body_of(
         "    cap_add: [NET_BIND_SERVICE]\n    cap_drop: [ALL]\n    read_only: true\n    no_new_privileges: true\n    devices: [\"/dev/fuse\", \"/dev/full:/dev/x:rw\"]\n",
     );
-    assert_eq!(b["cap_add"], json!(["NET_BIND_SERVICE"]));
+    assert_eq!(b["cap_add"], json!(["CAP_NET_BIND_SERVICE"]));
     assert_eq!(b["cap_drop"], json!(["ALL"]));
     assert_eq!(b["read_only_filesystem"], json!(true));
     // Not podman-api's `no_new_privilages`, which podman ignores.
@@ -136,31 +136,18 @@ fn volumes_and_tmpfs_should_keep_their_options_as_given() {
 }
 
 #[test]
-fn a_value_podman_cannot_take_should_be_a_clear_error_not_a_panic() {
-    for (yaml, field) in [
-        ("    stop_signal: SIGNOPE\n", "stop_signal"),
-        ("    resources: {memory: lots}\n", "resources.memory"),
-        ("    ulimits: {nofile: \"9:1\"}\n", "ulimits"),
-    ] {
-        let e = body(&req(yaml)).unwrap_err();
-        assert!(
-            e.to_string().starts_with(&format!("container.{field}: ")),
-            "{e}"
-        );
-    }
-}
-
-#[tokio::test]
-async fn a_device_should_be_a_device_on_this_host() {
-    assert_eq!(check_device("/dev/null:/dev/x:rw").await, Ok(()));
-    let e = check_device("/dev/podkeeper-nope").await.unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "device /dev/podkeeper-nope: does not exist on this host"
+fn a_device_should_be_a_device_on_this_host() {
+    assert_eq!(check_device("/dev/null"), Ok(()));
+    let e = check_device("/dev/podkeeper-nope").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("device /dev/podkeeper-nope: does not exist on this host"),
+        "{e}"
     );
-    let e = check_device("/etc/hostname").await.unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "device /etc/hostname: is not a device on this host"
+    let e = check_device("/etc/hostname").unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("device /etc/hostname: is not a device on this host"),
+        "{e}"
     );
 }
