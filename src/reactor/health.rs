@@ -59,6 +59,8 @@ impl<R: Podman> Reactor<R> {
                     .depends_on
                     .iter()
                     .any(|d| d.app == id && (healthy || d.condition == Condition::Running))
+                    // issue 22 (create): `network: app:<id>` waits for <id> to run.
+                    || crate::reconcile::depends::network_dependency(a).as_deref() == Some(id)
             })
         };
         let woken: Vec<String> = self

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::CallLog;
-use crate::manifest::{Condition, LoadedApp};
+use crate::manifest::options::NetworkMode;
+use crate::manifest::{Condition, Dependency, LoadedApp};
 use crate::runtime::{ContainerState, Podman, RuntimeError};
 
 /// How often an app waiting for a dependency looks again by itself: a
@@ -21,7 +22,13 @@ pub async fn unmet_dependency<R: Podman>(
     app: &LoadedApp,
     log: &mut CallLog,
 ) -> Result<Option<(String, String)>, RuntimeError> {
-    for dep in &app.app.depends_on {
+    // issue 22 (create): `network: app:<id>` waits for <id> to run, as a
+    // `depends_on` with condition running would.
+    let net_dep = network_dependency(app).map(|id| Dependency {
+        app: id,
+        condition: Condition::Running,
+    });
+    for dep in net_dep.iter().chain(&app.app.depends_on) {
         let found = log.time("inspect", rt.inspect_container(&dep.app)).await?;
         let unmet = |words: String| Ok(Some((dep.app.clone(), words)));
         let Some(c) = found else {
@@ -36,6 +43,20 @@ pub async fn unmet_dependency<R: Podman>(
         }
     }
     Ok(None)
+}
+
+/// The app whose network namespace `app` shares (`network: app:<id>`):
+/// a dependency on it running, whether `depends_on` lists it or not.
+pub fn network_dependency(app: &LoadedApp) -> Option<String> {
+    match app.app.container.network_mode()? {
+        NetworkMode::App(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Whether `app` waits for another before it starts.
+pub fn has_dependencies(app: &LoadedApp) -> bool {
+    !app.app.depends_on.is_empty() || network_dependency(app).is_some()
 }
 
 #[cfg(test)]

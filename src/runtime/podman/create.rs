@@ -261,7 +261,9 @@ const CPU_PERIOD: u64 = 100_000;
 /// on that network, never the default one); `app:<id>` that app's
 /// container's namespace (the container's name is the app's id).
 fn network(spec: &ContainerSpec, set: &mut impl FnMut(&str, Value)) {
-    let Some(mode) = spec.network_mode() else { return };
+    let Some(mode) = spec.network_mode() else {
+        return;
+    };
     let nsmode = match mode {
         NetworkMode::None => "none",
         NetworkMode::Host => "host",
