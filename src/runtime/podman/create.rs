@@ -177,22 +177,15 @@ pub fn body(req: &CreateRequest) -> Value {
     let ulimits = spec.parsed_ulimits();
     if !ulimits.is_empty() {
         // podman's short name (`nofile`): it prefixes `RLIMIT_` itself.
-        let mut limits: Vec<Value> = ulimits
+        // With any rlimit given, podman 4.3 sets `nofile` and `nproc` that
+        // were not given to 1048576 (as root), which a podman without
+        // CAP_SYS_RESOURCE (in a container) cannot set: the start fails
+        // ("error setting rlimit type 6"), as `podman run --ulimit` does
+        // there. podkeeper sends what the manifest says, no more.
+        let limits: Vec<Value> = ulimits
             .iter()
             .map(|u| json!({"type": u.name, "soft": u.soft, "hard": u.hard}))
             .collect();
-        // With any rlimit given, podman 4.3 sets `nofile` and `nproc` it was
-        // not given to 1048576, which a host whose podman lacks
-        // CAP_SYS_RESOURCE (a container host) cannot set: the create's
-        // start fails ("error setting rlimit type 6"). Without any, the
-        // container inherits the limits podman runs with; so does it here.
-        for name in ["nofile", "nproc"] {
-            if !ulimits.iter().any(|u| u.name == name) {
-                if let Some((soft, hard)) = inherited_rlimit(name) {
-                    limits.push(json!({"type": name, "soft": soft, "hard": hard}));
-                }
-            }
-        }
         set("r_limits", Value::Array(limits));
     }
     network(spec, &mut set);
@@ -208,23 +201,6 @@ pub fn body(req: &CreateRequest) -> Value {
     // SECRETS (issue 22, `secrets` helper): `secret_env` ({ENV: secret})
     // and `secrets` ([{source, target, …}]) from the request go here.
     Value::Object(b)
-}
-
-/// podkeeper's own soft and hard limit of `nofile` or `nproc`: what podman,
-/// started alike, runs with.
-pub fn inherited_rlimit(name: &str) -> Option<(u64, u64)> {
-    let resource = match name {
-        "nofile" => libc::RLIMIT_NOFILE,
-        "nproc" => libc::RLIMIT_NPROC,
-        _ => return None,
-    };
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes the one struct it is given.
-    let rc = unsafe { libc::getrlimit(resource, &mut lim) };
-    (rc == 0).then_some((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
 
 /// `resources`: memory, cpus and pids as cgroup limits (`resource_limits`,

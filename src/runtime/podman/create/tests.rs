@@ -88,15 +88,7 @@ fn resources_and_ulimits_should_be_cgroup_limits_and_rlimits() {
         json!([{"type": "nofile", "soft": 1024, "hard": 4096},
                {"type": "nproc", "soft": 64, "hard": 64}])
     );
-    // The other of nofile and nproc: as podkeeper (and so podman) has it,
-    // never podman 4.3's 1048576.
-    let b = body_of("    ulimits: {core: 0}\n");
-    let (soft, hard) = inherited_rlimit("nproc").unwrap();
-    assert_eq!(
-        b["r_limits"][2],
-        json!({"type": "nproc", "soft": soft, "hard": hard})
-    );
-    assert_eq!(b["r_limits"][1]["type"], json!("nofile"));
+
     // shm_size alone is no cgroup limit.
     let b = body_of("    resources: {shm_size: 1M}\n");
     assert!(b.get("resource_limits").is_none());
