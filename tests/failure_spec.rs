@@ -57,12 +57,6 @@ impl Podman for PullUnreachable {
     fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
         self.0.remove_container(name)
     }
-    fn remove_container_and_dependents(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = RuntimeResult<()>> + Send {
-        self.0.remove_container_and_dependents(name)
-    }
     async fn pull_image(&self, _image: &str) -> RuntimeResult<()> {
         Err(RuntimeError::Unreachable("connection refused".into()))
     }

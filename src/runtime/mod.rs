@@ -255,17 +255,6 @@ pub trait Podman: Send + Sync + 'static {
 
     fn pull_image(&self, image: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 
-    // issue 22 (create): `network: app:<id>`.
-    /// Stop and remove a container together with every container that
-    /// shares its namespaces (podman's `depend`), in one call under
-    /// podman's lock, so none of them can join it again in between. Only
-    /// asked when podman refused a plain remove and every such container
-    /// is podkeeper's own sharer.
-    fn remove_container_and_dependents(
-        &self,
-        name: &str,
-    ) -> impl Future<Output = RuntimeResult<()>> + Send;
-
     /// Whether the image is in local storage (asked when a create failed and
     /// the error alone does not say the image was missing).
     fn image_exists(&self, image: &str) -> impl Future<Output = RuntimeResult<bool>> + Send;

@@ -410,18 +410,6 @@ impl super::Podman for PodmanRuntime {
         }
     }
 
-    async fn remove_container_and_dependents(&self, name: &str) -> RuntimeResult<()> {
-        let path = libpod::path(&format!(
-            "/containers/{}?force=true&depend=true",
-            libpod::urlencode(name)
-        ));
-        let limit = self.timeouts.stop;
-        match libpod::within(limit, libpod::delete(&self.socket, &path)).await {
-            Err(CallError::Status(404, _)) => Ok(()),
-            other => other.map_err(|e| from_call("remove", limit, e)),
-        }
-    }
-
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
         use futures::StreamExt;
         let opts = PullOpts::builder().reference(image).quiet(true).build();

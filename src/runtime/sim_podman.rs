@@ -534,15 +534,6 @@ impl Podman for SimRuntime {
         Ok(())
     }
 
-    async fn remove_container_and_dependents(&self, name: &str) -> RuntimeResult<()> {
-        self.call(format!("remove --depend {name}")).await?;
-        let removed = networks::remove_with_dependents(&mut self.lock(), name);
-        for c in removed {
-            self.emit_removal(&c);
-        }
-        Ok(())
-    }
-
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
         self.call(format!("pull {image}")).await?;
         Err(RuntimeError::Failed(format!(

@@ -1,6 +1,6 @@
 //! The simulation's side of issue 22's create fields: the spec each container was created from (kept whole, as podman keeps it), a list of podman networks (a named network must exist, and `add_network` emits podman 5's network `create` event), and podman's refusal to remove a container others share.
 
-use super::{SimContainer, SimRuntime, SimState};
+use super::{SimRuntime, SimState};
 use crate::manifest::options::NetworkMode;
 use crate::manifest::ContainerSpec;
 use crate::runtime::{CreateRequest, RuntimeError, Unmet};
@@ -62,20 +62,4 @@ pub(super) fn refuse_remove(st: &SimState, name: &str) -> Option<RuntimeError> {
         "container {} has dependent containers which must be removed before it: {}: container already exists",
         c.id, sharer.id
     )))
-}
-
-/// podman's `rm --depend`: the container and those sharing it, sharers first.
-pub(super) fn remove_with_dependents(st: &mut SimState, name: &str) -> Vec<SimContainer> {
-    let sharers: Vec<String> = st
-        .containers
-        .values()
-        .filter(|o| o.labels.get(NETNS_OF_LABEL).map(String::as_str) == Some(name))
-        .map(|o| o.name.clone())
-        .collect();
-    sharers
-        .iter()
-        .map(String::as_str)
-        .chain([name])
-        .filter_map(|n| st.containers.remove(n))
-        .collect()
 }
