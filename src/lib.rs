@@ -106,3 +106,7 @@ pub use recording::{record, replay};
 pub const APP_LABEL: &str = "io.podkeeper.app";
 /// The label holding the hash of the container spec the container was created from.
 pub const SPEC_HASH_LABEL: &str = "io.podkeeper.spec-hash";
+/// On a container that shares app `<id>`'s network namespace (`network:
+/// app:<id>`): podman refuses to remove `<id>`'s container while it exists,
+/// so a recreate of `<id>` removes these first (they rejoin once it runs).
+pub const NETNS_OF_LABEL: &str = "io.podkeeper.network-of";

@@ -165,6 +165,8 @@ pub enum Verdict<'a> {
     Dirty(KeyRef<'a>),
     /// Queued this many companions (every one podkeeper knows of).
     Companions(usize),
+    /// Queued this many apps (those on a network that just appeared).
+    Apps(usize),
     Ignored(Ignored<'a>),
 }
 
@@ -181,7 +183,7 @@ impl<'a> Verdict<'a> {
     /// The verdict in one word: `queued`, `merged`, `dirty` or `ignored`.
     pub fn as_str(&self) -> &'static str {
         match self {
-            Verdict::Queued(..) | Verdict::Companions(_) => "queued",
+            Verdict::Queued(..) | Verdict::Companions(_) | Verdict::Apps(_) => "queued",
             Verdict::Merged(..) => "merged",
             Verdict::Dirty(_) => "dirty",
             Verdict::Ignored(_) => "ignored",
@@ -200,6 +202,7 @@ impl fmt::Display for Verdict<'_> {
             }
             Verdict::Dirty(key) => write!(f, "{key} running; runs once more after"),
             Verdict::Companions(n) => write!(f, "queue {n} companion(s)"),
+            Verdict::Apps(n) => write!(f, "queue {n} app(s)"),
             Verdict::Ignored(why) => write!(f, "ignored: {why}"),
         }
     }
@@ -236,6 +239,8 @@ pub enum Ignored<'a> {
     NotACompanion(&'a str),
     /// A `health_status` of an app that declares no healthcheck.
     NoHealthcheck,
+    /// A thing of this kind (a network) that no app declares.
+    NoApp(&'a str),
 }
 
 impl fmt::Display for Ignored<'_> {
@@ -258,6 +263,7 @@ impl fmt::Display for Ignored<'_> {
             Ignored::NoOwner => f.write_str("no companion owns it"),
             Ignored::NoHealthcheck => f.write_str("no healthcheck declared, podkeeper runs none"),
             Ignored::NotACompanion(unit) => write!(f, "{unit} is no companion"),
+            Ignored::NoApp(kind) => write!(f, "no app declares this {kind}"),
         }
     }
 }

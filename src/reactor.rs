@@ -11,6 +11,7 @@ mod exits;
 mod forget;
 mod health;
 mod manifests;
+mod networks;
 mod observers;
 mod outage;
 mod routing;

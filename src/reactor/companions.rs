@@ -329,6 +329,17 @@ impl<R: Podman> Reactor<R> {
             }
             self.comp.retired.remove(name);
         }
+        // issue 22 (create): a `.network` companion written or started
+        // wakes the apps on named networks (podman 4.3 emits no network events).
+        let touched: Vec<String> = outcome
+            .items
+            .iter()
+            .filter(|r| r.result.is_ok() && r.action != Action::None)
+            .filter_map(|r| match &r.key {
+                Key::Companion(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
         for r in outcome.items {
             // A kind change is done once the old file is gone.
             if let (Ok(()), Key::Companion(name)) = (&r.result, &r.key) {
@@ -340,5 +351,6 @@ impl<R: Podman> Reactor<R> {
             let print = r.action != Action::None || r.result.is_err();
             self.settle(&r, now, print);
         }
+        self.after_network_companions(&touched, now);
     }
 }

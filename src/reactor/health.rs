@@ -65,6 +65,9 @@ impl<R: Podman> Reactor<R> {
                             DepNews::Done => d.condition == Condition::Completed,
                         }
                 })
+                    // issue 22 (create): `network: app:<id>` waits for <id> to run.
+                    || (matches!(news, DepNews::Started | DepNews::Healthy)
+                        && crate::reconcile::depends::network_dependency(a).as_deref() == Some(id))
             })
         };
         let woken: Vec<String> = self

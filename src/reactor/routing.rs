@@ -150,7 +150,10 @@ impl<R: Podman> Reactor<R> {
                 self.wake_dependents(id, super::health::DepNews::Started, now);
             }
         }
-        let verdict = if !is_container {
+        let verdict = if ev.typ == "network" {
+            // issue 22 (create): a network that apps wait for appeared.
+            self.on_network_event(ev, now)
+        } else if !is_container {
             Verdict::Ignored(Ignored::NotAContainer(&ev.typ))
         } else {
             match app {

@@ -1,6 +1,7 @@
 //! Reconcile one app: its container exists, carries our labels and spec hash, and runs.
 
 mod create;
+mod sharers;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -119,6 +120,9 @@ pub fn labels_for(app: &LoadedApp) -> BTreeMap<String, String> {
     let mut labels = app.app.container.labels.clone();
     labels.insert(APP_LABEL.into(), app.app.id.clone());
     labels.insert(SPEC_HASH_LABEL.into(), app.spec_hash.clone());
+    if let Some(owner) = super::depends::network_dependency(app) {
+        labels.insert(crate::NETNS_OF_LABEL.into(), owner);
+    }
     labels
 }
 
@@ -350,7 +354,7 @@ async fn waits_for_dependency<R: Podman>(
     else {
         return Ok(false);
     };
-    if app.app.state != DesiredState::Running || app.app.depends_on.is_empty() {
+    if app.app.state != DesiredState::Running || !super::depends::has_dependencies(app) {
         return Ok(false);
     }
     let Some((dep, waiting)) = super::depends::unmet_dependency(rt, app, apps, log).await? else {
@@ -389,7 +393,7 @@ async fn act<R: Podman>(
         }
         (Drift::SpecChanged { .. }, Some(app)) => {
             r.action = Action::Recreate;
-            log.time("remove", rt.remove_container(id)).await?;
+            sharers::remove_with_sharers(rt, id, log).await?;
             let created = create_and_start(rt, app, log).await?;
             look_again_unless(created, r);
             Ok(())
@@ -440,7 +444,7 @@ async fn remove_unwanted<R: Podman>(
     {
         r.why = format!("duplicate of app/{app}, not wanted");
     }
-    Ok(log.time("remove", rt.remove_container(id)).await?)
+    sharers::remove_with_sharers(rt, id, log).await
 }
 
 /// Start a container that is not running, unless podman is still cleaning

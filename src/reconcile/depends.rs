@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::{restart, CallLog};
-use crate::manifest::{Condition, LoadedApp, ManifestSet, Restart};
+use crate::manifest::options::NetworkMode;
+use crate::manifest::{Condition, Dependency, LoadedApp, ManifestSet, Restart};
 use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError};
 use crate::SPEC_HASH_LABEL;
 
@@ -25,7 +26,13 @@ pub async fn unmet_dependency<R: Podman>(
     apps: Option<&ManifestSet>,
     log: &mut CallLog,
 ) -> Result<Option<(String, String)>, RuntimeError> {
-    for dep in &app.app.depends_on {
+    // issue 22 (create): `network: app:<id>` waits for <id> to run, as a
+    // `depends_on` with condition running would.
+    let net_dep = network_dependency(app).map(|id| Dependency {
+        app: id,
+        condition: Condition::Running,
+    });
+    for dep in net_dep.iter().chain(&app.app.depends_on) {
         let found = log.time("inspect", rt.inspect_container(&dep.app)).await?;
         let unmet = |words: String| Ok(Some((dep.app.clone(), words)));
         let Some(c) = found else {
@@ -75,6 +82,20 @@ fn incomplete(declared: Option<&LoadedApp>, c: &ContainerInfo) -> Option<String>
         ),
         _ => format!("it failed with {code}"),
     })
+}
+
+/// The app whose network namespace `app` shares (`network: app:<id>`):
+/// a dependency on it running, whether `depends_on` lists it or not.
+pub fn network_dependency(app: &LoadedApp) -> Option<String> {
+    match app.app.container.network_mode()? {
+        NetworkMode::App(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Whether `app` waits for another before it starts.
+pub fn has_dependencies(app: &LoadedApp) -> bool {
+    !app.app.depends_on.is_empty() || network_dependency(app).is_some()
 }
 
 #[cfg(test)]

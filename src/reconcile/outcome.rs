@@ -150,7 +150,10 @@ fn of_runtime(e: &RuntimeError) -> Category {
         RuntimeError::Unreachable(_) => Category::Unreachable,
         RuntimeError::Timeout { .. } => Category::Timeout,
         RuntimeError::NameInUse(_) => Category::NameConflict,
-        RuntimeError::NotFound(_) | RuntimeError::Failed(_) => Category::Refused,
+        // issue 22 (create): a missing network or device, limits ignored.
+        RuntimeError::NotFound(_) | RuntimeError::Failed(_) | RuntimeError::Unmet(_) => {
+            Category::Refused
+        }
     }
 }
 

@@ -149,6 +149,17 @@ async fn request(
     socket: &Path,
     path: &str,
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
+    send(socket, hyper::Method::GET, path, None).await
+}
+
+/// `method path` with an optional JSON body: the response (a success
+/// status) and the uid of the process that listens on the socket.
+async fn send(
+    socket: &Path,
+    method: hyper::Method,
+    path: &str,
+    json: Option<Vec<u8>>,
+) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
         .await
         .map_err(|e| from_io(&format!("connect {}", socket.display()), &e))?;
@@ -160,14 +171,22 @@ async fn request(
         // Drives the connection; ends when the body is dropped or podman hangs up.
         let _ = conn.await;
     });
-    let req = hyper::Request::get(path)
-        .header("Host", "d")
-        .body(hyper::Body::empty())
-        .map_err(|e| CallError::Request(e.to_string()))?;
+    let what = format!("{method} {path}");
+    let builder = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", "d");
+    let req = match json {
+        Some(body) => builder
+            .header("Content-Type", "application/json")
+            .body(hyper::Body::from(body)),
+        None => builder.body(hyper::Body::empty()),
+    }
+    .map_err(|e| CallError::Request(e.to_string()))?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
+        .map_err(|e| from_hyper(&what, &e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok((resp, peer_uid));
@@ -259,22 +278,65 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
     let call = async {
         let (resp, _) = request(socket, path).await?;
         let version = server_version(&resp);
-        let mut body = resp.into_body();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
-            if bytes.len() + chunk.len() > MAX_BODY {
-                return Err(CallError::Body(format!(
-                    "GET {path}: more than {MAX_BODY} bytes"
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let t = serde_json::from_slice(&bytes)
-            .map_err(|e| CallError::Body(format!("GET {path}: {e}")))?;
+        let t = read_json(resp.into_body(), &format!("GET {path}")).await?;
         Ok::<_, CallError>((t, version))
     };
     within(limit, call).await
+}
+
+/// `POST path` with `body` as JSON, the answer's JSON decoded as `T`, all
+/// within `limit` (a create's spec: see `podman/create.rs` for why it is
+/// built here rather than by `podman-api`).
+pub async fn post_json<T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    path: &str,
+    body: &serde_json::Value,
+    limit: Duration,
+) -> Result<T, CallError> {
+    let call = async {
+        let json = serde_json::to_vec(body).map_err(|e| CallError::Request(e.to_string()))?;
+        let (resp, _) = send(socket, hyper::Method::POST, path, Some(json)).await?;
+        read_json(resp.into_body(), &format!("POST {path}")).await
+    };
+    within(limit, call).await
+}
+
+/// Whether `GET path` answers a success status (podman's `…/exists`
+/// endpoints: 204 yes, 404 no), within `limit`.
+pub async fn exists(socket: &Path, path: &str, limit: Duration) -> Result<bool, CallError> {
+    let call = async {
+        match request(socket, path).await {
+            Ok(_) => Ok(true),
+            Err(CallError::Status(404, _)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    within(limit, call).await
+}
+
+/// `DELETE path` (its answer's body is not read): a remove.
+pub async fn delete(socket: &Path, path: &str) -> Result<(), CallError> {
+    send(socket, hyper::Method::DELETE, path, None)
+        .await
+        .map(|_| ())
+}
+
+/// A body read whole, at most [`MAX_BODY`] bytes, and decoded as `T`.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    mut body: hyper::Body,
+    what: &str,
+) -> Result<T, CallError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| from_hyper(what, &e))?;
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(CallError::Body(format!(
+                "{what}: more than {MAX_BODY} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| CallError::Body(format!("{what}: {e}")))
 }
 
 /// `s` made safe for a query string.

@@ -10,6 +10,7 @@ pub mod podman;
 pub mod sim_podman;
 pub mod sim_systemd;
 pub(crate) mod systemd;
+pub mod unmet;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::manifest::ContainerSpec;
+pub use unmet::Unmet;
 
 /// A container as the runtime reports it.
 #[derive(Debug, Clone, PartialEq)]
@@ -171,6 +173,9 @@ pub enum RuntimeError {
     /// A create was refused because the name is taken: by a container podman
     /// is still removing (`podman rm -f` by hand), or by another one.
     NameInUse(String),
+    /// A create refused before or after podman was asked: something it
+    /// needs is missing (a network, a device) or would be ignored.
+    Unmet(Unmet),
 }
 
 impl std::fmt::Display for RuntimeError {
@@ -183,6 +188,7 @@ impl std::fmt::Display for RuntimeError {
             RuntimeError::Unreachable(e) => write!(f, "podman unreachable: {e}"),
             RuntimeError::Failed(e) => f.write_str(e),
             RuntimeError::NameInUse(e) => f.write_str(e),
+            RuntimeError::Unmet(u) => write!(f, "{u}"),
         }
     }
 }

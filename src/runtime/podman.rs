@@ -8,10 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
-use podman_api::opts::{
-    ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
-};
+use podman_api::opts::{ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts};
 use podman_api::Podman;
 
 use super::engine::{self, Engine};
@@ -20,8 +17,7 @@ use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
     RuntimeError, RuntimeResult,
 };
-use crate::manifest::{parse_port, parse_volume};
-
+mod create;
 mod health;
 #[cfg(test)]
 mod socket_faults;
@@ -376,79 +372,7 @@ impl super::Podman for PodmanRuntime {
     }
 
     async fn create_container(&self, req: &CreateRequest) -> RuntimeResult<String> {
-        let spec = &req.spec;
-        let mut opts = ContainerCreateOpts::builder()
-            .name(&req.name)
-            .image(&spec.image)
-            .env(spec.env.iter())
-            .labels(req.labels.iter());
-        if let Some(cmd) = &spec.command {
-            opts = opts.command(cmd.iter());
-        }
-        if let Some(net) = &spec.network {
-            let known = ["none", "host", "bridge", "slirp4netns", "private", "pasta"];
-            let nsmode = if known.contains(&net.as_str()) {
-                net.as_str()
-            } else {
-                "bridge"
-            };
-            opts = opts.net_namespace(Namespace {
-                nsmode: Some(nsmode.to_string()),
-                value: None,
-            });
-        }
-        let ports: Vec<PortMapping> = spec
-            .ports
-            .iter()
-            .filter_map(|p| parse_port(p))
-            .map(|p| PortMapping {
-                container_port: Some(p.container_port),
-                host_ip: p.host_ip,
-                host_port: Some(p.host_port),
-                protocol: Some(p.protocol),
-                range: None,
-            })
-            .collect();
-        if !ports.is_empty() {
-            opts = opts.portmappings(ports);
-        }
-        let (binds, named): (Vec<_>, Vec<_>) = spec
-            .volumes
-            .iter()
-            .filter_map(|v| parse_volume(v))
-            .partition(|v| v.is_bind());
-        if !binds.is_empty() {
-            opts = opts.mounts(binds.into_iter().map(|v| ContainerMount {
-                destination: Some(v.dest),
-                options: Some(if v.options.is_empty() {
-                    vec!["rbind".into()]
-                } else {
-                    v.options
-                }),
-                source: Some(v.source),
-                _type: Some("bind".into()),
-                uid_mappings: None,
-                gid_mappings: None,
-            }));
-        }
-        if !named.is_empty() {
-            opts = opts.volumes(named.into_iter().map(|v| NamedVolume {
-                dest: Some(v.dest),
-                is_anonymous: None,
-                name: Some(v.source),
-                options: Some(v.options),
-            }));
-        }
-        if let Some(h) = &spec.healthcheck {
-            opts = opts.health_config(health::config(h));
-        }
-        let created = with_timeout(
-            "create",
-            self.timeouts.quick,
-            self.api.containers().create(&opts.build()),
-        )
-        .await?;
-        Ok(created.id)
+        create::create(self, req).await
     }
 
     async fn start_container(&self, name: &str) -> RuntimeResult<()> {

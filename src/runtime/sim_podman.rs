@@ -34,6 +34,7 @@
 
 mod calls;
 mod health;
+mod networks;
 mod replay;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,6 +115,10 @@ struct SimState {
     slow_stops: BTreeMap<String, Duration>,
     /// A call (`start web`) that panics the next time it is made.
     panic_once: Option<String>,
+    /// podman's networks by name (see `networks.rs`).
+    networks: BTreeSet<String>,
+    /// Container name → the spec it was created from.
+    specs: BTreeMap<String, crate::manifest::ContainerSpec>,
 }
 
 /// See the module documentation.
@@ -411,6 +416,10 @@ impl Podman for SimRuntime {
                     req.name
                 )));
             }
+            if let Some(e) = networks::refuse_create(&st, req) {
+                return Err(e);
+            }
+            st.specs.insert(req.name.clone(), req.spec.clone());
             st.next_id += 1;
             let c = SimContainer {
                 id: format!("{:064x}", st.next_id),
@@ -512,7 +521,13 @@ impl Podman for SimRuntime {
 
     async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
         self.call(format!("remove {name}")).await?;
-        let c = self.lock().containers.remove(name);
+        let c = {
+            let mut st = self.lock();
+            if let Some(e) = networks::refuse_remove(&st, name) {
+                return Err(e);
+            }
+            st.containers.remove(name)
+        };
         if let Some(c) = c {
             self.emit_removal(&c);
         }

@@ -75,6 +75,7 @@ fn kind(e: &RuntimeError) -> String {
         RuntimeError::Unreachable(_) => "unreachable".into(),
         RuntimeError::Failed(_) => "failed".into(),
         RuntimeError::NameInUse(_) => "name in use".into(),
+        RuntimeError::Unmet(_) => "unmet".into(),
     }
 }
 
