@@ -47,6 +47,12 @@ impl SecretValue {
     }
 }
 
+impl From<Vec<u8>> for SecretValue {
+    fn from(bytes: Vec<u8>) -> Self {
+        SecretValue(bytes.into())
+    }
+}
+
 impl std::fmt::Debug for SecretValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SecretValue({} bytes, redacted)", self.0.len())

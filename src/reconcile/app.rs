@@ -387,7 +387,9 @@ async fn remove_unwanted<R: Podman>(
     {
         r.why = format!("duplicate of app/{app}, not wanted");
     }
-    Ok(log.time("remove", rt.remove_container(id)).await?)
+    log.time("remove", rt.remove_container(id)).await?;
+    crate::reconcile::secrets::prune(rt, id, &[], log).await; // container.secrets
+    Ok(())
 }
 
 /// Start a container that is not running, unless podman is still cleaning

@@ -8,6 +8,7 @@ pub(crate) mod companion;
 pub(crate) mod depends;
 pub(crate) mod health;
 pub(crate) mod outcome;
+pub(crate) mod secrets;
 pub(crate) mod sweep;
 pub(crate) mod unit_paths;
 

@@ -149,6 +149,44 @@ async fn request(
     socket: &Path,
     path: &str,
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
+    let req = hyper::Request::get(path)
+        .header("Host", "d")
+        .body(hyper::Body::empty())
+        .map_err(|e| CallError::Request(e.to_string()))?;
+    send(socket, req).await
+}
+
+/// `method path` with `body` (raw bytes, as podman takes a secret's
+/// content), all within `limit`: the answer's body, read whole (bounded).
+pub async fn call(
+    socket: &Path,
+    method: hyper::Method,
+    path: &str,
+    body: Vec<u8>,
+    limit: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let call = async {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", "d")
+            // Not a form: podman would read a form body as its parameters.
+            .header("Content-Type", "application/octet-stream")
+            .body(hyper::Body::from(body))
+            .map_err(|e| CallError::Request(e.to_string()))?;
+        let (resp, _) = send(socket, req).await?;
+        read_body(path, resp.into_body()).await
+    };
+    within(limit, call).await
+}
+
+/// Send `req`: the response (a success status) and the uid of the process
+/// that listens on the socket; an error status is read whole and returned
+/// as [`CallError::Status`].
+async fn send(
+    socket: &Path,
+    req: hyper::Request<hyper::Body>,
+) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
         .await
         .map_err(|e| from_io(&format!("connect {}", socket.display()), &e))?;
@@ -160,14 +198,11 @@ async fn request(
         // Drives the connection; ends when the body is dropped or podman hangs up.
         let _ = conn.await;
     });
-    let req = hyper::Request::get(path)
-        .header("Host", "d")
-        .body(hyper::Body::empty())
-        .map_err(|e| CallError::Request(e.to_string()))?;
+    let what = format!("{} {}", req.method(), req.uri());
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
+        .map_err(|e| from_hyper(&what, &e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok((resp, peer_uid));
@@ -259,22 +294,27 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
     let call = async {
         let (resp, _) = request(socket, path).await?;
         let version = server_version(&resp);
-        let mut body = resp.into_body();
-        let mut bytes = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
-            if bytes.len() + chunk.len() > MAX_BODY {
-                return Err(CallError::Body(format!(
-                    "GET {path}: more than {MAX_BODY} bytes"
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
+        let bytes = read_body(path, resp.into_body()).await?;
         let t = serde_json::from_slice(&bytes)
             .map_err(|e| CallError::Body(format!("GET {path}: {e}")))?;
         Ok::<_, CallError>((t, version))
     };
     within(limit, call).await
+}
+
+/// An answer's body, whole, at most [`MAX_BODY`] bytes.
+async fn read_body(path: &str, mut body: hyper::Body) -> Result<Vec<u8>, CallError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.map_err(|e| from_hyper(path, &e))?;
+        if bytes.len() + chunk.len() > MAX_BODY {
+            return Err(CallError::Body(format!(
+                "{path}: more than {MAX_BODY} bytes"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 /// `s` made safe for a query string.

@@ -23,6 +23,7 @@ use super::{
 use crate::manifest::{parse_port, parse_volume};
 
 mod health;
+mod secrets;
 #[cfg(test)]
 mod socket_faults;
 
@@ -442,6 +443,9 @@ impl super::Podman for PodmanRuntime {
         if let Some(h) = &spec.healthcheck {
             opts = opts.health_config(health::config(h));
         }
+        // container.secrets (secrets helper): the podman secrets, by name.
+        secrets::check_env(self, &req.secrets).await?;
+        opts = secrets::add_to(opts, spec, &req.secrets);
         let created = with_timeout(
             "create",
             self.timeouts.quick,
@@ -509,6 +513,22 @@ impl super::Podman for PodmanRuntime {
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
         let img = self.api.images().get(image);
         with_timeout("exists", self.timeouts.quick, img.exists()).await
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        value: &crate::manifest::secrets::SecretValue,
+    ) -> RuntimeResult<()> {
+        secrets::create(self, name, value).await
+    }
+
+    async fn list_secrets(&self, prefix: &str) -> RuntimeResult<Vec<String>> {
+        secrets::list(self, prefix).await
+    }
+
+    async fn remove_secret(&self, name: &str) -> RuntimeResult<()> {
+        secrets::remove(self, name).await
     }
 }
 

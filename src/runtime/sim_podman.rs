@@ -114,6 +114,8 @@ struct SimState {
     slow_stops: BTreeMap<String, Duration>,
     /// A call (`start web`) that panics the next time it is made.
     panic_once: Option<String>,
+    /// The podman secrets' names (their values are never kept).
+    secrets: BTreeSet<String>,
 }
 
 /// See the module documentation.
@@ -174,6 +176,11 @@ impl SimRuntime {
 
     pub fn container(&self, name: &str) -> Option<SimContainer> {
         self.lock().containers.get(name).cloned()
+    }
+
+    /// The podman secrets there are, by name.
+    pub fn secrets(&self) -> Vec<String> {
+        self.lock().secrets.iter().cloned().collect()
     }
 
     pub fn containers(&self) -> Vec<SimContainer> {
@@ -405,6 +412,13 @@ impl Podman for SimRuntime {
                     req.spec.image
                 )));
             }
+            if let Some(s) = req.secrets.iter().find(|s| !st.secrets.contains(&s.name)) {
+                // As podman 4.3 words it (HTTP 500).
+                return Err(RuntimeError::Failed(format!(
+                    "no secret with name or id {:?}: no such secret",
+                    s.name
+                )));
+            }
             if st.containers.contains_key(&req.name) {
                 return Err(RuntimeError::NameInUse(format!(
                     "the container name {:?} is already in use",
@@ -529,6 +543,33 @@ impl Podman for SimRuntime {
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
         self.call(format!("exists {image}")).await?;
         Ok(self.lock().images.contains(image))
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        _value: &crate::manifest::secrets::SecretValue,
+    ) -> RuntimeResult<()> {
+        self.call(format!("secret create {name}")).await?;
+        self.lock().secrets.insert(name.to_string());
+        Ok(())
+    }
+
+    async fn list_secrets(&self, prefix: &str) -> RuntimeResult<Vec<String>> {
+        self.call(format!("secret list {prefix}")).await?;
+        let st = self.lock();
+        Ok(st
+            .secrets
+            .iter()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn remove_secret(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("secret remove {name}")).await?;
+        self.lock().secrets.remove(name);
+        Ok(())
     }
 }
 

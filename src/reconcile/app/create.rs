@@ -43,7 +43,9 @@ pub(super) async fn create_and_start<R: Podman>(
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
         labels: labels_for(app),
+        secrets: crate::reconcile::secrets::uses(app),
     };
+    crate::reconcile::secrets::ensure(rt, &req.secrets, log).await?;
     let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.
@@ -59,6 +61,10 @@ pub(super) async fn create_and_start<R: Podman>(
         }
         other => other?,
     };
+    if created.is_some() {
+        // Its old container (if any) is gone: older versions are stale.
+        crate::reconcile::secrets::prune(rt, &req.name, &req.secrets, log).await;
+    }
     if created.is_none() || app.app.state == DesiredState::Stopped {
         return Ok(created);
     }
