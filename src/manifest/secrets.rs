@@ -107,6 +107,19 @@ impl Secrets {
     }
 }
 
+/// The directories holding the secret files of `set`'s apps, each once:
+/// what is watched so that a changed secret is read again at once.
+pub fn dirs(set: &super::ManifestSet) -> Vec<std::path::PathBuf> {
+    let dirs: std::collections::BTreeSet<_> = set
+        .apps
+        .values()
+        .flat_map(|a| &a.app.container.secrets)
+        .filter_map(|s| Path::new(&s.file).parent().map(Path::to_path_buf))
+        .filter(|d| d.is_absolute())
+        .collect();
+    dirs.into_iter().collect()
+}
+
 /// Read every secret file `app` names (its manifest is `file`).
 pub fn load(file: &Path, app: &App) -> Result<Secrets, ManifestError> {
     let mut out = Vec::with_capacity(app.container.secrets.len());

@@ -1,4 +1,4 @@
-//! An app's podman secrets: made before its container is created, and removed once no manifest wants them and no container uses them.
+//! An app's podman secrets (made by the runtime's create, before the container): which a create names, and their removal once no manifest wants them and no container uses them.
 //!
 //! Names are versioned by content (`podkeeper.<app>.<index>.<digest>`), so
 //! a changed secret file is a new podman secret, the old one stays as long
@@ -8,7 +8,7 @@
 
 use crate::manifest::secrets::podman_prefix;
 use crate::manifest::LoadedApp;
-use crate::reconcile::{CallLog, Failure};
+use crate::reconcile::CallLog;
 use crate::runtime::{Podman, SecretUse};
 
 /// The secrets a create of this app's container references.
@@ -27,19 +27,6 @@ pub fn uses(app: &LoadedApp) -> Vec<SecretUse> {
             })
         })
         .collect()
-}
-
-/// Make every podman secret `uses` names (one already there is kept).
-pub async fn ensure<R: Podman>(
-    rt: &R,
-    uses: &[SecretUse],
-    log: &mut CallLog,
-) -> Result<(), Failure> {
-    for s in uses {
-        log.time("secret", rt.create_secret(&s.name, &s.value))
-            .await?;
-    }
-    Ok(())
 }
 
 /// Remove the podman secrets of app `id` other than `keep`: called once

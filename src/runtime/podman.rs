@@ -444,7 +444,7 @@ impl super::Podman for PodmanRuntime {
             opts = opts.health_config(health::config(h));
         }
         // container.secrets (secrets helper): the podman secrets, by name.
-        secrets::check_env(self, &req.secrets).await?;
+        secrets::prepare(self, &req.secrets).await?;
         opts = secrets::add_to(opts, spec, &req.secrets);
         let created = with_timeout(
             "create",

@@ -412,13 +412,9 @@ impl Podman for SimRuntime {
                     req.spec.image
                 )));
             }
-            if let Some(s) = req.secrets.iter().find(|s| !st.secrets.contains(&s.name)) {
-                // As podman 4.3 words it (HTTP 500).
-                return Err(RuntimeError::Failed(format!(
-                    "no secret with name or id {:?}: no such secret",
-                    s.name
-                )));
-            }
+            // As the real create does: its podman secrets first.
+            st.secrets
+                .extend(req.secrets.iter().map(|s| s.name.clone()));
             if st.containers.contains_key(&req.name) {
                 return Err(RuntimeError::NameInUse(format!(
                     "the container name {:?} is already in use",

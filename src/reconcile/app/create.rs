@@ -45,7 +45,6 @@ pub(super) async fn create_and_start<R: Podman>(
         labels: labels_for(app),
         secrets: crate::reconcile::secrets::uses(app),
     };
-    crate::reconcile::secrets::ensure(rt, &req.secrets, log).await?;
     let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.

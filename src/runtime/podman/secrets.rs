@@ -80,17 +80,21 @@ pub(super) async fn remove(rt: &PodmanRuntime, name: &str) -> RuntimeResult<()> 
     }
 }
 
-/// A create with an env secret asks podman's version first (`_ping`,
-/// cheap): one that would show the value in `podman inspect` is refused.
-pub(super) async fn check_env(rt: &PodmanRuntime, uses: &[SecretUse]) -> RuntimeResult<()> {
-    if uses.iter().all(|s| s.env.is_none()) {
-        return Ok(());
+/// Before a create: refuse an env secret where `podman inspect` would
+/// show it (asking podman's version by `_ping`, cheap, only then), and
+/// make every podman secret the create names.
+pub(super) async fn prepare(rt: &PodmanRuntime, uses: &[SecretUse]) -> RuntimeResult<()> {
+    if uses.iter().any(|s| s.env.is_some()) {
+        let limit = rt.timeouts.quick;
+        let ping = libpod::ping(&rt.socket, limit)
+            .await
+            .map_err(|e| from_call("ping", limit, e))?;
+        check_env_masked(&ping.version, uses)?;
     }
-    let limit = rt.timeouts.quick;
-    let ping = libpod::ping(&rt.socket, limit)
-        .await
-        .map_err(|e| from_call("ping", limit, e))?;
-    check_env_masked(&ping.version, uses)
+    for s in uses {
+        create(rt, &s.name, &s.value).await?;
+    }
+    Ok(())
 }
 
 /// Refuse a create with an env secret on a podman (`version`) whose
