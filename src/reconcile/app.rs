@@ -338,6 +338,7 @@ async fn act<R: Podman>(
             r.action = Action::Recreate;
             log.time("remove", rt.remove_container(id)).await?;
             let created = create_and_start(rt, app, log).await?;
+            crate::reconcile::secrets::after_recreate(rt, app, actual, &created, log).await;
             look_again_unless(created, r);
             Ok(())
         }
@@ -388,7 +389,7 @@ async fn remove_unwanted<R: Podman>(
         r.why = format!("duplicate of app/{app}, not wanted");
     }
     log.time("remove", rt.remove_container(id)).await?;
-    crate::reconcile::secrets::prune(rt, id, &[], log).await; // container.secrets
+    crate::reconcile::secrets::after_remove(rt, id, actual, log).await; // container.secrets
     Ok(())
 }
 

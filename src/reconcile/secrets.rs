@@ -9,7 +9,50 @@
 use crate::manifest::secrets::podman_prefix;
 use crate::manifest::LoadedApp;
 use crate::reconcile::CallLog;
-use crate::runtime::{Podman, SecretUse};
+use crate::runtime::{ContainerInfo, CreateRequest, Podman, SecretUse};
+
+/// The label on a container made with secrets (their count): what tells,
+/// without a call, that removing or replacing it may leave podman secrets
+/// behind. Apps without secrets never carry it, and never cost a call.
+pub const SECRETS_LABEL: &str = "io.podkeeper.secrets";
+
+/// Mark a create that names secrets.
+pub fn label(req: &mut CreateRequest) {
+    if !req.secrets.is_empty() {
+        let n = req.secrets.len().to_string();
+        req.labels.insert(SECRETS_LABEL.into(), n);
+    }
+}
+
+fn had_secrets(c: Option<&ContainerInfo>) -> bool {
+    c.is_some_and(|c| c.label(SECRETS_LABEL).is_some())
+}
+
+/// After a recreate (`old` removed, a container `created`): the versions
+/// the new one does not name are stale.
+pub async fn after_recreate<R: Podman>(
+    rt: &R,
+    app: &LoadedApp,
+    old: Option<&ContainerInfo>,
+    created: &Option<String>,
+    log: &mut CallLog,
+) {
+    if created.is_some() && (!app.secrets.is_empty() || had_secrets(old)) {
+        prune(rt, &app.app.id, &uses(app), log).await;
+    }
+}
+
+/// After the removal of an app's container no manifest wants: its secrets go.
+pub async fn after_remove<R: Podman>(
+    rt: &R,
+    id: &str,
+    old: Option<&ContainerInfo>,
+    log: &mut CallLog,
+) {
+    if had_secrets(old) {
+        prune(rt, id, &[], log).await;
+    }
+}
 
 /// The secrets a create of this app's container references.
 pub fn uses(app: &LoadedApp) -> Vec<SecretUse> {
@@ -32,7 +75,7 @@ pub fn uses(app: &LoadedApp) -> Vec<SecretUse> {
 /// Remove the podman secrets of app `id` other than `keep`: called once
 /// its container uses only `keep` (after a create), or none (after its
 /// removal: `keep` empty).
-pub async fn prune<R: Podman>(rt: &R, id: &str, keep: &[SecretUse], log: &mut CallLog) {
+async fn prune<R: Podman>(rt: &R, id: &str, keep: &[SecretUse], log: &mut CallLog) {
     let names = match log
         .time("secrets", rt.list_secrets(&podman_prefix(id)))
         .await

@@ -39,12 +39,13 @@ pub(super) async fn create_and_start<R: Podman>(
     app: &LoadedApp,
     log: &mut CallLog,
 ) -> Result<Option<String>, Failure> {
-    let req = CreateRequest {
+    let mut req = CreateRequest {
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
         labels: labels_for(app),
         secrets: crate::reconcile::secrets::uses(app),
     };
+    crate::reconcile::secrets::label(&mut req);
     let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.
@@ -60,10 +61,6 @@ pub(super) async fn create_and_start<R: Podman>(
         }
         other => other?,
     };
-    if created.is_some() {
-        // Its old container (if any) is gone: older versions are stale.
-        crate::reconcile::secrets::prune(rt, &req.name, &req.secrets, log).await;
-    }
     if created.is_none() || app.app.state == DesiredState::Stopped {
         return Ok(created);
     }
