@@ -20,6 +20,7 @@ use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
     RuntimeError, RuntimeResult,
 };
+use crate::manifest::secrets::SecretValue;
 use crate::manifest::{parse_port, parse_volume};
 
 mod health;
@@ -443,9 +444,7 @@ impl super::Podman for PodmanRuntime {
         if let Some(h) = &spec.healthcheck {
             opts = opts.health_config(health::config(h));
         }
-        // container.secrets (secrets helper): the podman secrets, by name.
-        secrets::prepare(self, &req.secrets).await?;
-        opts = secrets::add_to(opts, spec, &req.secrets);
+        opts = secrets::made_and_named(self, opts, spec, &req.secrets).await?; // container.secrets
         let created = with_timeout(
             "create",
             self.timeouts.quick,
@@ -515,11 +514,7 @@ impl super::Podman for PodmanRuntime {
         with_timeout("exists", self.timeouts.quick, img.exists()).await
     }
 
-    async fn create_secret(
-        &self,
-        name: &str,
-        value: &crate::manifest::secrets::SecretValue,
-    ) -> RuntimeResult<()> {
+    async fn create_secret(&self, name: &str, value: &SecretValue) -> RuntimeResult<()> {
         secrets::create(self, name, value).await
     }
 

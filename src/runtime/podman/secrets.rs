@@ -80,10 +80,22 @@ pub(super) async fn remove(rt: &PodmanRuntime, name: &str) -> RuntimeResult<()> 
     }
 }
 
+/// A create's secrets: refused where `podman inspect` would show an env
+/// secret, else each made as a podman secret and named in the body.
+pub(super) async fn made_and_named(
+    rt: &PodmanRuntime,
+    opts: ContainerCreateOptsBuilder,
+    spec: &ContainerSpec,
+    uses: &[SecretUse],
+) -> RuntimeResult<ContainerCreateOptsBuilder> {
+    prepare(rt, uses).await?;
+    Ok(add_to(opts, spec, uses))
+}
+
 /// Before a create: refuse an env secret where `podman inspect` would
 /// show it (asking podman's version by `_ping`, cheap, only then), and
 /// make every podman secret the create names.
-pub(super) async fn prepare(rt: &PodmanRuntime, uses: &[SecretUse]) -> RuntimeResult<()> {
+async fn prepare(rt: &PodmanRuntime, uses: &[SecretUse]) -> RuntimeResult<()> {
     if uses.iter().any(|s| s.env.is_some()) {
         let limit = rt.timeouts.quick;
         let ping = libpod::ping(&rt.socket, limit)
@@ -117,7 +129,7 @@ pub(super) fn check_env_masked(version: &str, secrets: &[SecretUse]) -> Result<(
 /// target}]. A file is mode 0400, owned by the container's user when it is
 /// given as a number (`user: "1000:1000"`); a user given by name is only
 /// known inside the image, so there podman's default (0444, root) stays.
-pub(super) fn add_to(
+fn add_to(
     mut opts: ContainerCreateOptsBuilder,
     spec: &ContainerSpec,
     secrets: &[SecretUse],
