@@ -228,3 +228,19 @@ fn a_broken_secret_should_leave_the_last_valid_declaration_standing_until_fixed(
         b"the next value"
     );
 }
+
+#[test]
+fn the_directories_of_every_secret_should_be_watched_once() {
+    let (_d, apps) = tmp();
+    let (_s, dir) = tmp();
+    for (id, file) in [("a", "one"), ("b", "two")] {
+        write(&dir.join(file), VALUE.as_bytes(), 0o600);
+        let text = format!(
+            "app:\n  id: {id}\n  container:\n    image: x\n    secrets:\n      - file: {}\n        target: /run/secrets/x\n",
+            dir.join(file).display()
+        );
+        std::fs::write(apps.join(format!("{id}.yaml")), text).unwrap();
+    }
+    let set = crate::manifest::load_dir(&apps).unwrap();
+    assert_eq!(dirs(&set), [dir]);
+}
