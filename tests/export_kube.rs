@@ -142,6 +142,7 @@ fn create_as_podkeeper_does(set: &ManifestSet, ids: &[&str]) {
                 name: format!("kexp-ref-{id}"),
                 spec: app.app.container.clone(),
                 labels: labels_for(app),
+                secrets: vec![],
             };
             podman
                 .create_container(&req)

@@ -63,6 +63,22 @@ impl Podman for PullUnreachable {
     fn image_exists(&self, image: &str) -> impl Future<Output = RuntimeResult<bool>> + Send {
         self.0.image_exists(image)
     }
+    fn create_secret(
+        &self,
+        name: &str,
+        value: &podkeeper::manifest::secrets::SecretValue,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        self.0.create_secret(name, value)
+    }
+    fn list_secrets(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = RuntimeResult<Vec<String>>> + Send {
+        self.0.list_secrets(prefix)
+    }
+    fn remove_secret(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
+        self.0.remove_secret(name)
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -125,6 +125,7 @@ fn request(name: &str) -> CreateRequest {
         name: name.to_string(),
         spec: loaded.app.container.clone(),
         labels: labels_for(loaded),
+        secrets: vec![],
     }
 }
 

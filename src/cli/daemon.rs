@@ -210,6 +210,21 @@ fn start_watchers(args: &RunArgs, bound: &Bound, tasks: &Tasks, report: &mut Rep
         report.note("apps-dir", &apps_watch.describe(), true);
     }
     tasks.track(apps_watch.task);
+    // container.secrets: the directories of the secret files declared at
+    // start-up, so a changed secret is read again at once (others: SIGHUP).
+    let secret_dirs = crate::manifest::secrets::dirs(&bound.apps);
+    if !secret_dirs.is_empty() {
+        let w = dir_watch::spawn(
+            secret_dirs,
+            dir_watch::Watched::SecretDirs,
+            tx.clone(),
+            tasks.token(),
+        );
+        if !w.all_watched() {
+            report.note("secrets", &w.describe(), true);
+        }
+        tasks.track(w.task);
+    }
 }
 
 /// What podman this is, and where its conmon writes exit files; podkeeper

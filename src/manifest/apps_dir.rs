@@ -6,9 +6,11 @@
 //!
 //! * an unchanged file is not opened (one `lstat`);
 //! * a file that does not parse or validate (a typo, a half-written save,
-//!   a FIFO, a file too large) is reported, and its last valid declaration
+//!   a FIFO, a file too large, a secret file it names that breaks the
+//!   rules of [`super::secrets`]) is reported, and its last valid declaration
 //!   stands: its app and companions stay exactly as they were. It is read
-//!   again when it next changes;
+//!   again when it next changes (its secret files on every read: they
+//!   change without it);
 //! * only a file that is gone (deleted, renamed to another name) takes its
 //!   declaration with it, or one that now validly declares another id;
 //! * at start-up an invalid file has no last valid declaration: it declares
@@ -25,6 +27,7 @@ use std::hash::{BuildHasher, RandomState};
 use super::excerpt::file_name;
 use super::limits::MAX_FILE_BYTES;
 use super::read::{self, Fingerprint};
+use super::secrets::{self, Secrets};
 use super::validate::parse_manifest;
 use super::{is_manifest_file, App, LoadedApp, ManifestError, ManifestSet, Skipped};
 
@@ -50,8 +53,8 @@ struct FileState {
     seen: Option<Seen>,
     /// What that version gave.
     outcome: Option<Result<App, ManifestError>>,
-    /// The last valid app this file declared.
-    last_valid: Option<App>,
+    /// The last valid app this file declared, with its secrets' values.
+    last_valid: Option<(App, Secrets)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +92,7 @@ impl AppsDir {
                 FileState {
                     seen: None,
                     outcome: Some(Ok(loaded.app.clone())),
-                    last_valid: Some(loaded.app.clone()),
+                    last_valid: Some((loaded.app.clone(), loaded.secrets.clone())),
                 },
             );
         }
@@ -122,31 +125,35 @@ impl AppsDir {
         skipped.sort_by(|a, b| a.file.cmp(&b.file));
         // Files no longer listed are dropped here, their declarations with them.
         let mut before = std::mem::take(&mut self.files);
+        let mut parsed = Vec::new();
+        let mut errors = Vec::new();
         for path in listed {
             let mut state = before.remove(&path).unwrap_or_default();
             if refresh(&canonical, &path, &mut state, &self.hasher) {
                 self.parses += 1;
             }
-            if let Some(Ok(app)) = &state.outcome {
-                state.last_valid = Some(app.clone());
-            }
-            self.files.insert(path, state);
-        }
-        let mut parsed = Vec::new();
-        let mut errors = Vec::new();
-        for (path, state) in &self.files {
-            match &state.outcome {
-                Some(Ok(app)) => parsed.push((path.clone(), app.clone())),
-                Some(Err(e)) => {
-                    let mut e = e.clone();
-                    if let Some(app) = &state.last_valid {
+            // The secret files are read again every time: they change
+            // without the manifest.
+            let declared = match &state.outcome {
+                Some(Ok(app)) => Some(secrets::load(&path, app).map(|s| (app.clone(), s))),
+                Some(Err(e)) => Some(Err(e.clone())),
+                None => None,
+            };
+            match declared {
+                Some(Ok((app, secrets))) => {
+                    state.last_valid = Some((app.clone(), secrets.clone()));
+                    parsed.push((path.clone(), app, secrets));
+                }
+                Some(Err(mut e)) => {
+                    if let Some((app, secrets)) = &state.last_valid {
                         e.stands = Some(app.id.clone());
-                        parsed.push((path.clone(), app.clone()));
+                        parsed.push((path.clone(), app.clone(), secrets.clone()));
                     }
                     errors.push(e);
                 }
                 None => {}
             }
+            self.files.insert(path, state);
         }
         let mut set = assemble_with_owners(parsed, errors, &self.owners, &self.companion_owners);
         set.skipped = skipped;
@@ -242,9 +249,20 @@ fn now_ns() -> i128 {
         .map_or(0, |d| d.as_nanos() as i128)
 }
 
-/// Build a set from parsed apps, refusing every app involved in a clash
-/// of ids or companions (no file declared any of them before).
-pub fn assemble(parsed: Vec<(PathBuf, App)>, errors: Vec<ManifestError>) -> ManifestSet {
+/// Build a set from parsed apps (their secret files read now: one that
+/// breaks the rules refuses its app), refusing every app involved in a
+/// clash of ids or companions (no file declared any of them before).
+pub fn assemble(parsed: Vec<(PathBuf, App)>, mut errors: Vec<ManifestError>) -> ManifestSet {
+    let parsed = parsed
+        .into_iter()
+        .filter_map(|(file, app)| match secrets::load(&file, &app) {
+            Ok(s) => Some((file, app, s)),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        })
+        .collect();
     assemble_with_owners(parsed, errors, &HashMap::new(), &HashMap::new())
 }
 
@@ -252,7 +270,7 @@ pub fn assemble(parsed: Vec<(PathBuf, App)>, errors: Vec<ManifestError>) -> Mani
 /// the file that owned the name before keeps it, others are refused; with
 /// no earlier owner every file involved is refused.
 fn assemble_with_owners(
-    parsed: Vec<(PathBuf, App)>,
+    parsed: Vec<(PathBuf, App, Secrets)>,
     mut errors: Vec<ManifestError>,
     owners: &HashMap<String, PathBuf>,
     companion_owners: &HashMap<String, PathBuf>,
@@ -260,7 +278,7 @@ fn assemble_with_owners(
     let mut by_id: HashMap<&str, Vec<&Path>> = HashMap::new();
     let mut by_companion: HashMap<&str, Vec<&Path>> = HashMap::new();
     let mut by_service: HashMap<String, Vec<&Path>> = HashMap::new();
-    for (file, app) in &parsed {
+    for (file, app, _) in &parsed {
         by_id.entry(&app.id).or_default().push(file);
         for c in &app.companions {
             by_companion.entry(&c.name).or_default().push(file);
@@ -290,7 +308,7 @@ fn assemble_with_owners(
             }
         };
     let mut refused: Vec<(PathBuf, String, String)> = Vec::new();
-    for (file, app) in &parsed {
+    for (file, app, _) in &parsed {
         if let Some(m) = clash(
             &format!("id {:?}", app.id),
             &by_id[app.id.as_str()],
@@ -329,19 +347,12 @@ fn assemble_with_owners(
             stands: None,
         });
     }
-    for (file, app) in parsed {
+    for (file, app, secrets) in parsed {
         if refused.iter().any(|(f, _, _)| *f == file) {
             continue;
         }
-        let spec_hash = app.container.hash();
-        set.apps.insert(
-            app.id.clone(),
-            LoadedApp {
-                file,
-                app,
-                spec_hash,
-            },
-        );
+        set.apps
+            .insert(app.id.clone(), LoadedApp::new(file, app, secrets));
     }
     errors.extend(super::depends::check_dependencies(&mut set.apps));
     errors.sort_by(|a, b| a.file.cmp(&b.file));

@@ -193,14 +193,9 @@ mod tests {
             .map(|text| {
                 let app = parse_manifest(Path::new("x.yaml"), text).unwrap();
                 let file = format!("apps/{}.yaml", app.id).into();
-                let spec_hash = app.container.hash();
                 (
                     app.id.clone(),
-                    LoadedApp {
-                        file,
-                        app,
-                        spec_hash,
-                    },
+                    LoadedApp::new(file, app, Default::default()),
                 )
             })
             .collect()

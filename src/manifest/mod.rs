@@ -7,7 +7,8 @@
 //!   [`yaml_budget`]: the YAML's cost bounded before serde_yaml runs;
 //!   [`unit`](mod@unit): what a companion's unit file needs; [`excerpt`]: content
 //!   quoted in errors, short and sanitized.
-//! * [`read`]: one file read safely (regular files only, bounded, never blocking).
+//! * [`read`]: one file read safely (regular files only, bounded, never blocking);
+//!   [`secrets`]: the secret files `container.secrets` names, read as strictly.
 //! * [`apps_dir`]: the directory as last read, where the last valid
 //!   declaration of an invalid file stands.
 
@@ -19,6 +20,7 @@ pub(crate) mod health;
 pub(crate) mod limits;
 pub mod options;
 pub(crate) mod read;
+pub mod secrets;
 pub(crate) mod unit;
 pub(crate) mod validate;
 pub(crate) mod yaml_budget;
@@ -33,6 +35,7 @@ pub use apps_dir::{assemble, AppsDir};
 pub use container::{ContainerSpec, Resources, Restart, SecretRef};
 pub use depends::{Condition, Dependency, DesiredState};
 pub use health::HealthCheck;
+pub use secrets::Secrets;
 pub use validate::{
     is_valid_id, parse_manifest, parse_port, parse_volume, PortMapping, VolumeMount,
 };
@@ -176,8 +179,24 @@ impl std::error::Error for ManifestError {}
 pub struct LoadedApp {
     pub file: PathBuf,
     pub app: App,
-    /// `app.container.hash()`, computed once.
+    /// `app.container.hash()`, with the secrets' digests when it has any
+    /// ([`secrets::spec_hash`]), computed once.
     pub spec_hash: String,
+    /// The values of `container.secrets`, as last validly read.
+    pub secrets: Secrets,
+}
+
+impl LoadedApp {
+    /// The one place the spec hash is computed.
+    pub fn new(file: PathBuf, app: App, secrets: Secrets) -> Self {
+        let spec_hash = secrets::spec_hash(&app.container, &secrets);
+        LoadedApp {
+            file,
+            app,
+            spec_hash,
+            secrets,
+        }
+    }
 }
 
 /// A directory entry that is no manifest, and why.

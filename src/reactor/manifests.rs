@@ -32,6 +32,10 @@ impl<R: Podman> Reactor<R> {
                 (None, Some(_)) => ("manifest-added", "manifest added"),
                 (Some(_), None) => ("manifest-gone", "manifest gone"),
                 (Some(a), Some(b)) if a.app != b.app => ("manifest-changed", "manifest changed"),
+                // container.secrets: a secret file's content changed.
+                (Some(a), Some(b)) if a.spec_hash != b.spec_hash => {
+                    ("manifest-changed", "secret changed")
+                }
                 _ => continue,
             };
             // A health restart decided on the old declaration is called off.

@@ -395,6 +395,7 @@ async fn act<R: Podman>(
             r.action = Action::Recreate;
             sharers::remove_with_sharers(rt, id, log).await?;
             let created = create_and_start(rt, app, log).await?;
+            crate::reconcile::secrets::after_recreate(rt, app, actual, &created, log).await;
             look_again_unless(created, r);
             Ok(())
         }
@@ -444,7 +445,9 @@ async fn remove_unwanted<R: Podman>(
     {
         r.why = format!("duplicate of app/{app}, not wanted");
     }
-    sharers::remove_with_sharers(rt, id, log).await
+    sharers::remove_with_sharers(rt, id, log).await?;
+    crate::reconcile::secrets::after_remove(rt, id, actual, log).await; // container.secrets
+    Ok(())
 }
 
 /// Start a container that is not running, unless podman is still cleaning
@@ -496,6 +499,7 @@ mod tests {
             file: "x.yaml".into(),
             spec_hash: app.container.hash(),
             app,
+            secrets: Default::default(),
         }
     }
 

@@ -111,6 +111,7 @@ mod tests {
             file: "x.yaml".into(),
             spec_hash: app.container.hash(),
             app,
+            secrets: Default::default(),
         }
     }
 

@@ -9,6 +9,7 @@ pub(crate) mod depends;
 pub(crate) mod health;
 pub(crate) mod outcome;
 pub(crate) mod restart;
+pub(crate) mod secrets;
 pub(crate) mod sweep;
 pub(crate) mod unit_paths;
 

@@ -152,13 +152,32 @@ async fn request(
     send(socket, hyper::Method::GET, path, None).await
 }
 
-/// `method path` with an optional JSON body: the response (a success
-/// status) and the uid of the process that listens on the socket.
+/// `method path` with `body` (raw bytes, as podman takes a secret's
+/// content), all within `limit`: the answer's body, read whole (bounded).
+pub async fn call(
+    socket: &Path,
+    method: hyper::Method,
+    path: &str,
+    body: Vec<u8>,
+    limit: Duration,
+) -> Result<Vec<u8>, CallError> {
+    let call = async {
+        // Not a form: podman would read a form body as its parameters.
+        let body = Some(("application/octet-stream", body));
+        let (resp, _) = send(socket, method, path, body).await?;
+        read_body(path, resp.into_body()).await
+    };
+    within(limit, call).await
+}
+
+/// `method path` with an optional body and its content type: the response
+/// (a success status) and the uid of the process that listens on the
+/// socket; an error status is read whole and returned as [`CallError::Status`].
 async fn send(
     socket: &Path,
     method: hyper::Method,
     path: &str,
-    json: Option<Vec<u8>>,
+    body: Option<(&'static str, Vec<u8>)>,
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
         .await
@@ -176,9 +195,9 @@ async fn send(
         .method(method)
         .uri(path)
         .header("Host", "d");
-    let req = match json {
-        Some(body) => builder
-            .header("Content-Type", "application/json")
+    let req = match body {
+        Some((content_type, body)) => builder
+            .header("Content-Type", content_type)
             .body(hyper::Body::from(body)),
         None => builder.body(hyper::Body::empty()),
     }
@@ -295,7 +314,7 @@ pub async fn post_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CallError> {
     let call = async {
         let json = serde_json::to_vec(body).map_err(|e| CallError::Request(e.to_string()))?;
-        let (resp, _) = send(socket, hyper::Method::POST, path, Some(json)).await?;
+        let (resp, _) = send(socket, hyper::Method::POST, path, Some(("application/json", json))).await?;
         read_json(resp.into_body(), &format!("POST {path}")).await
     };
     within(limit, call).await
@@ -323,9 +342,15 @@ pub async fn delete(socket: &Path, path: &str) -> Result<(), CallError> {
 
 /// A body read whole, at most [`MAX_BODY`] bytes, and decoded as `T`.
 async fn read_json<T: serde::de::DeserializeOwned>(
-    mut body: hyper::Body,
+    body: hyper::Body,
     what: &str,
 ) -> Result<T, CallError> {
+    let bytes = read_body(what, body).await?;
+    serde_json::from_slice(&bytes).map_err(|e| CallError::Body(format!("{what}: {e}")))
+}
+
+/// An answer's body, whole, at most [`MAX_BODY`] bytes.
+async fn read_body(what: &str, mut body: hyper::Body) -> Result<Vec<u8>, CallError> {
     let mut bytes = Vec::new();
     while let Some(chunk) = body.data().await {
         let chunk = chunk.map_err(|e| from_hyper(what, &e))?;
@@ -336,7 +361,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(
         }
         bytes.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes).map_err(|e| CallError::Body(format!("{what}: {e}")))
+    Ok(bytes)
 }
 
 /// `s` made safe for a query string.

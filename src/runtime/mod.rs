@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::manifest::secrets::SecretValue;
 use crate::manifest::ContainerSpec;
 pub use unmet::Unmet;
 
@@ -132,6 +133,22 @@ pub struct CreateRequest {
     pub spec: ContainerSpec,
     /// The spec's labels plus podkeeper's own.
     pub labels: BTreeMap<String, String>,
+    /// `container.secrets`, as the podman secrets created for them.
+    pub secrets: Vec<SecretUse>,
+}
+
+/// One `container.secrets` entry as a create takes it: the podman secret
+/// (made before the create) and where the container gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretUse {
+    /// The podman secret's name (`podkeeper.<app>.<index>.<digest>`).
+    pub name: String,
+    /// The env variable it becomes, or
+    pub env: Option<String>,
+    /// the file it is mounted at.
+    pub target: Option<String>,
+    /// Its content (prints as its length only).
+    pub value: SecretValue,
 }
 
 /// One healthcheck's verdict, as podman ran it in the container.
@@ -258,6 +275,25 @@ pub trait Podman: Send + Sync + 'static {
     /// Whether the image is in local storage (asked when a create failed and
     /// the error alone does not say the image was missing).
     fn image_exists(&self, image: &str) -> impl Future<Output = RuntimeResult<bool>> + Send;
+
+    // container.secrets: the podman secrets podkeeper makes, each named
+    // `podkeeper.<app>.<index>.<digest>` (versioned by content), each call
+    // under the one timeout.
+
+    /// Create a podman secret holding `value`. One of that name already
+    /// there is no error: the name is versioned by its content.
+    fn create_secret(
+        &self,
+        name: &str,
+        value: &SecretValue,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// The names of every podman secret whose name starts with `prefix`.
+    fn list_secrets(&self, prefix: &str)
+        -> impl Future<Output = RuntimeResult<Vec<String>>> + Send;
+
+    /// Remove a podman secret; one already gone is no error.
+    fn remove_secret(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 }
 
 impl std::error::Error for RuntimeError {}

@@ -18,7 +18,9 @@ use super::{
     RuntimeError, RuntimeResult,
 };
 mod create;
+use super::SecretValue;
 mod health;
+mod secrets;
 #[cfg(test)]
 mod socket_faults;
 
@@ -433,6 +435,18 @@ impl super::Podman for PodmanRuntime {
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
         let img = self.api.images().get(image);
         with_timeout("exists", self.timeouts.quick, img.exists()).await
+    }
+
+    async fn create_secret(&self, name: &str, value: &SecretValue) -> RuntimeResult<()> {
+        secrets::create(self, name, value).await
+    }
+
+    async fn list_secrets(&self, prefix: &str) -> RuntimeResult<Vec<String>> {
+        secrets::list(self, prefix).await
+    }
+
+    async fn remove_secret(&self, name: &str) -> RuntimeResult<()> {
+        secrets::remove(self, name).await
     }
 }
 

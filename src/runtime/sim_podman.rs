@@ -119,6 +119,8 @@ struct SimState {
     networks: BTreeSet<String>,
     /// Container name → the spec it was created from.
     specs: BTreeMap<String, crate::manifest::ContainerSpec>,
+    /// The podman secrets' names (their values are never kept).
+    secrets: BTreeSet<String>,
 }
 
 /// See the module documentation.
@@ -179,6 +181,11 @@ impl SimRuntime {
 
     pub fn container(&self, name: &str) -> Option<SimContainer> {
         self.lock().containers.get(name).cloned()
+    }
+
+    /// The podman secrets there are, by name.
+    pub fn secrets(&self) -> Vec<String> {
+        self.lock().secrets.iter().cloned().collect()
     }
 
     pub fn containers(&self) -> Vec<SimContainer> {
@@ -410,6 +417,9 @@ impl Podman for SimRuntime {
                     req.spec.image
                 )));
             }
+            // As the real create does: its podman secrets first.
+            st.secrets
+                .extend(req.secrets.iter().map(|s| s.name.clone()));
             if st.containers.contains_key(&req.name) {
                 return Err(RuntimeError::NameInUse(format!(
                     "the container name {:?} is already in use",
@@ -544,6 +554,33 @@ impl Podman for SimRuntime {
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
         self.call(format!("exists {image}")).await?;
         Ok(self.lock().images.contains(image))
+    }
+
+    async fn create_secret(
+        &self,
+        name: &str,
+        _value: &crate::manifest::secrets::SecretValue,
+    ) -> RuntimeResult<()> {
+        self.call(format!("secret create {name}")).await?;
+        self.lock().secrets.insert(name.to_string());
+        Ok(())
+    }
+
+    async fn list_secrets(&self, prefix: &str) -> RuntimeResult<Vec<String>> {
+        self.call(format!("secret list {prefix}")).await?;
+        let st = self.lock();
+        Ok(st
+            .secrets
+            .iter()
+            .filter(|n| n.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    async fn remove_secret(&self, name: &str) -> RuntimeResult<()> {
+        self.call(format!("secret remove {name}")).await?;
+        self.lock().secrets.remove(name);
+        Ok(())
     }
 }
 

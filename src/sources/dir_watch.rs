@@ -38,6 +38,10 @@ const FINGERPRINT_ENTRIES: usize = 100_000;
 pub enum Watched {
     AppsDir,
     UnitDir,
+    /// The directories of `container.secrets` files: any change there is
+    /// the apps directory's (read again, its secrets with it), named by
+    /// the directory alone.
+    SecretDirs,
 }
 
 impl Watched {
@@ -45,6 +49,10 @@ impl Watched {
         match self {
             Watched::AppsDir => Trigger::AppsDir(change),
             Watched::UnitDir => Trigger::UnitDir(change),
+            Watched::SecretDirs => Trigger::AppsDir(FileChange {
+                path: PathBuf::new(),
+                ..change
+            }),
         }
     }
 }

@@ -39,11 +39,13 @@ pub(super) async fn create_and_start<R: Podman>(
     app: &LoadedApp,
     log: &mut CallLog,
 ) -> Result<Option<String>, Failure> {
-    let req = CreateRequest {
+    let mut req = CreateRequest {
         name: app.app.id.clone(),
         spec: app.app.container.clone(),
         labels: labels_for(app),
+        secrets: crate::reconcile::secrets::uses(app),
     };
+    crate::reconcile::secrets::label(&mut req);
     let image = &app.app.container.image;
     // Try to create first: the image is nearly always there, so this saves a
     // call; only a missing image costs a pull and a second create.

@@ -11,6 +11,7 @@ fn app(extra: &str) -> LoadedApp {
         file: "x.yaml".into(),
         spec_hash: app.container.hash(),
         app,
+        secrets: Default::default(),
     }
 }
 

@@ -47,6 +47,7 @@ const LIMITS_IGNORED: &str = "Resource limits are not supported and ignored";
 pub(super) async fn create(rt: &PodmanRuntime, req: &CreateRequest) -> RuntimeResult<String> {
     let body = body(req);
     check_host(rt, &req.spec).await?;
+    super::secrets::prepare(rt, &req.secrets).await?; // container.secrets
     let limit = rt.timeouts.quick;
     let created: Created = libpod::post_json(
         &rt.socket,
@@ -198,8 +199,7 @@ pub fn body(req: &CreateRequest) -> Value {
             serde_json::to_value(config).unwrap_or_default(),
         );
     }
-    // SECRETS (issue 22, `secrets` helper): `secret_env` ({ENV: secret})
-    // and `secrets` ([{source, target, …}]) from the request go here.
+    super::secrets::add_to(&mut b, spec, &req.secrets);
     Value::Object(b)
 }
 
