@@ -9,7 +9,7 @@ use jiff::Timestamp;
 
 use super::{Action, CallLog, Failure, Found, Reaction};
 use crate::manifest::{DesiredState, LoadedApp};
-use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError};
+use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError, StopWith};
 use crate::trigger::Key;
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
 use create::{create_and_start, look_again_unless};
@@ -336,15 +336,19 @@ async fn act<R: Podman>(
         }
         (Drift::SpecChanged { .. }, Some(app)) => {
             r.action = Action::Recreate;
-            log.time("remove", rt.remove_container(id)).await?;
+            // The old container gets the manifest's stop timeout too (one
+            // an older podkeeper created has podman's 10 s of its own).
+            let with = StopWith::for_app(Some(&app.app.container), actual);
+            log.time("remove", rt.remove_container(id, with)).await?;
             let created = create_and_start(rt, app, log).await?;
             look_again_unless(created, r);
             Ok(())
         }
         (Drift::NotRunning { .. }, Some(_)) => start_exited(rt, id, actual, log, r).await,
-        (Drift::Started, Some(_)) => {
+        (Drift::Started, Some(app)) => {
             r.action = Action::Stop;
-            Ok(log.time("stop", rt.stop_container(id)).await?)
+            let with = StopWith::for_app(Some(&app.app.container), actual);
+            Ok(log.time("stop", rt.stop_container(id, with)).await?)
         }
         (Drift::Paused, Some(_)) => {
             r.action = Action::Unpause;
@@ -387,7 +391,10 @@ async fn remove_unwanted<R: Podman>(
     {
         r.why = format!("duplicate of app/{app}, not wanted");
     }
-    Ok(log.time("remove", rt.remove_container(id)).await?)
+    // No manifest (deleted, an orphan, a duplicate): the container's own
+    // stop timeout, as it was created with.
+    let with = StopWith::for_app(None, actual);
+    Ok(log.time("remove", rt.remove_container(id, with)).await?)
 }
 
 /// Start a container that is not running, unless podman is still cleaning
@@ -502,6 +509,8 @@ mod tests {
             stopped_by_user: None,
             pid: None,
             health_log: Vec::new(),
+            stop_timeout: None,
+            stop_signal: None,
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

@@ -139,14 +139,42 @@ impl From<podman_api::Error> for CallError {
 /// Send `GET path` and return the response once its headers are in; an
 /// error status is read whole and returned as [`CallError::Status`].
 pub async fn get(socket: &Path, path: &str) -> Result<hyper::Body, CallError> {
-    let (resp, _) = request(socket, path).await?;
+    let (resp, _) = request(socket, hyper::Method::GET, path).await?;
     Ok(resp.into_body())
 }
 
-/// `GET path`: the response (a success status) and the uid of the process
-/// that listens on the socket.
+/// `method path` with no body, its answer read whole (and dropped), all
+/// within `limit`: a call whose only answer is its status (a stop with the
+/// `timeout` that `podman-api` spells `Timeout`, which libpod ignores).
+pub async fn send(
+    socket: &Path,
+    method: hyper::Method,
+    path: &str,
+    limit: Duration,
+) -> Result<u16, CallError> {
+    let call = async {
+        let (resp, _) = request(socket, method, path).await?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut read = 0;
+        while let Some(chunk) = body.data().await {
+            read += chunk.map_err(|e| from_hyper(path, &e))?.len();
+            if read > MAX_BODY {
+                return Err(CallError::Body(format!(
+                    "{path}: more than {MAX_BODY} bytes"
+                )));
+            }
+        }
+        Ok::<_, CallError>(status)
+    };
+    within(limit, call).await
+}
+
+/// `method path`: the response (a success status) and the uid of the
+/// process that listens on the socket.
 async fn request(
     socket: &Path,
+    method: hyper::Method,
     path: &str,
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
@@ -160,14 +188,17 @@ async fn request(
         // Drives the connection; ends when the body is dropped or podman hangs up.
         let _ = conn.await;
     });
-    let req = hyper::Request::get(path)
+    let what = format!("{method} {path}");
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("Host", "d")
         .body(hyper::Body::empty())
         .map_err(|e| CallError::Request(e.to_string()))?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| from_hyper(&format!("GET {path}"), &e))?;
+        .map_err(|e| from_hyper(&what, &e))?;
     let status = resp.status();
     if status.is_success() {
         return Ok((resp, peer_uid));
@@ -199,7 +230,7 @@ pub struct Ping {
 /// `GET /libpod/_ping`, within `limit`.
 pub async fn ping(socket: &Path, limit: Duration) -> Result<Ping, CallError> {
     let call = async {
-        let (resp, listener_uid) = request(socket, &path("/_ping")).await?;
+        let (resp, listener_uid) = request(socket, hyper::Method::GET, &path("/_ping")).await?;
         Ok::<_, CallError>(Ping {
             version: server_version(&resp),
             api_version: header(&resp, "Libpod-API-Version"),
@@ -257,7 +288,7 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
     limit: Duration,
 ) -> Result<(T, String), CallError> {
     let call = async {
-        let (resp, _) = request(socket, path).await?;
+        let (resp, _) = request(socket, hyper::Method::GET, path).await?;
         let version = server_version(&resp);
         let mut body = resp.into_body();
         let mut bytes = Vec::new();

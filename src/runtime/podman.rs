@@ -18,7 +18,7 @@ use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
 use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
-    RuntimeError, RuntimeResult,
+    RuntimeError, RuntimeResult, StopWith, MAX_STOP_TIMEOUT,
 };
 use crate::manifest::{parse_port, parse_volume};
 
@@ -31,8 +31,11 @@ mod socket_faults;
 pub struct Timeouts {
     /// inspect, list, create, start, unpause
     pub quick: Duration,
-    /// remove of a running container: podman waits out the stop timeout (10 s)
-    pub stop: Duration,
+    /// A stop or a remove may take this much longer than the stop timeout
+    /// it names (podman waits that out, then SIGKILLs and cleans up): a
+    /// 2 m `stop_timeout` is never cut by podkeeper's own timeout, and
+    /// the call still has one.
+    pub stop_margin: Duration,
     pub pull: Duration,
 }
 
@@ -40,7 +43,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             quick: Duration::from_secs(15),
-            stop: Duration::from_secs(30),
+            stop_margin: Duration::from_secs(20),
             pull: Duration::from_secs(300),
         }
     }
@@ -107,6 +110,11 @@ impl PodmanRuntime {
 
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// How long a stop or remove that waits out `with` may take.
+    fn stop_call_limit(&self, with: StopWith) -> Duration {
+        with.timeout + self.timeouts.stop_margin
     }
 
     /// podman's versions, mode and exit directory (see [`engine`]).
@@ -196,7 +204,68 @@ struct InspectHealthLog {
 struct InspectConfig {
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+    /// Seconds.
+    #[serde(rename = "StopTimeout", default)]
+    stop_timeout: Option<u64>,
+    /// podman 4 (and 5 on a 4.x API path): `15`; podman 5: `"SIGTERM"`.
+    #[serde(rename = "StopSignal", default)]
+    stop_signal: Option<StopSignal>,
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum StopSignal {
+    Number(i64),
+    Name(String),
+}
+
+impl StopSignal {
+    /// The signal by name (`SIGTERM`), whichever shape podman gave.
+    fn name(self) -> String {
+        match self {
+            StopSignal::Name(name) => name,
+            StopSignal::Number(n) => usize::try_from(n)
+                .ok()
+                .and_then(|n| SIGNAL_NAMES.get(n.wrapping_sub(1)))
+                .map_or_else(|| n.to_string(), |s| (*s).to_string()),
+        }
+    }
+}
+
+/// Linux's signals 1 to 31, by number.
+const SIGNAL_NAMES: [&str; 31] = [
+    "SIGHUP",
+    "SIGINT",
+    "SIGQUIT",
+    "SIGILL",
+    "SIGTRAP",
+    "SIGABRT",
+    "SIGBUS",
+    "SIGFPE",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGSEGV",
+    "SIGUSR2",
+    "SIGPIPE",
+    "SIGALRM",
+    "SIGTERM",
+    "SIGSTKFLT",
+    "SIGCHLD",
+    "SIGCONT",
+    "SIGSTOP",
+    "SIGTSTP",
+    "SIGTTIN",
+    "SIGTTOU",
+    "SIGURG",
+    "SIGXCPU",
+    "SIGXFSZ",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGWINCH",
+    "SIGIO",
+    "SIGPWR",
+    "SIGSYS",
+];
 
 impl Inspect {
     /// `stop_intent`: whether the podman that answered records a user's stop
@@ -230,6 +299,11 @@ impl Inspect {
             name: self.name,
             state: ContainerState::parse(&self.state.status),
             labels: self.config.labels.unwrap_or_default(),
+            stop_timeout: self
+                .config
+                .stop_timeout
+                .map(|s| Duration::from_secs(s).min(MAX_STOP_TIMEOUT)),
+            stop_signal: self.config.stop_signal.map(StopSignal::name),
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
             exit_code: self.state.exit_code,
@@ -257,8 +331,8 @@ async fn with_timeout<T>(
         .map_err(|e| from_call(call, after, e))
 }
 
-/// [`with_timeout`] for a start or a stop, which podman answers with 304
-/// when the container is already there (someone else started or stopped it).
+/// [`with_timeout`] for a start, which podman answers with 304 when the
+/// container already runs (someone else started it).
 async fn idempotent(
     call: &'static str,
     after: Duration,
@@ -268,6 +342,13 @@ async fn idempotent(
         Err(CallError::Status(304, _)) => Ok(()),
         other => other.map_err(|e| from_call(call, after, e)),
     }
+}
+
+/// A stop timeout as podman takes it: whole seconds, rounded up (a
+/// `1500ms` never becomes a quicker SIGKILL).
+fn whole_secs(d: Duration) -> usize {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    usize::try_from(secs).unwrap_or(usize::MAX)
 }
 
 /// A `podman-api` failure in the runtime's terms (healthcheck's verdicts).
@@ -371,6 +452,8 @@ impl super::Podman for PodmanRuntime {
                 stopped_by_user: None,
                 pid: None,
                 health_log: Vec::new(),
+                stop_timeout: None,
+                stop_signal: None,
             })
             .collect())
     }
@@ -471,16 +554,30 @@ impl super::Podman for PodmanRuntime {
         health::run(&self.api, name, call).await
     }
 
-    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
-        let c = self.api.containers().get(name);
-        let opts = podman_api::opts::ContainerStopOpts::builder().build();
-        idempotent("stop", self.timeouts.stop, c.stop(&opts)).await
+    async fn stop_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
+        // A raw call: `podman-api` sends the timeout as `Timeout`, which
+        // libpod's stop does not read (podman 4.3 then waits its 10 s).
+        let path = libpod::path(&format!(
+            "/containers/{}/stop?timeout={}",
+            libpod::urlencode(name),
+            whole_secs(with.timeout)
+        ));
+        let after = self.stop_call_limit(with);
+        match libpod::send(&self.socket, hyper::Method::POST, &path, after).await {
+            // Already stopped (someone else stopped it): what was wanted.
+            Ok(_) | Err(CallError::Status(304, _)) => Ok(()),
+            Err(e) => Err(from_call("stop", after, e)),
+        }
     }
 
-    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
+    async fn remove_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
         let c = self.api.containers().get(name);
-        let opts = ContainerDeleteOpts::builder().force(true).build();
-        match with_timeout("remove", self.timeouts.stop, c.delete(&opts)).await {
+        let opts = ContainerDeleteOpts::builder()
+            .force(true)
+            .timeout(whole_secs(with.timeout))
+            .build();
+        let after = self.stop_call_limit(with);
+        match with_timeout("remove", after, c.delete(&opts)).await {
             Err(RuntimeError::NotFound(_)) => Ok(()),
             other => other,
         }
