@@ -139,43 +139,26 @@ impl From<podman_api::Error> for CallError {
 /// Send `GET path` and return the response once its headers are in; an
 /// error status is read whole and returned as [`CallError::Status`].
 pub async fn get(socket: &Path, path: &str) -> Result<hyper::Body, CallError> {
-    let (resp, _) = request(socket, hyper::Method::GET, path).await?;
+    let (resp, _) = request(socket, path).await?;
     Ok(resp.into_body())
 }
 
-/// `method path` with no body, its answer read whole (and dropped), all
-/// within `limit`: a call whose only answer is its status (a stop with the
-/// `timeout` that `podman-api` spells `Timeout`, which libpod ignores).
-pub async fn send(
-    socket: &Path,
-    method: hyper::Method,
-    path: &str,
-    limit: Duration,
-) -> Result<u16, CallError> {
-    let call = async {
-        let (resp, _) = request(socket, method, path).await?;
-        let status = resp.status().as_u16();
-        let mut body = resp.into_body();
-        let mut read = 0;
-        while let Some(chunk) = body.data().await {
-            read += chunk.map_err(|e| from_hyper(path, &e))?.len();
-            if read > MAX_BODY {
-                return Err(CallError::Body(format!(
-                    "{path}: more than {MAX_BODY} bytes"
-                )));
-            }
-        }
-        Ok::<_, CallError>(status)
-    };
-    within(limit, call).await
-}
-
-/// `method path`: the response (a success status) and the uid of the
-/// process that listens on the socket.
+/// `GET path`: the response (a success status) and the uid of the process
+/// that listens on the socket.
 async fn request(
     socket: &Path,
+    path: &str,
+) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
+    send(socket, hyper::Method::GET, path, None).await
+}
+
+/// `method path` with an optional JSON body: the response (a success
+/// status) and the uid of the process that listens on the socket.
+async fn send(
+    socket: &Path,
     method: hyper::Method,
     path: &str,
+    json: Option<Vec<u8>>,
 ) -> Result<(hyper::Response<hyper::Body>, Option<u32>), CallError> {
     let io = UnixStream::connect(socket)
         .await
@@ -189,12 +172,17 @@ async fn request(
         let _ = conn.await;
     });
     let what = format!("{method} {path}");
-    let req = hyper::Request::builder()
+    let builder = hyper::Request::builder()
         .method(method)
         .uri(path)
-        .header("Host", "d")
-        .body(hyper::Body::empty())
-        .map_err(|e| CallError::Request(e.to_string()))?;
+        .header("Host", "d");
+    let req = match json {
+        Some(body) => builder
+            .header("Content-Type", "application/json")
+            .body(hyper::Body::from(body)),
+        None => builder.body(hyper::Body::empty()),
+    }
+    .map_err(|e| CallError::Request(e.to_string()))?;
     let resp = sender
         .send_request(req)
         .await
@@ -214,6 +202,14 @@ async fn request(
     Err(CallError::Status(status.as_u16(), message))
 }
 
+/// `POST path` with no body, within `limit`; the answer's body is not
+/// read. An error status (304: nothing to do) is [`CallError::Status`].
+pub async fn post(socket: &Path, path: &str, limit: Duration) -> Result<(), CallError> {
+    within(limit, send(socket, hyper::Method::POST, path, None))
+        .await
+        .map(|_| ())
+}
+
 /// What `_ping` tells, cheaply (`/version` and `/info` run the OCI runtime
 /// and conmon to ask their versions: most of a second on a busy host).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,7 +226,7 @@ pub struct Ping {
 /// `GET /libpod/_ping`, within `limit`.
 pub async fn ping(socket: &Path, limit: Duration) -> Result<Ping, CallError> {
     let call = async {
-        let (resp, listener_uid) = request(socket, hyper::Method::GET, &path("/_ping")).await?;
+        let (resp, listener_uid) = request(socket, &path("/_ping")).await?;
         Ok::<_, CallError>(Ping {
             version: server_version(&resp),
             api_version: header(&resp, "Libpod-API-Version"),
@@ -288,7 +284,7 @@ pub async fn get_json_versioned<T: serde::de::DeserializeOwned>(
     limit: Duration,
 ) -> Result<(T, String), CallError> {
     let call = async {
-        let (resp, _) = request(socket, hyper::Method::GET, path).await?;
+        let (resp, _) = request(socket, path).await?;
         let version = server_version(&resp);
         let mut body = resp.into_body();
         let mut bytes = Vec::new();

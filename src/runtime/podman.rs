@@ -563,9 +563,9 @@ impl super::Podman for PodmanRuntime {
             whole_secs(with.timeout)
         ));
         let after = self.stop_call_limit(with);
-        match libpod::send(&self.socket, hyper::Method::POST, &path, after).await {
+        match libpod::post(&self.socket, &path, after).await {
             // Already stopped (someone else stopped it): what was wanted.
-            Ok(_) | Err(CallError::Status(304, _)) => Ok(()),
+            Ok(()) | Err(CallError::Status(304, _)) => Ok(()),
             Err(e) => Err(from_call("stop", after, e)),
         }
     }
