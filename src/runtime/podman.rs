@@ -639,6 +639,39 @@ mod cause_tests {
     }
 
     #[test]
+    fn stop_timeout_and_signal_should_read_from_podman_4s_and_5s_inspect() {
+        let info = |config: serde_json::Value| {
+            let v =
+                serde_json::json!({"Id": "a", "State": {"Status": "running"}, "Config": config});
+            let info = serde_json::from_value::<Inspect>(v)
+                .unwrap()
+                .into_info(false);
+            (info.stop_timeout, info.stop_signal)
+        };
+        let want = (Some(Duration::from_secs(30)), Some("SIGINT".to_string()));
+        assert_eq!(
+            info(serde_json::json!({"StopTimeout": 30, "StopSignal": 2})),
+            want
+        );
+        let v5 = serde_json::json!({"StopTimeout": 30, "StopSignal": "SIGINT"});
+        assert_eq!(info(v5), want);
+        assert_eq!(
+            info(serde_json::json!({"StopSignal": 64})).1.as_deref(),
+            Some("64")
+        );
+        assert_eq!(info(serde_json::json!({})), (None, None));
+        let huge = info(serde_json::json!({"StopTimeout": 86400})).0;
+        assert_eq!(huge, Some(MAX_STOP_TIMEOUT), "bounded");
+    }
+
+    #[test]
+    fn a_stop_timeout_should_go_to_podman_in_whole_seconds_rounded_up() {
+        assert_eq!(whole_secs(Duration::from_secs(30)), 30);
+        assert_eq!(whole_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_secs(Duration::ZERO), 0);
+    }
+
+    #[test]
     fn the_default_socket_should_be_the_effective_users() {
         let sock = |host, dir: Option<&str>, uid| socket_for(host, dir.map(PathBuf::from), uid);
         assert_eq!(

@@ -72,6 +72,52 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_stop_should_wait_the_longer_of_the_manifests_and_the_containers_own_timeout() {
+        use crate::runtime::{ContainerInfo, MAX_STOP_TIMEOUT};
+        let spec = |t: Option<&str>| {
+            let mut s: crate::manifest::ContainerSpec =
+                serde_json::from_value(serde_json::json!({"image": "x"})).unwrap();
+            s.stop_timeout = t.map(String::from);
+            s
+        };
+        let own = |secs: Option<u64>| ContainerInfo {
+            id: "a".into(),
+            name: "a".into(),
+            state: ContainerState::Running,
+            labels: BTreeMap::new(),
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            health: None,
+            stopped_by_user: None,
+            pid: None,
+            health_log: Vec::new(),
+            stop_timeout: secs.map(Duration::from_secs),
+            stop_signal: None,
+        };
+        let t = |s: Option<&str>, o: Option<u64>| {
+            let spec = spec(s);
+            let c = own(o);
+            StopWith::for_app(s.map(|_| &spec), Some(&c)).timeout
+        };
+        assert_eq!(
+            t(Some("2m"), Some(10)),
+            Duration::from_secs(120),
+            "an older container"
+        );
+        assert_eq!(
+            t(Some("30s"), Some(120)),
+            Duration::from_secs(120),
+            "lowered: its own"
+        );
+        assert_eq!(t(None, Some(45)), Duration::from_secs(45), "manifest gone");
+        assert_eq!(t(None, None), Duration::from_secs(10), "podman's default");
+        assert_eq!(t(Some("3h"), None), MAX_STOP_TIMEOUT, "bounded");
+        let none = StopWith::for_app(None, None).timeout;
+        assert_eq!(none, crate::runtime::DEFAULT_STOP_TIMEOUT);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stop_within_the_timeout_should_exit_0_and_past_it_137() {
         let sim = SimRuntime::new(&[], None);
