@@ -251,3 +251,36 @@ async fn a_two_minute_stop_should_hold_no_other_apps_reconcile_and_shutdown_wait
         "{out}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_container_stopping_for_minutes_should_be_looked_at_once_a_second_and_repaired_at_its_died(
+) {
+    // Someone's `podman stop` of a database with a long stop timeout (or
+    // a stop podkeeper's shutdown left to podman): `stopping` for minutes.
+    let h = running(&[("db.yaml", manifest("db", &timeout("2m")))], |_| {}).await;
+    h.podman.stop_under_way("db");
+    h.send(podkeeper::trigger::Trigger::SweepTick).await;
+    sleep(secs(1)).await;
+    h.podman.clear_calls();
+    sleep(secs(60)).await;
+    let looks = h.calls_for("db").len();
+    assert!(
+        (55..=65).contains(&looks),
+        "one look a second, not every 20 ms: {looks}"
+    );
+    // Its `died` brings the look forward: started again at once.
+    h.podman.stop_by_hand("db");
+    let t0 = Instant::now();
+    settle_until(secs(5), || {
+        h.podman
+            .container("db")
+            .is_some_and(|c| c.state == ContainerState::Running)
+    })
+    .await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t0.elapsed()
+    );
+    h.stop().await;
+}

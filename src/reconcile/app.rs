@@ -120,6 +120,11 @@ pub fn labels_for(app: &LoadedApp) -> BTreeMap<String, String> {
 /// How soon to look again at a container podman is still stopping or cleaning up.
 pub const CLEANUP_POLL: Duration = Duration::from_millis(20);
 
+/// How soon to look again at a container still `stopping` (someone's
+/// `podman stop`, a stop abandoned at podkeeper's shutdown): its `died`
+/// event brings the look forward; this only bounds the wait without one.
+pub const STOPPING_POLL: Duration = Duration::from_secs(1);
+
 /// How long podman's cleanup of an exit may take before we stop waiting for it
 /// (its process may have died) and start the container anyway.
 pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
@@ -354,9 +359,16 @@ async fn act<R: Podman>(
             r.action = Action::Unpause;
             Ok(log.time("unpause", rt.unpause_container(id)).await?)
         }
-        (Drift::Transient { .. }, _) => {
+        (Drift::Transient { state }, _) => {
             r.action = Action::Wait;
-            r.requeue_after = Some(CLEANUP_POLL);
+            // Graceful stops (issue 22): a stop lasts up to its stop timeout
+            // (minutes for a database); podman's `died` or `remove` brings
+            // the look forward, so a long one is not inspected every 20 ms.
+            r.requeue_after = Some(if state == ContainerState::Stopping.as_str() {
+                STOPPING_POLL
+            } else {
+                CLEANUP_POLL
+            });
             Ok(())
         }
         // drift() only reports these with a manifest present.

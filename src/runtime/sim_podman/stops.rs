@@ -14,6 +14,15 @@ impl SimRuntime {
         self.lock().stop_needs.insert(name.to_string(), needs);
     }
 
+    /// A `podman stop` by hand has begun and waits out a long stop
+    /// timeout: the container is `stopping` (no event yet) until
+    /// [`SimRuntime::stop_by_hand`] ends it.
+    pub fn stop_under_way(&self, name: &str) {
+        if let Some(c) = self.lock().containers.get_mut(name) {
+            c.state = ContainerState::Stopping;
+        }
+    }
+
     /// Every stop and remove made so far, with its stop timeout:
     /// `("stop web", 30s)`, `("remove web", 10s)`.
     pub fn stops(&self) -> Vec<(String, Duration)> {
