@@ -9,32 +9,30 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use podman_api::models::{ContainerMount, NamedVolume, Namespace, PortMapping};
-use podman_api::opts::{
-    ContainerCreateOpts, ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts,
-};
+use podman_api::opts::{ContainerCreateOpts, ContainerListFilter, ContainerListOpts, PullOpts};
 use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
 use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
-    RuntimeError, RuntimeResult, StopWith, MAX_STOP_TIMEOUT,
+    RuntimeError, RuntimeResult, StopWith,
 };
 use crate::manifest::{parse_port, parse_volume};
 
 mod health;
 #[cfg(test)]
 mod socket_faults;
+mod stops;
+
+use stops::StopSignal;
 
 /// How long each kind of call may take before it counts as failed.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// inspect, list, create, start, unpause
     pub quick: Duration,
-    /// A stop or a remove may take this much longer than the stop timeout
-    /// it names (podman waits that out, then SIGKILLs and cleans up): a
-    /// 2 m `stop_timeout` is never cut by podkeeper's own timeout, and
-    /// the call still has one.
+    /// How much longer than its stop timeout a stop or remove may take.
     pub stop_margin: Duration,
     pub pull: Duration,
 }
@@ -110,11 +108,6 @@ impl PodmanRuntime {
 
     pub fn socket(&self) -> &Path {
         &self.socket
-    }
-
-    /// How long a stop or remove that waits out `with` may take.
-    fn stop_call_limit(&self, with: StopWith) -> Duration {
-        with.timeout + self.timeouts.stop_margin
     }
 
     /// podman's versions, mode and exit directory (see [`engine`]).
@@ -212,61 +205,6 @@ struct InspectConfig {
     stop_signal: Option<StopSignal>,
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
-enum StopSignal {
-    Number(i64),
-    Name(String),
-}
-
-impl StopSignal {
-    /// The signal by name (`SIGTERM`), whichever shape podman gave.
-    fn name(self) -> String {
-        match self {
-            StopSignal::Name(name) => name,
-            StopSignal::Number(n) => usize::try_from(n)
-                .ok()
-                .and_then(|n| SIGNAL_NAMES.get(n.wrapping_sub(1)))
-                .map_or_else(|| n.to_string(), |s| (*s).to_string()),
-        }
-    }
-}
-
-/// Linux's signals 1 to 31, by number.
-const SIGNAL_NAMES: [&str; 31] = [
-    "SIGHUP",
-    "SIGINT",
-    "SIGQUIT",
-    "SIGILL",
-    "SIGTRAP",
-    "SIGABRT",
-    "SIGBUS",
-    "SIGFPE",
-    "SIGKILL",
-    "SIGUSR1",
-    "SIGSEGV",
-    "SIGUSR2",
-    "SIGPIPE",
-    "SIGALRM",
-    "SIGTERM",
-    "SIGSTKFLT",
-    "SIGCHLD",
-    "SIGCONT",
-    "SIGSTOP",
-    "SIGTSTP",
-    "SIGTTIN",
-    "SIGTTOU",
-    "SIGURG",
-    "SIGXCPU",
-    "SIGXFSZ",
-    "SIGVTALRM",
-    "SIGPROF",
-    "SIGWINCH",
-    "SIGIO",
-    "SIGPWR",
-    "SIGSYS",
-];
-
 impl Inspect {
     /// `stop_intent`: whether the podman that answered records a user's stop
     /// (then a missing `StoppedByUser` means false, not "unknown").
@@ -299,10 +237,7 @@ impl Inspect {
             name: self.name,
             state: ContainerState::parse(&self.state.status),
             labels: self.config.labels.unwrap_or_default(),
-            stop_timeout: self
-                .config
-                .stop_timeout
-                .map(|s| Duration::from_secs(s).min(MAX_STOP_TIMEOUT)),
+            stop_timeout: self.config.stop_timeout.map(stops::own_timeout),
             stop_signal: self.config.stop_signal.map(StopSignal::name),
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
@@ -342,13 +277,6 @@ async fn idempotent(
         Err(CallError::Status(304, _)) => Ok(()),
         other => other.map_err(|e| from_call(call, after, e)),
     }
-}
-
-/// A stop timeout as podman takes it: whole seconds, rounded up (a
-/// `1500ms` never becomes a quicker SIGKILL).
-fn whole_secs(d: Duration) -> usize {
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    usize::try_from(secs).unwrap_or(usize::MAX)
 }
 
 /// A `podman-api` failure in the runtime's terms (healthcheck's verdicts).
@@ -555,32 +483,11 @@ impl super::Podman for PodmanRuntime {
     }
 
     async fn stop_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
-        // A raw call: `podman-api` sends the timeout as `Timeout`, which
-        // libpod's stop does not read (podman 4.3 then waits its 10 s).
-        let path = libpod::path(&format!(
-            "/containers/{}/stop?timeout={}",
-            libpod::urlencode(name),
-            whole_secs(with.timeout)
-        ));
-        let after = self.stop_call_limit(with);
-        match libpod::post(&self.socket, &path, after).await {
-            // Already stopped (someone else stopped it): what was wanted.
-            Ok(()) | Err(CallError::Status(304, _)) => Ok(()),
-            Err(e) => Err(from_call("stop", after, e)),
-        }
+        self.stop(name, with).await
     }
 
     async fn remove_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
-        let c = self.api.containers().get(name);
-        let opts = ContainerDeleteOpts::builder()
-            .force(true)
-            .timeout(whole_secs(with.timeout))
-            .build();
-        let after = self.stop_call_limit(with);
-        match with_timeout("remove", after, c.delete(&opts)).await {
-            Err(RuntimeError::NotFound(_)) => Ok(()),
-            other => other,
-        }
+        self.remove(name, with).await
     }
 
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
@@ -636,39 +543,6 @@ mod cause_tests {
         // As status and recordings write it (chrono's `SecondsFormat::Millis`).
         let whole = at("2026-12-07T20:38:03Z").unwrap().2;
         assert_eq!(whole, "2026-12-07T20:38:03.000Z");
-    }
-
-    #[test]
-    fn stop_timeout_and_signal_should_read_from_podman_4s_and_5s_inspect() {
-        let info = |config: serde_json::Value| {
-            let v =
-                serde_json::json!({"Id": "a", "State": {"Status": "running"}, "Config": config});
-            let info = serde_json::from_value::<Inspect>(v)
-                .unwrap()
-                .into_info(false);
-            (info.stop_timeout, info.stop_signal)
-        };
-        let want = (Some(Duration::from_secs(30)), Some("SIGINT".to_string()));
-        assert_eq!(
-            info(serde_json::json!({"StopTimeout": 30, "StopSignal": 2})),
-            want
-        );
-        let v5 = serde_json::json!({"StopTimeout": 30, "StopSignal": "SIGINT"});
-        assert_eq!(info(v5), want);
-        assert_eq!(
-            info(serde_json::json!({"StopSignal": 64})).1.as_deref(),
-            Some("64")
-        );
-        assert_eq!(info(serde_json::json!({})), (None, None));
-        let huge = info(serde_json::json!({"StopTimeout": 86400})).0;
-        assert_eq!(huge, Some(MAX_STOP_TIMEOUT), "bounded");
-    }
-
-    #[test]
-    fn a_stop_timeout_should_go_to_podman_in_whole_seconds_rounded_up() {
-        assert_eq!(whole_secs(Duration::from_secs(30)), 30);
-        assert_eq!(whole_secs(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_secs(Duration::ZERO), 0);
     }
 
     #[test]
