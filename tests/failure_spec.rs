@@ -12,6 +12,7 @@ use podkeeper::reconcile::app::reconcile_app;
 use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::runtime::{
     ContainerInfo, CreateRequest, HealthCall, HealthResult, Podman, RuntimeError, RuntimeResult,
+    StopWith,
 };
 use tokio::time::Instant;
 
@@ -51,11 +52,19 @@ impl Podman for PullUnreachable {
     ) -> impl Future<Output = RuntimeResult<HealthResult>> + Send {
         self.0.run_healthcheck(name, call)
     }
-    fn stop_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
-        self.0.stop_container(name)
+    fn stop_container(
+        &self,
+        name: &str,
+        with: StopWith,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        self.0.stop_container(name, with)
     }
-    fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
-        self.0.remove_container(name)
+    fn remove_container(
+        &self,
+        name: &str,
+        with: StopWith,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        self.0.remove_container(name, with)
     }
     async fn pull_image(&self, _image: &str) -> RuntimeResult<()> {
         Err(RuntimeError::Unreachable("connection refused".into()))

@@ -28,7 +28,7 @@ use podkeeper::manifest::{assemble, parse_manifest};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
 use podkeeper::runtime::sim_podman::{EventSet, SimRuntime};
-use podkeeper::runtime::{CreateRequest, HealthCall, Podman};
+use podkeeper::runtime::{CreateRequest, HealthCall, Podman, StopWith};
 use podkeeper::trigger::{PodmanEvent, StreamStatus, Trigger};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -134,7 +134,12 @@ async fn act<R: Podman>(rt: &R, step: Step, req: &CreateRequest, by_hand: &dyn F
     let r = match step {
         Step::Create => rt.create_container(req).await.map(|_| ()),
         Step::Start => rt.start_container(name).await,
-        Step::Remove => rt.remove_container(name).await,
+        Step::Remove => {
+            let with = StopWith {
+                timeout: Duration::from_secs(10),
+            };
+            rt.remove_container(name, with).await
+        }
         Step::Check => match rt
             .run_healthcheck(
                 name,

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 
 use super::{restart, Action, CallLog, Failure, Found, Reaction};
 use crate::manifest::{DesiredState, LoadedApp, ManifestSet};
-use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError};
+use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError, StopWith};
 use crate::trigger::Key;
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
 use create::{create_and_start, look_again_unless};
@@ -128,6 +128,11 @@ pub fn labels_for(app: &LoadedApp) -> BTreeMap<String, String> {
 
 /// How soon to look again at a container podman is still stopping or cleaning up.
 pub const CLEANUP_POLL: Duration = Duration::from_millis(20);
+
+/// How soon to look again at a container still `stopping` (someone's
+/// `podman stop`, a stop abandoned at podkeeper's shutdown): its `died`
+/// event brings the look forward; this only bounds the wait without one.
+pub const STOPPING_POLL: Duration = Duration::from_secs(1);
 
 /// How long podman's cleanup of an exit may take before we stop waiting for it
 /// (its process may have died) and start the container anyway.
@@ -393,24 +398,35 @@ async fn act<R: Podman>(
         }
         (Drift::SpecChanged { .. }, Some(app)) => {
             r.action = Action::Recreate;
-            sharers::remove_with_sharers(rt, id, log).await?;
+            // The old container gets the manifest's stop timeout too (one
+            // an older podkeeper created has podman's 10 s of its own).
+            let with = StopWith::for_app(Some(&app.app.container), actual);
+            sharers::remove_with_sharers(rt, id, with, log).await?;
             let created = create_and_start(rt, app, log).await?;
             crate::reconcile::secrets::after_recreate(rt, app, actual, &created, log).await;
             look_again_unless(created, r);
             Ok(())
         }
         (Drift::NotRunning { .. }, Some(_)) => start_exited(rt, id, actual, log, r).await,
-        (Drift::Started, Some(_)) => {
+        (Drift::Started, Some(app)) => {
             r.action = Action::Stop;
-            Ok(log.time("stop", rt.stop_container(id)).await?)
+            let with = StopWith::for_app(Some(&app.app.container), actual);
+            Ok(log.time("stop", rt.stop_container(id, with)).await?)
         }
         (Drift::Paused, Some(_)) => {
             r.action = Action::Unpause;
             Ok(log.time("unpause", rt.unpause_container(id)).await?)
         }
-        (Drift::Transient { .. }, _) => {
+        (Drift::Transient { state }, _) => {
             r.action = Action::Wait;
-            r.requeue_after = Some(CLEANUP_POLL);
+            // Graceful stops (issue 22): a stop lasts up to its stop timeout
+            // (minutes for a database); podman's `died` or `remove` brings
+            // the look forward, so a long one is not inspected every 20 ms.
+            r.requeue_after = Some(if state == ContainerState::Stopping.as_str() {
+                STOPPING_POLL
+            } else {
+                CLEANUP_POLL
+            });
             Ok(())
         }
         // drift() only reports these with a manifest present.
@@ -445,7 +461,10 @@ async fn remove_unwanted<R: Podman>(
     {
         r.why = format!("duplicate of app/{app}, not wanted");
     }
-    sharers::remove_with_sharers(rt, id, log).await?;
+    // No manifest (deleted, an orphan, a duplicate): the container's own
+    // stop timeout, as it was created with.
+    let with = StopWith::for_app(None, actual);
+    sharers::remove_with_sharers(rt, id, with, log).await?;
     crate::reconcile::secrets::after_remove(rt, id, actual, log).await; // container.secrets
     Ok(())
 }
@@ -563,6 +582,8 @@ mod tests {
             stopped_by_user: None,
             pid: None,
             health_log: Vec::new(),
+            stop_timeout: None,
+            stop_signal: None,
         };
         assert_eq!(c.last_uptime(), Some(Duration::ZERO));
     }

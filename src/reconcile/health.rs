@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Action, CallLog, Failure, Reaction};
 use crate::backoff::Backoff;
-use crate::manifest::{DesiredState, HealthCheck, LoadedApp};
+use crate::manifest::{ContainerSpec, DesiredState, HealthCheck, LoadedApp};
 use crate::runtime::{
     ContainerInfo, ContainerState, HealthCall, HealthLogEntry, HealthResult, Podman, RuntimeError,
+    StopWith,
 };
 use crate::trigger::Key;
 
@@ -91,9 +92,9 @@ pub async fn check_health<R: Podman>(
 ) -> (Reaction, HealthState) {
     let mut r = Reaction::new(Key::Health(id.to_string()));
     let mut log = CallLog::default();
-    let Some(h) = desired
+    let Some((spec, h)) = desired
         .filter(|a| a.app.state == DesiredState::Running)
-        .and_then(|a| a.app.container.healthcheck.as_ref())
+        .and_then(|a| Some((&a.app.container, a.app.container.healthcheck.as_ref()?)))
     else {
         r.why = "no healthcheck declared: checks end".into();
         return (r, HealthState::default());
@@ -103,7 +104,7 @@ pub async fn check_health<R: Podman>(
     if due {
         st.next_check = Some(now + h.interval());
     }
-    let result = look_and_act(rt, id, h, due, &mut st, &mut log, &mut r, cancel).await;
+    let result = look_and_act(rt, id, spec, due, &mut st, &mut log, &mut r, cancel).await;
     // The next due run, or the end of the backoff holding an unhealthy
     // app's restart back, whichever comes first.
     let now = Instant::now();
@@ -123,13 +124,16 @@ pub async fn check_health<R: Podman>(
 async fn look_and_act<R: Podman>(
     rt: &R,
     id: &str,
-    h: &HealthCheck,
+    spec: &ContainerSpec,
     due: bool,
     st: &mut HealthState,
     log: &mut CallLog,
     r: &mut Reaction,
     cancel: &CancellationToken,
 ) -> Result<(), RuntimeError> {
+    let Some(h) = spec.healthcheck.as_ref() else {
+        return Ok(());
+    };
     let Some(c) = log.time("inspect", rt.inspect_container(id)).await? else {
         r.why = "no container: not checked".into();
         return Ok(());
@@ -176,7 +180,9 @@ async fn look_and_act<R: Podman>(
         }
         own = Some(result);
     }
-    verdict(rt, id, h, &c, st, fold, own, log, r, cancel).await
+    // A restart's stop: the manifest's stop timeout (or the container's own, if longer).
+    let stop = StopWith::for_app(Some(spec), Some(&c));
+    verdict(rt, id, (h, stop), &c, st, fold, own, log, r, cancel).await
 }
 
 impl Fold {
@@ -241,7 +247,7 @@ fn entry_output(e: &HealthLogEntry) -> String {
 async fn verdict<R: Podman>(
     rt: &R,
     id: &str,
-    h: &HealthCheck,
+    (h, stop): (&HealthCheck, StopWith),
     c: &ContainerInfo,
     st: &mut HealthState,
     fold: Fold,
@@ -330,7 +336,7 @@ async fn verdict<R: Podman>(
         st.restarts,
         crate::duration::secs(up)
     );
-    log.time("stop", rt.stop_container(id)).await?;
+    log.time("stop", rt.stop_container(id, stop)).await?;
     if let Err(e) = log.time("start", rt.start_container(id)).await {
         // The app reconciler (woken by the stop's `died`) may have
         // started it first: that is what was wanted.

@@ -221,6 +221,14 @@ async fn send(
     Err(CallError::Status(status.as_u16(), message))
 }
 
+/// `POST path` with no body, within `limit`; the answer's body is not
+/// read. An error status (304: nothing to do) is [`CallError::Status`].
+pub async fn post(socket: &Path, path: &str, limit: Duration) -> Result<(), CallError> {
+    within(limit, send(socket, hyper::Method::POST, path, None))
+        .await
+        .map(|_| ())
+}
+
 /// What `_ping` tells, cheaply (`/version` and `/info` run the OCI runtime
 /// and conmon to ask their versions: most of a second on a busy host).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -47,6 +47,13 @@ pub struct ContainerInfo {
     /// podman's log of the last check runs (`State.Health.Log`, inspect
     /// only), whoever ran them: podkeeper, or a user's `podman healthcheck run`.
     pub health_log: Vec<HealthLogEntry>,
+    /// How long podman's own stop of it waits after the stop signal
+    /// (`Config.StopTimeout`, inspect only): what a stop of a container
+    /// whose manifest is gone honours.
+    pub stop_timeout: Option<Duration>,
+    /// The signal podman's stop sends it (`Config.StopSignal`, inspect
+    /// only), by name (`SIGTERM`) whichever shape podman gave it in.
+    pub stop_signal: Option<String>,
 }
 
 /// One check run as podman logged it.
@@ -80,6 +87,54 @@ impl ContainerInfo {
     pub fn label(&self, key: &str) -> Option<&str> {
         self.labels.get(key).map(String::as_str)
     }
+}
+
+// Graceful stops (issue 22: `stop_signal`, `stop_timeout`).
+
+/// podman's stop timeout where nothing else sets one.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest stop podkeeper waits out: the manifest's bound on
+/// `stop_timeout`, and the cap on what a container's own inspect says.
+pub const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How a stop or a remove ends a running container: its stop signal (the
+/// container's own: libpod's stop and remove take no signal per call, so
+/// the `stop_signal` set at create is what podman sends), then up to
+/// `timeout` for the process to exit before SIGKILL. Every stop and remove
+/// podkeeper makes names it, so no stop falls back on podman's 10 s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopWith {
+    pub timeout: Duration,
+}
+
+impl StopWith {
+    /// The stop of container `found` (as inspected) for the manifest
+    /// `spec` (`None`: deleted): the longer of the manifest's
+    /// `stop_timeout` and the container's own. A container created by an
+    /// older podkeeper (podman's 10 s) still gets the manifest's time, and
+    /// a container whose manifest is gone, or lowered its timeout, the time
+    /// it was created with: a database is never cut short by a stop
+    /// podkeeper makes.
+    pub fn for_app(spec: Option<&ContainerSpec>, found: Option<&ContainerInfo>) -> StopWith {
+        let declared = spec.and_then(declared_stop_timeout);
+        let own = found.and_then(|c| c.stop_timeout);
+        let timeout = declared
+            .into_iter()
+            .chain(own)
+            .max()
+            .unwrap_or(DEFAULT_STOP_TIMEOUT)
+            .min(MAX_STOP_TIMEOUT);
+        StopWith { timeout }
+    }
+}
+
+/// The manifest's `stop_timeout` (`30s`, `2m`, `1m30s`); `None` when unset
+/// (or unreadable: validation refuses such a manifest before it gets here).
+pub fn declared_stop_timeout(spec: &ContainerSpec) -> Option<Duration> {
+    spec.stop_timeout
+        .as_deref()
+        .and_then(crate::manifest::health::parse_duration)
 }
 
 /// podman's container states.
@@ -264,11 +319,24 @@ pub trait Podman: Send + Sync + 'static {
         call: HealthCall<'_>,
     ) -> impl Future<Output = RuntimeResult<HealthResult>> + Send;
 
-    /// Stop a container (an app declared `stopped`); stopping a stopped one is no error.
-    fn stop_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    // Graceful stops (issue 22): every stop and remove says how (`StopWith`).
 
-    /// Stop (if running) and remove a container; never its named volumes.
-    fn remove_container(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+    /// Stop a container (an app declared `stopped`, a health restart),
+    /// waiting `with.timeout` after its stop signal before SIGKILL;
+    /// stopping a stopped one is no error.
+    fn stop_container(
+        &self,
+        name: &str,
+        with: StopWith,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// Stop (if running, as [`Podman::stop_container`]) and remove a
+    /// container; never its named volumes.
+    fn remove_container(
+        &self,
+        name: &str,
+        with: StopWith,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
 
     fn pull_image(&self, image: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
 

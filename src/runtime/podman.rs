@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use podman_api::opts::{ContainerDeleteOpts, ContainerListFilter, ContainerListOpts, PullOpts};
+use podman_api::opts::{ContainerListFilter, ContainerListOpts, PullOpts};
 use podman_api::Podman;
 
 use super::engine::{self, Engine};
 use super::libpod::{self, CallError};
 use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
-    RuntimeError, RuntimeResult,
+    RuntimeError, RuntimeResult, StopWith,
 };
 mod create;
 use super::SecretValue;
@@ -23,14 +23,17 @@ mod health;
 mod secrets;
 #[cfg(test)]
 mod socket_faults;
+mod stops;
+
+use stops::StopSignal;
 
 /// How long each kind of call may take before it counts as failed.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// inspect, list, create, start, unpause
     pub quick: Duration,
-    /// remove of a running container: podman waits out the stop timeout (10 s)
-    pub stop: Duration,
+    /// How much longer than its stop timeout a stop or remove may take.
+    pub stop_margin: Duration,
     pub pull: Duration,
 }
 
@@ -38,7 +41,7 @@ impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             quick: Duration::from_secs(15),
-            stop: Duration::from_secs(30),
+            stop_margin: Duration::from_secs(20),
             pull: Duration::from_secs(300),
         }
     }
@@ -194,6 +197,12 @@ struct InspectHealthLog {
 struct InspectConfig {
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+    /// Seconds.
+    #[serde(rename = "StopTimeout", default)]
+    stop_timeout: Option<u64>,
+    /// podman 4 (and 5 on a 4.x API path): `15`; podman 5: `"SIGTERM"`.
+    #[serde(rename = "StopSignal", default)]
+    stop_signal: Option<StopSignal>,
 }
 
 impl Inspect {
@@ -228,6 +237,8 @@ impl Inspect {
             name: self.name,
             state: ContainerState::parse(&self.state.status),
             labels: self.config.labels.unwrap_or_default(),
+            stop_timeout: self.config.stop_timeout.map(stops::own_timeout),
+            stop_signal: self.config.stop_signal.map(StopSignal::name),
             started_at: time(self.state.started_at),
             finished_at: time(self.state.finished_at),
             exit_code: self.state.exit_code,
@@ -255,8 +266,8 @@ async fn with_timeout<T>(
         .map_err(|e| from_call(call, after, e))
 }
 
-/// [`with_timeout`] for a start or a stop, which podman answers with 304
-/// when the container is already there (someone else started or stopped it).
+/// [`with_timeout`] for a start, which podman answers with 304 when the
+/// container already runs (someone else started it).
 async fn idempotent(
     call: &'static str,
     after: Duration,
@@ -369,6 +380,8 @@ impl super::Podman for PodmanRuntime {
                 stopped_by_user: None,
                 pid: None,
                 health_log: Vec::new(),
+                stop_timeout: None,
+                stop_signal: None,
             })
             .collect())
     }
@@ -397,19 +410,12 @@ impl super::Podman for PodmanRuntime {
         health::run(&self.api, name, call).await
     }
 
-    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
-        let c = self.api.containers().get(name);
-        let opts = podman_api::opts::ContainerStopOpts::builder().build();
-        idempotent("stop", self.timeouts.stop, c.stop(&opts)).await
+    async fn stop_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
+        self.stop(name, with).await
     }
 
-    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
-        let c = self.api.containers().get(name);
-        let opts = ContainerDeleteOpts::builder().force(true).build();
-        match with_timeout("remove", self.timeouts.stop, c.delete(&opts)).await {
-            Err(RuntimeError::NotFound(_)) => Ok(()),
-            other => other,
-        }
+    async fn remove_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
+        self.remove(name, with).await
     }
 
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {

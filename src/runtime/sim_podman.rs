@@ -36,6 +36,9 @@ mod calls;
 mod health;
 mod networks;
 mod replay;
+mod stops;
+
+pub use stops::KILLED;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,7 +47,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 
-use super::{ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError, RuntimeResult};
+use super::{
+    ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError, RuntimeResult, StopWith,
+};
 use crate::trigger::{Actor, PodmanEvent};
 use crate::APP_LABEL;
 
@@ -121,6 +126,13 @@ struct SimState {
     specs: BTreeMap<String, crate::manifest::ContainerSpec>,
     /// The podman secrets' names (their values are never kept).
     secrets: BTreeSet<String>,
+    // Graceful stops (issue 22), see `stops.rs`.
+    /// Containers whose process needs this long after its stop signal.
+    stop_needs: BTreeMap<String, Duration>,
+    /// Every stop and remove, with its stop timeout.
+    stops: Vec<(String, Duration)>,
+    /// Container id → the stop timeout it was created with.
+    own_stop: BTreeMap<String, Duration>,
 }
 
 /// See the module documentation.
@@ -296,6 +308,12 @@ impl SimRuntime {
     /// `stop`, `died`, `cleanup`, `cleanup` (the stop command and conmon's
     /// exit command each run a cleanup), podman 5 `died`, `cleanup`.
     pub fn stop_by_hand(&self, name: &str) {
+        self.stopped(name, 0);
+    }
+
+    /// A stop that ended the process with `code` (0: it obeyed its stop
+    /// signal; [`KILLED`]: SIGKILL at the end of the stop timeout).
+    fn stopped(&self, name: &str, code: i32) {
         let now = self.now();
         let c = {
             let mut st = self.lock();
@@ -303,18 +321,18 @@ impl SimRuntime {
                 return;
             };
             c.state = ContainerState::Exited;
-            c.exit_code = Some(0);
+            c.exit_code = Some(code);
             c.stopped_by_user = Some(true);
             c.finished_at = Some(now);
             c.clone()
         };
         if self.events_of == EventSet::V4 {
-            self.emit(&c, "stop", Some(0));
+            self.emit(&c, "stop", Some(code));
         }
-        self.emit(&c, "died", Some(0));
-        self.emit(&c, "cleanup", Some(0));
+        self.emit(&c, "died", Some(code));
+        self.emit(&c, "cleanup", Some(code));
         if self.events_of == EventSet::V4 {
-            self.emit(&c, "cleanup", Some(0));
+            self.emit(&c, "cleanup", Some(code));
         }
     }
 
@@ -332,7 +350,7 @@ impl SimRuntime {
     pub fn remove_by_hand(&self, name: &str) {
         let c = self.lock().containers.remove(name);
         if let Some(c) = c {
-            self.emit_removal(&c);
+            self.emit_removal(&c, 0);
         }
     }
 
@@ -354,16 +372,16 @@ impl SimRuntime {
         self.emit(&c, "rename", None);
     }
 
-    /// A forced remove: a running container is stopped first (SIGTERM, which
-    /// the test apps obey, so it exits 0) and removed without a cleanup event.
-    fn emit_removal(&self, c: &SimContainer) {
+    /// A forced remove: a running container is stopped first (its stop
+    /// signal, which it obeys with `code`) and removed without a cleanup event.
+    fn emit_removal(&self, c: &SimContainer, code: i32) {
         let mut c = c.clone();
         if c.state == ContainerState::Running {
             if self.events_of == EventSet::V4 {
-                self.emit(&c, "stop", Some(0));
+                self.emit(&c, "stop", Some(code));
             }
-            self.emit(&c, "died", Some(0));
-            c.exit_code = Some(0);
+            self.emit(&c, "died", Some(code));
+            c.exit_code = Some(code);
         }
         self.emit(&c, "remove", None);
     }
@@ -392,6 +410,7 @@ impl Podman for SimRuntime {
                 .unwrap_or_default();
             // So does its `State.StoppedByUser`, from podman 4.7 (the 5 set here).
             i.stopped_by_user = c.stopped_by_user.filter(|_| self.reports_stop_intent());
+            i.stop_timeout = Some(Self::own_stop_timeout(&st, c));
             i
         }))
     }
@@ -454,6 +473,7 @@ impl Podman for SimRuntime {
             }
             c
         };
+        self.keep_stop_timeout(&c.id, &req.spec);
         self.emit(&c, "create", None);
         Ok(c.id)
     }
@@ -514,23 +534,25 @@ impl Podman for SimRuntime {
         self.check_now(name)
     }
 
-    async fn stop_container(&self, name: &str) -> RuntimeResult<()> {
-        let slow = self.lock().slow_stops.get(name).copied();
-        self.call_taking(format!("stop {name}"), slow.unwrap_or_default())
-            .await?;
+    async fn stop_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
+        let what = format!("stop {name}");
+        let (took, code) = self.plan_stop(&what, name, with);
+        self.call_taking(what, took).await?;
         let running = self
             .lock()
             .containers
             .get(name)
             .is_some_and(|c| c.state == ContainerState::Running);
         if running {
-            self.stop_by_hand(name);
+            self.stopped(name, code);
         }
         Ok(())
     }
 
-    async fn remove_container(&self, name: &str) -> RuntimeResult<()> {
-        self.call(format!("remove {name}")).await?;
+    async fn remove_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
+        let what = format!("remove {name}");
+        let (took, code) = self.plan_stop(&what, name, with);
+        self.call_taking(what, took).await?;
         let c = {
             let mut st = self.lock();
             if let Some(e) = networks::refuse_remove(&st, name) {
@@ -539,7 +561,7 @@ impl Podman for SimRuntime {
             st.containers.remove(name)
         };
         if let Some(c) = c {
-            self.emit_removal(&c);
+            self.emit_removal(&c, code);
         }
         Ok(())
     }
@@ -597,5 +619,7 @@ fn info(c: &SimContainer) -> ContainerInfo {
         stopped_by_user: None,
         pid: None,
         health_log: Vec::new(),
+        stop_timeout: None,
+        stop_signal: None,
     }
 }

@@ -1,7 +1,7 @@
 //! Apps that share this app's network namespace (`network: app:<id>`): podman refuses to remove a container others share, so they go first, the app stopped meanwhile, and rejoin once it runs again.
 
 use crate::reconcile::{CallLog, Failure};
-use crate::runtime::{Podman, RuntimeError};
+use crate::runtime::{Podman, RuntimeError, StopWith};
 use crate::NETNS_OF_LABEL;
 
 /// podman's words (4.3 and 5.x) when a container to remove is shared; its
@@ -21,9 +21,10 @@ const HAS_DEPENDENTS: &str = "has dependent containers which must be removed bef
 pub(super) async fn remove_with_sharers<R: Podman>(
     rt: &R,
     id: &str,
+    with: StopWith,
     log: &mut CallLog,
 ) -> Result<(), Failure> {
-    let refusal = match log.time("remove", rt.remove_container(id)).await {
+    let refusal = match log.time("remove", rt.remove_container(id, with)).await {
         Err(RuntimeError::NameInUse(e)) if e.contains(HAS_DEPENDENTS) => e,
         other => return Ok(other?),
     };
@@ -44,12 +45,15 @@ pub(super) async fn remove_with_sharers<R: Podman>(
     if !all_ours {
         return Err(RuntimeError::NameInUse(refusal).into());
     }
-    log.time("stop", rt.stop_container(id)).await?;
+    log.time("stop", rt.stop_container(id, with)).await?;
     for c in listed
         .iter()
         .filter(|c| c.label(NETNS_OF_LABEL) == Some(id))
     {
-        log.time("remove", rt.remove_container(&c.name)).await?;
+        // A list has no stop timeout: each sharer's own, from its inspect.
+        let own = log.time("inspect", rt.inspect_container(&c.name)).await?;
+        let with = StopWith::for_app(None, own.as_ref());
+        log.time("remove", rt.remove_container(&c.name, with)).await?;
     }
-    Ok(log.time("remove", rt.remove_container(id)).await?)
+    Ok(log.time("remove", rt.remove_container(id, with)).await?)
 }
