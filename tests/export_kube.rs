@@ -552,6 +552,7 @@ fn object_json(o: &Object) -> Value {
     match o {
         Object::Pod(o) => serde_json::to_value(o),
         Object::Deployment(o) => serde_json::to_value(o),
+        Object::Job(o) => serde_json::to_value(o),
         Object::Claim(o) => serde_json::to_value(o),
     }
     .unwrap()
