@@ -1129,3 +1129,105 @@ fn every_issue_22_field_should_map_to_kubernetes_or_be_noted_and_no_secret_shoul
         }
     }
 }
+
+/// `podman kube play|down -` of `yaml` on the stack's podman, through stdin
+/// (podman 5 runs in its own mount namespace: a host path may not be there).
+fn kube_stdin(verb: &str, extra: &[&str], yaml: &str) -> Output {
+    let mut child = user_command("timeout")
+        .arg("60")
+        .args(&stack().podman)
+        .args(["kube", verb])
+        .args(extra)
+        .arg("-")
+        .env_remove("CONTAINER_HOST")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run podman");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn exported_options_should_play_on_podman_with_the_effects_declared() {
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let apps = work.path().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let export = |resources: &str| {
+        write_apps(
+            &apps,
+            &[(
+                "opts.yaml",
+                format!("app:\n  id: kexp-opts\n  restart: on-failure\n  container:\n    image: localhost/bb:1\n    entrypoint: [/bin/sh, -c]\n    command: [\"{TRAP}\"]\n    workdir: /tmp\n    user: '1000:1001'\n    group_add: ['10']\n    hostname: kexphost\n    extra_hosts: ['db.lan:10.1.2.3']\n    cap_add: [NET_BIND_SERVICE]\n    cap_drop: [ALL]\n    read_only: true\n    tmpfs: ['/scratch:size=16m']\n    no_new_privileges: true\n    stop_timeout: 2m\n{resources}"),
+            )],
+        );
+        let out = podkeeper(&["export", "kube", "--apps", apps.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let limits = "    resources: {memory: 512M, cpus: 1.5, shm_size: 64M}\n";
+    let mut yaml = export(limits);
+    let down = |yaml: &str| kube_stdin("down", &[], yaml);
+    let _ = down(&yaml);
+    // slirp4netns: podman 4.3 writes hostAliases into /etc/hosts only with a network.
+    let mut played = kube_stdin("play", &["--network", "slirp4netns"], &yaml);
+    if stack().user.is_some() {
+        // This host's rootless podman (cgroup v1, no delegation) cannot
+        // apply the limits and says so; the rest is checked without them.
+        let err = text(&played.stderr);
+        assert!(err.contains("cannot set memory limit"), "{err}");
+        let _ = down(&yaml);
+        yaml = export("");
+        played = kube_stdin("play", &["--network", "slirp4netns"], &yaml);
+    }
+    let result = std::panic::catch_unwind(|| {
+        assert!(played.status.success(), "{}", text(&played.stderr));
+        let name = "kexp-opts-kexp-opts";
+        let c = inspect_json(name);
+        let (cfg, host) = (&c["Config"], &c["HostConfig"]);
+        assert_eq!(cfg["User"], "1000:1001");
+        assert_eq!(cfg["WorkingDir"], "/tmp");
+        assert_eq!(cfg["Hostname"], "kexphost");
+        assert_eq!(host["RestartPolicy"]["Name"], "on-failure");
+        assert_eq!(
+            c["BoundingCaps"],
+            serde_json::json!(["CAP_NET_BIND_SERVICE"])
+        );
+        assert!(host["SecurityOpt"]
+            .to_string()
+            .contains("no-new-privileges"));
+        if stack().user.is_none() {
+            assert_eq!(host["Memory"], 512 << 20);
+            assert_eq!(host["NanoCpus"], 1_500_000_000u64);
+        }
+        let v5 = podman_ok(&["version", "--format", "{{.Client.Version}}"]).starts_with('5');
+        // podman 4.3's kube play ignores terminationGracePeriodSeconds and
+        // plays an in-memory emptyDir as a volume on disk; podman 5 does both.
+        assert_eq!(cfg["StopTimeout"], if v5 { 120 } else { 10 });
+        let inside = |cmd: &str| text(&podman(&["exec", name, "sh", "-c", cmd]).stdout);
+        assert_eq!(
+            inside("id -u; id -g; id -G")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["1000", "1001", "1001", "10"]
+        );
+        assert!(inside("grep db.lan /etc/hosts").starts_with("10.1.2.3"));
+        assert!(
+            inside("touch /x 2>&1 || echo refused").contains("refused"),
+            "read-only root"
+        );
+        let scratch = inside("grep ' /scratch ' /proc/mounts");
+        assert_eq!(scratch.contains("tmpfs"), v5, "{scratch}");
+    });
+    let _ = down(&yaml);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
