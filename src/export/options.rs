@@ -1,8 +1,8 @@
 //! Issue 22's container options and restart policy as the exports read them, with the small parsers both targets share (sizes, CPUs, durations, `user`).
 //!
-//! The manifest layer validates these fields; the export parses them again
-//! here, leniently: a value it cannot read is noted by the caller, never a
-//! panic, and nothing here reads a secret file.
+//! The parsers are the manifest's own (`crate::manifest::options`), which
+//! validated these fields; a value they cannot read is noted by the caller,
+//! never a panic, and nothing here reads a secret file.
 
 use std::collections::BTreeMap;
 
@@ -57,40 +57,9 @@ impl Options {
     }
 }
 
-/// podman's size (`512M`, `64m`, `1g`, `1.5GiB`, `1048576`): binary units,
-/// as podman reads them. `None` when it does not parse or overflows.
+/// podman's size (`512M`, `64m`, `1.5GiB`, `1048576`): the manifest's own parser.
 pub fn size_bytes(text: &str) -> Option<u64> {
-    let s = text.trim();
-    if s.is_empty() || s.len() > 32 {
-        return None;
-    }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = (&s[..split], s[split..].trim_start());
-    let unit = unit.to_ascii_lowercase();
-    let unit = unit.strip_suffix('b').unwrap_or(&unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let shift = match unit {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        "p" => 50,
-        _ => return None,
-    };
-    let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
-    if whole.is_empty() || frac.contains('.') {
-        return None;
-    }
-    let whole: u64 = whole.parse().ok()?;
-    let mut bytes = whole.checked_mul(1u64 << shift)?;
-    if !frac.is_empty() {
-        let f: f64 = format!("0.{frac}").parse().ok()?;
-        bytes = bytes.checked_add((f * (1u64 << shift) as f64) as u64)?;
-    }
-    Some(bytes)
+    crate::manifest::options::parse_size(text)
 }
 
 /// Bytes as a Kubernetes quantity in the largest binary unit that divides
@@ -104,34 +73,28 @@ pub fn quantity(bytes: u64) -> String {
     bytes.to_string()
 }
 
-/// `1.5` CPUs → 1500 millicores; `None` for anything not a positive number.
+/// `1.5` CPUs → 1500 millicores (at least 1); `None` for what does not parse.
 pub fn millicpus(text: &str) -> Option<u64> {
-    let f: f64 = text.trim().parse().ok()?;
-    (f.is_finite() && f > 0.0 && f <= 1e6).then(|| (f * 1000.0).round().max(1.0) as u64)
+    let nano = crate::manifest::options::parse_cpus(text)?;
+    Some(nano.div_ceil(1_000_000).max(1))
 }
 
-/// `stop_timeout` in whole seconds, rounded up: `2m`, `30s`, `1500ms`, `45`.
+/// `stop_timeout` in whole seconds, as the manifest reads it (`2m`, `30s`, `45`).
 pub fn timeout_secs(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let d = if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-        std::time::Duration::from_secs(t.parse().ok()?)
-    } else {
-        crate::manifest::health::parse_duration(t)?
-    };
-    Some(d.as_secs() + u64::from(d.subsec_nanos() > 0))
+    crate::manifest::options::parse_stop_timeout(text)
+        .ok()
+        .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
 }
 
 /// `user` split into user and group, each a number or a name.
 pub fn split_user(user: &str) -> (&str, Option<&str>) {
-    match user.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (user, None),
-    }
+    crate::manifest::options::parse_user(user).unwrap_or((user, None))
 }
 
 /// A capability as Kubernetes writes it: upper case, without `CAP_`.
 pub fn kube_capability(cap: &str) -> String {
-    let up = cap.trim().to_ascii_uppercase();
+    let up = crate::manifest::options::parse_capability(cap)
+        .unwrap_or_else(|| cap.trim().to_ascii_uppercase());
     up.strip_prefix("CAP_").unwrap_or(&up).to_string()
 }
 
@@ -143,11 +106,9 @@ pub fn split_tmpfs(entry: &str) -> (&str, Vec<&str>) {
     }
 }
 
-/// `db.lan:10.1.2.3` → (`db.lan`, `10.1.2.3`); an IPv6 address keeps its
-/// colons (`h:fd00::1`). podman also takes `host=ip`.
+/// `db.lan:10.1.2.3` → (`db.lan`, `10.1.2.3`), as the manifest reads it.
 pub fn split_host(entry: &str) -> Option<(&str, &str)> {
-    let (host, ip) = entry.split_once([':', '='])?;
-    (!host.is_empty() && !ip.is_empty()).then_some((host, ip))
+    crate::manifest::options::parse_extra_host(entry)
 }
 
 /// The last path component of a secret file (`/etc/s/db-pass` → `db-pass`).
@@ -218,7 +179,7 @@ mod tests {
         assert_eq!(millicpus("NaN"), None);
         assert_eq!(timeout_secs("2m"), Some(120));
         assert_eq!(timeout_secs("45"), Some(45));
-        assert_eq!(timeout_secs("1500ms"), Some(2));
+        assert_eq!(timeout_secs("1500ms"), None, "whole seconds only");
         assert_eq!(timeout_secs("soon"), None);
         assert_eq!(split_user("1000:100"), ("1000", Some("100")));
         assert_eq!(split_user("postgres"), ("postgres", None));

@@ -296,7 +296,12 @@ fn container_key(
         "WorkingDir" => w.working_dir = Some(value.to_string()),
         // The keys of issue 22's options: the same mapping as a manifest's.
         "User" | "Group" => {
-            let (u, g) = w.options.user.as_deref().map(super::options::split_user).unwrap_or(("", None));
+            // Split by hand: a Group= before User= leaves an empty user.
+            let current = w.options.user.clone().unwrap_or_default();
+            let (u, g) = match current.split_once(':') {
+                Some((u, g)) => (u, Some(g)),
+                None => (current.as_str(), None),
+            };
             let (u, g) = if key == "User" { (value, g) } else { (u, Some(value)) };
             w.options.user = Some(match g {
                 Some(g) => format!("{u}:{g}"),
