@@ -553,6 +553,7 @@ fn object_json(o: &Object) -> Value {
     match o {
         Object::Pod(o) => serde_json::to_value(o),
         Object::Deployment(o) => serde_json::to_value(o),
+        Object::Job(o) => serde_json::to_value(o),
         Object::Claim(o) => serde_json::to_value(o),
     }
     .unwrap()
@@ -935,4 +936,299 @@ fn a_name_or_version_with_line_separators_should_be_refused_and_a_file_name_esca
     );
     assert!(yaml.starts_with(&comment), "{yaml}");
     pyyaml::assert_both_read(&[yaml], &[built(work.path(), &[], Kind::Pod)]);
+}
+
+/// A secret's content no export may show: unique, so a grep finds it anywhere.
+const SECRET_VALUE: &str = "pk-export-secret-7d3f91c2";
+
+/// Issue 22's fields, every one set; `{secrets}` is a directory holding
+/// `db-pass` (the value above) and `tls.key` (a FIFO: opening it to read
+/// would block, so an export that read a secret would hang and fail).
+fn every_field(secrets: &Path) -> Vec<(&'static str, String)> {
+    let s = secrets.display();
+    vec![
+        (
+            "full.yaml",
+            format!("app:\n  id: full\n  restart: on-failure\n  container:\n    image: localhost/bb:1\n    entrypoint: [/bin/sh, -c]\n    command: ['echo $HOME 50% done']\n    workdir: /data\n    user: '1000:1001'\n    group_add: ['10', dialout]\n    init: true\n    hostname: fullhost\n    dns: [9.9.9.9]\n    extra_hosts: ['db.lan:10.1.2.3', 'cache.lan:10.1.2.3', 'v6.lan:fd00::1']\n    devices: [/dev/fuse]\n    cap_add: [NET_BIND_SERVICE, cap_chown]\n    cap_drop: [ALL]\n    read_only: true\n    tmpfs: [/tmp, '/run:size=64m,mode=1777']\n    no_new_privileges: true\n    resources: {{memory: 512M, cpus: 1.5, pids: 256, shm_size: 64M}}\n    ulimits: {{nofile: '1024:4096'}}\n    stop_signal: SIGINT\n    stop_timeout: 2m\n    network: mynet\n    secrets:\n      - {{file: {s}/db-pass, env: DB_PASSWORD}}\n      - {{file: {s}/tls.key, target: /run/secrets/tls.key}}\n"),
+        ),
+        (
+            "once.yaml",
+            "app:\n  id: once\n  restart: never\n  container:\n    image: localhost/bb:1\n    user: postgres\n    network: app:full\n".to_string(),
+        ),
+    ]
+}
+
+/// A secrets directory as [`every_field`] wants it.
+fn secrets_dir(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("db-pass"), SECRET_VALUE).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("tls.key").to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates a file.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+}
+
+/// podkeeper with a deadline: a hang (a secret FIFO opened) fails the test.
+fn podkeeper_within(args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("podkeeper {args:?} still running after {limit:?}: did it open a secret?");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn every_issue_22_field_should_map_to_kubernetes_or_be_noted_and_no_secret_should_show() {
+    let work = tempfile::tempdir().unwrap();
+    let (apps, secrets) = (work.path().join("apps"), work.path().join("secrets"));
+    std::fs::create_dir_all(&apps).unwrap();
+    secrets_dir(&secrets);
+    write_apps(&apps, &every_field(&secrets));
+    for kind in [Kind::Pod, Kind::Deployment] {
+        let kind_arg = if kind == Kind::Pod {
+            "pod"
+        } else {
+            "deployment"
+        };
+        let out = podkeeper_within(
+            &[
+                "export",
+                "kube",
+                "--apps",
+                apps.to_str().unwrap(),
+                "--kind",
+                kind_arg,
+            ],
+            Duration::from_secs(20),
+        );
+        let (yaml, err) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert!(!yaml.contains(SECRET_VALUE) && !err.contains(SECRET_VALUE));
+        let built = built(&apps, &["full", "once"], kind);
+        pyyaml::assert_both_read(std::slice::from_ref(&yaml), std::slice::from_ref(&built));
+        let docs: Vec<Value> = {
+            use serde::Deserialize;
+            serde_yaml::Deserializer::from_str(&yaml)
+                .map(|d| serde_json::to_value(serde_yaml::Value::deserialize(d).unwrap()).unwrap())
+                .collect()
+        };
+        assert_eq!(docs, built, "serde_yaml reads what was built");
+        let (full, once) = (&docs[0], &docs[1]);
+        let want_kind = if kind == Kind::Pod { "Pod" } else { "Job" };
+        assert_eq!(full["kind"], want_kind, "restart on-failure: {kind_arg}");
+        assert_eq!(once["kind"], want_kind, "restart never: {kind_arg}");
+        let pod = |d: &Value| -> Value {
+            if kind == Kind::Pod {
+                d["spec"].clone()
+            } else {
+                d["spec"]["template"]["spec"].clone()
+            }
+        };
+        if kind == Kind::Deployment {
+            assert_eq!(once["spec"]["backoffLimit"], 0, "never: run once");
+            assert!(full["spec"].get("backoffLimit").is_none());
+        }
+        let (p, o) = (pod(full), pod(once));
+        assert_eq!(p["restartPolicy"], "OnFailure");
+        assert_eq!(o["restartPolicy"], "Never");
+        let c = &p["containers"][0];
+        assert_eq!(c["command"], serde_json::json!(["/bin/sh", "-c"]));
+        assert_eq!(c["args"], serde_json::json!(["echo $HOME 50% done"]));
+        assert_eq!(c["workingDir"], "/data");
+        assert_eq!(
+            c["securityContext"],
+            serde_json::json!({
+                "runAsUser": 1000, "runAsGroup": 1001,
+                "capabilities": {"add": ["NET_BIND_SERVICE", "CHOWN"], "drop": ["ALL"]},
+                "readOnlyRootFilesystem": true,
+                "allowPrivilegeEscalation": false,
+            })
+        );
+        assert_eq!(
+            c["resources"],
+            serde_json::json!({"limits": {"memory": "512Mi", "cpu": "1500m"}})
+        );
+        assert_eq!(
+            c["env"],
+            serde_json::json!([{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "full-db-pass", "key": "db-pass"}}}])
+        );
+        assert_eq!(
+            c["volumeMounts"],
+            serde_json::json!([
+                {"name": "shm", "mountPath": "/dev/shm"},
+                {"name": "tmpfs-0", "mountPath": "/tmp"},
+                {"name": "tmpfs-1", "mountPath": "/run"},
+                {"name": "secret-1", "mountPath": "/run/secrets/tls.key", "subPath": "tls.key", "readOnly": true},
+            ])
+        );
+        assert_eq!(
+            p["volumes"],
+            serde_json::json!([
+                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                {"name": "tmpfs-0", "emptyDir": {"medium": "Memory"}},
+                {"name": "tmpfs-1", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                {"name": "secret-1", "secret": {"secretName": "full-tls.key"}},
+            ])
+        );
+        assert_eq!(p["hostname"], "fullhost");
+        assert_eq!(p["dnsPolicy"], "None");
+        assert_eq!(
+            p["dnsConfig"],
+            serde_json::json!({"nameservers": ["9.9.9.9"]})
+        );
+        assert_eq!(
+            p["hostAliases"],
+            serde_json::json!([
+                {"ip": "10.1.2.3", "hostnames": ["db.lan", "cache.lan"]},
+                {"ip": "fd00::1", "hostnames": ["v6.lan"]},
+            ])
+        );
+        assert_eq!(
+            p["securityContext"],
+            serde_json::json!({"supplementalGroups": [10]})
+        );
+        assert_eq!(p["terminationGracePeriodSeconds"], 120);
+        assert!(
+            o["containers"][0].get("securityContext").is_none(),
+            "a user name has no uid"
+        );
+        // What has no equivalent is noted, each once.
+        for (field, why) in [
+            ("devices: /dev/fuse", "no device field"),
+            ("ulimits nofile: 1024:4096", "no per-container ulimits"),
+            ("resources pids: 256", "podPidsLimit"),
+            ("init: true", "shareProcessNamespace"),
+            ("stop_signal: SIGINT", "lifecycle.stopSignal"),
+            ("group_add: dialout", "numeric gids"),
+            ("tmpfs /run mode=1777", "only a size"),
+            ("network: mynet", "--network mynet"),
+            ("dns", "dnsPolicy: None"),
+            ("user: postgres", "numeric uid"),
+            ("network: app:full", "only inside one pod"),
+        ] {
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("  {field}  ")) && l.contains(why)),
+                "{field}: {why}\n{err}"
+            );
+        }
+        for (name, file) in [("full-db-pass", "db-pass"), ("full-tls.key", "tls.key")] {
+            let how = format!(
+                "`kubectl create secret generic {name} --from-file={file}={}/{file}`",
+                secrets.display()
+            );
+            assert_eq!(err.matches(&how).count(), 1, "{how}\n{err}");
+        }
+    }
+}
+
+/// `podman kube play|down -` of `yaml` on the stack's podman, through stdin
+/// (podman 5 runs in its own mount namespace: a host path may not be there).
+fn kube_stdin(verb: &str, extra: &[&str], yaml: &str) -> Output {
+    let mut child = user_command("timeout")
+        .arg("60")
+        .args(&stack().podman)
+        .args(["kube", verb])
+        .args(extra)
+        .arg("-")
+        .env_remove("CONTAINER_HOST")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run podman");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn exported_options_should_play_on_podman_with_the_effects_declared() {
+    let _g = serial();
+    let work = tempfile::tempdir().unwrap();
+    let apps = work.path().join("apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let export = |resources: &str| {
+        write_apps(
+            &apps,
+            &[(
+                "opts.yaml",
+                format!("app:\n  id: kexp-opts\n  restart: on-failure\n  container:\n    image: localhost/bb:1\n    entrypoint: [/bin/sh, -c]\n    command: [\"{TRAP}\"]\n    workdir: /tmp\n    user: '1000:1001'\n    group_add: ['10']\n    hostname: kexphost\n    extra_hosts: ['db.lan:10.1.2.3']\n    cap_add: [NET_BIND_SERVICE]\n    cap_drop: [ALL]\n    read_only: true\n    tmpfs: ['/scratch:size=16m']\n    no_new_privileges: true\n    stop_timeout: 2m\n{resources}"),
+            )],
+        );
+        let out = podkeeper(&["export", "kube", "--apps", apps.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let limits = "    resources: {memory: 512M, cpus: 1.5, shm_size: 64M}\n";
+    let mut yaml = export(limits);
+    let down = |yaml: &str| kube_stdin("down", &[], yaml);
+    let _ = down(&yaml);
+    // slirp4netns: podman 4.3 writes hostAliases into /etc/hosts only with a network.
+    let mut played = kube_stdin("play", &["--network", "slirp4netns"], &yaml);
+    if stack().user.is_some() {
+        // This host's rootless podman (cgroup v1, no delegation) cannot
+        // apply the limits and says so; the rest is checked without them.
+        let err = text(&played.stderr);
+        assert!(err.contains("cannot set memory limit"), "{err}");
+        let _ = down(&yaml);
+        yaml = export("");
+        played = kube_stdin("play", &["--network", "slirp4netns"], &yaml);
+    }
+    let result = std::panic::catch_unwind(|| {
+        assert!(played.status.success(), "{}", text(&played.stderr));
+        let name = "kexp-opts-kexp-opts";
+        let c = inspect_json(name);
+        let (cfg, host) = (&c["Config"], &c["HostConfig"]);
+        assert_eq!(cfg["User"], "1000:1001");
+        assert_eq!(cfg["WorkingDir"], "/tmp");
+        assert_eq!(cfg["Hostname"], "kexphost");
+        assert_eq!(host["RestartPolicy"]["Name"], "on-failure");
+        assert_eq!(
+            c["BoundingCaps"],
+            serde_json::json!(["CAP_NET_BIND_SERVICE"])
+        );
+        assert!(host["SecurityOpt"]
+            .to_string()
+            .contains("no-new-privileges"));
+        if stack().user.is_none() {
+            assert_eq!(host["Memory"], 512 << 20);
+            assert_eq!(host["NanoCpus"], 1_500_000_000u64);
+        }
+        let v5 = podman_ok(&["version", "--format", "{{.Client.Version}}"]).starts_with('5');
+        // podman 4.3's kube play ignores terminationGracePeriodSeconds and
+        // plays an in-memory emptyDir as a volume on disk; podman 5 does both.
+        assert_eq!(cfg["StopTimeout"], if v5 { 120 } else { 10 });
+        let inside = |cmd: &str| text(&podman(&["exec", name, "sh", "-c", cmd]).stdout);
+        assert_eq!(
+            inside("id -u; id -g; id -G")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["1000", "1001", "1001", "10"]
+        );
+        assert!(inside("grep db.lan /etc/hosts").starts_with("10.1.2.3"));
+        assert!(
+            inside("touch /x 2>&1 || echo refused").contains("refused"),
+            "read-only root"
+        );
+        let scratch = inside("grep ' /scratch ' /proc/mounts");
+        assert_eq!(scratch.contains("tmpfs"), v5, "{scratch}");
+    });
+    let _ = down(&yaml);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

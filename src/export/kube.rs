@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, ExecAction, PersistentVolumeClaim, Pod, PodSpec,
     PodTemplateSpec, Probe, VolumeMount as KubeVolumeMount,
@@ -14,6 +15,7 @@ use super::names;
 use super::notes::Notes;
 use super::volumes::Claims;
 use super::workload::Workload;
+use crate::manifest::Restart;
 
 /// What each workload becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -31,6 +33,8 @@ pub enum Kind {
 pub enum Object {
     Pod(Box<Pod>),
     Deployment(Box<Deployment>),
+    /// An app with `restart: on-failure` or `never` under `--kind deployment`.
+    Job(Box<Job>),
     Claim(Box<PersistentVolumeClaim>),
 }
 
@@ -47,6 +51,7 @@ impl Object {
         let (kind, meta) = match self {
             Object::Pod(o) => ("Pod", &o.metadata),
             Object::Deployment(o) => ("Deployment", &o.metadata),
+            Object::Job(o) => ("Job", &o.metadata),
             Object::Claim(o) => ("PersistentVolumeClaim", &o.metadata),
         };
         format!("{kind} {}", meta.name.as_deref().unwrap_or(""))
@@ -57,6 +62,7 @@ impl Object {
         match self {
             Object::Pod(o) => super::yaml::to_string(o),
             Object::Deployment(o) => super::yaml::to_string(o),
+            Object::Job(o) => super::yaml::to_string(o),
             Object::Claim(o) => super::yaml::to_string(o),
         }
     }
@@ -82,13 +88,15 @@ impl Exporter {
     pub fn documents(&mut self, w: &Workload, notes: &mut Notes) -> Vec<Document> {
         let (volumes, mounts, claims) = self.claims.volumes(w, notes);
         let meta = metadata(w, notes);
-        let spec = PodSpec {
+        let restart = w.options.restart;
+        let mut spec = PodSpec {
             containers: vec![container(w, mounts, notes)],
             volumes: (!volumes.is_empty()).then_some(volumes),
             host_network: host_network(w, notes).then_some(true),
-            restart_policy: Some("Always".into()),
+            restart_policy: Some(options::restart_policy(restart).into()),
             ..PodSpec::default()
         };
+        options::apply(w, &mut spec, notes);
         let mut docs: Vec<Document> = claims
             .into_iter()
             .map(|c| Document {
@@ -96,6 +104,8 @@ impl Exporter {
                 object: Object::Claim(Box::new(c)),
             })
             .collect();
+        // A Deployment's pods must restart always: a one-shot app is a Job.
+        let job = self.kind == Kind::Deployment && restart != Restart::Always;
         if w.stopped && self.kind == Kind::Pod {
             notes.not_exported(
                 &w.subject,
@@ -109,6 +119,7 @@ impl Exporter {
                 spec: Some(spec),
                 status: None,
             })),
+            Kind::Deployment if job => Object::Job(Box::new(job_of(w, meta, spec, notes))),
             Kind::Deployment => Object::Deployment(Box::new(deployment(w, meta, spec))),
         };
         docs.push(Document {
@@ -293,5 +304,32 @@ fn deployment(w: &Workload, meta: ObjectMeta, spec: PodSpec) -> Deployment {
     }
 }
 
+/// A one-shot app as a Job: `never` runs once (backoffLimit 0), `on-failure`
+/// retries a failed run; `state: stopped` suspends it.
+fn job_of(w: &Workload, meta: ObjectMeta, spec: PodSpec, notes: &mut Notes) -> Job {
+    let never = w.options.restart == Restart::Never;
+    if !never {
+        notes.note(
+            &w.subject,
+            "restart: on-failure",
+            "a Job retries a failed pod at most backoffLimit (6) times; podkeeper retries as long as it runs",
+        );
+    }
+    Job {
+        metadata: meta.clone(),
+        spec: Some(JobSpec {
+            backoff_limit: never.then_some(0),
+            suspend: w.stopped.then_some(true),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { name: None, ..meta }),
+                spec: Some(spec),
+            },
+            ..JobSpec::default()
+        }),
+        status: None,
+    }
+}
+
+mod options;
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,12 @@
 //! to one printable line each. Whatever does not map goes to
 //! stderr as a [`notes::Note`].
 
+pub mod container_unit;
 pub mod kube;
 mod meta;
 pub mod names;
 pub(crate) mod notes;
+pub(crate) mod options;
 #[cfg(test)]
 pub(crate) mod pyyaml;
 pub(crate) mod quadlet;
@@ -42,6 +44,8 @@ pub enum ExportFormat {
     /// Kubernetes YAML: a Pod (or Deployment) per app and per `.container`
     /// companion, a PersistentVolumeClaim per named volume.
     Kube(KubeArgs),
+    /// Quadlet units: a `.container` per app, its companions as they are.
+    Quadlet(container_unit::QuadletArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +68,7 @@ pub struct KubeArgs {
 pub fn main(args: ExportArgs) -> anyhow::Result<i32> {
     match args.format {
         ExportFormat::Kube(args) => export_kube(&args),
+        ExportFormat::Quadlet(args) => container_unit::export_quadlet(&args),
     }
 }
 
@@ -126,7 +131,7 @@ pub fn export_kube(args: &KubeArgs) -> anyhow::Result<i32> {
 }
 
 /// `1 app`, `3 apps`
-fn plural(n: usize, word: &str) -> String {
+pub(crate) fn plural(n: usize, word: &str) -> String {
     if n == 1 {
         format!("1 {word}")
     } else {
@@ -138,41 +143,7 @@ fn plural(n: usize, word: &str) -> String {
 /// named), in id order, each app followed by its companions.
 pub fn build(set: &ManifestSet, requested: &[String], kind: Kind) -> Export {
     let mut export = Export::default();
-    // Invalid manifests, worded exactly as `check` words them.
-    let report_errors = |export: &mut Export| {
-        for e in &set.errors {
-            export.errors.push(e.to_string());
-        }
-    };
-    let ids: Vec<&String> = if requested.is_empty() {
-        report_errors(&mut export);
-        set.apps.keys().collect()
-    } else {
-        let unknown: Vec<&String> = requested
-            .iter()
-            .filter(|id| !set.apps.contains_key(*id))
-            .collect();
-        for id in &unknown {
-            export.errors.push(format!(
-                "app {id:?}: no valid manifest declares it{}",
-                if set.errors.is_empty() {
-                    ""
-                } else {
-                    " (invalid manifests follow)"
-                }
-            ));
-        }
-        if !unknown.is_empty() {
-            report_errors(&mut export);
-        }
-        let mut ids: Vec<&String> = requested
-            .iter()
-            .filter(|id| set.apps.contains_key(*id))
-            .collect();
-        ids.sort();
-        ids.dedup();
-        ids
-    };
+    let ids = select(set, requested, &mut export.errors);
     let mut exporter = Exporter::new(kind);
     for id in ids {
         let loaded = &set.apps[id];
@@ -208,6 +179,50 @@ pub fn build(set: &ManifestSet, requested: &[String], kind: Kind) -> Export {
     export
 }
 
+/// The ids asked for (every valid app when none is named), sorted; an
+/// unknown one, and then every invalid manifest, goes to `errors`.
+pub(crate) fn select<'a>(
+    set: &'a ManifestSet,
+    requested: &[String],
+    errors: &mut Vec<String>,
+) -> Vec<&'a String> {
+    // Invalid manifests, worded exactly as `check` words them.
+    let report_errors = |errors: &mut Vec<String>| {
+        for e in &set.errors {
+            errors.push(e.to_string());
+        }
+    };
+    if requested.is_empty() {
+        report_errors(errors);
+        set.apps.keys().collect()
+    } else {
+        let unknown: Vec<&String> = requested
+            .iter()
+            .filter(|id| !set.apps.contains_key(*id))
+            .collect();
+        for id in &unknown {
+            errors.push(format!(
+                "app {id:?}: no valid manifest declares it{}",
+                if set.errors.is_empty() {
+                    ""
+                } else {
+                    " (invalid manifests follow)"
+                }
+            ));
+        }
+        if !unknown.is_empty() {
+            report_errors(errors);
+        }
+        let mut ids: Vec<&String> = requested
+            .iter()
+            .filter_map(|id| set.apps.get_key_value(id).map(|(k, _)| k))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
 /// One YAML stream: `---` before each document, its comments, the object.
 pub fn render(documents: &[Document]) -> anyhow::Result<String> {
     let mut out = String::new();
@@ -232,7 +247,7 @@ pub fn render(documents: &[Document]) -> anyhow::Result<String> {
 
 /// Atomically (temporary file, fsync, rename), and never through a
 /// symlink: an existing `path` must be a regular file.
-fn write_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_file(path: &Path, content: &[u8]) -> anyhow::Result<()> {
     let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
         bail!("--out {}: not a file name", path.display());
     };
@@ -284,6 +299,7 @@ mod tests {
         match o {
             Object::Pod(o) => serde_json::to_value(o),
             Object::Deployment(o) => serde_json::to_value(o),
+            Object::Job(o) => serde_json::to_value(o),
             Object::Claim(o) => serde_json::to_value(o),
         }
         .unwrap()
@@ -309,6 +325,9 @@ mod tests {
                     "Pod" => Object::Pod(Box::new(serde_yaml::from_value::<Pod>(value).unwrap())),
                     "Deployment" => Object::Deployment(Box::new(
                         serde_yaml::from_value::<Deployment>(value).unwrap(),
+                    )),
+                    "Job" => Object::Job(Box::new(
+                        serde_yaml::from_value::<k8s_openapi::api::batch::v1::Job>(value).unwrap(),
                     )),
                     "PersistentVolumeClaim" => Object::Claim(Box::new(
                         serde_yaml::from_value::<PersistentVolumeClaim>(value).unwrap(),

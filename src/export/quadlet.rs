@@ -92,20 +92,25 @@ fn sibling_value(owner: &App, file: &str, section: &str, key: &str) -> Option<St
         .filter(|v| !v.is_empty())
 }
 
+/// systemd's booleans.
+fn is_true(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "yes" | "true" | "on")
+}
+
 /// Why a Quadlet `[Container]` key has no place in the export.
 fn unmapped_reason(key: &str) -> &'static str {
     match key {
         k if k.starts_with("Health") => "health checks are not exported (Kubernetes' equivalent is a livenessProbe; write one by hand)",
-        "User" | "Group" | "UserNS" | "UIDMap" | "GIDMap" | "SubUIDMap" | "SubGIDMap" => "user settings: set the container's securityContext (runAsUser, runAsGroup) by hand",
-        "AddCapability" | "DropCapability" | "SeccompProfile" | "NoNewPrivileges" | "ReadOnly" | "ReadOnlyTmpfs" | "Mask" | "Unmask" | "SecurityLabelDisable" | "SecurityLabelType" | "SecurityLabelLevel" | "SecurityLabelFileType" | "SecurityLabelNested" => "security settings: set the container's securityContext by hand",
+        "UserNS" | "UIDMap" | "GIDMap" | "SubUIDMap" | "SubGIDMap" => "user namespace settings: Kubernetes maps users per node (hostUsers), not per container",
+        "SeccompProfile" | "ReadOnlyTmpfs" | "Mask" | "Unmask" | "SecurityLabelDisable" | "SecurityLabelType" | "SecurityLabelLevel" | "SecurityLabelFileType" | "SecurityLabelNested" => "security settings: set the container's securityContext by hand",
         "Pod" => "membership of a Quadlet pod: every container is exported as its own pod",
         "Secret" => "podman secrets are not exported: create a Kubernetes Secret and mount it",
         "EnvironmentFile" | "EnvironmentHost" => "read from this host at start: put the variables in Environment=",
         "ExposeHostPort" => "every port of a pod is reachable on the pod network",
         "AutoUpdate" => "podman auto-update has no Kubernetes equivalent",
-        "Notify" | "StopTimeout" | "RunInit" | "Timezone" | "LogDriver" | "LogOpt" => "a podman runtime setting with no Kubernetes field",
-        "Tmpfs" | "Mount" => "only Volume= is exported; write the mount as Volume= or by hand",
-        "HostName" | "AddHost" | "DNS" | "DNSOption" | "DNSSearch" | "IP" | "IP6" => "network settings the pod network decides",
+        "Notify" | "Timezone" | "LogDriver" | "LogOpt" => "a podman runtime setting with no Kubernetes field",
+        "Mount" => "only Volume= and Tmpfs= are exported; write the mount as Volume= or by hand",
+        "DNSOption" | "DNSSearch" | "IP" | "IP6" => "network settings the pod network decides",
         _ => "no Kubernetes mapping in podkeeper's export",
     }
 }
@@ -289,6 +294,37 @@ fn container_key(
             None => w.network = Some(value.to_string()),
         },
         "WorkingDir" => w.working_dir = Some(value.to_string()),
+        // The keys of issue 22's options: the same mapping as a manifest's.
+        "User" | "Group" => {
+            // Split by hand: a Group= before User= leaves an empty user.
+            let current = w.options.user.clone().unwrap_or_default();
+            let (u, g) = match current.split_once(':') {
+                Some((u, g)) => (u, Some(g)),
+                None => (current.as_str(), None),
+            };
+            let (u, g) = if key == "User" { (value, g) } else { (u, Some(value)) };
+            w.options.user = Some(match g {
+                Some(g) => format!("{u}:{g}"),
+                None => u.to_string(),
+            });
+        }
+        "AddCapability" | "DropCapability" => {
+            let list = if key == "AddCapability" { &mut w.options.cap_add } else { &mut w.options.cap_drop };
+            list.extend(value.split_whitespace().map(String::from));
+        }
+        "ReadOnly" => w.options.read_only = is_true(value),
+        "NoNewPrivileges" => w.options.no_new_privileges = is_true(value),
+        "RunInit" => w.options.init = is_true(value),
+        "HostName" => w.options.hostname = Some(value.to_string()),
+        "DNS" => w.options.dns.push(value.to_string()),
+        "AddHost" => w.options.extra_hosts.push(value.to_string()),
+        "AddDevice" => w.options.devices.push(value.to_string()),
+        "Tmpfs" => w.options.tmpfs.push(value.to_string()),
+        "ShmSize" => w.options.resources.shm_size = Some(value.to_string()),
+        "Memory" => w.options.resources.memory = Some(value.to_string()),
+        "PidsLimit" => w.options.resources.pids = Some(value.to_string()),
+        "StopTimeout" => w.options.stop_timeout = Some(value.to_string()),
+        "StopSignal" => w.options.stop_signal = Some(value.to_string()),
         _ => notes.not_exported(&subject, field, unmapped_reason(key)),
     }
 }
@@ -374,7 +410,7 @@ mod tests {
         let (w, notes) = export(&[(
             "tunnel",
             "container",
-            "[Unit]\nDescription=x\n[Container]\nImage=localhost/bb:1\nUser=1000\nHealthCmd=true\nPublishPort=80\nVolume=/scratch\nFrobnicate=yes\nContainerName=tun\n[Service]\nRestart=always\nTimeoutStartSec=900\n",
+            "[Unit]\nDescription=x\n[Container]\nImage=localhost/bb:1\nUserNS=keep-id\nHealthCmd=true\nPublishPort=80\nVolume=/scratch\nFrobnicate=yes\nContainerName=tun\n[Service]\nRestart=always\nTimeoutStartSec=900\n",
         )]);
         assert!(w.is_some());
         let f = fields(&notes);
@@ -384,7 +420,7 @@ mod tests {
                 "{field}: {why}\n{notes}"
             )
         };
-        has("User=1000", "securityContext");
+        has("UserNS=keep-id", "hostUsers");
         has("HealthCmd=true", "livenessProbe");
         has("PublishPort=80", "random host port");
         has("Volume=/scratch", "anonymous");
@@ -393,6 +429,36 @@ mod tests {
         has("[Unit] Description", "systemd unit");
         has("[Service] Restart TimeoutStartSec", "restartPolicy");
         assert_eq!(notes.list.len(), 8, "{notes}");
+    }
+
+    #[test]
+    fn issue_22_keys_should_map_as_a_manifest_s_fields_do() {
+        let (w, notes) = export(&[(
+            "tunnel",
+            "container",
+            "[Container]\nImage=bb\nGroup=1001\nUser=1000\nAddCapability=NET_ADMIN CHOWN\nDropCapability=ALL\nReadOnly=true\nNoNewPrivileges=yes\nRunInit=true\nHostName=t\nDNS=9.9.9.9\nAddHost=db:10.0.0.1\nAddDevice=/dev/fuse\nTmpfs=/tmp\nShmSize=64m\nMemory=1g\nPidsLimit=100\nStopTimeout=30\nStopSignal=SIGINT\n",
+        )]);
+        assert!(notes.list.is_empty(), "{notes}");
+        let o = w.unwrap().options;
+        assert_eq!(o.user.as_deref(), Some("1000:1001"));
+        assert_eq!(o.cap_add, ["NET_ADMIN", "CHOWN"]);
+        assert_eq!(o.cap_drop, ["ALL"]);
+        assert!(o.read_only && o.no_new_privileges && o.init);
+        assert_eq!(o.hostname.as_deref(), Some("t"));
+        assert_eq!(
+            (o.dns, o.extra_hosts, o.devices, o.tmpfs),
+            (
+                vec!["9.9.9.9".to_string()],
+                vec!["db:10.0.0.1".to_string()],
+                vec!["/dev/fuse".to_string()],
+                vec!["/tmp".to_string()]
+            )
+        );
+        assert_eq!(o.resources.shm_size.as_deref(), Some("64m"));
+        assert_eq!(o.resources.memory.as_deref(), Some("1g"));
+        assert_eq!(o.resources.pids.as_deref(), Some("100"));
+        assert_eq!(o.stop_timeout.as_deref(), Some("30"));
+        assert_eq!(o.stop_signal.as_deref(), Some("SIGINT"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::manifest::{
 };
 
 use super::notes::Notes;
+use super::options::Options;
 
 /// The label that selects a companion's pods, as `io.podkeeper.app` does an app's.
 pub const COMPANION_LABEL: &str = "io.podkeeper.companion";
@@ -27,7 +28,7 @@ pub struct Workload {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub image: String,
-    /// Replaces the image's ENTRYPOINT (Quadlet's `Entrypoint=`; manifests have none).
+    /// Replaces the image's ENTRYPOINT (a manifest's `entrypoint`, Quadlet's `Entrypoint=`).
     pub entrypoint: Option<Vec<String>>,
     /// Replaces the image's CMD (a manifest's `command`, Quadlet's `Exec=`).
     pub args: Option<Vec<String>>,
@@ -44,6 +45,9 @@ pub struct Workload {
     pub healthcheck: Option<HealthCheck>,
     /// Declared `state: stopped`: a Deployment of zero replicas.
     pub stopped: bool,
+    /// Issue 22's options (user, capabilities, limits, secrets, …) and the
+    /// restart policy; a companion's are the defaults.
+    pub options: Options,
 }
 
 /// The annotation that carries an app's `depends_on` (`db (healthy), cache`):
@@ -62,11 +66,14 @@ pub fn from_app(app: &App, file: &std::path::Path, notes: &mut Notes) -> Workloa
         identity: (crate::APP_LABEL.to_string(), app.id.clone()),
         labels: c.labels.clone(),
         image: c.image.clone(),
+        entrypoint: c.entrypoint.clone(),
         args: c.command.clone(),
         env: c.env.clone(),
+        working_dir: c.workdir.clone(),
         network: c.network.clone(),
         healthcheck: c.healthcheck.clone(),
         stopped: app.state == DesiredState::Stopped,
+        options: Options::from_spec(c, app.restart),
         ..Workload::default()
     };
     let what = match (&app.name, &app.version) {

@@ -23,7 +23,7 @@ fn pod_of(w: &Workload) -> (Pod, Vec<PersistentVolumeClaim>, Notes) {
         match d.object {
             Object::Pod(p) => pod = Some(*p),
             Object::Claim(c) => claims.push(*c),
-            Object::Deployment(_) => panic!("asked for a pod"),
+            Object::Deployment(_) | Object::Job(_) => panic!("asked for a pod"),
         }
     }
     (pod.expect("a pod"), claims, notes)
