@@ -107,6 +107,7 @@ mod tests {
             file: "x.yaml".into(),
             spec_hash: app.container.hash(),
             app,
+            secrets: Default::default(),
         }
     }
 
@@ -123,6 +124,8 @@ mod tests {
             stopped_by_user: None,
             pid: None,
             health_log: Vec::new(),
+            stop_timeout: None,
+            stop_signal: None,
         }
     }
 

@@ -322,7 +322,13 @@ pub async fn post_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CallError> {
     let call = async {
         let json = serde_json::to_vec(body).map_err(|e| CallError::Request(e.to_string()))?;
-        let (resp, _) = send(socket, hyper::Method::POST, path, Some(("application/json", json))).await?;
+        let (resp, _) = send(
+            socket,
+            hyper::Method::POST,
+            path,
+            Some(("application/json", json)),
+        )
+        .await?;
         read_json(resp.into_body(), &format!("POST {path}")).await
     };
     within(limit, call).await

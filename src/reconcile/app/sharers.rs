@@ -53,7 +53,8 @@ pub(super) async fn remove_with_sharers<R: Podman>(
         // A list has no stop timeout: each sharer's own, from its inspect.
         let own = log.time("inspect", rt.inspect_container(&c.name)).await?;
         let with = StopWith::for_app(None, own.as_ref());
-        log.time("remove", rt.remove_container(&c.name, with)).await?;
+        log.time("remove", rt.remove_container(&c.name, with))
+            .await?;
     }
     Ok(log.time("remove", rt.remove_container(id, with)).await?)
 }

@@ -12,6 +12,7 @@ fn req(yaml: &str) -> CreateRequest {
         name: "web".into(),
         spec: app.container,
         labels,
+        secrets: Vec::new(),
     }
 }
 
