@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use podkeeper::export::kube::{Kind, Object};
-use podkeeper::manifest::{load_dir, ManifestSet};
+use podkeeper::manifest::{load_declared, load_dir, ManifestSet};
 use podkeeper::reconcile::app::labels_for;
 use podkeeper::runtime::podman::{PodmanRuntime, Timeouts};
 use podkeeper::runtime::{CreateRequest, Podman};
@@ -561,7 +561,7 @@ fn object_json(o: &Object) -> Value {
 
 /// The objects the export builds from `apps` (the library's own `build`), as JSON.
 fn built(apps: &Path, ids: &[&str], kind: Kind) -> Vec<Value> {
-    let set = load_dir(apps).unwrap();
+    let set = load_declared(apps).unwrap();
     let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
     let export = podkeeper::export::build(&set, &ids, kind);
     assert!(export.errors.is_empty(), "{:?}", export.errors);

@@ -57,7 +57,7 @@ pub fn build(set: &manifest::ManifestSet, requested: &[String]) -> Export {
 
 /// `podkeeper export quadlet`: all or nothing, as `export kube`.
 pub fn export_quadlet(args: &QuadletArgs) -> anyhow::Result<i32> {
-    let set = manifest::load_dir(&args.apps)?;
+    let set = manifest::load_declared(&args.apps)?;
     let export = build(&set, &args.app_ids);
     let mut stderr = std::io::stderr().lock();
     let _ = write!(stderr, "{}", export.notes);

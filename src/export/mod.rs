@@ -87,7 +87,7 @@ pub struct Export {
 /// unknown or invalid (every app is requested without `--app`), nothing is
 /// written and the exit code is 1.
 pub fn export_kube(args: &KubeArgs) -> anyhow::Result<i32> {
-    let set = manifest::load_dir(&args.apps)?;
+    let set = manifest::load_declared(&args.apps)?;
     let export = build(&set, &args.app_ids, args.kind);
     let mut stderr = std::io::stderr().lock();
     // stderr gone is no reason to fail, nor to panic.

@@ -45,6 +45,9 @@ pub struct AppsDir {
     hasher: RandomState,
     /// Files parsed so far (tests and benchmarks: unchanged files are not).
     parses: u64,
+    /// Whether secret files are read (`export` writes references only and
+    /// never opens one: see [`super::load_declared`]).
+    read_secrets: bool,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +77,17 @@ impl AppsDir {
             companion_owners: HashMap::new(),
             hasher: RandomState::new(),
             parses: 0,
+            read_secrets: true,
+        }
+    }
+
+    /// A directory whose secret files are never opened: each app is taken
+    /// with no secret values (its spec hash is then not the one it runs
+    /// with; only `export` wants this).
+    pub fn without_secrets(dir: &Path) -> Self {
+        AppsDir {
+            read_secrets: false,
+            ..AppsDir::new(dir)
         }
     }
 
@@ -135,6 +149,7 @@ impl AppsDir {
             // The secret files are read again every time: they change
             // without the manifest.
             let declared = match &state.outcome {
+                Some(Ok(app)) if !self.read_secrets => Some(Ok((app.clone(), Secrets::default()))),
                 Some(Ok(app)) => Some(secrets::load(&path, app).map(|s| (app.clone(), s))),
                 Some(Err(e)) => Some(Err(e.clone())),
                 None => None,

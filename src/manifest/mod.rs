@@ -250,6 +250,12 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<ManifestSet> {
     AppsDir::new(dir).read()
 }
 
+/// [`load_dir`] without opening any secret file: what `export` needs (it
+/// writes references to secrets, never their content).
+pub fn load_declared(dir: &Path) -> anyhow::Result<ManifestSet> {
+    AppsDir::without_secrets(dir).read()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
