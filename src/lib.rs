@@ -64,7 +64,7 @@
 //!   completions and man page generated from it (`cli/docs.rs`); no module
 //!   imports it. Below everything: [`duration`] (as flags take them and
 //!   lines write them), [`host`] (who podkeeper runs as, absolute paths),
-//!   [`backoff`].
+//!   [`backoff`], `kill_points` (SIGKILL at a named step, for tests only).
 //!
 //! Shutdown follows mini-redis (`cli/daemon.rs`): SIGTERM cancels one
 //! [`tokio_util::sync::CancellationToken`]; the reactor stops taking triggers
@@ -85,6 +85,7 @@ pub mod cli;
 pub(crate) mod duration;
 pub mod export;
 pub(crate) mod host;
+pub(crate) mod kill_points;
 pub mod manifest;
 pub mod observe;
 pub mod ops;

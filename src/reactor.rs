@@ -351,6 +351,13 @@ impl<R: Podman> Reactor<R> {
         self.slots.started(id, keys);
     }
 
+    /// What this reactor remembers of app `id` for its reconcile (issue 23:
+    /// failed specs, adoptions).
+    fn remembered(&self, id: &str) -> crate::reconcile::Remembered {
+        let _ = id;
+        crate::reconcile::Remembered::default()
+    }
+
     fn spawn(&mut self, key: Key) {
         let rt = self.rt.clone();
         let apps = self.apps.clone();
@@ -359,13 +366,21 @@ impl<R: Podman> Reactor<R> {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
+                let remembered = self.remembered(&id);
                 self.exits.looking(&id, Instant::now());
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
-                    let r =
-                        reconcile_app_among(&*rt, &id, Some(&apps), apps.apps.get(&id), may_remove)
-                            .await;
+                    let desired = apps.apps.get(&id);
+                    let r = reconcile_app_among(
+                        &*rt,
+                        &id,
+                        Some(&apps),
+                        desired,
+                        may_remove,
+                        &remembered,
+                    )
+                    .await;
                     Done::App(r, check)
                 });
             }

@@ -88,6 +88,20 @@ impl Podman for PullUnreachable {
     fn remove_secret(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send {
         self.0.remove_secret(name)
     }
+    fn rename_container(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send {
+        self.0.rename_container(name, new_name)
+    }
+    fn logs_tail(
+        &self,
+        name: &str,
+        max_bytes: usize,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send {
+        self.0.logs_tail(name, max_bytes)
+    }
 }
 
 #[tokio::test(start_paused = true)]

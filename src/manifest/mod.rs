@@ -22,6 +22,7 @@ pub mod options;
 pub(crate) mod read;
 pub mod secrets;
 pub(crate) mod unit;
+pub mod update;
 pub(crate) mod validate;
 pub(crate) mod yaml_budget;
 
@@ -36,6 +37,7 @@ pub use container::{ContainerSpec, Resources, Restart, SecretRef};
 pub use depends::{Condition, Dependency, DesiredState};
 pub use health::HealthCheck;
 pub use secrets::Secrets;
+pub use update::UpdatePolicy;
 pub use validate::{
     is_valid_id, parse_manifest, parse_port, parse_volume, PortMapping, VolumeMount,
 };
@@ -65,6 +67,22 @@ pub struct App {
     /// run once per spec). Not in the spec hash.
     #[serde(default)]
     pub restart: Restart,
+    /// How a spec change is applied: the new container's gate and the
+    /// rollback (issue 23). Not in the spec hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdatePolicy>,
+    /// Take over a container of this app's name that podkeeper did not
+    /// create (another orchestrator's), if it matches the manifest, without
+    /// restarting it (issue 23). Not in the spec hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+}
+
+impl App {
+    /// `app.update`, or every default.
+    pub fn update_policy(&self) -> UpdatePolicy {
+        self.update.clone().unwrap_or_default()
+    }
 }
 
 /// A Quadlet unit an app owns.

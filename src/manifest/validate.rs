@@ -202,6 +202,9 @@ fn validate(app: &App) -> Result<(), (String, String)> {
             );
         }
     }
+    if let Some(u) = &app.update {
+        u.validate()?;
+    }
     count("app.companions", app.companions.len(), MAX_COMPANIONS)?;
     for (i, comp) in app.companions.iter().enumerate() {
         if !is_valid_id(&comp.name) {

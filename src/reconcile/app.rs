@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::{restart, Action, CallLog, Failure, Found, Reaction};
+use super::{restart, Action, CallLog, Failure, Found, Reaction, Remembered};
 use crate::manifest::{DesiredState, LoadedApp, ManifestSet};
 use crate::runtime::{ContainerInfo, ContainerState, Podman, RuntimeError, StopWith};
 use crate::trigger::Key;
@@ -197,17 +197,19 @@ pub async fn reconcile_app<R: Podman>(
     desired: Option<&LoadedApp>,
     may_remove: bool,
 ) -> Reaction {
-    reconcile_app_among(rt, id, None, desired, may_remove).await
+    reconcile_app_among(rt, id, None, desired, may_remove, &Remembered::default()).await
 }
 
-/// [`reconcile_app`] as the reactor runs it, with every declared app: a
-/// `completed` dependency counts only with its current spec.
+/// [`reconcile_app`] as the reactor runs it, with every declared app (a
+/// `completed` dependency counts only with its current spec) and what the
+/// reactor remembers of this one.
 pub async fn reconcile_app_among<R: Podman>(
     rt: &R,
     id: &str,
     apps: Option<&ManifestSet>,
     desired: Option<&LoadedApp>,
     may_remove: bool,
+    remembered: &Remembered,
 ) -> Reaction {
     let mut reaction = Reaction::new(Key::App(id.to_string()));
     let mut log = CallLog::default();
@@ -216,6 +218,7 @@ pub async fn reconcile_app_among<R: Podman>(
         desired,
         apps,
         may_remove,
+        remembered,
     };
     let result = decide_and_act(rt, &look, &mut log, &mut reaction).await;
     reaction.calls = log.calls;
@@ -263,6 +266,7 @@ struct Look<'a> {
     /// Every declared app, for the dependencies (`None`: unknown).
     apps: Option<&'a ManifestSet>,
     may_remove: bool,
+    remembered: &'a Remembered,
 }
 
 /// Look, then act on what differs: each step below may settle the run.

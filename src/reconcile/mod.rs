@@ -12,6 +12,7 @@ pub(crate) mod restart;
 pub(crate) mod secrets;
 pub(crate) mod sweep;
 pub(crate) mod unit_paths;
+pub mod updates;
 
 use std::future::Future;
 use std::time::Duration;
@@ -69,6 +70,35 @@ pub struct Reaction {
     /// The app this one waits for (action `wait` on a dependency): the
     /// reactor queues it again as soon as that app starts or turns healthy.
     pub waits_for: Option<String>,
+    /// What became of an update this reconcile made or checked (issue 23).
+    pub update: Option<updates::UpdateNews>,
+}
+
+/// What the reactor remembers of an app across reconciles, and across
+/// restarts (the state file, `ops/state_file.rs`): handed to each reconcile
+/// of the app (issue 23).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Remembered {
+    /// A spec hash that failed its gate and was rolled back: not tried
+    /// again until the manifest changes again or `podkeeper retry`.
+    pub failed_spec: Option<String>,
+    /// The container podkeeper adopted for this app (made by another
+    /// orchestrator, without podkeeper's labels).
+    pub adopted: Option<Adopted>,
+    /// Whether a container of the app's name without podkeeper's labels may
+    /// be adopted (`run --adopt`, or the manifest's `adopt: true`).
+    pub may_adopt: bool,
+}
+
+/// A container podkeeper took over without recreating it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// podman's container id: a container of the same name made later is
+    /// not adopted by this record.
+    pub container: String,
+    /// The spec hash of the manifest it matched: what drift compares with,
+    /// as it would the label of a container podkeeper made.
+    pub spec_hash: String,
 }
 
 /// An app's container as a reconcile last knew it.
@@ -98,6 +128,7 @@ impl Reaction {
             queue: Vec::new(),
             found: Vec::new(),
             waits_for: None,
+            update: None,
         }
     }
 

@@ -362,6 +362,43 @@ pub trait Podman: Send + Sync + 'static {
 
     /// Remove a podman secret; one already gone is no error.
     fn remove_secret(&self, name: &str) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    // Updates (issue 23): an update's containers are told by their names
+    // (`reconcile::updates`), so renames carry its state.
+
+    /// Rename a container (`POST /libpod/containers/{name}/rename`).
+    /// `NotFound` when it is gone, `NameInUse` when `new_name` is taken.
+    fn rename_container(
+        &self,
+        name: &str,
+        new_name: &str,
+    ) -> impl Future<Output = RuntimeResult<()>> + Send;
+
+    /// The end of a container's output (stdout and stderr, as `podman
+    /// logs` shows them), at most `max_bytes`, starting at a line: why a
+    /// new container failed its gate.
+    fn logs_tail(
+        &self,
+        name: &str,
+        max_bytes: usize,
+    ) -> impl Future<Output = RuntimeResult<String>> + Send;
+}
+
+/// The last `max_bytes` of `text`, from the first line start within them
+/// (or a char boundary when one line is longer).
+pub fn tail_of(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut start = text.len() - max_bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    let rest = &text[start..];
+    match rest.find('\n') {
+        Some(i) if i + 1 < rest.len() => &rest[i + 1..],
+        _ => rest,
+    }
 }
 
 impl std::error::Error for RuntimeError {}

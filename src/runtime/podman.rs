@@ -24,6 +24,7 @@ mod secrets;
 #[cfg(test)]
 mod socket_faults;
 mod stops;
+mod updates;
 
 use stops::StopSignal;
 
@@ -416,6 +417,14 @@ impl super::Podman for PodmanRuntime {
 
     async fn remove_container(&self, name: &str, with: StopWith) -> RuntimeResult<()> {
         self.remove(name, with).await
+    }
+
+    async fn rename_container(&self, name: &str, new_name: &str) -> RuntimeResult<()> {
+        self.rename(name, new_name).await
+    }
+
+    async fn logs_tail(&self, name: &str, max_bytes: usize) -> RuntimeResult<String> {
+        self.logs(name, max_bytes).await
     }
 
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {

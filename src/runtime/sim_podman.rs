@@ -37,6 +37,7 @@ mod health;
 mod networks;
 mod replay;
 mod stops;
+mod updates;
 
 pub use stops::KILLED;
 
@@ -133,6 +134,8 @@ struct SimState {
     stops: Vec<(String, Duration)>,
     /// Container id → the stop timeout it was created with.
     own_stop: BTreeMap<String, Duration>,
+    /// Updates (issue 23), see `updates.rs`.
+    updates: updates::SimUpdates,
 }
 
 /// See the module documentation.
@@ -567,10 +570,7 @@ impl Podman for SimRuntime {
     }
 
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {
-        self.call(format!("pull {image}")).await?;
-        Err(RuntimeError::Failed(format!(
-            "initializing source docker://{image}: no registry can be reached (simulated)"
-        )))
+        self.pull(image).await
     }
 
     async fn image_exists(&self, image: &str) -> RuntimeResult<bool> {
@@ -603,6 +603,14 @@ impl Podman for SimRuntime {
         self.call(format!("secret remove {name}")).await?;
         self.lock().secrets.remove(name);
         Ok(())
+    }
+
+    async fn rename_container(&self, name: &str, new_name: &str) -> RuntimeResult<()> {
+        self.rename(name, new_name).await
+    }
+
+    async fn logs_tail(&self, name: &str, max_bytes: usize) -> RuntimeResult<String> {
+        self.logs(name, max_bytes).await
     }
 }
 
