@@ -72,6 +72,9 @@ pub struct Reaction {
     pub waits_for: Option<String>,
     /// What became of an update this reconcile made or checked (issue 23).
     pub update: Option<updates::UpdateNews>,
+    /// A container this reconcile adopted (issue 23): the reactor records
+    /// it in the state file.
+    pub adopted: Option<Adopted>,
 }
 
 /// What the reactor remembers of an app across reconciles, and across
@@ -129,6 +132,7 @@ impl Reaction {
             found: Vec::new(),
             waits_for: None,
             update: None,
+            adopted: None,
         }
     }
 
