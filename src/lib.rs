@@ -26,7 +26,9 @@
 //!   each finished one the same way. `reactor/manifests.rs` takes in a freshly
 //!   read apps directory, `reactor/health.rs` keeps the health-check timers,
 //!   routes `health_status` events and wakes apps waiting for a dependency,
-//!   `reactor/observers.rs` hands each record to the printer and observers.
+//!   `reactor/observers.rs` hands each record to the printer and observers,
+//!   `reactor/memory.rs` remembers failed update specs and adoptions (kept
+//!   across restarts in the state file, `ops/state_file.rs`).
 //! * [`observe`]: the typed records of each event verdict (source, type,
 //!   subject, verdict: borrowed parts and small enums, so counting them
 //!   allocates nothing) and each reaction, which the reactor hands to the

@@ -6,7 +6,9 @@
 //! off the reactor's task by the [`control`] socket and [`metrics_http`]
 //! (both through [`accept`]'s bounded loop; [`client`] is the socket's
 //! client side, [`refusals`] keeps refused peers from flooding the log);
-//! [`selfcheck`] reads what podman already said about itself at start-up.
+//! [`selfcheck`] reads what podman already said about itself at start-up;
+//! [`state_file`] is the small file the reactor keeps its memory of
+//! updates in across restarts.
 
 pub(crate) mod accept;
 pub(crate) mod client;
