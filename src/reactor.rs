@@ -364,8 +364,7 @@ impl<R: Podman> Reactor<R> {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
-                let mut remembered = self.remembered(&id);
-                remembered.update_under_way = self.dups.update_under_way(&id); // issue 23 (replace)
+                let remembered = self.remembered(&id);
                 self.exits.looking(&id, Instant::now());
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.

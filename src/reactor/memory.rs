@@ -80,6 +80,7 @@ impl<R: Podman> Reactor<R> {
                     spec_hash: a.spec_hash.clone(),
                 }),
             may_adopt: self.memory.adopt_all || self.apps.apps.get(id).is_some_and(|a| a.app.adopt),
+            update_under_way: self.dups.update_under_way(id),
         }
     }
 

@@ -526,6 +526,17 @@ impl Drop for Apps {
 }
 
 /// A running `podkeeper run --debug`, its stdout captured line by line.
+/// The state file `Daemon::start` gives a daemon on `apps` (podkeeper
+/// creates its directory, owner-only, as the stack's user).
+pub fn state_file_for(apps: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    apps.hash(&mut h);
+    std::env::temp_dir()
+        .join(format!("podkeeper-test-state-{:016x}", h.finish()))
+        .join("state.json")
+}
+
 pub struct Daemon {
     child: Child,
     out: Arc<Mutex<Vec<String>>>,
@@ -534,13 +545,21 @@ pub struct Daemon {
 impl Daemon {
     /// `podkeeper run --debug` on `apps`, against the stack's socket, as its user.
     pub fn start(apps: &Path, extra: &[&str]) -> Self {
-        let mut child = user_command(podkeeper_bin())
-            .arg("run")
+        let mut cmd = user_command(podkeeper_bin());
+        cmd.arg("run")
             .arg("--apps")
             .arg(apps)
             .arg("--socket")
             .arg(socket())
-            .arg("--debug")
+            .arg("--debug");
+        if !extra.contains(&"--state-file") {
+            // issue 23: a state file per apps directory, so a failed spec
+            // one test remembers never reaches another test's app of the
+            // same id (as root they would all share /var/lib/podkeeper);
+            // a daemon restarted on the same apps finds it again.
+            cmd.arg("--state-file").arg(state_file_for(apps));
+        }
+        let mut child = cmd
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
