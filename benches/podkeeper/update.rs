@@ -48,6 +48,8 @@ const PERIOD: Duration = Duration::from_millis(10);
 /// the test image) and `:auto`, the Quadlet unit's tag.
 const REGISTRY: &str = "127.0.0.1:5000/bench/upd";
 const LAYER_BYTES: usize = 20 << 20;
+/// The label of those images: what [`drop_images`] removes, dangling ones too.
+const IMAGE_LABEL: &str = "io.podkeeper.bench=update";
 /// A sampler never keeps more than this many samples (10 minutes at 10 ms).
 const MAX_SAMPLES: usize = 60_000;
 const STOP_TIMEOUT_S: u32 = 2;
@@ -304,7 +306,10 @@ async fn registry_images(results: &mut Results) -> anyhow::Result<()> {
         file.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1 << 30))?;
         std::fs::write(
             ctx.path().join("Containerfile"),
-            format!("FROM {}\nCOPY payload /payload-{tag}\n", stack::IMAGE),
+            format!(
+                "FROM {}\nLABEL {IMAGE_LABEL}\nCOPY payload /payload-{tag}\n",
+                stack::IMAGE
+            ),
         )?;
         let dir = ctx.path().to_string_lossy().to_string();
         let image = reg(tag);
@@ -357,7 +362,8 @@ async fn podkeeper_phase(
     out: &Path,
     trials: usize,
     gaps: &mut Gaps,
-) -> anyhow::Result<Rows> {
+    rows: &mut Rows,
+) -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let apps = tmp.path().join("apps");
     std::fs::create_dir_all(&apps)?;
@@ -382,7 +388,6 @@ async fn podkeeper_phase(
     let log = out.join(format!("update-{prefix}.log"));
     let pk = Podkeeper::start_bin(bin, &args, &log).await?;
     let run = async {
-        let mut rows = Rows::new();
         let ss = "bench-upd-ss";
         for r in 1..=trials {
             for k in 0..3 {
@@ -423,7 +428,7 @@ async fn podkeeper_phase(
                 rows.push((metric, who, ms));
             }
         }
-        Ok::<_, anyhow::Error>(rows)
+        Ok::<_, anyhow::Error>(())
     }
     .await;
     pk.stop().await;
@@ -437,7 +442,7 @@ async fn podkeeper_phase(
 
 /// `podman auto-update` of a Quadlet unit on `:auto`, with stop + start
 /// trials between, `trials` rounds.
-async fn auto_update_phase(trials: usize, gaps: &mut Gaps) -> anyhow::Result<Rows> {
+async fn auto_update_phase(trials: usize, gaps: &mut Gaps, rows: &mut Rows) -> anyhow::Result<()> {
     let name = "bench-upd-au";
     let auto = reg("auto");
     // The unit's first image: :a's content under :auto, not in the store.
@@ -451,7 +456,6 @@ async fn auto_update_phase(trials: usize, gaps: &mut Gaps) -> anyhow::Result<Row
     std::fs::write(dir.join(format!("{name}.container")), unit)?;
     stack::systemctl(&["daemon-reload"]).await?;
     stack::systemctl(&["start", &format!("{name}.service")]).await?;
-    let mut rows = Rows::new();
     let ss = "bench-upd-ss";
     for r in 1..=trials {
         for k in 0..2 {
@@ -472,7 +476,7 @@ async fn auto_update_phase(trials: usize, gaps: &mut Gaps) -> anyhow::Result<Row
             }
         }
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Point the registry's `to` at `from`'s image, and leave `from` out of the
@@ -509,6 +513,8 @@ async fn auto_update() -> anyhow::Result<()> {
 
 pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
     let trials = knob("BENCH_UPDATE_TRIALS", 7).max(1) as usize;
+    // An interrupted run's images would make the pulls cheap.
+    drop_images().await;
     registry_images(results).await?;
     stack::run_container(
         "bench-upd-ss",
@@ -518,22 +524,30 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
     let mut gaps = Gaps::default();
     let mut rows = Rows::new();
     let this = PathBuf::from(env!("CARGO_BIN_EXE_podkeeper"));
-    eprintln!("update: {trials} rounds of podkeeper (this build), each update and a stop + start");
-    rows.extend(podkeeper_phase(&this, PODKEEPER, "bench-upd-pk", out, trials, &mut gaps).await?);
-    match std::env::var("PODKEEPER_BASELINE_BIN").ok().filter(|b| !b.is_empty()) {
-        Some(bin) => {
-            eprintln!("update: {trials} rounds of {BASELINE} ({bin})");
-            let phase =
-                podkeeper_phase(Path::new(&bin), BASELINE, "bench-upd-bl", out, trials, &mut gaps);
-            rows.extend(phase.await?);
-        }
-        None => results.note(format!(
+    let baseline = std::env::var("PODKEEPER_BASELINE_BIN")
+        .ok()
+        .filter(|b| !b.is_empty());
+    if baseline.is_none() {
+        results.note(format!(
             "update: no {BASELINE} row: PODKEEPER_BASELINE_BIN is unset (scripts/bench sets it from scripts/bench-baseline)"
-        )),
+        ));
+    }
+    // One subject failing keeps the others' rows (and its own so far).
+    eprintln!("update: {trials} rounds of podkeeper (this build), each update and a stop + start");
+    let (g, r) = (&mut gaps, &mut rows);
+    let pk = podkeeper_phase(&this, PODKEEPER, "bench-upd-pk", out, trials, g, r).await;
+    failed(results, PODKEEPER, pk);
+    if let Some(bin) = baseline {
+        eprintln!("update: {trials} rounds of {BASELINE} ({bin})");
+        let bin = Path::new(&bin);
+        let (g, r) = (&mut gaps, &mut rows);
+        let bl = podkeeper_phase(bin, BASELINE, "bench-upd-bl", out, trials, g, r).await;
+        failed(results, BASELINE, bl);
     }
     if stack::has_quadlet() {
         eprintln!("update: {trials} rounds of {AUTO}");
-        rows.extend(auto_update_phase(trials, &mut gaps).await?);
+        let au = auto_update_phase(trials, &mut gaps, &mut rows).await;
+        failed(results, AUTO, au);
     }
     for metric in [PRESENT, PULLED] {
         for subject in [PODKEEPER, BASELINE, AUTO, STOP_START] {
@@ -548,10 +562,41 @@ pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
         }
     }
     ratios(results, &gaps);
-    for tag in ["a", "b", "auto"] {
-        let _ = stack::podman(&["rmi", "-i", &reg(tag)]).await;
-    }
+    // The Quadlet unit and its container first: they hold an image.
+    stack::cleanup().await;
+    drop_images().await;
     Ok(())
+}
+
+/// A subject's failure, said and noted; the case goes on.
+fn failed(results: &mut Results, subject: &str, phase: anyhow::Result<()>) {
+    if let Err(e) = phase {
+        eprintln!("!! update: {subject} failed: {e:#}");
+        results.note(format!("update: {subject} failed: {e:#}"));
+    }
+}
+
+/// Every image this case built or pulled, by its label, untagged ones
+/// included (a layer left in the store would make a "pulled" trial cheap).
+async fn drop_images() {
+    let filter = format!("label={IMAGE_LABEL}");
+    let ids = stack::podman(&["images", "-a", "-q", "--filter", &filter])
+        .await
+        .unwrap_or_default();
+    let mut ids: Vec<&str> = ids
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if !ids.is_empty() {
+        let mut args = vec!["rmi", "-f", "-i"];
+        args.extend(ids);
+        if let Err(e) = stack::podman(&args).await {
+            eprintln!("  update: removing its images: {e:#}");
+        }
+    }
 }
 
 /// Every row as a multiple of stop + start, the targets, and the sampler's spacing.
