@@ -25,7 +25,7 @@
 //! `BENCH_MASS_APPS` (200), `BENCH_MASS_CONCURRENCY` (1,4,8,16),
 //! `BENCH_MASS_SUBJECTS` (podkeeper,podman,quadlet), and for `slowstops`:
 //! `BENCH_SLOW_TRIALS` (15), `BENCH_SLOW_APPS` (5), and for `update`:
-//! `BENCH_UPDATE_TRIALS` (7), `PODKEEPER_BASELINE_BIN` (the build before
+//! `BENCH_UPDATE_TRIALS` (5), `PODKEEPER_BASELINE_BIN` (the build before
 //! issue 23; `scripts/bench` builds it with `scripts/bench-baseline`).
 
 mod companion;

@@ -20,7 +20,7 @@
 //! - `podman stop` + `podman start` of the same container over the API: the
 //!   floor every row is divided by.
 //!
-//! Knobs: `BENCH_UPDATE_TRIALS` (7).
+//! Knobs: `BENCH_UPDATE_TRIALS` (5).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -512,7 +512,7 @@ async fn auto_update() -> anyhow::Result<()> {
 }
 
 pub async fn run(results: &mut Results, out: &Path) -> anyhow::Result<()> {
-    let trials = knob("BENCH_UPDATE_TRIALS", 7).max(1) as usize;
+    let trials = knob("BENCH_UPDATE_TRIALS", 5).max(1) as usize;
     // An interrupted run's images would make the pulls cheap.
     drop_images().await;
     registry_images(results).await?;
