@@ -34,6 +34,7 @@ mod idle;
 mod interrupt;
 mod mass;
 mod recovery;
+mod sampler;
 mod sim;
 mod slowstops;
 mod stack;
