@@ -2,8 +2,8 @@
 //!
 //! Run it through `bash scripts/bench` (sets the host up, builds in release,
 //! draws the plot). Cases, selected with `BENCH_CASES` (comma-separated,
-//! default all): `recovery`, `companion`, `idle`, `mass`, `health` and
-//! `slowstops` on the real stack, `scale` and `burst` on the simulated
+//! default all): `recovery`, `companion`, `idle`, `mass`, `health`,
+//! `slowstops` and `update` on the real stack, `scale` and `burst` on the simulated
 //! runtime. Each case's results are saved as
 //! `$BENCH_OUT/parts/<case><BENCH_PART>.json`, so cases run apart
 //! (each short enough for the host-wide lock) add up: every run rewrites
@@ -24,7 +24,9 @@
 //! `BENCH_PART` (a suffix for the part's name), and for `mass`:
 //! `BENCH_MASS_APPS` (200), `BENCH_MASS_CONCURRENCY` (1,4,8,16),
 //! `BENCH_MASS_SUBJECTS` (podkeeper,podman,quadlet), and for `slowstops`:
-//! `BENCH_SLOW_TRIALS` (15), `BENCH_SLOW_APPS` (5).
+//! `BENCH_SLOW_TRIALS` (15), `BENCH_SLOW_APPS` (5), and for `update`:
+//! `BENCH_UPDATE_TRIALS` (5), `PODKEEPER_BASELINE_BIN` (the build before
+//! issue 23; `scripts/bench` builds it with `scripts/bench-baseline`).
 
 mod companion;
 mod health;
@@ -32,10 +34,12 @@ mod idle;
 mod interrupt;
 mod mass;
 mod recovery;
+mod sampler;
 mod sim;
 mod slowstops;
 mod stack;
 mod stats;
+mod update;
 
 use std::path::{Path, PathBuf};
 
@@ -51,7 +55,7 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-const ALL_CASES: [&str; 8] = [
+const ALL_CASES: [&str; 9] = [
     "recovery",
     "companion",
     "idle",
@@ -60,6 +64,7 @@ const ALL_CASES: [&str; 8] = [
     "burst",
     "health",
     "slowstops",
+    "update",
 ];
 
 /// The stacks besides root that the bench runs on.
@@ -87,13 +92,14 @@ fn other_stacks(out: &Path) -> String {
 }
 
 /// The cases on the real stack (the others run on the simulated podman).
-const REAL_CASES: [&str; 6] = [
+const REAL_CASES: [&str; 7] = [
     "recovery",
     "companion",
     "idle",
     "mass",
     "health",
     "slowstops",
+    "update",
 ];
 
 /// Why `case` does not run on `stack`, if it does not.
@@ -111,6 +117,9 @@ fn unavailable(case: &str, stack: &str) -> Option<&'static str> {
         ),
         "health" => Some(
             "it compares with podman's own healthchecks under root's systemd and reads the root stack's API service",
+        ),
+        "update" => Some(
+            "its podman auto-update peer is a Quadlet unit of root's systemd user manager, which runs the host's podman 4.3",
         ),
         _ => Some("it runs on a simulated podman: no stack to measure; it runs with the root stack"),
     }
@@ -261,6 +270,7 @@ fn main() -> anyhow::Result<()> {
             "burst" => sim::burst(&mut results),
             "health" => rt.block_on(health::run(&mut results, &out)),
             "slowstops" => rt.block_on(slowstops::run(&mut results, &out)),
+            "update" => rt.block_on(update::run(&mut results, &out)),
             _ => unreachable!("checked above"),
         };
         if let Err(e) = run {

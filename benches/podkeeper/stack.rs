@@ -329,9 +329,14 @@ pub struct Podkeeper {
 
 impl Podkeeper {
     pub async fn start(args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        Self::start_bin(Path::new(env!("CARGO_BIN_EXE_podkeeper")), args, log).await
+    }
+
+    /// [`Podkeeper::start`] of another build (the update case's baseline).
+    pub async fn start_bin(bin: &Path, args: &[&str], log: &Path) -> anyhow::Result<Self> {
         anyhow::ensure!(!crate::interrupt::stopping(), "interrupted");
         let file = std::fs::File::create(log)?;
-        let child = Command::new(env!("CARGO_BIN_EXE_podkeeper"))
+        let child = Command::new(bin)
             .arg("run")
             .arg("--debug")
             .args(args)

@@ -357,6 +357,20 @@ the normal figure; the target is the median within 1.5× of it. From podkeeper's
 per kill: the slow stops under way at the kill, the exit file seen, the start call, and the \
 time from the exit file to the repair's end spent outside podman calls (a slot waited for, the \
 exit grace).\n\
+8. **Downtime of an update** (`update`, issue 23). The time with no running container of the \
+app: a sampler inspects the app's container by name over the API socket every 10 ms (one HTTP \
+call, no fork) and the downtime runs from the midpoint between the last running look and the \
+first stopped one to the midpoint between the last stopped look and the first running one. \
+Apps of the recovery case's command (it exits on SIGTERM), `stop_timeout: 2s`, \
+`update.stable_for: 1s`. Updates: the manifest's env changed (image present), and its image \
+switched to one only in the local registry (`127.0.0.1:5000`, the test image plus a 20 MB \
+incompressible layer, removed from the store before each trial), under this podkeeper and \
+under podkeeper at 589375d (remove, then create: `scripts/bench-baseline`); a Quadlet \
+`.container` unit with `AutoUpdate=registry`, the other image pushed under its tag, then \
+`podman auto-update` (in a mount namespace where root's user manager is `/run/systemd`: the \
+host has no system manager). The floor, in turns with every subject: `podman stop` (timeout 2 \
+s) then `start` of one container over the API, sampled the same way. Target: podkeeper within \
+1.2× the floor, with the image present and pulled alike.\n\
 \n\
 An interrupted bench (SIGINT, SIGTERM) kills the processes it started, removes every \
 container, Quadlet unit file and unit named `bench-…` and reloads systemd \
