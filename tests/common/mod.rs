@@ -534,14 +534,21 @@ pub struct Daemon {
 impl Daemon {
     /// `podkeeper run --debug` on `apps`, against the stack's socket, as its user.
     pub fn start(apps: &Path, extra: &[&str]) -> Self {
+        Self::start_with(apps, &socket(), extra, &[])
+    }
+
+    /// [`Daemon::start`] against another podman `socket`, with `env` added
+    /// to its environment (e.g. `PODKEEPER_TEST_KILL_AT`).
+    pub fn start_with(apps: &Path, socket: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = user_command(podkeeper_bin())
             .arg("run")
             .arg("--apps")
             .arg(apps)
             .arg("--socket")
-            .arg(socket())
+            .arg(socket)
             .arg("--debug")
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
