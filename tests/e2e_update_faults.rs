@@ -276,6 +276,11 @@ fn killed_at(point: &str, id: &str, command: &str, end: End) {
 }
 
 #[test]
+fn killed_before_the_pull_should_end_on_the_new_spec_gated() {
+    killed_at("update:pulling", "i23-kf-pulling", NEW_CMD, End::New);
+}
+
+#[test]
 fn killed_after_the_new_container_is_created_should_end_on_the_new_spec_gated() {
     killed_at("update:created", "i23-kf-created", NEW_CMD, End::New);
 }
