@@ -434,9 +434,11 @@ fn failed(app: &LoadedApp, f: Failure, r: &mut Reaction) -> Failure {
     f
 }
 
-/// Whether any declared app shares `id`'s network namespace (unknown: yes).
+/// Whether any declared app shares `id`'s network namespace. Not known (one
+/// app reconciled alone): no; the previous container's removal still
+/// removes podkeeper's sharers when podman refuses it.
 fn shared(look: &Look<'_>) -> bool {
-    look.apps.is_none_or(|set| {
+    look.apps.is_some_and(|set| {
         set.apps
             .values()
             .any(|a| crate::reconcile::depends::network_dependency(a).as_deref() == Some(look.id))
