@@ -11,6 +11,7 @@ mod exits;
 mod forget;
 mod health;
 mod manifests;
+mod memory;
 mod networks;
 mod observers;
 mod outage;
@@ -185,6 +186,8 @@ pub struct Reactor<R: Podman> {
     dups: duplicates::Duplicates,
     /// Whether podman is known to be away.
     outage: outage::Outage,
+    /// Failed specs and adoptions, kept in the state file.
+    memory: memory::Memory,
 }
 
 impl<R: Podman> Reactor<R> {
@@ -226,6 +229,7 @@ impl<R: Podman> Reactor<R> {
             comp: companions::Companions::default(),
             dups: duplicates::Duplicates::default(),
             outage: outage::Outage::default(),
+            memory: memory::Memory::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -238,6 +242,7 @@ impl<R: Podman> Reactor<R> {
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
         self.run_loop(Until::Shutdown(&shutdown)).await;
         self.drain().await;
+        self.state_written().await;
         self.stats
     }
 
@@ -349,13 +354,6 @@ impl<R: Podman> Reactor<R> {
     ) {
         let id = self.inflight.spawn(task).id();
         self.slots.started(id, keys);
-    }
-
-    /// What this reactor remembers of app `id` for its reconcile (issue 23:
-    /// failed specs, adoptions).
-    fn remembered(&self, id: &str) -> crate::reconcile::Remembered {
-        let _ = id;
-        crate::reconcile::Remembered::default()
     }
 
     fn spawn(&mut self, key: Key) {
@@ -474,6 +472,7 @@ impl<R: Podman> Reactor<R> {
                 }
                 self.dups.note_update(&r); // issue 23 (replace)
                 self.after_app_reaction(&r, now);
+                self.remember(&r, now);
                 self.forget_if_gone(&r);
             }
             Done::Sweep(r, findings) => {
