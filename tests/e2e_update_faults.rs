@@ -46,6 +46,11 @@ fn previous_of(id: &str) -> String {
     format!("{id}.previous")
 }
 
+/// A state file of its own for a test's podkeeper (`--state-file`), in `dir`.
+fn state_file(dir: &tempfile::TempDir) -> String {
+    dir.path().join("state.json").display().to_string()
+}
+
 /// What podman shows of the app's three names, for the test's output.
 fn roles(id: &str) -> String {
     [id.to_string(), next_of(id), previous_of(id)]
@@ -239,10 +244,13 @@ fn killed_at(point: &str, id: &str, command: &str, end: End) {
     let apps = Apps::new(id);
     let file = format!("{id}.yaml");
     apps.write_raw(&file, &with_gate(id, TRAP_CMD, "2s"));
+    // The state file both podkeepers share (and no other test sees).
+    let state = tempfile::tempdir().expect("tempdir");
+    let state = state_file(&state);
     let mut first = Daemon::start_with(
         apps.path(),
         &socket(),
-        &[],
+        &["--state-file", &state],
         &[("PODKEEPER_TEST_KILL_AT", point)],
     );
     first.wait_ready();
@@ -259,7 +267,7 @@ fn killed_at(point: &str, id: &str, command: &str, end: End) {
     let left = roles(id);
     eprintln!("{id}: killed at {point}, podman shows: {left}");
 
-    let second = Daemon::start(apps.path(), &[]);
+    let second = Daemon::start(apps.path(), &["--state-file", &state]);
     let took = wait_end(id, &old, command, end);
     let samples = sampler.finish();
     eprintln!(
@@ -355,7 +363,8 @@ fn the_podman_service_sigkilled_during_the_gate_should_still_end_each_gate_right
     for id in [good, bad] {
         apps.write_raw(&format!("{id}.yaml"), &with_gate(id, TRAP_CMD, "6s"));
     }
-    let d = Daemon::start(apps.path(), &[]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start(apps.path(), &["--state-file", &state_file(&state)]);
     d.wait_ready();
     for id in [good, bad] {
         wait_until(T, &format!("{id} running"), || is_running(id));
@@ -589,7 +598,13 @@ fn a_full_disk_during_the_pull_should_leave_the_old_container_running_and_say_so
         std::fs::rename(&tmp, apps.path().join(format!("{id}.yaml"))).unwrap();
     };
     write(&with_gate(id, TRAP_CMD, "2s"));
-    let d = Daemon::start_with(apps.path(), &small.socket(), &[], &[]);
+    let state = tempfile::tempdir().expect("tempdir");
+    let d = Daemon::start_with(
+        apps.path(),
+        &small.socket(),
+        &["--state-file", &state_file(&state)],
+        &[],
+    );
     d.wait_ready();
     wait_until(T, "the app running", || {
         small.inspect(id).is_some_and(|c| c.1 == "running")
