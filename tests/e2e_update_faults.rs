@@ -240,7 +240,13 @@ fn wait_end(id: &str, old: &Ctr, command: &str, end: End) -> Duration {
 /// container to `command`; a new podkeeper (without the hook) must end the
 /// app as `end`, and at no 50 ms sample may two of its containers run.
 fn killed_at(point: &str, id: &str, command: &str, end: End) {
+    killed_at_then(point, id, command, end, |_| {});
+}
+
+/// [`killed_at`], with `then` done to podman between the kill and the restart.
+fn killed_at_then(point: &str, id: &str, command: &str, end: End, then: impl FnOnce(&str)) {
     let _g = serial();
+    let t0 = Instant::now();
     let apps = Apps::new(id);
     let file = format!("{id}.yaml");
     apps.write_raw(&file, &with_gate(id, TRAP_CMD, "2s"));
@@ -264,6 +270,7 @@ fn killed_at(point: &str, id: &str, command: &str, end: End) {
         code, None,
         "podkeeper should have been SIGKILLed at {point}; it exited with {code:?}"
     );
+    then(id);
     let left = roles(id);
     eprintln!("{id}: killed at {point}, podman shows: {left}");
 
@@ -281,6 +288,7 @@ fn killed_at(point: &str, id: &str, command: &str, end: End) {
     );
     assert!(samples.taken >= 20, "too few samples: {samples:?}");
     assert_eq!(second.stop(), Some(0));
+    eprintln!("{id}: {:?} in all", t0.elapsed());
 }
 
 #[test]
@@ -321,6 +329,23 @@ fn killed_after_the_gate_passed_should_end_on_the_new_spec_gated() {
 #[test]
 fn killed_at_the_gate_of_a_failing_spec_should_end_on_the_old_container() {
     killed_at("update:gating", "i23-kf-gatefail", FAILING_CMD, End::Old);
+}
+
+/// The state a rollback killed between its two steps leaves (the failed new
+/// container removed, the previous one not yet renamed back): killed in the
+/// gate of a failing spec, then `<id>` removed. The next podkeeper renames
+/// the previous one back and starts it: the old id, and it stays there.
+#[test]
+fn killed_in_a_rollback_should_end_on_the_old_container() {
+    killed_at_then(
+        "update:gating",
+        "i23-kf-rollback",
+        FAILING_CMD,
+        End::Old,
+        |id| {
+            podman_ok(&["rm", "-f", "-t", "0", id]);
+        },
+    );
 }
 
 /// The podman API service's processes (root stack: `podman system service … SOCKET`).
