@@ -48,8 +48,8 @@ impl Memory {
                 self.0.update_under_way = false;
                 self.0.failed_spec = Some(failed.spec_hash.clone());
             }
-            Some(_) => self.0.update_under_way = false,
-            None => {}
+            Some(UpdateNews::Applied { .. }) => self.0.update_under_way = false,
+            Some(UpdateNews::Failed { .. }) | None => {}
         }
         r
     }
@@ -406,9 +406,11 @@ async fn stopped(sim: &SimRuntime, name: &str, app: &LoadedApp) -> String {
     id
 }
 
-/// Both manifests, the old one's container (`web`, running) and the sim.
+/// The sim, what a new podkeeper knows (its first sweep listed the
+/// update's containers: an update under way) and both manifests.
 async fn world() -> (SimRuntime, Memory, LoadedApp, LoadedApp) {
-    let (sim, mem) = (podman(), Memory::default());
+    let (sim, mut mem) = (podman(), Memory::default());
+    mem.0.update_under_way = true;
     (sim, mem, plain(OLD), plain(NEW))
 }
 
@@ -469,8 +471,6 @@ async fn killed_during_the_gate_should_go_on_counting_from_the_new_start() {
     let b = created(&sim, "web", &new).await;
     sim.start_container("web").await.unwrap();
     advance(Duration::from_secs(8)).await;
-    // A new podkeeper: a sweep listed web.previous, so it looks.
-    mem.0.update_under_way = true;
     let r = mem.look(&sim, Some(&new)).await;
     let Some(UpdateNews::Gating { left, .. }) = r.update else {
         panic!("{r:?}")
