@@ -477,3 +477,117 @@ fn a_thousand_refused_requests_should_log_a_line_or_two() {
     assert!(refused >= 990, "{refused} refused: {out:?}");
     assert!((1..=2).contains(&lines), "{lines} lines:\n{text}");
 }
+
+/// A state file in a fresh directory the stack's user owns.
+fn state_file(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join(format!("{tag}/state.json"));
+    user_dir(state.parent().unwrap());
+    (dir, state)
+}
+
+/// Write `text` as the state file, owned by the stack's user (as podkeeper leaves it).
+fn write_state(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write the state file");
+    if let Some(u) = &stack().user {
+        std::os::unix::fs::chown(path, Some(u.uid), Some(u.gid)).expect("chown");
+    }
+}
+
+#[test]
+fn a_rollback_in_the_state_file_should_show_after_a_restart_until_retry_forgets_it() {
+    let _s = serial();
+    let apps = Apps::new("i23-mem-");
+    apps.write("i23-mem-web", TRAP_CMD);
+    let ctl = Ctl::new("mem");
+    let (_dir, state) = state_file("mem");
+    let args = [
+        "--control-socket",
+        ctl.arg(),
+        "--state-file",
+        state.to_str().unwrap(),
+    ];
+    // A file a crash cut short: set aside with one warning, a fresh start.
+    write_state(&state, r#"{"version":1,"failed":{"i23-mem-web":{"spec"#);
+    let d = Daemon::start(apps.path(), &args);
+    d.wait_ready();
+    wait_until(T, "web running", || is_running("i23-mem-web"));
+    let out = d.output();
+    assert!(
+        out.contains(&format!("state file {} is truncated", state.display())),
+        "{out}"
+    );
+    let bad = state.with_file_name("state.json.bad");
+    assert!(bad.exists(), "kept aside as {}", bad.display());
+    let web = inspect("i23-mem-web").unwrap();
+    let spec = web.labels["io.podkeeper.spec-hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(d.stop(), Some(0));
+
+    // What a rollback of this very spec leaves in the file.
+    write_state(
+        &state,
+        &serde_json::json!({"version": 1, "failed": {"i23-mem-web": {
+            "spec_hash": spec, "why": "exited (code 3) after 0.4s", "exit_code": 3,
+            "log_tail": "starting\npanic: no config\n", "at": "2026-12-08T03:00:00.000Z"}},
+            "adopted": {}})
+        .to_string(),
+    );
+    let d = Daemon::start(apps.path(), &args);
+    d.wait_ready();
+    wait_until(T, "a sweep", || ctl.status()["last_sweep"].is_string());
+    let app = ctl.app("i23-mem-web");
+    assert_eq!(app["update"]["state"], "rolled back", "{app}");
+    assert_eq!(app["update"]["spec_hash"], spec.as_str(), "{app}");
+    assert_eq!(app["update"]["exit_code"], 3, "{app}");
+    let out = ctl.client(&["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    println!("{table}");
+    assert!(table.contains("\ni23-mem-web rolled back at "), "{table}");
+    assert!(
+        table.contains(&format!(
+            ": spec {} exited (code 3) after 0.4s\n",
+            &spec[..12]
+        )),
+        "{table}"
+    );
+    assert!(
+        table.contains("\n    starting\n    panic: no config\n"),
+        "{table}"
+    );
+
+    // retry forgets it, writes the file, and looks at the app: the
+    // container, as declared, is left as it is.
+    let out = ctl.client(&["retry", "i23-mem-web"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "i23-mem-web: failed spec {} forgotten; trying the declared spec again now\n",
+            &spec[..12]
+        )
+    );
+    wait_until(T, "the state file rewritten", || {
+        std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["failed"] == serde_json::json!({}))
+    });
+    assert_eq!(ctl.app("i23-mem-web")["update"], serde_json::Value::Null);
+    let after = inspect("i23-mem-web").unwrap();
+    assert_eq!(
+        (after.id.as_str(), after.status.as_str()),
+        (web.id.as_str(), "running")
+    );
+    let out = ctl.client(&["retry", "i23-mem-nope"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"retry: no app "i23-mem-nope" is declared"#),
+        "{err}"
+    );
+    assert_eq!(d.stop(), Some(0));
+    assert_eq!(inspect("i23-mem-web").unwrap().id, web.id);
+}
