@@ -545,12 +545,18 @@ pub struct Daemon {
 impl Daemon {
     /// `podkeeper run --debug` on `apps`, against the stack's socket, as its user.
     pub fn start(apps: &Path, extra: &[&str]) -> Self {
+        Self::start_with(apps, &socket(), extra, &[])
+    }
+
+    /// [`Daemon::start`] against another podman `socket`, with `env` added
+    /// to its environment (e.g. `PODKEEPER_TEST_KILL_AT`).
+    pub fn start_with(apps: &Path, socket: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = user_command(podkeeper_bin());
         cmd.arg("run")
             .arg("--apps")
             .arg(apps)
             .arg("--socket")
-            .arg(socket())
+            .arg(socket)
             .arg("--debug");
         if !extra.contains(&"--state-file") {
             // issue 23: a state file per apps directory, so a failed spec
@@ -561,6 +567,7 @@ impl Daemon {
         }
         let mut child = cmd
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
