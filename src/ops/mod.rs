@@ -17,4 +17,5 @@ pub(crate) mod notify;
 pub(crate) mod refusals;
 pub(crate) mod selfcheck;
 pub mod state;
+pub(crate) mod state_file;
 pub mod status;
