@@ -57,6 +57,8 @@ pub enum Command {
     Status(crate::ops::status::StatusArgs),
     /// Print the running daemon's Prometheus metrics (exit 3: not running).
     Metrics(crate::ops::status::MetricsArgs),
+    /// Forget the spec APP failed its update gate with, and try it again now (exit 3: not running).
+    Retry(crate::ops::status::RetryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,6 +116,17 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics [default: off].
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Where podkeeper keeps what podman cannot show across restarts: specs
+    /// that failed their update gate, containers it adopted [default:
+    /// /var/lib/podkeeper/state.json for root, else
+    /// $XDG_STATE_HOME/podkeeper/state.json, ~/.local/state when unset].
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// Take over a running container of an app's name that podkeeper did not
+    /// make, when it matches the manifest, without restarting it (every app;
+    /// `adopt: true` in a manifest does it for that app only).
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -44,6 +44,9 @@ fn main() {
         Command::Metrics(args) => {
             current_thread().and_then(|rt| rt.block_on(podkeeper::ops::status::metrics(&args)))
         }
+        Command::Retry(args) => {
+            current_thread().and_then(|rt| rt.block_on(podkeeper::ops::status::retry(&args)))
+        }
         Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()

@@ -288,6 +288,14 @@ pub struct Reacted<'a> {
     pub queued: usize,
 }
 
+/// A spec that failed its gate, as the reactor remembers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RememberedFailure {
+    pub failure: crate::reconcile::updates::Failure,
+    /// When it was rolled back.
+    pub at: jiff::Timestamp,
+}
+
 /// Receives the reactor's records. Every method defaults to doing nothing.
 pub trait Observer: Send {
     /// Every event, as it is decided (cheap: see the module documentation).
@@ -297,6 +305,12 @@ pub trait Observer: Send {
 
     /// The declared apps and companions changed (start-up, a re-read).
     fn declared(&mut self, _apps: &ManifestSet) {}
+
+    /// What the reactor remembers of app `app` changed (issue 23): the spec
+    /// that failed its gate and when it was rolled back (`None`: forgotten:
+    /// applied, retried, the manifest changed). Also said, for each, at
+    /// start-up from the state file and to an observer as it is added.
+    fn remembered(&mut self, _app: &str, _failed: Option<&RememberedFailure>) {}
 
     /// How often the reactor loop should call [`Observer::heartbeat`] (None: never).
     fn heartbeat_every(&self) -> Option<Duration> {

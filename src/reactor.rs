@@ -11,6 +11,7 @@ mod exits;
 mod forget;
 mod health;
 mod manifests;
+mod memory;
 mod networks;
 mod observers;
 mod outage;
@@ -185,6 +186,8 @@ pub struct Reactor<R: Podman> {
     dups: duplicates::Duplicates,
     /// Whether podman is known to be away.
     outage: outage::Outage,
+    /// Failed specs and adoptions, kept in the state file.
+    memory: memory::Memory,
 }
 
 impl<R: Podman> Reactor<R> {
@@ -226,6 +229,7 @@ impl<R: Podman> Reactor<R> {
             comp: companions::Companions::default(),
             dups: duplicates::Duplicates::default(),
             outage: outage::Outage::default(),
+            memory: memory::Memory::default(),
         };
         reactor.report_manifest_errors(&apps);
         reactor.apps = Arc::new(apps);
@@ -238,6 +242,7 @@ impl<R: Podman> Reactor<R> {
     pub async fn run(mut self, shutdown: CancellationToken) -> Stats {
         self.run_loop(Until::Shutdown(&shutdown)).await;
         self.drain().await;
+        self.state_written().await;
         self.stats
     }
 
@@ -351,13 +356,6 @@ impl<R: Podman> Reactor<R> {
         self.slots.started(id, keys);
     }
 
-    /// What this reactor remembers of app `id` for its reconcile (issue 23:
-    /// failed specs, adoptions).
-    fn remembered(&self, id: &str) -> crate::reconcile::Remembered {
-        let _ = id;
-        crate::reconcile::Remembered::default()
-    }
-
     fn spawn(&mut self, key: Key) {
         let rt = self.rt.clone();
         let apps = self.apps.clone();
@@ -366,7 +364,8 @@ impl<R: Podman> Reactor<R> {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
-                let remembered = self.remembered(&id);
+                let mut remembered = self.remembered(&id);
+                remembered.update_under_way = self.dups.update_under_way(&id); // issue 23 (replace)
                 self.exits.looking(&id, Instant::now());
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
@@ -471,7 +470,9 @@ impl<R: Podman> Reactor<R> {
                         }
                     }
                 }
+                self.dups.note_update(&r); // issue 23 (replace)
                 self.after_app_reaction(&r, now);
+                self.remember(&r, now);
                 self.forget_if_gone(&r);
             }
             Done::Sweep(r, findings) => {
@@ -480,6 +481,7 @@ impl<R: Podman> Reactor<R> {
                     let known = &self.container_apps;
                     self.exits.keep_containers(|id| known.contains_key(id));
                     self.learn_duplicates(findings.duplicates);
+                    self.dups.learn_updates(findings.updating); // issue 23 (replace)
                     self.forget_absent();
                     // An orphan no longer found is no longer remembered (and
                     // is reported again should it come back).

@@ -90,6 +90,9 @@ pub enum Trigger {
     ContainerExited { id: String, file: ExitFile },
     /// SIGHUP: re-read the manifests and every companion's unit file, and sweep.
     Reload,
+    /// `podkeeper retry APP` (through the control socket): forget the
+    /// app's failed spec and reconcile it now.
+    Retry(String),
 }
 
 /// What became of a container's exit file.

@@ -370,9 +370,20 @@ fn build_reactor(
     let report = Reporter::stdout(args.debug);
     let mut reactor = Reactor::new(bound.runtime, rx, bound.apps, cfg, report)
         .with_companions(Arc::new(bound.systemd), bound.unit_dirs)
-        .with_startup_sweep(STARTUP_SWEEP_WITHIN);
+        .with_startup_sweep(STARTUP_SWEEP_WITHIN)
+        .with_memory(
+            Some(
+                args.state_file
+                    .clone()
+                    .map(|p| crate::host::absolute(&p))
+                    .unwrap_or_else(crate::ops::state_file::default_path),
+            ),
+            args.adopt,
+        );
     if bound.control.is_some() || bound.metrics.is_some() {
         let shared = crate::ops::state::Shared::new();
+        // `retry APP` reaches the reactor as a trigger.
+        let _ = shared.triggers.set(tasks.tx.clone());
         reactor = reactor.with_observer(Box::new(crate::ops::state::Records::new(shared.clone())));
         serve(args, bound.control, bound.metrics, shared, tasks);
     }

@@ -269,12 +269,57 @@ async fn serve_client(
             Err(e) => format!("error: {e}\n"),
         },
         (None, Some("metrics")) => shared.metrics_text(),
+        (None, Some(r)) if r.starts_with("retry ") => {
+            retry(shared, r["retry ".len()..].trim()).await
+        }
         (None, None) => format!("error: request longer than {MAX_REQUEST} bytes or not UTF-8\n"),
-        (None, Some(_)) => "error: unknown request (allowed: status, metrics)\n".to_string(),
+        (None, Some(_)) => {
+            "error: unknown request (allowed: status, metrics, retry APP)\n".to_string()
+        }
     };
     // A client gone mid-reply is its own loss.
     let _ = write.write_all(reply.as_bytes()).await;
     let _ = write.shutdown().await;
+}
+
+/// `retry APP`: a declared app's failed spec is forgotten and the app
+/// reconciled now, by the reactor (a trigger: it owns the memory); the
+/// reply says what the board knew of it. An unknown app is an error.
+async fn retry(shared: &Shared, app: &str) -> String {
+    let failed = {
+        let board = shared.board();
+        match board.apps.get(app) {
+            None => {
+                let app = crate::manifest::excerpt::excerpt(app, 64);
+                return format!(
+                    "error: retry: no app {app:?} is declared (`podkeeper status` lists them)\n"
+                );
+            }
+            Some(row) => match &row.update {
+                Some(super::state::UpdateRow::RolledBack(f)) => Some(f.failure.spec_hash.clone()),
+                _ => None,
+            },
+        }
+    };
+    let Some(tx) = shared.triggers.get() else {
+        return "error: retry: this daemon's reactor takes no requests\n".to_string();
+    };
+    let sent = tokio::time::timeout(
+        READ_LIMIT,
+        tx.send(crate::trigger::Trigger::Retry(app.to_string())),
+    )
+    .await;
+    match (sent, failed) {
+        (Ok(Ok(())), Some(spec)) => format!(
+            "{app}: failed spec {} forgotten; trying the declared spec again now\n",
+            super::state::updates::short(&spec)
+        ),
+        (Ok(Ok(())), None) => {
+            format!("{app}: no failed spec remembered; reconciling it now\n")
+        }
+        (Ok(Err(_)), _) => "error: retry: the daemon is shutting down\n".to_string(),
+        (Err(_), _) => "error: retry: the daemon is too busy to take it; try again\n".to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +353,7 @@ mod tests {
         assert!(ask(&path, "metrics").await.unwrap().ends_with("# EOF\n"));
         let e = ask(&path, "stop").await.unwrap_err().to_string();
         assert!(
-            e.contains("unknown request (allowed: status, metrics)"),
+            e.contains("unknown request (allowed: status, metrics, retry APP)"),
             "{e}"
         );
         cancel.cancel();

@@ -48,6 +48,13 @@ pub struct AppLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpdateLabels {
+    pub app: String,
+    /// `applied`, `rolled_back`, `failed` (`UpdateNews::result`).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub state: String,
 }
@@ -61,6 +68,7 @@ pub struct Metrics {
     panics: Counter,
     reconcile_seconds: Family<KindLabels, Histogram>,
     restarts: Family<AppLabels, Counter>,
+    updates: Family<UpdateLabels, Counter>,
     apps: Family<StateLabels, Gauge>,
     companions: Family<StateLabels, Gauge>,
     reconnects: Counter,
@@ -90,6 +98,7 @@ impl Metrics {
             panics: Counter::default(),
             reconcile_seconds: Family::new_with_constructor(seconds_histogram),
             restarts: Family::default(),
+            updates: Family::default(),
             apps: Family::default(),
             companions: Family::default(),
             reconnects: Counter::default(),
@@ -125,6 +134,11 @@ impl Metrics {
             "restarts",
             "Restarts of an app's container after an exit or a failed healthcheck",
             m.restarts.clone(),
+        );
+        registry.register(
+            "updates",
+            "Updates of an app's spec that ended, by result (applied, rolled_back, failed)",
+            m.updates.clone(),
         );
         registry.register(
             "apps",
@@ -210,11 +224,27 @@ impl Metrics {
             .inc();
     }
 
+    /// An update of `app` ended with `result` (`UpdateNews::result`).
+    pub fn count_update(&self, app: &str, result: &'static str) {
+        self.updates
+            .get_or_create(&UpdateLabels {
+                app: app.to_string(),
+                result,
+            })
+            .inc();
+    }
+
     /// Drop a deleted app's series (Prometheus sees it go stale).
     pub fn forget_app(&self, app: &str) {
         self.restarts.remove(&AppLabels {
             app: app.to_string(),
         });
+        for result in ["applied", "rolled_back", "failed"] {
+            self.updates.remove(&UpdateLabels {
+                app: app.to_string(),
+                result,
+            });
+        }
     }
 
     /// The text exposition (OpenMetrics, which Prometheus reads), with the

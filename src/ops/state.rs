@@ -16,14 +16,17 @@ use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use crate::manifest::{DesiredState, ManifestSet};
-use crate::observe::{EventSeen, Ignored, Observer, Reacted, Verdict, What};
+use crate::observe::{EventSeen, Ignored, Observer, Reacted, RememberedFailure, Verdict, What};
 use crate::reconcile::{restart, Action, Category, Failure, Reaction};
 use crate::trigger::Key;
+pub use updates::{UpdateRow, UpdateStatus};
 
-/// What the control socket serves from: the board and the metrics.
+/// What the control socket serves from: the board and the metrics; and
+/// where its `retry` goes (the reactor's channel, once there is one).
 pub struct Shared {
     pub board: Mutex<Board>,
     pub metrics: Metrics,
+    pub triggers: std::sync::OnceLock<tokio::sync::mpsc::Sender<crate::trigger::Trigger>>,
 }
 
 impl Shared {
@@ -31,6 +34,7 @@ impl Shared {
         Arc::new(Shared {
             board: Mutex::new(Board::default()),
             metrics: Metrics::new(),
+            triggers: std::sync::OnceLock::new(),
         })
     }
 
@@ -107,6 +111,8 @@ pub struct AppRow {
     /// The scheduler (or the health restarts' backoff) holds it back until then.
     pub held_until: Option<Timestamp>,
     pub health: Option<String>,
+    /// An update in its gate, or a spec rolled back (issue 23).
+    pub update: Option<UpdateRow>,
 }
 
 /// One companion's row.
@@ -168,6 +174,9 @@ pub struct AppStatus {
     /// `unhealthy`; null without a healthcheck.
     pub health: Option<String>,
     pub waiting_for: Option<String>,
+    /// An update in its gate (`updating`) or rolled back; absent from older daemons.
+    #[serde(default)]
+    pub update: Option<UpdateStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,7 +190,7 @@ pub struct CompanionStatus {
     pub backoff_until: Option<String>,
 }
 
-fn rfc3339(t: Timestamp) -> String {
+pub(crate) fn rfc3339(t: Timestamp) -> String {
     // RFC 3339 in UTC, to the millisecond: `2026-12-07T20:38:03.123Z`.
     format!("{t:.3}")
 }
@@ -212,6 +221,7 @@ impl Board {
             row.exit_code = f.exit_code;
             row.container = f.container.clone();
         }
+        updates::take_news(row, r, at);
         if std::mem::take(&mut row.died_during_run) {
             row.state = Some("exited".into());
         }
@@ -354,8 +364,11 @@ impl Board {
                     "stopped" => state != "running" && state != "paused" && state != "missing",
                     _ => state == "running" || state == restart::COMPLETED,
                 };
+                let update = updates::status_of(row, now);
                 let why = if let Some(f) = &row.failure {
                     Some(f.clone())
+                } else if let Some((_, why)) = &update {
+                    Some(why.clone())
                 } else if let Some(w) = &row.waiting_for {
                     Some(format!("waiting for {w}"))
                 } else if let (Some(up), Some(t), false) =
@@ -397,6 +410,7 @@ impl Board {
                     backoff_until: held.map(rfc3339),
                     health: row.health.clone(),
                     waiting_for: row.waiting_for.clone(),
+                    update: update.map(|(u, _)| u),
                 }
             })
             .collect();
@@ -479,6 +493,9 @@ impl Observer for Records {
                 if r.restarted_after.is_some() && r.result.is_ok() {
                     self.shared.metrics.count_restart(id);
                 }
+                if let Some(result) = r.update.as_ref().and_then(|u| u.result()) {
+                    self.shared.metrics.count_update(id, result);
+                }
                 board.app_reaction(id, r, at, held);
             }
             Key::Health(id) => {
@@ -505,6 +522,12 @@ impl Observer for Records {
                 }
             }
             Key::Manifests => {}
+        }
+    }
+
+    fn remembered(&mut self, app: &str, failed: Option<&RememberedFailure>) {
+        if let Some(row) = self.shared.board().apps.get_mut(app) {
+            updates::remembered(row, failed);
         }
     }
 
@@ -552,3 +575,4 @@ impl Observer for Records {
 
 #[cfg(test)]
 mod tests;
+pub(crate) mod updates;

@@ -29,6 +29,16 @@ pub struct MetricsArgs {
     pub control_socket: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The app (its id) whose update failed its gate.
+    #[arg(value_name = "APP")]
+    pub app: String,
+    /// The daemon's control socket (as for `status`).
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+}
+
 fn socket(arg: &Option<PathBuf>) -> PathBuf {
     arg.clone().unwrap_or_else(super::control::default_path)
 }
@@ -73,6 +83,26 @@ pub async fn metrics(args: &MetricsArgs) -> anyhow::Result<i32> {
     }
 }
 
+/// `podkeeper retry APP`: returns the exit code.
+pub async fn retry(args: &RetryArgs) -> anyhow::Result<i32> {
+    if args.app.contains(char::is_whitespace) || args.app.is_empty() {
+        eprintln!("podkeeper: retry: {:?} is not an app id", args.app);
+        return Ok(2);
+    }
+    match ask(
+        &socket(&args.control_socket),
+        &format!("retry {}", args.app),
+    )
+    .await
+    {
+        Ok(text) => {
+            crate::report::print_text(&text);
+            Ok(0)
+        }
+        Err(e) => Ok(fail(e)),
+    }
+}
+
 /// `14:03:07` for today, `2026-11-30 14:03:07` before.
 fn local(at: &str) -> String {
     let Ok(t) = at.parse::<Timestamp>() else {
@@ -94,6 +124,55 @@ fn last(r: &Option<LastReaction>) -> String {
             format!("{} {}{result}", local(&r.at), r.action)
         }
     }
+}
+
+/// The time left until an RFC 3339 instant (`0s` once over).
+fn left(at: &str) -> String {
+    match at.parse::<Timestamp>() {
+        Ok(t) => super::state::updates::left(t, Timestamp::now()),
+        Err(_) => at.to_string(),
+    }
+}
+
+/// Each rolled-back app in full: the spec that failed, when, why, and its
+/// log's tail, indented.
+fn rolled_back(s: &Status) -> String {
+    let mut out = String::new();
+    for a in &s.apps {
+        let Some(u) = a.update.as_ref().filter(|u| u.state == "rolled back") else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n{} rolled back at {}: spec {} {}{}\n",
+            a.id,
+            u.at.as_deref().map_or("-".into(), local),
+            super::state::updates::short(&u.spec_hash),
+            u.why.as_deref().unwrap_or("failed its gate"),
+            match u.exit_code {
+                Some(code) if !u.why.as_deref().unwrap_or("").contains("code") => {
+                    format!(" (exit code {code})")
+                }
+                _ => String::new(),
+            }
+        ));
+        let tail = u.log_tail.as_deref().unwrap_or("").trim_end();
+        if tail.is_empty() {
+            out.push_str("    (its log said nothing)\n");
+        }
+        for line in tail.lines() {
+            // A terminal's control characters are shown, not obeyed.
+            let line: String = line
+                .chars()
+                .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
+                .collect();
+            out.push_str(&format!("    {line}\n"));
+        }
+        out.push_str(&format!(
+            "    not tried again until its manifest changes, or `podkeeper retry {}`\n",
+            a.id
+        ));
+    }
+    out
 }
 
 /// Columns padded to their widest cell; the last one as it is.
@@ -151,11 +230,22 @@ pub fn table(s: &Status) -> String {
     .map(String::from)
     .to_vec()];
     for a in &s.apps {
-        let state = if a.declared == "stopped" {
+        let mut state = if a.declared == "stopped" {
             format!("{} (declared stopped)", a.state)
         } else {
             a.state.clone()
         };
+        match &a.update {
+            Some(u) if u.state == "updating" => {
+                state = match u.gate_ends.as_deref().map(left) {
+                    Some(l) => format!("updating ({l} left)"),
+                    None => "updating".into(),
+                };
+            }
+            Some(u) if a.state == "running" => state = u.state.clone(),
+            Some(u) => state = format!("{state}, {}", u.state),
+            None => {}
+        }
         let mut why = a
             .why
             .as_deref()
@@ -178,6 +268,7 @@ pub fn table(s: &Status) -> String {
         ]);
     }
     out.push_str(&aligned(&rows));
+    out.push_str(&rolled_back(s));
     if !s.companions.is_empty() {
         let ok = s.companions.iter().filter(|c| c.why.is_none()).count();
         out.push_str(&format!(

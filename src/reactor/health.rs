@@ -43,6 +43,10 @@ impl<R: Podman> Reactor<R> {
             return Verdict::Ignored(Ignored::NoHealthcheck);
         }
         let scheduled = self.sched.schedule(Key::Health(id.to_string()), now);
+        if self.dups.update_under_way(id) {
+            // issue 23 (replace): a gate waits for this verdict; its next look now.
+            self.sched.schedule(Key::App(id.to_string()), now);
+        }
         Verdict::scheduled(KeyRef::Health(id), scheduled, now)
     }
 
@@ -63,10 +67,12 @@ impl<R: Podman> Reactor<R> {
                             DepNews::Started => d.condition == Condition::Running,
                             DepNews::Healthy => d.condition != Condition::Completed,
                             DepNews::Done => d.condition == Condition::Completed,
+                            // Whatever it waits for, its reason may have changed.
+                            DepNews::Updated => true,
                         }
                 })
                     // issue 22 (create): `network: app:<id>` waits for <id> to run.
-                    || (matches!(news, DepNews::Started | DepNews::Healthy)
+                    || (matches!(news, DepNews::Started | DepNews::Healthy | DepNews::Updated)
                         && crate::reconcile::depends::network_dependency(a).as_deref() == Some(id))
             })
         };
@@ -119,4 +125,7 @@ pub(super) enum DepNews {
     Healthy,
     /// Exited and left so by its policy: `completed` (or a failed one-shot).
     Done,
+    /// An update of it ended (applied, or rolled back): a dependent held
+    /// while its `.previous` existed looks again (issue 23).
+    Updated,
 }

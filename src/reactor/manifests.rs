@@ -51,6 +51,7 @@ impl<R: Podman> Reactor<R> {
             o.declared(&set);
         }
         self.apps = Arc::new(set);
+        self.forget_undeclared();
         self.diff_companions(&old, now);
         self.schedule_checks(changed.iter().map(|(id, _)| id.clone()).collect(), now);
         for (id, (kind, why)) in changed {

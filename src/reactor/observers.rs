@@ -14,6 +14,7 @@ impl<R: Podman> Reactor<R> {
     /// Add an observer of every event verdict and reaction (see [`crate::observe`]).
     pub fn with_observer(mut self, mut observer: Box<dyn Observer>) -> Self {
         observer.declared(&self.apps);
+        self.tell_remembered(&mut *observer);
         self.observers.push(observer);
         self
     }

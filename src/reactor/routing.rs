@@ -68,6 +68,7 @@ impl<R: Podman> Reactor<R> {
                 );
             }
             Trigger::Reload => self.on_reload(now),
+            Trigger::Retry(app) => self.on_retry(&app, now),
         }
     }
 

@@ -175,7 +175,10 @@ fn encode(
             format::line(t, Source::UnitDir, &file_line(change, Some(index)))
         }
         // Not sources `record` subscribes to.
-        Trigger::SweepTick | Trigger::ContainerExited { .. } | Trigger::Reload => return None,
+        Trigger::SweepTick
+        | Trigger::ContainerExited { .. }
+        | Trigger::Reload
+        | Trigger::Retry(_) => return None,
     };
     line.ok()
 }
