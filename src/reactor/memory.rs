@@ -80,6 +80,8 @@ impl<R: Podman> Reactor<R> {
                     spec_hash: a.spec_hash.clone(),
                 }),
             may_adopt: self.memory.adopt_all || self.apps.apps.get(id).is_some_and(|a| a.app.adopt),
+            // Set by the caller from the duplicates' view (the replace lane's field).
+            update_under_way: false,
         }
     }
 
