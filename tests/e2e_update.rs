@@ -625,6 +625,7 @@ fn updates_should_pull_first_replace_in_order_gate_and_roll_back_keeping_the_old
                     "u23-sick.yaml",
                     &app(id, "localhost/bb:1", sick, check, "10s"),
                 );
+                let mark = d.mark();
                 let new = wait_new(id, &[&a(id)], "the new container running");
                 let t = Instant::now();
                 wait_until(T, "status: rolled back", || {
@@ -649,6 +650,19 @@ fn updates_should_pull_first_replace_in_order_gate_and_roll_back_keeping_the_old
                 let why = u["why"].as_str().unwrap_or("");
                 assert!(why.contains("unhealthy"), "why in status: {u}");
                 assert_eq!(ctl.updates(id, "rolled_back"), 1);
+                // The gate fails on unhealthy: the new container is rolled
+                // back, never restarted in its gate (a restart would begin
+                // its `stable_for` again, and the old one would wait on).
+                let restarts: Vec<String> = d
+                    .reactions(mark, &format!("health/{id}"))
+                    .into_iter()
+                    .filter(|l| l.contains(" restart "))
+                    .collect();
+                assert!(
+                    restarts.is_empty(),
+                    "restarted in its gate:\n{}",
+                    restarts.join("\n")
+                );
             }),
         ),
         (
