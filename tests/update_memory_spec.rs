@@ -242,7 +242,7 @@ async fn a_remembered_failure_should_survive_a_restart_and_show_in_status() {
         "{t}"
     );
     assert!(
-        t.contains(&format!("\nweb rolled back at "))
+        t.contains("\nweb rolled back at ")
             && t.contains(&format!(
                 ": spec {} exited (code 3) after 0.4s\n",
                 &spec[..12]

@@ -459,6 +459,56 @@ mod tests {
         cancel.cancel();
     }
 
+    #[tokio::test]
+    async fn retry_should_reach_the_reactor_for_a_declared_app_and_refuse_an_unknown_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, shared, cancel) = served(dir.path());
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        shared.triggers.set(tx).unwrap();
+        shared
+            .board()
+            .apps
+            .insert("web".into(), crate::ops::state::AppRow::default());
+        let reply = ask(&path, "retry web").await.unwrap();
+        assert_eq!(
+            reply,
+            "web: no failed spec remembered; reconciling it now\n"
+        );
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            crate::trigger::Trigger::Retry("web".into())
+        );
+        // Rolled back: the reply names the spec it forgets.
+        shared.board().apps.get_mut("web").unwrap().update = Some(
+            crate::ops::state::UpdateRow::RolledBack(crate::observe::RememberedFailure {
+                failure: crate::reconcile::updates::Failure {
+                    spec_hash: "0123456789abcdef".into(),
+                    why: "unhealthy".into(),
+                    exit_code: None,
+                    log_tail: String::new(),
+                },
+                at: jiff::Timestamp::now(),
+            }),
+        );
+        let reply = ask(&path, "retry web").await.unwrap();
+        assert_eq!(
+            reply,
+            "web: failed spec 0123456789ab forgotten; trying the declared spec again now\n"
+        );
+        assert!(rx.try_recv().is_ok());
+        let e = ask(&path, "retry nope").await.unwrap_err().to_string();
+        assert!(
+            e.ends_with(": retry: no app \"nope\" is declared (`podkeeper status` lists them)"),
+            "{e}"
+        );
+        assert!(rx.try_recv().is_err(), "nothing sent for an unknown app");
+        // A daemon going down: its reactor no longer reads.
+        drop(rx);
+        let e = ask(&path, "retry web").await.unwrap_err().to_string();
+        assert!(e.ends_with(": retry: the daemon is shutting down"), "{e}");
+        cancel.cancel();
+    }
+
     #[test]
     fn peers_should_be_this_user_or_root() {
         assert!(allowed(crate::host::euid()));

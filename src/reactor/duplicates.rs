@@ -66,10 +66,13 @@ impl Duplicates {
                     self.updating.insert(id.clone());
                 }
             }
-            Some(_) => {
+            Some(UpdateNews::Applied { .. } | UpdateNews::RolledBack { .. }) => {
                 self.updating.remove(id);
             }
-            None => {}
+            // Not made (a pull, a create) while a gate may still be under
+            // way, or a gate failed with nothing to go back to: the next
+            // looks still judge the container the app has.
+            Some(UpdateNews::Failed { .. }) | None => {}
         }
     }
 }

@@ -133,4 +133,83 @@ mod tests {
         assert_eq!(left(at("2026-12-08T03:04:05Z"), now), "4m05s");
         assert_eq!(left(at("2026-12-08T02:59:00Z"), now), "0s");
     }
+
+    fn row(update: UpdateRow) -> AppRow {
+        AppRow {
+            declared: "running",
+            state: Some("running".into()),
+            update: Some(update),
+            ..AppRow::default()
+        }
+    }
+
+    #[test]
+    fn status_should_show_a_gate_and_a_rollback_with_its_spec_why_log_and_when() {
+        let now = Timestamp::now();
+        let mut board = super::super::Board::default();
+        board.apps.insert(
+            "api".into(),
+            row(UpdateRow::Gating {
+                spec_hash: "fedcba9876543210".into(),
+                ends: now.checked_add(std::time::Duration::from_secs(95)).unwrap(),
+            }),
+        );
+        board.apps.insert(
+            "web".into(),
+            row(UpdateRow::RolledBack(RememberedFailure {
+                failure: crate::reconcile::updates::Failure {
+                    spec_hash: "0123456789abcdef".into(),
+                    why: "unhealthy after 20s".into(),
+                    exit_code: Some(137),
+                    log_tail: "listening on :80\nerror: db \x1b[31mdown\x1b[0m\n".into(),
+                },
+                at: now,
+            })),
+        );
+        let status = board.status(now);
+        let t = crate::ops::status::table(&status);
+        let line = |app: &str| t.lines().find(|l| l.starts_with(app)).unwrap().to_string();
+        assert!(line("api ").contains(" updating (1m35s left) "), "{t}");
+        assert!(
+            line("api ").ends_with("updating: gate ends in 1m35s"),
+            "{t}"
+        );
+        assert!(line("web ").contains(" rolled back "), "{t}");
+        assert!(
+            line("web ").ends_with("rolled back: spec 0123456789ab unhealthy after 20s"),
+            "{t}"
+        );
+        assert!(t.contains("0/2 apps as declared"), "{t}");
+        let detail = t.split_once("\nweb rolled back at ").expect(&t).1;
+        let when = now
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%H:%M:%S")
+            .to_string();
+        assert_eq!(
+            detail,
+            format!(
+                "{when}: spec 0123456789ab unhealthy after 20s (exit code 137)\n    \
+                 listening on :80\n    error: db ?[31mdown?[0m\n    not tried again until \
+                 its manifest changes, or `podkeeper retry web`\n"
+            )
+        );
+        // `status --json`: the same, in fields.
+        let json = serde_json::to_value(&status).unwrap();
+        let web = &json["apps"][1]["update"];
+        assert_eq!(web["state"], "rolled back");
+        assert_eq!(web["spec_hash"], "0123456789abcdef");
+        assert_eq!(web["exit_code"], 137);
+        assert_eq!(web["why"], "unhealthy after 20s");
+        assert!(web["log_tail"]
+            .as_str()
+            .unwrap()
+            .starts_with("listening on :80\n"));
+        assert_eq!(json["apps"][0]["update"]["state"], "updating");
+        assert!(json["apps"][0]["update"]["gate_ends"].is_string());
+        // An older client reads a status without `update`.
+        let mut old = json.clone();
+        old["apps"][0].as_object_mut().unwrap().remove("update");
+        let back: super::super::Status = serde_json::from_value(old).unwrap();
+        assert_eq!(back.apps[0].update, None);
+    }
 }

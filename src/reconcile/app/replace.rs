@@ -39,26 +39,13 @@ impl Roles {
 }
 
 /// Whether this look must ask for `<id>.previous` and `<id>.next`: the
-/// app's container is missing, of another spec or not running, it is
-/// deleted, or the reactor knows an update is under way. A running,
-/// current container (the common case) costs nothing more.
-pub(super) fn concerns(
-    look: &Look<'_>,
-    actual: Option<&ContainerInfo>,
-    drift: Option<&Drift>,
-) -> bool {
-    if look.remembered.update_under_way {
-        return true;
-    }
-    match drift {
-        Some(Drift::Missing | Drift::SpecChanged { .. } | Drift::NotRunning { .. }) => true,
-        Some(Drift::Unwanted) => look.may_remove,
-        // Left exited by its policy (a one-shot's exit may be a gate's end).
-        None => {
-            look.desired.is_some() && actual.is_some_and(|c| c.state != ContainerState::Running)
-        }
-        _ => false,
-    }
+/// spec changed (the replace path needs them), or the reactor knows an
+/// update may be under way: it began a gate, or a sweep (the first one
+/// after a start too) listed one of them, or a rename made one. Every
+/// other look (a running app, a crash's repair, a missing container's
+/// create) costs nothing more.
+pub(super) fn concerns(look: &Look<'_>, drift: Option<&Drift>) -> bool {
+    look.remembered.update_under_way || matches!(drift, Some(Drift::SpecChanged { .. }))
 }
 
 /// Both role containers, asked at once (one round trip).
@@ -434,9 +421,11 @@ fn failed(app: &LoadedApp, f: Failure, r: &mut Reaction) -> Failure {
     f
 }
 
-/// Whether any declared app shares `id`'s network namespace (unknown: yes).
+/// Whether any declared app shares `id`'s network namespace. Not known (one
+/// app reconciled alone): no; the previous container's removal still
+/// removes podkeeper's sharers when podman refuses it.
 fn shared(look: &Look<'_>) -> bool {
-    look.apps.is_none_or(|set| {
+    look.apps.is_some_and(|set| {
         set.apps
             .values()
             .any(|a| crate::reconcile::depends::network_dependency(a).as_deref() == Some(look.id))
