@@ -351,9 +351,12 @@ fn wait_new(id: &str, not: &[&str], what: &str) -> Ctr {
     found.unwrap()
 }
 
+/// A named case: a closure run on its own thread.
+type Case<'a> = (&'static str, Box<dyn FnOnce() + Send + 'a>);
+
 /// Run `cases` in parallel (each a thread), report each, fail with every
 /// failure's message.
-fn run_cases(cases: Vec<(&'static str, Box<dyn FnOnce() + Send + '_>)>) {
+fn run_cases(cases: Vec<Case<'_>>) {
     let results: Vec<(&str, Result<(), String>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = cases
             .into_iter()
@@ -452,7 +455,7 @@ fn updates_should_pull_first_replace_in_order_gate_and_roll_back_keeping_the_old
     let (apps, ctl, d, sampler, old) = (&apps, &ctl, &daemon, &sampler, &old);
     let a = |id: &str| old[id].clone();
 
-    let cases: Vec<(&'static str, Box<dyn FnOnce() + Send + '_>)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "a good update is applied",
             Box::new(move || {
