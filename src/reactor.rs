@@ -369,21 +369,15 @@ impl<R: Podman> Reactor<R> {
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
                     let check = Check::now(&*rt);
-                    let desired = apps.apps.get(&id);
-                    let r = reconcile_app_among(
-                        &*rt,
-                        &id,
-                        Some(&apps),
-                        desired,
-                        may_remove,
-                        &remembered,
-                    )
-                    .await;
+                    let (desired, mem) = (apps.apps.get(&id), &remembered);
+                    let r = reconcile_app_among(&*rt, &id, Some(&apps), desired, may_remove, mem);
+                    let r = r.await;
                     Done::App(r, check)
                 });
             }
             Key::Sweep => {
                 self.stats.sweeps += 1;
+                self.dups.sweep_started(); // issue 23 (replace)
                 let removable = self.had_manifest.clone();
                 let prune = self.prune_orphans();
                 self.launch(keys, async move {

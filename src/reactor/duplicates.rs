@@ -35,6 +35,10 @@ pub(super) struct Duplicates {
     /// Apps with an update under way: a gate begun, or one of its
     /// containers listed or renamed so. Ended by the update's news.
     updating: BTreeSet<String>,
+    /// Apps whose update ended since the sweep in flight began: what that
+    /// sweep listed of them (a `.previous` about to be removed) is stale,
+    /// and learning it would judge the gate again and report it twice.
+    ended_since_sweep: BTreeSet<String>,
 }
 
 impl Duplicates {
@@ -54,7 +58,14 @@ impl Duplicates {
 
     /// A sweep listed an update's containers of these apps.
     pub fn learn_updates(&mut self, apps: Vec<String>) {
-        self.updating.extend(apps);
+        let ended = std::mem::take(&mut self.ended_since_sweep);
+        self.updating
+            .extend(apps.into_iter().filter(|a| !ended.contains(a)));
+    }
+
+    /// A sweep is launched: what it lists is newer than any update's end so far.
+    pub fn sweep_started(&mut self) {
+        self.ended_since_sweep.clear();
     }
 
     /// An app's reconcile told what became of its update.
@@ -68,6 +79,7 @@ impl Duplicates {
             }
             Some(UpdateNews::Applied { .. } | UpdateNews::RolledBack { .. }) => {
                 self.updating.remove(id);
+                self.ended_since_sweep.insert(id.clone());
             }
             // Not made (a pull, a create) while a gate may still be under
             // way, or a gate failed with nothing to go back to: the next
@@ -176,5 +188,40 @@ impl<R: Podman> Reactor<R> {
             &format!("{name}: a second container of app/{app} (labelled {APP_LABEL}={app} but not named {app}, e.g. after `podman rename`); {fate}"),
             true,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn news(id: &str, update: UpdateNews) -> Reaction {
+        let mut r = Reaction::new(Key::App(id.into()));
+        r.update = Some(update);
+        r
+    }
+
+    #[test]
+    fn a_sweep_listing_a_previous_removed_meanwhile_should_not_start_the_update_again() {
+        let mut d = Duplicates::default();
+        let gating = UpdateNews::Gating {
+            spec_hash: "b".into(),
+            left: std::time::Duration::from_secs(3),
+        };
+        d.note_update(&news("web", gating));
+        assert!(d.update_under_way("web"));
+        // The sweep lists `web.previous`, then the gate passes and removes
+        // it before the sweep's answer is taken in.
+        d.sweep_started();
+        let applied = UpdateNews::Applied {
+            spec_hash: "b".into(),
+        };
+        d.note_update(&news("web", applied));
+        d.learn_updates(vec!["web".into()]);
+        assert!(!d.update_under_way("web"), "would report Applied twice");
+        // A later sweep that still lists one is believed.
+        d.sweep_started();
+        d.learn_updates(vec!["web".into()]);
+        assert!(d.update_under_way("web"));
     }
 }
