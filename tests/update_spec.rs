@@ -580,3 +580,33 @@ async fn a_dependent_should_wait_while_its_dependency_is_on_its_gate() {
     let r = reconcile_app_among(&sim, "api", None, Some(&api), false, &none).await;
     assert_eq!(r.action.as_str(), "create", "{r:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_podkeeper_should_find_a_gate_by_its_sweep_and_finish_it() {
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let sim = SimRuntime::new(&[OLD], Some(events_tx));
+    let (old, new) = (plain(OLD), plain(NEW));
+    stopped(&sim, "web.previous", &old).await;
+    let b = created(&sim, "web", &new).await;
+    sim.start_container("web").await.unwrap();
+    let set = sim::manifests(&[(
+        "web.yaml",
+        format!(
+            "app:\n  id: web\n  container:\n    image: {NEW}\n    command: [\"/bin/sleep\", \"1000\"]\n    network: none\n"
+        ),
+    )]);
+    let h = sim::Setup::fixed(sim.clone(), set)
+        .events(events)
+        .startup_sweep(Duration::from_millis(100))
+        .start();
+    sim::settle_until(Duration::from_secs(30), || {
+        sim.container("web.previous").is_none()
+    })
+    .await;
+    assert_eq!(id_of(&sim, "web"), Some(b));
+    assert_eq!(state_of(&sim, "web"), Some(ContainerState::Running));
+    let (_, out) = h.stop().await;
+    assert!(out.contains("update in progress"), "{out}");
+    assert!(out.contains("applied: running 10"), "{out}");
+    assert!(!out.contains("duplicate"), "{out}");
+}
