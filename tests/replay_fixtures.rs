@@ -163,6 +163,8 @@ fn replay_should_recreate_only_the_edited_app() {
             r("sweep", "none"),
             r("manifests", "reload"),
             r(a, "recreate"),
+            r(a, "wait"),
+            r(a, "none"),
             r(a, "none")
         ],
         "{}",
@@ -179,11 +181,25 @@ fn replay_should_recreate_only_the_edited_app() {
     assert_eq!(
         out.calls,
         [
+            // issue 23: created aside while the old one runs, the old one
+            // kept during the gate (1 s here), removed once it is passed.
             "list",
             "inspect rec-manifest-edit-a",
-            "remove rec-manifest-edit-a",
-            "create rec-manifest-edit-a",
+            "inspect rec-manifest-edit-a.previous",
+            "inspect rec-manifest-edit-a.next",
+            "exists localhost/bb:1",
+            "create rec-manifest-edit-a.next",
+            "stop rec-manifest-edit-a",
+            "rename rec-manifest-edit-a rec-manifest-edit-a.previous",
+            "rename rec-manifest-edit-a.next rec-manifest-edit-a",
             "start rec-manifest-edit-a",
+            "inspect rec-manifest-edit-a",
+            "inspect rec-manifest-edit-a.previous",
+            "inspect rec-manifest-edit-a.next",
+            "inspect rec-manifest-edit-a",
+            "inspect rec-manifest-edit-a.previous",
+            "inspect rec-manifest-edit-a.next",
+            "remove rec-manifest-edit-a.previous",
             "inspect rec-manifest-edit-a"
         ]
     );

@@ -3,6 +3,7 @@
 mod create;
 mod gate;
 mod replace;
+mod roles;
 mod sharers;
 
 use std::collections::BTreeMap;
@@ -298,7 +299,7 @@ async fn decide_and_act<R: Podman>(
         r.why = d.describe();
     }
     if replace::concerns(look, drifted.as_ref()) {
-        let roles = replace::look_for_roles(rt, id, log).await?;
+        let roles = roles::look_for_roles(rt, id, log).await?;
         let settled =
             replace::decide(rt, look, actual.as_ref(), drifted.as_ref(), roles, log, r).await?;
         if settled {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::replace::{remove_role, short};
+use super::roles::{remove_role, short};
 use super::{sharers, start_exited, Look, CLEANUP_POLL};
 use crate::kill_points::kill_point;
 use crate::manifest::{DesiredState, LoadedApp, Restart};

@@ -14,6 +14,7 @@
 //!
 //! Every failure before step 3 leaves the old container untouched.
 
+use super::roles::{remove_role, short, Roles};
 use super::{gate, labels_for, sharers, start_exited, waits_for_dependency, Drift, Look};
 use crate::kill_points::kill_point;
 use crate::manifest::{DesiredState, LoadedApp};
@@ -22,21 +23,7 @@ use crate::reconcile::{secrets, Action, CallLog, Failure, Reaction};
 use crate::runtime::{
     ContainerInfo, ContainerState, CreateRequest, Podman, RuntimeError, StopWith,
 };
-use crate::{APP_LABEL, SPEC_HASH_LABEL};
-
-/// An update's containers as podman shows them (podkeeper's only: a
-/// container of such a name without the app's label is never touched).
-#[derive(Debug, Default)]
-pub(super) struct Roles {
-    pub previous: Option<ContainerInfo>,
-    pub next: Option<ContainerInfo>,
-}
-
-impl Roles {
-    fn is_empty(&self) -> bool {
-        self.previous.is_none() && self.next.is_none()
-    }
-}
+use crate::SPEC_HASH_LABEL;
 
 /// Whether this look must ask for `<id>.previous` and `<id>.next`: the
 /// spec changed (the replace path needs them), or the reactor knows an
@@ -46,25 +33,6 @@ impl Roles {
 /// create) costs nothing more.
 pub(super) fn concerns(look: &Look<'_>, drift: Option<&Drift>) -> bool {
     look.remembered.update_under_way || matches!(drift, Some(Drift::SpecChanged { .. }))
-}
-
-/// Both role containers, asked at once (one round trip).
-pub(super) async fn look_for_roles<R: Podman>(
-    rt: &R,
-    id: &str,
-    log: &mut CallLog,
-) -> Result<Roles, Failure> {
-    let (p, n) = (Role::Previous.name(id), Role::Next.name(id));
-    let (previous, next) = log
-        .time("inspect", async {
-            tokio::join!(rt.inspect_container(&p), rt.inspect_container(&n))
-        })
-        .await;
-    let ours = |c: &ContainerInfo| c.label(APP_LABEL) == Some(id);
-    Ok(Roles {
-        previous: previous?.filter(ours),
-        next: next?.filter(ours),
-    })
 }
 
 /// Decide from podman's names what the update needs: `Ok(true)` when this
@@ -430,22 +398,4 @@ fn shared(look: &Look<'_>) -> bool {
             .values()
             .any(|a| crate::reconcile::depends::network_dependency(a).as_deref() == Some(look.id))
     })
-}
-
-/// Remove one of an update's containers (stopped or not); gone already is fine.
-pub(super) async fn remove_role<R: Podman>(
-    rt: &R,
-    c: &ContainerInfo,
-    log: &mut CallLog,
-) -> Result<(), Failure> {
-    let with = StopWith::for_app(None, Some(c));
-    match log.time("remove", rt.remove_container(&c.name, with)).await {
-        Ok(()) | Err(RuntimeError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A spec hash as lines show it.
-pub(super) fn short(hash: &str) -> &str {
-    hash.get(..16).unwrap_or(hash)
 }
