@@ -283,7 +283,10 @@ async fn decide_and_act<R: Podman>(
         ..
     } = *look;
     let actual = log.time("inspect", rt.inspect_container(id)).await?;
+    // Adoption (issue 23): an adopted container, or one adopted now, is podkeeper's.
+    let mut actual = super::adopt::seen_as_ours(actual, id, look.remembered);
     r.found = vec![found(id, actual.as_ref())];
+    super::adopt::take_over(rt, desired, actual.as_mut(), look.remembered, log, r).await?;
     if let Some(c) = &actual {
         if within_exit_grace(rt.now(), c, desired, r) {
             return Ok(());

@@ -72,7 +72,9 @@ pub(super) fn from_inspect(v: &Value, image_config: ImageConfig) -> ContainerCon
         read_only: host["ReadonlyRootfs"].as_bool().unwrap_or(false),
         init: host["Init"].as_bool().unwrap_or(false),
         no_new_privileges: security.iter().any(|s| {
-            s == "no-new-privileges" || s == "no-new-privileges:true" || s == "no-new-privileges=true"
+            s == "no-new-privileges"
+                || s == "no-new-privileges:true"
+                || s == "no-new-privileges=true"
         }),
         devices: host["Devices"]
             .as_array()
@@ -91,7 +93,7 @@ pub(super) fn from_inspect(v: &Value, image_config: ImageConfig) -> ContainerCon
             .unwrap_or_default(),
         ulimits: ulimits(&host["Ulimits"]),
         memory: positive(&host["Memory"]),
-        nano_cpus: positive(&host["NanoCpus"]),
+        nano_cpus: positive(&host["NanoCpus"]).or_else(|| cpus_of_quota(host)),
         pids_limit: positive(&host["PidsLimit"]),
         shm_size: positive(&host["ShmSize"]),
         stop_signal: signal(&config["StopSignal"]),
@@ -135,7 +137,11 @@ fn first_nonempty(vs: &[&Value]) -> String {
 /// A list of strings; `null` or another shape is none.
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -159,10 +165,21 @@ fn positive(v: &Value) -> Option<u64> {
     v.as_u64().filter(|n| *n > 0)
 }
 
+/// A CPU limit given as quota and period (podkeeper's create, `--cpu-quota`)
+/// rather than `--cpus`, in billionths of a CPU.
+fn cpus_of_quota(host: &Value) -> Option<u64> {
+    let quota = positive(&host["CpuQuota"])?;
+    let period = positive(&host["CpuPeriod"])?;
+    u64::try_from(u128::from(quota) * 1_000_000_000 / u128::from(period)).ok()
+}
+
 /// `15` (podman 4, and 5 on a 4.x API path) or `"SIGTERM"` (podman 5).
 fn signal(v: &Value) -> Option<i32> {
     match v {
-        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()).filter(|n| *n > 0),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| *n > 0),
         Value::String(s) if !s.is_empty() => parse_signal(s),
         _ => None,
     }
@@ -236,7 +253,7 @@ mod tests {
                 "StopSignal": 2, "StopTimeout": 20, "Healthcheck": {"Test": ["CMD-SHELL", "true"]}},
             "HostConfig": {"NetworkMode": "bridge", "PortBindings": {"80/tcp": [{"HostIp": "127.0.0.1", "HostPort": "18080"}], "90/udp": [{"HostIp": "", "HostPort": "9090"}]},
                 "CapAdd": ["CAP_NET_ADMIN"], "CapDrop": ["CAP_AUDIT_WRITE", "CAP_CHOWN"], "ReadonlyRootfs": true, "Init": true,
-                "SecurityOpt": ["no-new-privileges"], "Tmpfs": {"/run": "size=1m,rw"}, "Memory": 67108864, "NanoCpus": 0,
+                "SecurityOpt": ["no-new-privileges"], "Tmpfs": {"/run": "size=1m,rw"}, "Memory": 67108864, "NanoCpus": 0, "CpuQuota": 150000, "CpuPeriod": 100000,
                 "PidsLimit": 50, "Ulimits": [{"Name": "RLIMIT_NOFILE", "Soft": 1024, "Hard": 2048}],
                 "Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/x", "CgroupPermissions": "rwm"}]},
             "NetworkSettings": {"Networks": {"podman": {}}}
@@ -246,11 +263,21 @@ mod tests {
         assert!(c.entrypoint.is_empty());
         assert_eq!(c.env["FOO"], "bar");
         assert_eq!(c.ports, ["127.0.0.1:18080:80/tcp", "9090:90/udp"]);
-        assert_eq!(c.mounts[0], Mount { source: "/tmp".into(), dest: "/data".into(), read_only: true });
+        assert_eq!(
+            c.mounts[0],
+            Mount {
+                source: "/tmp".into(),
+                dest: "/data".into(),
+                read_only: true
+            }
+        );
         assert_eq!(c.mounts[1].source, "pkvol");
         assert_eq!(c.stop_signal, Some(2));
         assert_eq!(c.ulimits["nofile"], (1024, 2048));
-        assert_eq!((c.memory, c.nano_cpus, c.pids_limit), (Some(67108864), None, Some(50)));
+        assert_eq!(
+            (c.memory, c.nano_cpus, c.pids_limit),
+            (Some(67108864), Some(1_500_000_000), Some(50))
+        );
         assert_eq!(c.devices, ["/dev/null:/dev/x:rwm"]);
         assert_eq!(c.networks, ["podman"]);
         assert!(c.no_new_privileges && c.init && c.read_only);
@@ -263,8 +290,14 @@ mod tests {
         assert_eq!(c5.entrypoint, ["/bin/sh", "-c"]);
         // podman 4.3's string.
         v5["Config"]["Entrypoint"] = "/bin/sh -c".into();
-        assert_eq!(from_inspect(&v5, ImageConfig::default()).entrypoint, ["/bin/sh", "-c"]);
+        assert_eq!(
+            from_inspect(&v5, ImageConfig::default()).entrypoint,
+            ["/bin/sh", "-c"]
+        );
         // Nothing readable: defaults, never a panic.
-        assert_eq!(from_inspect(&serde_json::json!([1]), ImageConfig::default()), ContainerConfig::default());
+        assert_eq!(
+            from_inspect(&serde_json::json!([1]), ImageConfig::default()),
+            ContainerConfig::default()
+        );
     }
 }

@@ -90,7 +90,10 @@ pub fn as_podman_shows(c: &SimContainer, spec: &ContainerSpec, set: EventSet) ->
     ContainerConfig {
         id: c.id.clone(),
         image: spec.image.clone(),
-        command: spec.command.clone().unwrap_or_else(|| image.command.clone()),
+        command: spec
+            .command
+            .clone()
+            .unwrap_or_else(|| image.command.clone()),
         entrypoint: spec.entrypoint.clone().unwrap_or_default(),
         env,
         ports,
