@@ -351,11 +351,10 @@ impl<R: Podman> Reactor<R> {
         self.slots.started(id, keys);
     }
 
-    /// What this reactor remembers of app `id` for its reconcile (issue 23:
-    /// failed specs, adoptions).
+    /// What this reactor remembers of app `id` for its reconcile (issue 23;
+    /// adopt lane, minimal: `adopt: true` only, the memory lane the rest).
     fn remembered(&self, id: &str) -> crate::reconcile::Remembered {
-        let _ = id;
-        crate::reconcile::Remembered::default()
+        routing::remembered(&self.apps, id)
     }
 
     fn spawn(&mut self, key: Key) {

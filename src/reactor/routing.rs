@@ -118,8 +118,10 @@ impl<R: Podman> Reactor<R> {
     /// event and is put into words only by whoever prints it.
     fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
         let is_container = ev.typ == "container";
+        // An Arc's clone, no allocation: `app` may borrow from it.
+        let apps = self.apps.clone();
         let app = if is_container {
-            ev.label(APP_LABEL)
+            ev.label(APP_LABEL).or_else(|| adoptable(&apps, ev.name()))
         } else {
             None
         };
@@ -269,5 +271,28 @@ impl<R: Podman> Reactor<R> {
     pub(super) fn schedule_verdict<'k>(&mut self, key: &'k Key, at: Instant) -> Verdict<'k> {
         let scheduled = self.sched.schedule(key.clone(), at);
         Verdict::scheduled(KeyRef::from(key), scheduled, Instant::now())
+    }
+}
+
+/// App `name` when it may adopt a container of its name that lacks
+/// podkeeper's labels (issue 23: `adopt: true`): such a container's events
+/// are the app's (adopted, it is kept: an exit is news).
+pub(super) fn adoptable<'a>(apps: &'a crate::manifest::ManifestSet, name: &str) -> Option<&'a str> {
+    apps.apps
+        .get_key_value(name)
+        .filter(|(_, a)| a.app.adopt)
+        .map(|(id, _)| id.as_str())
+}
+
+/// What the reactor remembers of app `id` (adopt lane, minimal: its
+/// manifest's `adopt: true`; the memory lane adds `run --adopt`, the
+/// adoptions and failed specs recorded in the state file).
+pub(super) fn remembered(
+    apps: &crate::manifest::ManifestSet,
+    id: &str,
+) -> crate::reconcile::Remembered {
+    crate::reconcile::Remembered {
+        may_adopt: adoptable(apps, id).is_some(),
+        ..Default::default()
     }
 }
