@@ -365,7 +365,8 @@ impl<R: Podman> Reactor<R> {
             Key::App(id) => {
                 self.stats.reconciles += 1;
                 let may_remove = self.may_remove(&id);
-                let remembered = self.remembered(&id);
+                let mut remembered = self.remembered(&id);
+                remembered.update_under_way = self.dups.update_under_way(&id); // issue 23 (replace)
                 self.exits.looking(&id, Instant::now());
                 self.launch(keys, async move {
                     // Taken right before the reconcile's first call, its inspect.
@@ -470,6 +471,7 @@ impl<R: Podman> Reactor<R> {
                         }
                     }
                 }
+                self.dups.note_update(&r); // issue 23 (replace)
                 self.after_app_reaction(&r, now);
                 self.forget_if_gone(&r);
             }
@@ -479,6 +481,7 @@ impl<R: Podman> Reactor<R> {
                     let known = &self.container_apps;
                     self.exits.keep_containers(|id| known.contains_key(id));
                     self.learn_duplicates(findings.duplicates);
+                    self.dups.learn_updates(findings.updating); // issue 23 (replace)
                     self.forget_absent();
                     // An orphan no longer found is no longer remembered (and
                     // is reported again should it come back).

@@ -98,10 +98,8 @@ async fn a_spec_change_stopped_and_a_deleted_manifest_should_each_wait_out_the_s
         "the three stops ran side by side: {:?}",
         t0.elapsed()
     );
-    assert_eq!(
-        stops_of(&h, "changed"),
-        [("remove changed".into(), secs(30))]
-    );
+    // The replace path (issue 23) stops the old one and keeps it for the gate.
+    assert_eq!(stops_of(&h, "changed"), [("stop changed".into(), secs(30))]);
     assert_eq!(stops_of(&h, "stopped"), [("stop stopped".into(), secs(30))]);
     assert_eq!(
         stops_of(&h, "deleted"),
@@ -137,7 +135,8 @@ async fn a_container_created_without_a_stop_timeout_should_get_the_manifests_on_
             .is_some_and(|c| c.id != old && c.state == ContainerState::Running)
     })
     .await;
-    assert_eq!(stops_of(&h, "db"), [("remove db".into(), secs(120))]);
+    // Stopped and kept for the update's gate (issue 23).
+    assert_eq!(stops_of(&h, "db"), [("stop db".into(), secs(120))]);
     let (_, out) = h.stop().await;
     assert_eq!(sim::count(&out, "died (0)"), 1, "{out}");
 }

@@ -505,3 +505,22 @@ fn a_new_field_should_enter_the_hash_only_when_set() {
         assert_ne!(hash("a.yaml", &format!("{text}{set}")), *golden, "{set}");
     }
 }
+
+#[test]
+fn update_and_adopt_should_never_enter_the_hash() {
+    let (_, golden, text) = TEXTS
+        .iter()
+        .find(|(_, _, t)| t.contains("id: minimal"))
+        .expect("the minimal manifest");
+    // issue 23: the gate, rollback and adoption change how a spec is
+    // applied, never which container it is.
+    for app_level in [
+        "  adopt: true\n",
+        "  adopt: false\n",
+        "  update:\n    stable_for: 30s\n    healthy_within: 2m\n    rollback: false\n",
+        "  update: {}\n",
+    ] {
+        let t = text.replace("  container:\n", &format!("{app_level}  container:\n"));
+        assert_eq!(hash("a.yaml", &t), *golden, "{app_level}");
+    }
+}

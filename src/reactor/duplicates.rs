@@ -10,13 +10,20 @@
 //! every sweep (which lists every labelled container), and each is reconciled
 //! under its own name as key (`app/web-old`), which is what the app
 //! reconciler inspects and removes.
+//!
+//! An update's containers (`<app>.next`, `<app>.previous`: issue 23) carry
+//! the app's label under another name too, but are no duplicates: they
+//! tell that an update of the app is under way, which its reconcile is
+//! told (`Remembered::update_under_way`) so that it looks for them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::time::Instant;
 
 use super::Reactor;
 use crate::observe::{EventSeen, Source, Subject, What};
+use crate::reconcile::updates::{role_of, UpdateNews};
+use crate::reconcile::Reaction;
 use crate::runtime::Podman;
 use crate::trigger::{Key, KeyRef};
 use crate::APP_LABEL;
@@ -25,6 +32,9 @@ use crate::APP_LABEL;
 #[derive(Default)]
 pub(super) struct Duplicates {
     known: BTreeMap<String, String>,
+    /// Apps with an update under way: a gate begun, or one of its
+    /// containers listed or renamed so. Ended by the update's news.
+    updating: BTreeSet<String>,
 }
 
 impl Duplicates {
@@ -35,6 +45,35 @@ impl Duplicates {
 
     pub fn len(&self) -> usize {
         self.known.len()
+    }
+
+    /// Whether an update of `app` may be under way.
+    pub fn update_under_way(&self, app: &str) -> bool {
+        self.updating.contains(app)
+    }
+
+    /// A sweep listed an update's containers of these apps.
+    pub fn learn_updates(&mut self, apps: Vec<String>) {
+        self.updating.extend(apps);
+    }
+
+    /// An app's reconcile told what became of its update.
+    pub fn note_update(&mut self, r: &Reaction) {
+        let Key::App(id) = &r.key else { return };
+        match &r.update {
+            Some(UpdateNews::Gating { .. }) => {
+                if !self.updating.contains(id) {
+                    self.updating.insert(id.clone());
+                }
+            }
+            Some(UpdateNews::Applied { .. } | UpdateNews::RolledBack { .. }) => {
+                self.updating.remove(id);
+            }
+            // Not made (a pull, a create) while a gate may still be under
+            // way, or a gate failed with nothing to go back to: the next
+            // looks still judge the container the app has.
+            Some(UpdateNews::Failed { .. }) | None => {}
+        }
     }
 }
 
@@ -68,6 +107,13 @@ impl<R: Podman> Reactor<R> {
     pub(super) fn on_rename(&mut self, app: &str, name: &str, now: Instant) {
         if name == app {
             self.dups.known.remove(name);
+            return;
+        }
+        if role_of(name).is_some_and(|(of, _)| of == app) {
+            // An update's step (issue 23), not a copy.
+            if !self.dups.updating.contains(app) {
+                self.dups.updating.insert(app.to_string());
+            }
             return;
         }
         if !self.has_or_had_manifest(app) {

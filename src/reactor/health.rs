@@ -43,6 +43,10 @@ impl<R: Podman> Reactor<R> {
             return Verdict::Ignored(Ignored::NoHealthcheck);
         }
         let scheduled = self.sched.schedule(Key::Health(id.to_string()), now);
+        if self.dups.update_under_way(id) {
+            // issue 23 (replace): a gate waits for this verdict; its next look now.
+            self.sched.schedule(Key::App(id.to_string()), now);
+        }
         Verdict::scheduled(KeyRef::Health(id), scheduled, now)
     }
 

@@ -1,6 +1,8 @@
 //! Reconcile one app: its container exists, carries our labels and spec hash, and runs.
 
 mod create;
+mod gate;
+mod replace;
 mod sharers;
 
 use std::collections::BTreeMap;
@@ -292,7 +294,18 @@ async fn decide_and_act<R: Podman>(
             return Ok(());
         }
     }
-    let Some(drift) = drift(desired, actual.as_ref()) else {
+    let drifted = drift(desired, actual.as_ref());
+    // issue 23: an update's containers (`<id>.previous`, `<id>.next`)
+    // decide first, whenever one may exist.
+    if replace::concerns(look, drifted.as_ref()) {
+        let roles = replace::look_for_roles(rt, id, log).await?;
+        let settled =
+            replace::decide(rt, look, actual.as_ref(), drifted.as_ref(), roles, log, r).await?;
+        if settled {
+            return Ok(());
+        }
+    }
+    let Some(drift) = drifted else {
         let done = desired
             .zip(actual.as_ref())
             .and_then(|(d, c)| restart::done(d, c));
@@ -403,17 +416,9 @@ async fn act<R: Podman>(
             look_again_unless(created, r);
             Ok(())
         }
-        (Drift::SpecChanged { .. }, Some(app)) => {
-            r.action = Action::Recreate;
-            // The old container gets the manifest's stop timeout too (one
-            // an older podkeeper created has podman's 10 s of its own).
-            let with = StopWith::for_app(Some(&app.app.container), actual);
-            sharers::remove_with_sharers(rt, id, with, log).await?;
-            let created = create_and_start(rt, app, log).await?;
-            crate::reconcile::secrets::after_recreate(rt, app, actual, &created, log).await;
-            look_again_unless(created, r);
-            Ok(())
-        }
+        // replace::decide takes every spec change (the replace path);
+        // never reached.
+        (Drift::SpecChanged { .. }, Some(_)) => Ok(()),
         (Drift::NotRunning { .. }, Some(_)) => start_exited(rt, id, actual, log, r).await,
         (Drift::Started, Some(app)) => {
             r.action = Action::Stop;
@@ -515,83 +520,4 @@ async fn start_exited<R: Podman>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::runtime::sim_podman::SimRuntime;
-
-    fn loaded(text: &str) -> LoadedApp {
-        let app = crate::manifest::parse_manifest(std::path::Path::new("x.yaml"), text).unwrap();
-        LoadedApp {
-            file: "x.yaml".into(),
-            spec_hash: app.container.hash(),
-            app,
-            secrets: Default::default(),
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_stopped_app_should_be_created_never_started_and_stopped_when_started() {
-        let sim = SimRuntime::new(&["localhost/bb:1"], None);
-        let running = "app:\n  id: web\n  container:\n    image: localhost/bb:1\n";
-        let stopped = loaded(&running.replace("  container:", "  state: stopped\n  container:"));
-        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
-        assert_eq!(
-            (r.action.as_str(), r.result.clone()),
-            ("create", Ok(())),
-            "{r:?}"
-        );
-        assert_eq!(sim.calls(), ["inspect web", "create web"]);
-        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
-        assert_eq!(
-            (r.action.as_str(), r.why.as_str()),
-            ("none", "stopped as declared")
-        );
-
-        // Someone starts it: stopped again.
-        sim.start_container("web").await.unwrap();
-        sim.clear_calls();
-        let r = reconcile_app(&sim, "web", Some(&stopped), false).await;
-        assert_eq!(
-            (r.action.as_str(), r.why.as_str()),
-            ("stop", "running, but declared stopped")
-        );
-        assert_eq!(sim.calls(), ["inspect web", "stop web"]);
-        assert_ne!(sim.container("web").unwrap().state, ContainerState::Running);
-
-        // Switched back: started, the same container, once the exit grace is
-        // over (the first look asks to look again then: no sleep in a slot).
-        sim.clear_calls();
-        let r = reconcile_app(&sim, "web", Some(&loaded(running)), false).await;
-        assert_eq!(r.action.as_str(), "wait", "{r:?}");
-        tokio::time::advance(r.requeue_after.unwrap()).await;
-        let r = reconcile_app(&sim, "web", Some(&loaded(running)), false).await;
-        assert_eq!(r.action.as_str(), "start", "{r:?}");
-        assert_eq!(sim.container("web").unwrap().state, ContainerState::Running);
-    }
-
-    #[test]
-    fn an_exit_stamped_before_its_start_should_be_uptime_zero() {
-        let started = "2026-11-30T17:30:04.974929120Z"
-            .parse::<Timestamp>()
-            .unwrap();
-        let finished = "2026-11-30T17:30:04.969647358Z"
-            .parse::<Timestamp>()
-            .unwrap();
-        let c = ContainerInfo {
-            id: "x".into(),
-            name: "x".into(),
-            state: ContainerState::Exited,
-            labels: BTreeMap::new(),
-            started_at: Some(started),
-            finished_at: Some(finished),
-            exit_code: Some(1),
-            health: None,
-            stopped_by_user: None,
-            pid: None,
-            health_log: Vec::new(),
-            stop_timeout: None,
-            stop_signal: None,
-        };
-        assert_eq!(c.last_uptime(), Some(Duration::ZERO));
-    }
-}
+mod tests;

@@ -92,6 +92,11 @@ pub struct Remembered {
     /// Whether a container of the app's name without podkeeper's labels may
     /// be adopted (`run --adopt`, or the manifest's `adopt: true`).
     pub may_adopt: bool,
+    /// Whether an update of the app may be under way (the reactor saw a
+    /// gate start, a sweep listed one of its `<app>.previous`/`.next`, or
+    /// one was renamed so): only then does a reconcile of a running,
+    /// current container look for them (`reconcile/app/replace.rs`).
+    pub update_under_way: bool,
 }
 
 /// A container podkeeper took over without recreating it.

@@ -103,7 +103,7 @@ async fn prune<R: Podman>(rt: &R, id: &str, keep: &[SecretUse], log: &mut CallLo
 #[cfg(test)]
 mod tests {
     use crate::manifest::AppsDir;
-    use crate::reconcile::app::reconcile_app;
+    use crate::reconcile::app::{reconcile_app, reconcile_app_among};
     use crate::runtime::sim_podman::SimRuntime;
     use std::os::unix::fs::PermissionsExt;
 
@@ -137,6 +137,18 @@ mod tests {
         let r = reconcile_app(&sim, "web", set.apps.get("web"), false).await;
         assert!(r.result.is_ok(), "{r:?}");
         assert_ne!(sim.container("web").unwrap().id, id, "recreated");
+        // The previous container (kept for the update's gate) may be
+        // started again: its version stays until the gate is passed.
+        assert_eq!(sim.secrets().len(), 2);
+        tokio::time::advance(std::time::Duration::from_secs(10)).await;
+        let gating = crate::reconcile::Remembered {
+            update_under_way: true,
+            ..Default::default()
+        };
+        let app = set.apps.get("web");
+        let r = reconcile_app_among(&sim, "web", None, app, false, &gating).await;
+        assert!(r.result.is_ok(), "{r:?}");
+        assert!(sim.container("web.previous").is_none(), "{r:?}");
         let second = sim.secrets();
         assert_eq!(second.len(), 1);
         assert_ne!(second, first, "the stale version is gone");

@@ -6,6 +6,7 @@ use super::restart;
 use super::{Action, CallLog, Found, Reaction};
 use crate::manifest::ManifestSet;
 use crate::reconcile::app::{drift, Drift};
+use crate::reconcile::updates::role_of;
 use crate::runtime::{ContainerInfo, Podman};
 use crate::trigger::Key;
 use crate::APP_LABEL;
@@ -21,6 +22,9 @@ pub struct SweepFindings {
     /// web-old` leaves one, and podkeeper creates a new `web`): (container
     /// name, app id), whether the sweep queued them for removal or not.
     pub duplicates: Vec<(String, String)>,
+    /// Apps with an update's container (`<app>.next`, `<app>.previous`):
+    /// an update under way, each queued (issue 23).
+    pub updating: Vec<String>,
 }
 
 /// List every labelled container once and compare with `apps`.
@@ -47,6 +51,11 @@ pub async fn sweep<R: Podman>(
                 };
                 if c.name == id {
                     by_app.insert(id, c);
+                } else if role_of(&c.name).is_some_and(|(of, _)| of == id) {
+                    // An update's container: no duplicate (issue 23).
+                    if !findings.updating.iter().any(|a| a == id) {
+                        findings.updating.push(id.to_string());
+                    }
                 } else {
                     duplicates.push((id, c));
                 }
@@ -85,6 +94,19 @@ pub async fn sweep<R: Podman>(
                         .push((Key::App(id.to_string()), Drift::Unwanted.describe()));
                 } else {
                     findings.orphans.push(format!("{id} ({})", c.name));
+                }
+            }
+            for id in &findings.updating {
+                let key = Key::App(id.clone());
+                if reaction.queue.iter().any(|(k, _)| *k == key) {
+                    continue;
+                }
+                if apps.apps.contains_key(id) || prune || removable.contains(id) {
+                    reaction.queue.push((key, "update in progress".into()));
+                } else {
+                    findings
+                        .orphans
+                        .push(format!("{id} (an update's container)"));
                 }
             }
             for (id, c) in duplicates {

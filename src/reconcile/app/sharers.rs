@@ -58,3 +58,27 @@ pub(super) async fn remove_with_sharers<R: Podman>(
     }
     Ok(log.time("remove", rt.remove_container(id, with)).await?)
 }
+
+/// Remove podkeeper's own sharers of `id`'s namespace (labelled
+/// [`NETNS_OF_LABEL`] `= id`) once it is stopped but kept (an update's
+/// previous container): as a removal would, so their apps are created
+/// again in the new container's namespace once it runs.
+pub(super) async fn remove_sharers<R: Podman>(
+    rt: &R,
+    id: &str,
+    log: &mut CallLog,
+) -> Result<(), Failure> {
+    let listed = log.time("list", rt.list_managed()).await?;
+    for c in listed
+        .iter()
+        .filter(|c| c.label(NETNS_OF_LABEL) == Some(id))
+    {
+        let own = log.time("inspect", rt.inspect_container(&c.name)).await?;
+        let with = StopWith::for_app(None, own.as_ref());
+        match log.time("remove", rt.remove_container(&c.name, with)).await {
+            Ok(()) | Err(RuntimeError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
