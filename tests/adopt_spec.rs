@@ -3,7 +3,9 @@
 mod sim;
 
 use podkeeper::manifest::ManifestSet;
+use podkeeper::reconcile::adopt::DIFFERS;
 use podkeeper::reconcile::app::reconcile_app_among;
+use podkeeper::reconcile::updates::UpdateNews;
 use podkeeper::reconcile::{Action, Adopted, Reaction, Remembered};
 use podkeeper::runtime::sim_podman::SimRuntime;
 use podkeeper::runtime::ContainerState;
@@ -123,18 +125,45 @@ async fn an_exited_matching_container_should_be_adopted_and_started() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_differing_container_should_be_a_conflict_listing_each_difference() {
+async fn a_differing_container_should_be_replaced_through_the_gate_and_kept_until_it_passes() {
     let podman = sim::podman();
     foreign(&podman, web("2000", "bye"));
+    let old = podman.container("web").unwrap();
     let r = look(&podman, &apps(), &may_adopt()).await;
-    assert_eq!(r.action, Action::Conflict);
-    assert!(r.result.is_err());
-    assert!(r.adopted.is_none());
-    assert_eq!(
-        r.why,
-        r#"not podkeeper's and differs from the manifest: command: manifest ["/bin/sleep", "1000"], container ["/bin/sleep", "2000"]; env GREETING: manifest "hello", container "bye""#
+    assert_eq!(r.action, Action::Recreate, "{r:?}");
+    assert!(matches!(r.update, Some(UpdateNews::Gating { .. })), "{r:?}");
+    assert!(
+        r.why.starts_with(r#"not podkeeper's and differs from the manifest: command: manifest ["/bin/sleep", "1000"], container ["/bin/sleep", "2000"]; env GREETING: manifest "hello", container "bye"; gate: "#),
+        "{}",
+        r.why
     );
-    assert_eq!(changes(&podman), Vec::<String>::new());
+    let adopted = r.adopted.clone().expect("recorded, to be replaced");
+    assert_eq!(
+        (adopted.container.as_str(), adopted.spec_hash.as_str()),
+        (old.id.as_str(), DIFFERS)
+    );
+    // Kept, stopped, as the previous one; the new one runs the manifest.
+    let previous = podman.container("web.previous").expect("the old one kept");
+    assert_eq!(previous.id, old.id);
+    assert_ne!(previous.state, ContainerState::Running);
+    let new = podman.container("web").unwrap();
+    assert_ne!(new.id, old.id);
+    assert_eq!(new.state, ContainerState::Running);
+    // What the reactor remembers then: the adoption and the gate under way.
+    let remembered = Remembered {
+        adopted: Some(adopted),
+        may_adopt: true,
+        update_under_way: true,
+        ..Remembered::default()
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let r = look(&podman, &apps(), &remembered).await;
+    assert!(
+        matches!(r.update, Some(UpdateNews::Applied { .. })),
+        "{r:?}"
+    );
+    assert!(podman.container("web.previous").is_none());
+    assert_eq!(podman.container("web").unwrap().id, new.id);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,4 +1,4 @@
-//! Adoption (issue 23) end to end, on every stack: containers made by a plain `podman run`, one with the manifest's options (adopted by the daemon without a restart: the same id and StartedAt, then kept: killed, it is started again) and one differing in its command and an env value (both differences in `adopt --dry-run` and `check --adopt`, and left untouched).
+//! Adoption (issue 23) end to end, on every stack: containers made by a plain `podman run`, one with the manifest's options (adopted by the daemon without a restart: the same id and StartedAt, then kept: killed, it is started again) and one differing in its command and an env value (both differences in `adopt --dry-run` and `check --adopt`, which touch nothing; the daemon replaces it through the update path, keeping it as `<id>.previous`).
 
 mod common;
 
@@ -11,6 +11,8 @@ const T: Duration = Duration::from_secs(30);
 const IMAGE: &str = "localhost/bb:1";
 /// Ends on SIGINT or SIGTERM.
 const WAITS: &str = "trap 'exit 0' INT TERM; sleep 100000 & wait";
+/// The differing container's command.
+const OTHER: &str = "trap 'exit 0' INT TERM; sleep 99999 & wait";
 const SAME: &str = "e2e-adopt-same";
 const DIFF: &str = "e2e-adopt-diff";
 const VOLUME: &str = "e2e-adopt-vol";
@@ -87,7 +89,7 @@ fn line<'a>(out: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-const DIFF_COMMAND: &str = r#"command: manifest ["/bin/sh", "-c", "trap 'exit 0' INT TERM; sleep 100000 & wait"], container ["/bin/sh", "-c", "sleep 100000"]"#;
+const DIFF_COMMAND: &str = r#"command: manifest ["/bin/sh", "-c", "trap 'exit 0' INT TERM; sleep 100000 & wait"], container ["/bin/sh", "-c", "trap 'exit 0' INT TERM; sleep 99999 & wait"]"#;
 const DIFF_ENV: &str = r#"env GREETING: manifest "hello", container "bye""#;
 
 #[test]
@@ -98,7 +100,8 @@ fn a_matching_container_should_be_adopted_as_it_runs_and_a_differing_one_listed(
     apps.write_raw(&format!("{SAME}.yaml"), &manifest(SAME));
     apps.write_raw(&format!("{DIFF}.yaml"), &manifest(DIFF));
     run_by_hand(SAME, "hello", WAITS);
-    run_by_hand(DIFF, "bye", "sleep 100000");
+    // Another command, which ends on SIGINT too (its replace stops it).
+    run_by_hand(DIFF, "bye", OTHER);
     let same = inspect(SAME).expect("same made by hand");
     let diff = inspect(DIFF).expect("diff made by hand");
     assert_eq!(same.labels.get("io.podkeeper.app"), None);
@@ -141,8 +144,17 @@ fn a_matching_container_should_be_adopted_as_it_runs_and_a_differing_one_listed(
     // The daemon adopts the one that matches, without a restart.
     let d = Daemon::start(apps.path(), &[]);
     d.wait_line(0, &["react", &format!("app/{SAME}"), "adopt"], T);
-    let conflict = d.wait_line(0, &["react", &format!("app/{DIFF}"), "conflict"], T);
-    assert!(conflict.contains(DIFF_ENV), "{conflict}");
+    // The one that differs is replaced through the update path: the
+    // differences said, the old container kept (stopped) as the previous.
+    let replaced = d.wait_line(0, &["react", &format!("app/{DIFF}"), "recreate"], T);
+    assert!(replaced.contains(DIFF_ENV), "{replaced}");
+    let previous = inspect(&format!("{DIFF}.previous")).expect("the old one kept");
+    assert_eq!(previous.id, diff.id);
+    assert_ne!(previous.status, "running");
+    let new = inspect(DIFF).expect("the new one");
+    assert_ne!(new.id, diff.id);
+    assert_eq!(new.status, "running");
+    assert_eq!(new.cmd, ["/bin/sh", "-c", WAITS]);
     let now = inspect(SAME).expect("still there");
     assert_eq!(
         (
@@ -160,12 +172,6 @@ fn a_matching_container_should_be_adopted_as_it_runs_and_a_differing_one_listed(
     });
     assert_eq!(inspect(SAME).unwrap().id, same.id);
     assert!(!d.reactions(mark, &format!("app/{SAME}")).is_empty());
-    // The differing one is never touched (no replace path on this branch).
-    let left = inspect(DIFF).expect("diff still there");
-    assert_eq!(
-        (left.id, left.started_at, left.status),
-        (diff.id, diff.started_at, "running".to_string())
-    );
     drop(d);
     remove_containers("e2e-adopt-");
     podman(&["volume", "rm", "-f", VOLUME]);

@@ -6,7 +6,9 @@
 //! remembers the container's id, [`super::Remembered::adopted`]), drift
 //! sees the container through [`seen_as_ours`]: as podkeeper's, with the
 //! spec hash it matched, so it is kept (started again when it exits) and
-//! replaced on a spec change like any other.
+//! replaced on a spec change like any other. One that differs is adopted
+//! at a spec of its own ([`DIFFERS`]) and so replaced, through the replace
+//! path, the moment it is found.
 
 pub mod compare;
 
@@ -16,6 +18,10 @@ use super::{Action, Adopted, CallLog, Failure, Reaction, Remembered};
 use crate::manifest::LoadedApp;
 use crate::runtime::{ContainerInfo, Podman};
 use crate::{APP_LABEL, SPEC_HASH_LABEL};
+
+/// The spec hash an adoption records for a container that differs from its
+/// manifest (a real one is 16 hex digits): drift sees a spec change.
+pub const DIFFERS: &str = "differs";
 
 /// What adoption makes of an app's container that is not podkeeper's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +97,11 @@ pub fn may_judge(actual: &ContainerInfo, remembered: &Remembered) -> bool {
 /// may adopt (`run --adopt`, `adopt: true`), is judged. Equal to the
 /// manifest: adopted as it is, never restarted (`r.adopted` set, action
 /// `adopt`), and seen as podkeeper's from then on, so the reconcile goes on
-/// as for its own container (one that exited is started). Different: a
-/// conflict, the differences in `why`, nothing touched. Otherwise (no
+/// as for its own container (one that exited is started). Different:
+/// adopted at a spec of its own ([`DIFFERS`]), the differences in `why`:
+/// the drift is then a spec change, which the replace path makes, keeping
+/// this container (as `<id>.previous`) until the new one passes its gate;
+/// nothing else touches it. Otherwise (no
 /// manifest, one of podkeeper's, gone under the look) nothing is done.
 pub async fn take_over<R: Podman>(
     rt: &R,
@@ -118,9 +127,18 @@ pub async fn take_over<R: Podman>(
             Ok(())
         }
         Verdict::Differs(diffs) => {
-            r.action = Action::Conflict;
+            // Adopted at a spec that is not the manifest's: a spec change,
+            // which the replace path makes (the container is kept, as
+            // `<id>.previous`, until the new one passes its gate).
+            let adopted = Adopted {
+                container: c.id.clone(),
+                spec_hash: DIFFERS.into(),
+            };
+            c.labels.insert(APP_LABEL.into(), app.app.id.clone());
+            c.labels.insert(SPEC_HASH_LABEL.into(), DIFFERS.into());
+            r.adopted = Some(adopted);
             r.why = describe(&diffs);
-            Err(Failure::NotOurs)
+            Ok(())
         }
         Verdict::Adopt(_) | Verdict::Left(_) => Ok(()),
     }

@@ -298,7 +298,7 @@ async fn decide_and_act<R: Podman>(
     // issue 23: an update's containers (`<id>.previous`, `<id>.next`)
     // decide first, whenever one may exist.
     if replace::concerns(look, drifted.as_ref()) {
-        let roles = replace::look_for_roles(rt, id, log).await?;
+        let roles = replace::look_for_roles(rt, id, look.remembered, log).await?;
         let settled =
             replace::decide(rt, look, actual.as_ref(), drifted.as_ref(), roles, log, r).await?;
         if settled {
