@@ -425,7 +425,8 @@ impl<R: Podman> Reactor<R> {
             }
             Key::Companion(name) => self.spawn_companions(name),
             Key::Health(id) => {
-                let st = self.health.get(&id).cloned().unwrap_or_default();
+                let mut st = self.health.get(&id).cloned().unwrap_or_default();
+                st.update_under_way = self.dups.update_under_way(&id); // issue 23 (replace)
                 let cancel = CancellationToken::new();
                 self.health_runs.insert(id.clone(), cancel.clone());
                 self.launch(keys, async move {

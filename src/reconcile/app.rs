@@ -297,6 +297,9 @@ async fn decide_and_act<R: Podman>(
     let drifted = drift(desired, actual.as_ref());
     // issue 23: an update's containers (`<id>.previous`, `<id>.next`)
     // decide first, whenever one may exist.
+    if let Some(d) = &drifted {
+        r.why = d.describe();
+    }
     if replace::concerns(look, drifted.as_ref()) {
         let roles = replace::look_for_roles(rt, id, look.remembered, log).await?;
         let settled =

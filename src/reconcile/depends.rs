@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::updates::Role;
 use super::{restart, CallLog};
 use crate::manifest::options::NetworkMode;
 use crate::manifest::{Condition, Dependency, LoadedApp, ManifestSet, Restart};
@@ -33,8 +34,23 @@ pub async fn unmet_dependency<R: Podman>(
         condition: Condition::Running,
     });
     for dep in net_dep.iter().chain(&app.app.depends_on) {
-        let found = log.time("inspect", rt.inspect_container(&dep.app)).await?;
+        // Its update's previous container asked beside it (one round trip):
+        // while it exists the dependency's new container is on its gate
+        // (issue 23), and may yet be rolled back.
+        let previous = Role::Previous.name(&dep.app);
+        let (found, gating) = log
+            .time("inspect", async {
+                tokio::join!(
+                    rt.inspect_container(&dep.app),
+                    rt.inspect_container(&previous)
+                )
+            })
+            .await;
+        let (found, gating) = (found?, gating?.is_some());
         let unmet = |words: String| Ok(Some((dep.app.clone(), words)));
+        if gating {
+            return unmet(format!("{} to pass its update's gate", dep.app));
+        }
         let Some(c) = found else {
             let what = match dep.condition {
                 Condition::Completed => "to complete ",

@@ -52,6 +52,10 @@ pub struct HealthState {
     /// When podkeeper's own next run is due (`None`: at once). A run asked
     /// for earlier (a `health_status` event) only reads the log.
     pub next_check: Option<Instant>,
+    /// Set by the reactor for one run when an update of the app may be
+    /// under way (issue 23): only then is an unhealthy restart preceded by
+    /// a look for `<id>.previous` (a gate decides instead). Never kept.
+    pub update_under_way: bool,
 }
 
 impl HealthState {
@@ -99,12 +103,13 @@ pub async fn check_health<R: Podman>(
         r.why = "no healthcheck declared: checks end".into();
         return (r, HealthState::default());
     };
+    let gate = std::mem::take(&mut st.update_under_way);
     let now = Instant::now();
     let due = st.next_check.is_none_or(|t| t <= now);
     if due {
         st.next_check = Some(now + h.interval());
     }
-    let result = look_and_act(rt, id, spec, due, &mut st, &mut log, &mut r, cancel).await;
+    let result = look_and_act(rt, id, spec, (due, gate), &mut st, &mut log, &mut r, cancel).await;
     // The next due run, or the end of the backoff holding an unhealthy
     // app's restart back, whichever comes first.
     let now = Instant::now();
@@ -125,7 +130,7 @@ async fn look_and_act<R: Podman>(
     rt: &R,
     id: &str,
     spec: &ContainerSpec,
-    due: bool,
+    (due, gate): (bool, bool),
     st: &mut HealthState,
     log: &mut CallLog,
     r: &mut Reaction,
@@ -182,7 +187,7 @@ async fn look_and_act<R: Podman>(
     }
     // A restart's stop: the manifest's stop timeout (or the container's own, if longer).
     let stop = StopWith::for_app(Some(spec), Some(&c));
-    verdict(rt, id, (h, stop), &c, st, fold, own, log, r, cancel).await
+    verdict(rt, id, (h, stop, gate), &c, st, fold, own, log, r, cancel).await
 }
 
 impl Fold {
@@ -247,7 +252,7 @@ fn entry_output(e: &HealthLogEntry) -> String {
 async fn verdict<R: Podman>(
     rt: &R,
     id: &str,
-    (h, stop): (&HealthCheck, StopWith),
+    (h, stop, gate): (&HealthCheck, StopWith, bool),
     c: &ContainerInfo,
     st: &mut HealthState,
     fold: Fold,
@@ -324,6 +329,21 @@ async fn verdict<R: Podman>(
         // key acts on the new declaration; no restart on the old one.
         r.why = format!(
             "unhealthy ({} failed checks); restart called off: the manifest changed",
+            st.streak
+        );
+        return Ok(());
+    }
+    let previous = crate::reconcile::updates::Role::Previous.name(id);
+    if gate
+        && log
+            .time("inspect", rt.inspect_container(&previous))
+            .await?
+            .is_some()
+    {
+        // issue 23: a new container on its update's gate; the gate (the
+        // app's reconcile) rolls it back, a restart would only hide it.
+        r.why = format!(
+            "unhealthy ({} failed checks); on its update's gate: the gate decides",
             st.streak
         );
         return Ok(());
