@@ -297,7 +297,8 @@ async fn decide_and_act<R: Podman>(
     let drifted = drift(desired, actual.as_ref());
     // issue 23: an update's containers (`<id>.previous`, `<id>.next`)
     // decide first, whenever one may exist.
-    if let Some(d) = &drifted {
+    // (An adoption's differences, when take_over found some, stand.)
+    if let Some(d) = drifted.as_ref().filter(|_| r.why.is_empty()) {
         r.why = d.describe();
     }
     if replace::concerns(look, drifted.as_ref()) {
