@@ -472,7 +472,6 @@ impl<R: Podman> Reactor<R> {
                         }
                     }
                 }
-                self.dups.note_update(&r); // issue 23 (replace)
                 self.after_app_reaction(&r, now);
                 self.forget_if_gone(&r);
             }
@@ -481,8 +480,7 @@ impl<R: Podman> Reactor<R> {
                     self.container_apps = findings.containers.into_iter().collect();
                     let known = &self.container_apps;
                     self.exits.keep_containers(|id| known.contains_key(id));
-                    self.learn_duplicates(findings.duplicates);
-                    self.dups.learn_updates(findings.updating); // issue 23 (replace)
+                    self.learn_duplicates(findings.duplicates, findings.updating);
                     self.forget_absent();
                     // An orphan no longer found is no longer remembered (and
                     // is reported again should it come back).

@@ -551,3 +551,62 @@ async fn a_spec_that_failed_its_gate_should_be_held_and_the_old_container_kept_r
     assert_eq!(id_of(&sim, "web"), Some(a));
     assert_eq!(state_of(&sim, "web"), Some(ContainerState::Running));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_dependent_should_wait_while_its_dependency_is_on_its_gate() {
+    let (sim, mut mem) = (podman(), Memory::default());
+    let (old, new) = (plain(OLD), plain(NEW));
+    running_old(&sim, &mut mem, &old).await;
+    gating(&sim, &mut mem, &new).await;
+    let text = format!(
+        "app:\n  id: api\n  depends_on:\n    - app: web\n  container:\n    image: {OLD}\n    network: none\n"
+    );
+    let web_text = format!("app:\n  id: web\n  container:\n    image: {NEW}\n");
+    let set = sim::manifests(&[("api.yaml", text), ("web.yaml", web_text)]);
+    let api = set.apps["api"].clone();
+    assert_eq!(api.app.depends_on.len(), 1);
+    let none = Remembered::default();
+    let r = reconcile_app_among(&sim, "api", None, Some(&api), false, &none).await;
+    assert_eq!(r.action.as_str(), "wait", "{r:?}");
+    assert!(
+        r.why.ends_with("waiting for web to pass its update's gate"),
+        "{}",
+        r.why
+    );
+    assert_eq!(r.waits_for.as_deref(), Some("web"));
+    assert!(sim.container("api").is_none());
+    advance(Duration::from_secs(10)).await;
+    assert_eq!(news(&mem.look(&sim, Some(&new)).await), "applied");
+    let r = reconcile_app_among(&sim, "api", None, Some(&api), false, &none).await;
+    assert_eq!(r.action.as_str(), "create", "{r:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_podkeeper_should_find_a_gate_by_its_sweep_and_finish_it() {
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
+    let sim = SimRuntime::new(&[OLD], Some(events_tx));
+    let (old, new) = (plain(OLD), plain(NEW));
+    stopped(&sim, "web.previous", &old).await;
+    let b = created(&sim, "web", &new).await;
+    sim.start_container("web").await.unwrap();
+    let set = sim::manifests(&[(
+        "web.yaml",
+        format!(
+            "app:\n  id: web\n  container:\n    image: {NEW}\n    command: [\"/bin/sleep\", \"1000\"]\n    network: none\n"
+        ),
+    )]);
+    let h = sim::Setup::fixed(sim.clone(), set)
+        .events(events)
+        .startup_sweep(Duration::from_millis(100))
+        .start();
+    sim::settle_until(Duration::from_secs(30), || {
+        sim.container("web.previous").is_none()
+    })
+    .await;
+    assert_eq!(id_of(&sim, "web"), Some(b));
+    assert_eq!(state_of(&sim, "web"), Some(ContainerState::Running));
+    let (_, out) = h.stop().await;
+    assert!(out.contains("update in progress"), "{out}");
+    assert!(out.contains("applied: running 10"), "{out}");
+    assert!(!out.contains("duplicate"), "{out}");
+}

@@ -90,8 +90,10 @@ impl<R: Podman> Reactor<R> {
             })
     }
 
-    /// A sweep's duplicates (all of them): remember them, report the new ones.
-    pub(super) fn learn_duplicates(&mut self, found: Vec<(String, String)>) {
+    /// A sweep's duplicates (all of them): remember them, report the new
+    /// ones; and the apps with an update's container (an update under way).
+    pub(super) fn learn_duplicates(&mut self, found: Vec<(String, String)>, updating: Vec<String>) {
+        self.dups.learn_updates(updating);
         let before = std::mem::take(&mut self.dups.known);
         for (name, app) in found {
             if !before.contains_key(&name) {

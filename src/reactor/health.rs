@@ -93,6 +93,7 @@ impl<R: Podman> Reactor<R> {
     /// waits for it when it started it.
     pub(super) fn after_app_reaction(&mut self, r: &crate::reconcile::Reaction, now: Instant) {
         let Key::App(id) = &r.key else { return };
+        self.dups.note_update(r); // issue 23 (replace): a gate under way or over
         match &r.waits_for {
             Some(dep) => {
                 self.waiting.insert(id.clone(), dep.clone());

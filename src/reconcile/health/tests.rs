@@ -193,3 +193,29 @@ async fn a_restart_decided_on_a_manifest_that_changed_should_be_called_off() {
         sim.calls()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unhealthy_container_on_its_update_gate_should_not_be_restarted() {
+    let sim = SimRuntime::new(&["localhost/bb:1"], None);
+    let app = app("");
+    running(&sim, &app).await;
+    sim.add_running("web.previous", Default::default());
+    sim.set_healthy("web", false);
+    let st = HealthState {
+        streak: 2,
+        healthy: Some(true),
+        started_at: sim.container("web").unwrap().started_at,
+        update_under_way: true,
+        ..HealthState::default()
+    };
+    sim.clear_calls();
+    let (r, st) = check(&sim, &app, st).await;
+    assert_eq!(r.action.as_str(), "none", "{r:?}");
+    assert!(r.why.ends_with("the gate decides"), "{}", r.why);
+    assert!(!st.update_under_way, "never kept");
+    assert!(
+        !sim.calls().iter().any(|c| c.starts_with("stop")),
+        "{:?}",
+        sim.calls()
+    );
+}
