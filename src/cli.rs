@@ -1,5 +1,6 @@
 //! The command line: `run`, `check`, `record`, `replay`, `export` and their flags; `run`'s start-up and shutdown are `cli/daemon.rs`.
 
+pub mod adopt;
 mod daemon;
 pub mod docs;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Replay(crate::recording::replay::ReplayArgs),
     /// Write the apps in another tool's format (`export kube`: Kubernetes YAML).
     Export(crate::export::ExportArgs),
+    /// Say which apps' containers podkeeper did not make would be adopted,
+    /// replaced or left (--dry-run): exit 0 when all would be adopted.
+    Adopt(adopt::AdoptArgs),
     /// Print the shell completion script for bash, zsh or fish.
     Completions {
         #[arg(value_enum)]
@@ -134,6 +138,13 @@ pub struct CheckArgs {
     /// Directory of app manifests (*.yaml, *.yml).
     #[arg(long, value_name = "DIR")]
     pub apps: PathBuf,
+    /// Also ask podman, for each app whose container podkeeper did not
+    /// make: would it be adopted, or how does it differ (read-only).
+    #[arg(long)]
+    pub adopt: bool,
+    /// Podman API socket for --adopt [default: as `run`'s].
+    #[arg(long, value_name = "PATH", requires = "adopt")]
+    pub socket: Option<PathBuf>,
 }
 
 /// `podkeeper check`: returns the process exit code.
@@ -141,6 +152,14 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<i32> {
     let trust = trust::check_dir("apps directory", &args.apps);
     let set = manifest::load_dir(&args.apps)?;
     crate::report::print_text(&crate::report::check_report(&set, &trust));
+    if args.adopt {
+        let socket = args
+            .socket
+            .clone()
+            .unwrap_or_else(crate::runtime::podman::default_socket);
+        let rows = adopt::survey_blocking(&socket, &set)?;
+        crate::report::print_text(&adopt::render(&rows, set.apps.len()));
+    }
     let refused = trust.iter().any(Finding::is_refusal);
     Ok(if set.errors.is_empty() && !refused {
         0

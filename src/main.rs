@@ -28,6 +28,7 @@ fn main() {
     }
     let code = match cli.command {
         Command::Check(args) => cli::check(&args),
+        Command::Adopt(args) => cli::adopt::adopt(&args),
         Command::Completions { shell } => Ok(print(&cli::docs::completions(shell))),
         Command::Manpage => Ok(print(&cli::docs::manpage())),
         Command::Replay(args) => podkeeper::replay::main(args),

@@ -102,6 +102,13 @@ impl Podman for PullUnreachable {
     ) -> impl Future<Output = RuntimeResult<String>> + Send {
         self.0.logs_tail(name, max_bytes)
     }
+    fn container_config(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = RuntimeResult<Option<podkeeper::runtime::config::ContainerConfig>>> + Send
+    {
+        self.0.container_config(name)
+    }
 }
 
 #[tokio::test(start_paused = true)]

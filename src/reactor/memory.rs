@@ -34,7 +34,7 @@ pub(super) struct Memory {
     path: Option<PathBuf>,
     state: StateFile,
     /// `run --adopt`: every app may adopt, not only those saying `adopt: true`.
-    adopt_all: bool,
+    pub(super) adopt_all: bool,
     /// The number of the last write asked for.
     seq: u64,
     /// The number of the last write made (shared with the writing tasks).

@@ -119,8 +119,11 @@ impl<R: Podman> Reactor<R> {
     /// event and is put into words only by whoever prints it.
     fn on_podman_event(&mut self, ev: &PodmanEvent, now: Instant) {
         let is_container = ev.typ == "container";
+        // An Arc's clone, no allocation: `app` may borrow from it.
+        let apps = self.apps.clone();
         let app = if is_container {
             ev.label(APP_LABEL)
+                .or_else(|| adoptable(&apps, self.memory.adopt_all, ev.name()))
         } else {
             None
         };
@@ -271,4 +274,18 @@ impl<R: Podman> Reactor<R> {
         let scheduled = self.sched.schedule(key.clone(), at);
         Verdict::scheduled(KeyRef::from(key), scheduled, Instant::now())
     }
+}
+
+/// App `name` when it may adopt a container of its name that lacks
+/// podkeeper's labels (issue 23: `run --adopt`, or its `adopt: true`): such
+/// a container's events are the app's (adopted, it is kept: an exit is news).
+pub(super) fn adoptable<'a>(
+    apps: &'a crate::manifest::ManifestSet,
+    adopt_all: bool,
+    name: &str,
+) -> Option<&'a str> {
+    apps.apps
+        .get_key_value(name)
+        .filter(|(_, a)| adopt_all || a.app.adopt)
+        .map(|(id, _)| id.as_str())
 }

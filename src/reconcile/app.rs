@@ -286,7 +286,10 @@ async fn decide_and_act<R: Podman>(
         ..
     } = *look;
     let actual = log.time("inspect", rt.inspect_container(id)).await?;
+    // Adoption (issue 23): an adopted container, or one adopted now, is podkeeper's.
+    let mut actual = super::adopt::seen_as_ours(actual, id, look.remembered);
     r.found = vec![found(id, actual.as_ref())];
+    super::adopt::take_over(rt, desired, actual.as_mut(), look.remembered, log, r).await?;
     if let Some(c) = &actual {
         if within_exit_grace(rt.now(), c, desired, r) {
             return Ok(());
@@ -295,11 +298,12 @@ async fn decide_and_act<R: Podman>(
     let drifted = drift(desired, actual.as_ref());
     // issue 23: an update's containers (`<id>.previous`, `<id>.next`)
     // decide first, whenever one may exist.
-    if let Some(d) = &drifted {
+    // (An adoption's differences, when take_over found some, stand.)
+    if let Some(d) = drifted.as_ref().filter(|_| r.why.is_empty()) {
         r.why = d.describe();
     }
     if replace::concerns(look, drifted.as_ref()) {
-        let roles = roles::look_for_roles(rt, id, log).await?;
+        let roles = roles::look_for_roles(rt, id, look.remembered, log).await?;
         let settled =
             replace::decide(rt, look, actual.as_ref(), drifted.as_ref(), roles, log, r).await?;
         if settled {

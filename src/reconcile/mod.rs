@@ -3,6 +3,7 @@
 //! They hold no state between runs; the reactor gives them what they need and
 //! gets back a [`Reaction`] saying what was decided, why, and what it cost.
 
+pub mod adopt;
 pub mod app;
 pub(crate) mod companion;
 pub(crate) mod depends;

@@ -19,6 +19,9 @@ pub enum Action {
     Wait,
     /// A container of the app's name that is not ours.
     Conflict,
+    /// A container of the app's name that is not ours taken over as it is
+    /// (issue 23): it matches the manifest.
+    Adopt,
     Create,
     /// Removed and created anew (the spec changed).
     Recreate,
@@ -53,6 +56,7 @@ impl Action {
             Action::None => "none",
             Action::Wait => "wait",
             Action::Conflict => "conflict",
+            Action::Adopt => "adopt",
             Action::Create => "create",
             Action::Recreate => "recreate",
             Action::Start => "start",

@@ -4,6 +4,7 @@
 //! a timeout). A simulated one backs replay and scale tests.
 
 pub(crate) mod check_procs;
+pub mod config;
 pub(crate) mod engine;
 pub mod libpod;
 pub mod podman;
@@ -382,6 +383,17 @@ pub trait Podman: Send + Sync + 'static {
         name: &str,
         max_bytes: usize,
     ) -> impl Future<Output = RuntimeResult<String>> + Send;
+
+    // Adoption (issue 23): a container made by another orchestrator is
+    // compared field by field with its app's manifest.
+
+    /// The container's whole config as podman shows it (its inspect and
+    /// its image's: `reconcile::adopt` tells podman's defaults from what
+    /// was asked); `None` when there is no container of that name.
+    fn container_config(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = RuntimeResult<Option<config::ContainerConfig>>> + Send;
 }
 
 /// The last `max_bytes` of `text`, from the first line start within them

@@ -17,6 +17,7 @@ use super::{
     ContainerInfo, ContainerState, CreateRequest, HealthCall, HealthLogEntry, HealthResult,
     RuntimeError, RuntimeResult, StopWith,
 };
+mod config;
 mod create;
 use super::SecretValue;
 mod health;
@@ -425,6 +426,13 @@ impl super::Podman for PodmanRuntime {
 
     async fn logs_tail(&self, name: &str, max_bytes: usize) -> RuntimeResult<String> {
         self.logs(name, max_bytes).await
+    }
+
+    async fn container_config(
+        &self,
+        name: &str,
+    ) -> RuntimeResult<Option<super::config::ContainerConfig>> {
+        self.config(name).await
     }
 
     async fn pull_image(&self, image: &str) -> RuntimeResult<()> {

@@ -33,12 +33,14 @@
 //! new name, and so on.
 
 mod calls;
+mod config;
 mod health;
 mod networks;
 mod replay;
 mod stops;
 mod updates;
 
+pub use config::{as_podman_shows, sim_image_config};
 pub use stops::KILLED;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -611,6 +613,13 @@ impl Podman for SimRuntime {
 
     async fn logs_tail(&self, name: &str, max_bytes: usize) -> RuntimeResult<String> {
         self.logs(name, max_bytes).await
+    }
+
+    async fn container_config(
+        &self,
+        name: &str,
+    ) -> RuntimeResult<Option<super::config::ContainerConfig>> {
+        self.config(name).await
     }
 }
 

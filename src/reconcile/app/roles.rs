@@ -23,6 +23,7 @@ impl Roles {
 pub(super) async fn look_for_roles<R: Podman>(
     rt: &R,
     id: &str,
+    remembered: &crate::reconcile::Remembered,
     log: &mut CallLog,
 ) -> Result<Roles, Failure> {
     let (p, n) = (Role::Previous.name(id), Role::Next.name(id));
@@ -31,7 +32,10 @@ pub(super) async fn look_for_roles<R: Podman>(
             tokio::join!(rt.inspect_container(&p), rt.inspect_container(&n))
         })
         .await;
-    let ours = |c: &ContainerInfo| c.label(APP_LABEL) == Some(id);
+    // Adoption (issue 23): an adopted container being replaced is kept as
+    // the previous one though it carries none of podkeeper's labels.
+    let adopted = remembered.adopted.as_ref().map(|a| a.container.as_str());
+    let ours = |c: &ContainerInfo| c.label(APP_LABEL) == Some(id) || adopted == Some(&c.id);
     Ok(Roles {
         previous: previous?.filter(ours),
         next: next?.filter(ours),
