@@ -148,12 +148,20 @@ fn a_manifest_edit_should_recreate_that_app_and_leave_the_others_alone() {
             "app/e2e-edit-a",
             "recreate",
             "spec changed",
-            "remove",
+            // issue 23: created aside, the old one stopped and kept for
+            // the gate, the new one given the name and started.
             "create",
+            "stop",
+            "rename",
             "start",
             "ok",
         ],
         T,
+    );
+    wait_until(
+        T,
+        "the update's gate passed: the old container removed",
+        || inspect("e2e-edit-a.previous").is_none() && inspect(&a.id).is_none(),
     );
     // Let any stray reaction show up before judging.
     std::thread::sleep(Duration::from_millis(500));

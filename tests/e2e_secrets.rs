@@ -106,6 +106,12 @@ fn everything_shown(d: &Daemon, ctl: &Path, apps: &Path, names: &[&str]) -> Stri
 #[test]
 fn secrets_should_reach_the_container_and_nothing_else() {
     let _g = serial();
+    // What a run of this test that failed half-way left behind.
+    for app in ["e2e-sec-file", "e2e-sec-env"] {
+        for name in podkeeper_secrets(app) {
+            podman(&["secret", "rm", &name]);
+        }
+    }
     let apps = Apps::new("e2e-sec-");
     let dir = tempfile::tempdir().unwrap();
     let sec: PathBuf = std::fs::canonicalize(dir.path()).unwrap();
@@ -181,11 +187,11 @@ fn secrets_should_reach_the_container_and_nothing_else() {
         inspect("e2e-sec-file").is_some_and(|c| c.id != first && c.status == "running")
     });
     assert_eq!(exec("e2e-sec-file", "cat /etc/app/tls.key"), file_v2);
-    assert_eq!(
-        podkeeper_secrets("e2e-sec-file").len(),
-        1,
-        "the old version removed"
-    );
+    // issue 23: the old version stays while the previous container is kept
+    // for a rollback, and goes once the new one passes its gate (10 s).
+    wait_until(T, "the old version removed after the gate", || {
+        podkeeper_secrets("e2e-sec-file").len() == 1 && inspect("e2e-sec-file.previous").is_none()
+    });
 
     // Broken secret files: a clear error naming the file, nothing echoed,
     // the running container untouched.
