@@ -67,12 +67,17 @@ async fn an_app_on_anothers_network_should_wait_for_it_and_rejoin_when_it_is_rec
     let web_before = h.podman.container("web").unwrap().id;
 
     // db's spec changes: podman refuses to remove it while web shares it,
-    // so web goes first, and is created again in db's new namespace.
+    // so web goes first, and is created again in db's new namespace once
+    // db's new container passed its update gate (issue 23: 10 s; a
+    // dependent is held meanwhile).
     h.write_app_file("db.yaml", &manifest("db", "none", "    env: {V: \"2\"}\n"))
         .await;
     h.apps_changed("db.yaml", ChangeKind::Modify).await;
-    settle_until(Duration::from_secs(3), || {
-        running(&h, "web") && h.podman.container("web").unwrap().id != web_before
+    settle_until(Duration::from_secs(15), || {
+        running(&h, "web")
+            && h.podman
+                .container("web")
+                .is_some_and(|c| c.id != web_before)
     })
     .await;
     let web = h.podman.container("web").unwrap();
